@@ -1,0 +1,300 @@
+//! Finding a FHIR server's SMART endpoints: `{base}/.well-known/smart-configuration` first (relative URLs resolved
+//! against the base), the CapabilityStatement's oauth-uris extension as the legacy fallback. A server that does not
+//! offer PKCE S256 is refused; the scope syntax (v1 or v2) follows its capabilities, never a mix.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use url::Url;
+
+use crate::http::{Http, HttpError, SMALL_BODY_LIMIT};
+
+const OAUTH_URIS: &str = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris";
+
+/// Which scope syntax to speak to a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ScopeSyntax {
+    /// `patient/Observation.read`
+    V1,
+    /// `patient/Observation.rs?category=…`
+    V2,
+}
+
+/// What an app needs to know about a server to link to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    pub fhir_base: Url,
+    /// OpenID issuer (for id_token checks); the FHIR base when the server does not say.
+    pub issuer: Option<String>,
+    pub authorization_endpoint: Url,
+    pub token_endpoint: Url,
+    pub revocation_endpoint: Option<Url>,
+    pub registration_endpoint: Option<Url>,
+    pub management_endpoint: Option<Url>,
+    pub jwks_uri: Option<Url>,
+    pub capabilities: Vec<String>,
+    pub scope_syntax: ScopeSyntax,
+    /// Found through the legacy CapabilityStatement extension rather than `.well-known`.
+    pub legacy_discovery: bool,
+}
+
+impl ServerInfo {
+    /// Whether the server lists a SMART capability.
+    pub fn has(&self, capability: &str) -> bool {
+        self.capabilities.iter().any(|c| c == capability)
+    }
+}
+
+/// Why discovery failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum DiscoveryError {
+    #[error("the FHIR base URL is not a valid http(s) URL")]
+    InvalidBase,
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error("the server publishes no SMART configuration (HTTP {status})")]
+    NotSmart { status: u16 },
+    #[error("the SMART configuration is missing {0}")]
+    Missing(&'static str),
+    #[error("the SMART configuration has an invalid {0}")]
+    InvalidField(&'static str),
+    #[error("the server does not offer PKCE with S256, so ChartLink will not link to it")]
+    NoPkceS256,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SmartConfiguration {
+    issuer: Option<String>,
+    jwks_uri: Option<String>,
+    authorization_endpoint: Option<String>,
+    token_endpoint: Option<String>,
+    revocation_endpoint: Option<String>,
+    registration_endpoint: Option<String>,
+    management_endpoint: Option<String>,
+    capabilities: Vec<String>,
+    code_challenge_methods_supported: Option<Vec<String>>,
+}
+
+/// Parses and normalises a FHIR base URL (no trailing slash, http or https only).
+pub fn parse_base(fhir_base: &str) -> Result<Url, DiscoveryError> {
+    let trimmed = fhir_base.trim().trim_end_matches('/');
+    let url = Url::parse(trimmed).map_err(|_| DiscoveryError::InvalidBase)?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || url.query().is_some()
+    {
+        return Err(DiscoveryError::InvalidBase);
+    }
+    Ok(url)
+}
+
+/// Appends a path to a base without losing the base's own path.
+pub fn join(base: &Url, path: &str) -> Url {
+    let mut u = base.clone();
+    let joined = format!(
+        "{}/{}",
+        base.path().trim_end_matches('/'),
+        path.trim_start_matches('/')
+    );
+    u.set_path(&joined);
+    u
+}
+
+/// Discovers a server's SMART endpoints.
+pub async fn discover(http: &Http, fhir_base: &str) -> Result<ServerInfo, DiscoveryError> {
+    let base = parse_base(fhir_base)?;
+    let well_known = join(&base, ".well-known/smart-configuration");
+    let resp = http
+        .get(&well_known, None, "application/json", SMALL_BODY_LIMIT)
+        .await?;
+    if resp.status.is_success() {
+        let conf: SmartConfiguration = serde_json::from_value(resp.json()?)
+            .map_err(|_| DiscoveryError::InvalidField("document"))?;
+        return from_configuration(base, conf);
+    }
+    // Legacy servers (and SMART v1 clients such as client-py) use the CapabilityStatement.
+    let status = resp.status.as_u16();
+    let metadata = http
+        .get(
+            &join(&base, "metadata"),
+            None,
+            "application/fhir+json",
+            4 * SMALL_BODY_LIMIT,
+        )
+        .await?;
+    if !metadata.status.is_success() {
+        return Err(DiscoveryError::NotSmart { status });
+    }
+    from_capability_statement(base, &metadata.json()?).ok_or(DiscoveryError::NotSmart { status })
+}
+
+fn resolve(
+    base: &Url,
+    value: Option<&str>,
+    field: &'static str,
+) -> Result<Option<Url>, DiscoveryError> {
+    let Some(v) = value.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    // Relative URLs are resolved against the FHIR base (as a directory).
+    let dir = Url::parse(&format!("{}/", base.as_str().trim_end_matches('/')))
+        .map_err(|_| DiscoveryError::InvalidBase)?;
+    let url = dir
+        .join(v)
+        .map_err(|_| DiscoveryError::InvalidField(field))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(DiscoveryError::InvalidField(field));
+    }
+    Ok(Some(url))
+}
+
+fn from_configuration(base: Url, c: SmartConfiguration) -> Result<ServerInfo, DiscoveryError> {
+    let methods = c
+        .code_challenge_methods_supported
+        .ok_or(DiscoveryError::NoPkceS256)?;
+    if !methods.iter().any(|m| m == "S256") {
+        return Err(DiscoveryError::NoPkceS256);
+    }
+    let authorization_endpoint = resolve(
+        &base,
+        c.authorization_endpoint.as_deref(),
+        "authorization_endpoint",
+    )?
+    .ok_or(DiscoveryError::Missing("authorization_endpoint"))?;
+    let token_endpoint = resolve(&base, c.token_endpoint.as_deref(), "token_endpoint")?
+        .ok_or(DiscoveryError::Missing("token_endpoint"))?;
+    let scope_syntax = if c.capabilities.iter().any(|x| x == "permission-v2") {
+        ScopeSyntax::V2
+    } else {
+        ScopeSyntax::V1
+    };
+    Ok(ServerInfo {
+        revocation_endpoint: resolve(
+            &base,
+            c.revocation_endpoint.as_deref(),
+            "revocation_endpoint",
+        )?,
+        registration_endpoint: resolve(
+            &base,
+            c.registration_endpoint.as_deref(),
+            "registration_endpoint",
+        )?,
+        management_endpoint: resolve(
+            &base,
+            c.management_endpoint.as_deref(),
+            "management_endpoint",
+        )?,
+        jwks_uri: resolve(&base, c.jwks_uri.as_deref(), "jwks_uri")?,
+        issuer: c.issuer.filter(|i| !i.is_empty()),
+        fhir_base: base,
+        authorization_endpoint,
+        token_endpoint,
+        capabilities: c.capabilities,
+        scope_syntax,
+        legacy_discovery: false,
+    })
+}
+
+fn from_capability_statement(base: Url, cs: &Value) -> Option<ServerInfo> {
+    let rests = cs["rest"].as_array()?;
+    let ext = rests
+        .iter()
+        .filter_map(|r| r["security"]["extension"].as_array())
+        .flatten()
+        .find(|e| e["url"] == OAUTH_URIS)?;
+    let uri = |name: &str| -> Option<Url> {
+        let v = ext["extension"]
+            .as_array()?
+            .iter()
+            .find(|e| e["url"] == name)?["valueUri"]
+            .as_str()?;
+        resolve(&base, Some(v), "oauth-uris").ok().flatten()
+    };
+    Some(ServerInfo {
+        authorization_endpoint: uri("authorize")?,
+        token_endpoint: uri("token")?,
+        revocation_endpoint: uri("revoke"),
+        registration_endpoint: uri("register"),
+        management_endpoint: uri("manage"),
+        jwks_uri: None,
+        issuer: None,
+        fhir_base: base,
+        capabilities: Vec::new(),
+        scope_syntax: ScopeSyntax::V1,
+        legacy_discovery: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn conf(v: Value) -> Result<ServerInfo, DiscoveryError> {
+        from_configuration(
+            parse_base("https://ehr.example/api/FHIR/R4/").expect("base"),
+            serde_json::from_value(v).expect("shape"),
+        )
+    }
+
+    #[test]
+    fn relative_endpoints_resolve_against_the_base() {
+        let info = conf(json!({"authorization_endpoint": "../../oauth2/authorize", "token_endpoint": "https://auth.example/token",
+            "code_challenge_methods_supported": ["S256"], "capabilities": ["permission-v2", "permission-v1"]}))
+        .expect("ok");
+        assert_eq!(
+            info.authorization_endpoint.as_str(),
+            "https://ehr.example/api/oauth2/authorize"
+        );
+        assert_eq!(info.token_endpoint.as_str(), "https://auth.example/token");
+        assert_eq!(info.scope_syntax, ScopeSyntax::V2);
+        assert_eq!(info.fhir_base.as_str(), "https://ehr.example/api/FHIR/R4");
+    }
+
+    #[test]
+    fn pkce_s256_is_required() {
+        let base = json!({"authorization_endpoint": "/a", "token_endpoint": "/t"});
+        assert_eq!(conf(base.clone()), Err(DiscoveryError::NoPkceS256));
+        let mut plain = base.clone();
+        plain["code_challenge_methods_supported"] = json!(["plain"]);
+        assert_eq!(conf(plain), Err(DiscoveryError::NoPkceS256));
+    }
+
+    #[test]
+    fn missing_or_odd_fields_are_typed_errors() {
+        assert_eq!(
+            conf(json!({"code_challenge_methods_supported": ["S256"], "token_endpoint": "/t"})),
+            Err(DiscoveryError::Missing("authorization_endpoint"))
+        );
+        assert_eq!(
+            conf(
+                json!({"code_challenge_methods_supported": ["S256"], "authorization_endpoint": "javascript:alert(1)", "token_endpoint": "/t"})
+            ),
+            Err(DiscoveryError::InvalidField("authorization_endpoint"))
+        );
+        assert!(
+            serde_json::from_value::<SmartConfiguration>(json!({"capabilities": "not a list"}))
+                .is_err()
+        );
+        assert_eq!(parse_base("ftp://x/fhir"), Err(DiscoveryError::InvalidBase));
+        assert_eq!(parse_base("not a url"), Err(DiscoveryError::InvalidBase));
+    }
+
+    #[test]
+    fn legacy_capability_statement_fallback() {
+        let cs = json!({"rest": [{"security": {"extension": [{"url": OAUTH_URIS, "extension": [
+            {"url": "authorize", "valueUri": "https://ehr.example/authorize"}, {"url": "token", "valueUri": "https://ehr.example/token"}]}]}}]});
+        let info =
+            from_capability_statement(parse_base("https://ehr.example/fhir").expect("base"), &cs)
+                .expect("found");
+        assert!(info.legacy_discovery);
+        assert_eq!(info.scope_syntax, ScopeSyntax::V1);
+        assert!(
+            from_capability_statement(
+                parse_base("https://ehr.example/fhir").expect("base"),
+                &json!({"rest": "x"})
+            )
+            .is_none()
+        );
+    }
+}

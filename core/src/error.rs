@@ -1,0 +1,76 @@
+//! The SDK's public error: few kinds, shaped by what the caller should do, each with a message that is safe to
+//! show or log (no token, no health data). The rich per-module errors convert into it here, in one place.
+
+use crate::discovery::DiscoveryError;
+use crate::host::SecureStoreError;
+use crate::http::HttpError;
+use crate::jose::JwtError;
+
+/// What went wrong, and so what the app should do about it.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    /// The network or the server failed transiently: try again later.
+    #[error("network problem: {0}")]
+    Network(String),
+    /// The link could not be made or used (the user denied, the flow expired or was replayed, the server answered
+    /// something invalid). The user may try linking again.
+    #[error("authorization failed: {0}")]
+    Authorization(String),
+    /// The provider ended this app's access (the grant was revoked, the proxy relationship ended): the account must
+    /// be linked again. Local data of this account is removed or marked by the caller's policy.
+    #[error("access to this record was revoked")]
+    AccessRevoked,
+    /// The store is locked (idle lockout): ask the user to unlock.
+    #[error("ChartLink is locked")]
+    Locked,
+    /// The app passed something invalid.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// Secure storage or the database failed.
+    #[error("storage problem: {0}")]
+    Storage(String),
+    /// The user cancelled (closed the browser).
+    #[error("cancelled by the user")]
+    Cancelled,
+}
+
+impl Error {
+    /// Whether retrying the same call later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Network(_))
+    }
+}
+
+impl From<HttpError> for Error {
+    fn from(e: HttpError) -> Self {
+        match e {
+            HttpError::Network(m) => Error::Network(m),
+            other => Error::Authorization(format!("the server's answer was not usable: {other}")),
+        }
+    }
+}
+
+impl From<DiscoveryError> for Error {
+    fn from(e: DiscoveryError) -> Self {
+        match e {
+            DiscoveryError::Http(HttpError::Network(m)) => Error::Network(m),
+            DiscoveryError::InvalidBase => Error::InvalidInput(e.to_string()),
+            other => Error::Authorization(other.to_string()),
+        }
+    }
+}
+
+impl From<SecureStoreError> for Error {
+    fn from(e: SecureStoreError) -> Self {
+        Error::Storage(e.to_string())
+    }
+}
+
+impl From<JwtError> for Error {
+    fn from(e: JwtError) -> Self {
+        Error::Authorization(format!("id_token rejected: {e}"))
+    }
+}
+
+/// Shorthand.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,301 @@
+//! JWTs, only as far as SMART needs them: verifying the id_token against the server's JWKS (RS256, RS384, ES256,
+//! ES384), and signing client assertions (private_key_jwt, the jwt-bearer grant) through a [`Signer`] so that a
+//! device key can stay in the platform keystore. Access tokens are never decoded: they are opaque.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use rand::RngCore;
+use ring::rand::SystemRandom;
+use ring::signature::{self, EcdsaKeyPair, KeyPair};
+use serde_json::{Value, json};
+
+use crate::secret::Secret;
+
+/// Why a JWT was refused.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum JwtError {
+    #[error("the token is not a compact JWS")]
+    Malformed,
+    #[error("algorithm {0:?} is not accepted")]
+    Algorithm(String),
+    #[error("no key in the server's JWKS matches the token")]
+    UnknownKey,
+    #[error("the signature does not verify")]
+    Signature,
+    #[error("claim {0} is missing or wrong")]
+    Claim(&'static str),
+    #[error("the token has expired")]
+    Expired,
+    #[error("signing failed: {0}")]
+    Signing(String),
+}
+
+/// Verifies a compact JWS against a JWK Set and returns its claims.
+pub fn verify(token: &str, jwks: &Value) -> Result<Value, JwtError> {
+    let mut parts = token.split('.');
+    let (Some(h), Some(c), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwtError::Malformed);
+    };
+    let decode = |p: &str| B64.decode(p).map_err(|_| JwtError::Malformed);
+    let header: Value = serde_json::from_slice(&decode(h)?).map_err(|_| JwtError::Malformed)?;
+    let claims: Value = serde_json::from_slice(&decode(c)?).map_err(|_| JwtError::Malformed)?;
+    let sig = decode(s)?;
+    let alg = header["alg"].as_str().unwrap_or_default();
+    let (kty, crv): (&str, Option<&str>) = match alg {
+        "RS256" | "RS384" => ("RSA", None),
+        "ES256" => ("EC", Some("P-256")),
+        "ES384" => ("EC", Some("P-384")),
+        other => return Err(JwtError::Algorithm(other.to_owned())),
+    };
+    let kid = header["kid"].as_str();
+    let keys = jwks["keys"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let input = format!("{h}.{c}");
+    let mut tried = false;
+    for key in keys
+        .iter()
+        .filter(|k| k["kty"] == kty && (kid.is_none() || k["kid"].as_str() == kid))
+    {
+        if crv.is_some_and(|want| key["crv"].as_str() != Some(want)) {
+            continue;
+        }
+        tried = true;
+        let field = |n: &str| key[n].as_str().and_then(|v| B64.decode(v).ok());
+        let ok = match alg {
+            "RS256" | "RS384" => {
+                let (Some(n), Some(e)) = (field("n"), field("e")) else {
+                    continue;
+                };
+                let params = if alg == "RS256" {
+                    &signature::RSA_PKCS1_2048_8192_SHA256
+                } else {
+                    &signature::RSA_PKCS1_2048_8192_SHA384
+                };
+                signature::RsaPublicKeyComponents { n, e }
+                    .verify(params, input.as_bytes(), &sig)
+                    .is_ok()
+            }
+            _ => {
+                let (Some(x), Some(y)) = (field("x"), field("y")) else {
+                    continue;
+                };
+                let point = [&[4u8][..], &x, &y].concat();
+                let params = if alg == "ES256" {
+                    &signature::ECDSA_P256_SHA256_FIXED
+                } else {
+                    &signature::ECDSA_P384_SHA384_FIXED
+                };
+                signature::UnparsedPublicKey::new(params, point)
+                    .verify(input.as_bytes(), &sig)
+                    .is_ok()
+            }
+        };
+        if ok {
+            return Ok(claims);
+        }
+    }
+    Err(if tried {
+        JwtError::Signature
+    } else {
+        JwtError::UnknownKey
+    })
+}
+
+/// Checks the standard id_token claims: `iss`, `aud` (string or list) and `exp` (with `skew_secs` of leeway).
+pub fn check_id_token(
+    claims: &Value,
+    issuer: &str,
+    client_id: &str,
+    now_secs: i64,
+    skew_secs: i64,
+) -> Result<(), JwtError> {
+    if claims["iss"].as_str().map(|i| i.trim_end_matches('/')) != Some(issuer.trim_end_matches('/'))
+    {
+        return Err(JwtError::Claim("iss"));
+    }
+    let aud_ok = match &claims["aud"] {
+        Value::String(a) => a == client_id,
+        Value::Array(list) => list.iter().any(|a| a.as_str() == Some(client_id)),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(JwtError::Claim("aud"));
+    }
+    let exp = claims["exp"].as_i64().ok_or(JwtError::Claim("exp"))?;
+    if exp + skew_secs < now_secs {
+        return Err(JwtError::Expired);
+    }
+    Ok(())
+}
+
+/// Signs client assertions. Implement it over the platform keystore to keep a device key out of the app's memory;
+/// [`SoftwareSigner`] keeps the key in the host's [`crate::host::SecureStore`] instead.
+pub trait Signer: Send + Sync {
+    /// `ES384` or `RS384`.
+    fn algorithm(&self) -> String;
+    /// The key id published with the public key.
+    fn key_id(&self) -> String;
+    /// The public key as a JWK (no private parts).
+    fn public_jwk(&self) -> Value;
+    /// Signs `message` (the JWS signing input) and returns the raw signature (r||s for ECDSA).
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, JwtError>;
+}
+
+/// An ES384 key held in memory, stored (as PKCS#8) in the host's secure store.
+#[derive(Debug)]
+pub struct SoftwareSigner {
+    pair: EcdsaKeyPair,
+    pkcs8: Secret,
+    kid: String,
+}
+
+impl SoftwareSigner {
+    /// A new random P-384 key.
+    pub fn generate() -> Result<Self, JwtError> {
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(
+            &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+            &SystemRandom::new(),
+        )
+        .map_err(|_| JwtError::Signing("key generation failed".into()))?;
+        Self::from_pkcs8(&B64.encode(pkcs8.as_ref()))
+    }
+
+    /// A key saved earlier with [`SoftwareSigner::pkcs8_b64`].
+    pub fn from_pkcs8(pkcs8_b64: &str) -> Result<Self, JwtError> {
+        let der = B64
+            .decode(pkcs8_b64)
+            .map_err(|_| JwtError::Signing("stored key is damaged".into()))?;
+        let pair = EcdsaKeyPair::from_pkcs8(
+            &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+            &der,
+            &SystemRandom::new(),
+        )
+        .map_err(|_| JwtError::Signing("stored key is damaged".into()))?;
+        let kid = B64.encode(
+            &ring::digest::digest(&ring::digest::SHA256, pair.public_key().as_ref()).as_ref()[..12],
+        );
+        Ok(Self {
+            pair,
+            pkcs8: Secret::new(pkcs8_b64),
+            kid,
+        })
+    }
+
+    /// The private key (base64url PKCS#8) for the secure store.
+    pub fn pkcs8_b64(&self) -> &Secret {
+        &self.pkcs8
+    }
+}
+
+impl Signer for SoftwareSigner {
+    fn algorithm(&self) -> String {
+        "ES384".into()
+    }
+    fn key_id(&self) -> String {
+        self.kid.clone()
+    }
+    fn public_jwk(&self) -> Value {
+        let p = self.pair.public_key().as_ref();
+        json!({"kty": "EC", "crv": "P-384", "alg": "ES384", "use": "sig", "kid": self.kid,
+            "x": B64.encode(&p[1..49]), "y": B64.encode(&p[49..97])})
+    }
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, JwtError> {
+        self.pair
+            .sign(&SystemRandom::new(), message)
+            .map(|s| s.as_ref().to_vec())
+            .map_err(|_| JwtError::Signing("ECDSA signing failed".into()))
+    }
+}
+
+/// A client assertion / jwt-bearer assertion: iss = sub = `client_id`, aud = the token URL, a 4-minute lifetime
+/// (SMART allows at most 5) and a fresh `jti`.
+pub fn client_assertion(
+    signer: &dyn Signer,
+    client_id: &str,
+    token_url: &str,
+    now_secs: i64,
+) -> Result<Secret, JwtError> {
+    let mut jti = [0u8; 24];
+    rand::rng().fill_bytes(&mut jti);
+    let header = json!({"alg": signer.algorithm(), "kid": signer.key_id(), "typ": "JWT"});
+    let claims = json!({"iss": client_id, "sub": client_id, "aud": token_url, "exp": now_secs + 240, "iat": now_secs, "jti": B64.encode(jti)});
+    let input = format!(
+        "{}.{}",
+        B64.encode(header.to_string()),
+        B64.encode(claims.to_string())
+    );
+    let sig = signer.sign(input.as_bytes())?;
+    Ok(Secret::new(format!("{input}.{}", B64.encode(sig))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwks_of(s: &SoftwareSigner) -> Value {
+        json!({"keys": [s.public_jwk()]})
+    }
+
+    #[test]
+    fn assertions_verify_and_carry_the_right_claims() {
+        let signer = SoftwareSigner::generate().expect("key");
+        let jwt = client_assertion(&signer, "app", "https://ehr/token", 1000).expect("sign");
+        let claims = verify(jwt.expose(), &jwks_of(&signer)).expect("verify");
+        assert_eq!(
+            (
+                claims["iss"].as_str(),
+                claims["sub"].as_str(),
+                claims["aud"].as_str()
+            ),
+            (Some("app"), Some("app"), Some("https://ehr/token"))
+        );
+        assert!(claims["exp"].as_i64().expect("exp") - 1000 <= 300);
+        let again = SoftwareSigner::from_pkcs8(signer.pkcs8_b64().expose()).expect("reload");
+        assert_eq!(again.public_jwk(), signer.public_jwk());
+    }
+
+    #[test]
+    fn id_token_claims_are_checked() {
+        let c = json!({"iss": "https://ehr/fhir", "aud": ["x", "app"], "exp": 100});
+        assert_eq!(
+            check_id_token(&c, "https://ehr/fhir/", "app", 50, 60),
+            Ok(())
+        );
+        assert_eq!(
+            check_id_token(&c, "https://other", "app", 50, 60),
+            Err(JwtError::Claim("iss"))
+        );
+        assert_eq!(
+            check_id_token(&c, "https://ehr/fhir", "nope", 50, 60),
+            Err(JwtError::Claim("aud"))
+        );
+        assert_eq!(
+            check_id_token(&c, "https://ehr/fhir", "app", 1000, 60),
+            Err(JwtError::Expired)
+        );
+    }
+
+    #[test]
+    fn bad_tokens_are_refused() {
+        let signer = SoftwareSigner::generate().expect("key");
+        let other = SoftwareSigner::generate().expect("key");
+        let jwt = client_assertion(&signer, "app", "u", 1).expect("sign");
+        let mut other_jwks = jwks_of(&other);
+        other_jwks["keys"][0]["kid"] = json!(signer.key_id());
+        assert_eq!(verify(jwt.expose(), &other_jwks), Err(JwtError::Signature));
+        assert_eq!(
+            verify(jwt.expose(), &json!({"keys": []})),
+            Err(JwtError::UnknownKey)
+        );
+        assert_eq!(verify("a.b", &jwks_of(&signer)), Err(JwtError::Malformed));
+        let none = format!("{}.{}.", B64.encode(r#"{"alg":"none"}"#), B64.encode("{}"));
+        assert_eq!(
+            verify(&none, &jwks_of(&signer)),
+            Err(JwtError::Algorithm("none".into()))
+        );
+    }
+}

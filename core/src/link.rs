@@ -1,0 +1,391 @@
+//! The SMART App Launch 2.2 standalone patient launch, as an explicit state machine:
+//!
+//! 1. [`Linker::begin`]: discover the server, make `state` (256 random bits) and a PKCE S256 pair, persist the
+//!    pending flow in the secure store (the app may be killed while the browser is open; the flow expires after 10
+//!    minutes) and return the authorization URL.
+//! 2. The host shows it — through its [`crate::host::AuthBrowser`], or its own browser and deep-link handler.
+//! 3. [`Linker::complete`] with the redirect URL: `state` must match a pending flow (used once), `iss` the server;
+//!    OAuth errors become typed errors; the code is exchanged (oauth2 crate, PKCE verifier, client_id); the
+//!    id_token is verified against the server's JWKS; the granted scope, `patient` and `fhirUser` are recorded.
+
+use std::sync::Arc;
+
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+};
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, ClientId, CsrfToken, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, Scope, StandardRevocableToken, TokenResponse, TokenUrl,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use crate::account::{
+    AccountStatus, Accounts, ClientAuth, LinkedAccount, SmartTokenResponse, Tokens, token_error,
+};
+use crate::discovery::{self, ServerInfo};
+use crate::error::{Error, Result};
+use crate::host::{Clock, SecureStore};
+use crate::http::{Http, SMALL_BODY_LIMIT};
+use crate::jose;
+use crate::scopes::{DataCategory, GrantedScope, request_scope};
+use crate::secret::Secret;
+
+const PENDING_PREFIX: &str = "chartlink/pending/";
+/// A pending authorization expires after this long.
+pub const FLOW_LIFETIME_MS: i64 = 10 * 60 * 1000;
+/// Leeway for the id_token's `exp` (clocks differ).
+const CLOCK_SKEW_SECS: i64 = 120;
+
+/// An authorization to show in the browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationRequest {
+    /// Open this in the system browser.
+    pub url: Url,
+    /// The redirect the browser will end at (for `ASWebAuthenticationSession`'s callback scheme).
+    pub redirect_uri: String,
+    pub expires_at_ms: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PendingFlow {
+    verifier: Secret,
+    server: ServerInfo,
+    redirect_uri: String,
+    scope: String,
+    expires_at_ms: i64,
+}
+
+/// Starts and finishes links.
+pub struct Linker {
+    pub(crate) client_id: String,
+    pub(crate) redirect_uri: String,
+    pub(crate) wanted: Vec<DataCategory>,
+    pub(crate) client_auth: ClientAuth,
+    pub(crate) store: Arc<dyn SecureStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) http: Http,
+}
+
+impl std::fmt::Debug for Linker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Linker")
+            .field("client_id", &self.client_id)
+            .field("redirect_uri", &self.redirect_uri)
+            .finish_non_exhaustive()
+    }
+}
+
+fn pending_key(state: &str) -> String {
+    let digest = Sha256::digest(state.as_bytes());
+    format!(
+        "{PENDING_PREFIX}{}",
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
+type AuthClient = oauth2::Client<
+    BasicErrorResponse,
+    SmartTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    oauth2::EndpointSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+>;
+
+impl Linker {
+    fn client(&self, server: &ServerInfo, redirect_uri: &str) -> Result<AuthClient> {
+        let redirect = RedirectUrl::new(redirect_uri.to_owned())
+            .map_err(|_| Error::InvalidInput("the redirect URI is not a URL".into()))?;
+        Ok(oauth2::Client::new(ClientId::new(self.client_id.clone()))
+            .set_auth_uri(AuthUrl::from_url(server.authorization_endpoint.clone()))
+            .set_token_uri(TokenUrl::from_url(server.token_endpoint.clone()))
+            .set_redirect_uri(redirect)
+            .set_auth_type(AuthType::RequestBody))
+    }
+
+    /// Discovers `fhir_base` and prepares the authorization request. `redirect_uri` overrides the configured one
+    /// (a desktop app's loopback port).
+    pub async fn begin(
+        &self,
+        fhir_base: &str,
+        redirect_uri: Option<&str>,
+    ) -> Result<AuthorizationRequest> {
+        let server = discovery::discover(&self.http, fhir_base).await?;
+        self.begin_with(server, redirect_uri)
+    }
+
+    /// Prepares the authorization request for an already discovered server.
+    pub fn begin_with(
+        &self,
+        server: ServerInfo,
+        redirect_uri: Option<&str>,
+    ) -> Result<AuthorizationRequest> {
+        let redirect_uri = redirect_uri.unwrap_or(&self.redirect_uri).to_owned();
+        let scope = request_scope(&self.wanted, server.scope_syntax);
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let client = self.client(&server, &redirect_uri)?;
+        let mut req = client
+            .authorize_url(|| CsrfToken::new_random_len(32))
+            .set_pkce_challenge(challenge)
+            .add_extra_param("aud", server.fhir_base.as_str());
+        for s in scope.split(' ') {
+            req = req.add_scope(Scope::new(s.to_owned()));
+        }
+        let (url, state) = req.url();
+        let expires_at_ms = self.clock.now_unix_ms() + FLOW_LIFETIME_MS;
+        let pending = PendingFlow {
+            verifier: Secret::new(verifier.secret().clone()),
+            server,
+            redirect_uri: redirect_uri.clone(),
+            scope,
+            expires_at_ms,
+        };
+        let bytes = serde_json::to_vec(&pending).map_err(|e| Error::Storage(e.to_string()))?;
+        self.store.put(&pending_key(state.secret()), &bytes)?;
+        self.sweep_expired();
+        Ok(AuthorizationRequest {
+            url,
+            redirect_uri,
+            expires_at_ms,
+        })
+    }
+
+    /// Forgets pending flows that expired (their verifiers are secrets too).
+    fn sweep_expired(&self) {
+        let now = self.clock.now_unix_ms();
+        for k in self.store.keys(PENDING_PREFIX).unwrap_or_default() {
+            let expired = match self.store.get(&k) {
+                Ok(Some(b)) => serde_json::from_slice::<PendingFlow>(&b)
+                    .map(|p| p.expires_at_ms < now)
+                    .unwrap_or(true),
+                _ => false,
+            };
+            if expired {
+                let _ = self.store.delete(&k);
+            }
+        }
+    }
+
+    /// Abandons every pending flow (the user closed the browser).
+    pub fn cancel_all(&self) -> Result<()> {
+        for k in self.store.keys(PENDING_PREFIX)? {
+            self.store.delete(&k)?;
+        }
+        Ok(())
+    }
+
+    /// Finishes a link from the URL the portal redirected to.
+    pub async fn complete(&self, redirect_url: &str, accounts: &Accounts) -> Result<LinkedAccount> {
+        let url = Url::parse(redirect_url)
+            .map_err(|_| Error::InvalidInput("the redirect is not a URL".into()))?;
+        let params: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let Some(state) = get("state") else {
+            return Err(Error::Authorization(
+                "the redirect carries no state; it was not sent by the portal for this app".into(),
+            ));
+        };
+        let key = pending_key(state);
+        let Some(bytes) = self.store.get(&key)? else {
+            let any_pending = !self.store.keys(PENDING_PREFIX)?.is_empty();
+            return Err(Error::Authorization(if any_pending {
+                "state mismatch: this redirect does not belong to the link in progress".into()
+            } else {
+                "no link in progress (the redirect was already used, or never started here)".into()
+            }));
+        };
+        // One use: whatever happens next, this flow is over.
+        self.store.delete(&key)?;
+        let pending: PendingFlow = serde_json::from_slice(&bytes)
+            .map_err(|_| Error::Storage("a pending link is damaged".into()))?;
+        if pending.expires_at_ms < self.clock.now_unix_ms() {
+            return Err(Error::Authorization(
+                "the link took longer than 10 minutes and expired; please start again".into(),
+            ));
+        }
+        if !same_endpoint(&url, &pending.redirect_uri) {
+            return Err(Error::Authorization(
+                "the redirect arrived at an unexpected address".into(),
+            ));
+        }
+        let expected_iss = pending
+            .server
+            .issuer
+            .clone()
+            .unwrap_or_else(|| pending.server.fhir_base.to_string());
+        if let Some(iss) = get("iss")
+            && iss.trim_end_matches('/') != expected_iss.trim_end_matches('/')
+            && iss.trim_end_matches('/') != pending.server.fhir_base.as_str().trim_end_matches('/')
+        {
+            return Err(Error::Authorization(
+                "the redirect came from another server (iss mismatch)".into(),
+            ));
+        }
+        if let Some(error) = get("error") {
+            return Err(match error {
+                "access_denied" => {
+                    Error::Authorization("access_denied: the patient did not allow access".into())
+                }
+                other => Error::Authorization(format!(
+                    "the portal refused the request ({})",
+                    sanitize(other)
+                )),
+            });
+        }
+        let code = get("code")
+            .ok_or_else(|| Error::Authorization("the redirect carries no code".into()))?;
+        let resp = self.exchange(&pending, code).await?;
+        self.account_from(pending, resp, accounts).await
+    }
+
+    async fn exchange(&self, pending: &PendingFlow, code: &str) -> Result<SmartTokenResponse> {
+        let client = self.client(&pending.server, &pending.redirect_uri)?;
+        let mut req = client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier.expose().to_owned()));
+        let assertion = match &self.client_auth {
+            ClientAuth::Public => None,
+            ClientAuth::PrivateKeyJwt(signer) => Some(jose::client_assertion(
+                signer.as_ref(),
+                &self.client_id,
+                pending.server.token_endpoint.as_str(),
+                self.clock.now_unix_ms() / 1000,
+            )?),
+        };
+        if let Some(a) = &assertion {
+            req = req
+                .add_extra_param(
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                )
+                .add_extra_param("client_assertion", a.expose());
+        }
+        let http = self.http.clone();
+        let call = move |r| {
+            let http = http.clone();
+            async move { http.oauth2_call(r).await }
+        };
+        req.request_async(&call)
+            .await
+            .map_err(|e| match token_error(e) {
+                // At the code exchange invalid_grant means a bad or replayed code, not a revoked link.
+                Error::AccessRevoked => Error::Authorization(
+                    "the portal refused the authorization code (invalid_grant)".into(),
+                ),
+                other => other,
+            })
+    }
+
+    async fn account_from(
+        &self,
+        pending: PendingFlow,
+        resp: SmartTokenResponse,
+        accounts: &Accounts,
+    ) -> Result<LinkedAccount> {
+        let now = self.clock.now_unix_ms();
+        let extra = resp.extra_fields();
+        let patient_id = extra
+            .patient
+            .clone()
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| Error::Authorization("the token response names no patient".into()))?;
+        // No scope in the answer means the requested scope was granted (RFC 6749 §5.1).
+        let granted = match resp.scopes() {
+            Some(s) => s
+                .iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+            None => pending.scope.clone(),
+        };
+        let (fhir_user, subject) = match &extra.id_token {
+            Some(id_token) => {
+                let claims = self.verify_id_token(&pending.server, id_token).await?;
+                (
+                    claims["fhirUser"].as_str().map(str::to_owned),
+                    claims["sub"].as_str().map(str::to_owned),
+                )
+            }
+            None => (None, None),
+        };
+        let mut id_bytes = [0u8; 12];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut id_bytes);
+        let account = LinkedAccount {
+            id: id_bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            server: pending.server,
+            client_id: self.client_id.clone(),
+            redirect_uri: pending.redirect_uri,
+            patient_id,
+            fhir_user,
+            user_subject: subject,
+            granted: GrantedScope::parse(&granted),
+            linked_at_ms: now,
+            status: AccountStatus::Active,
+            device_client_id: None,
+        };
+        let tokens = Tokens {
+            access: Secret::new(resp.access_token().secret().clone()),
+            access_expires_at_ms: resp.expires_in().map(|d| now + d.as_millis() as i64),
+            refresh: resp
+                .refresh_token()
+                .map(|r| Secret::new(r.secret().clone())),
+            device_key: None,
+        };
+        accounts.insert(account, tokens)
+    }
+
+    async fn verify_id_token(
+        &self,
+        server: &ServerInfo,
+        id_token: &str,
+    ) -> Result<serde_json::Value> {
+        let jwks_uri = server.jwks_uri.clone().ok_or_else(|| {
+            Error::Authorization("the server sent an id_token but publishes no jwks_uri".into())
+        })?;
+        let jwks = self
+            .http
+            .get(&jwks_uri, None, "application/json", SMALL_BODY_LIMIT)
+            .await?
+            .json()?;
+        let claims = jose::verify(id_token, &jwks)?;
+        let issuer = server
+            .issuer
+            .clone()
+            .unwrap_or_else(|| server.fhir_base.to_string());
+        jose::check_id_token(
+            &claims,
+            &issuer,
+            &self.client_id,
+            self.clock.now_unix_ms() / 1000,
+            CLOCK_SKEW_SECS,
+        )?;
+        Ok(claims)
+    }
+}
+
+fn same_endpoint(got: &Url, expected: &str) -> bool {
+    let Ok(want) = Url::parse(expected) else {
+        return false;
+    };
+    got.scheme() == want.scheme()
+        && got.host_str() == want.host_str()
+        && got.port() == want.port()
+        && got.path() == want.path()
+}
+
+/// An OAuth error code from a redirect, reduced to the characters RFC 6749 allows.
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(40)
+        .collect()
+}

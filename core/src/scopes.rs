@@ -1,0 +1,238 @@
+//! The data an app asks for, spelled in the server's scope syntax; and the scope the server granted, parsed so the
+//! sync plan follows exactly what the patient allowed (a patient may untick categories at consent).
+
+use serde::{Deserialize, Serialize};
+
+use crate::discovery::ScopeSyntax;
+
+const OBS_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
+
+/// A kind of data an app can ask for. Each maps to one or more FHIR resource types (and Observation categories).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DataCategory {
+    Demographics,
+    LabResults,
+    VitalSigns,
+    SocialHistory,
+    Allergies,
+    Medications,
+    Immunizations,
+    Problems,
+    Procedures,
+    Visits,
+    Documents,
+    Appointments,
+}
+
+impl DataCategory {
+    /// Every category, in the order an app usually lists them.
+    pub const ALL: [DataCategory; 12] = [
+        Self::Demographics,
+        Self::LabResults,
+        Self::VitalSigns,
+        Self::SocialHistory,
+        Self::Allergies,
+        Self::Medications,
+        Self::Immunizations,
+        Self::Problems,
+        Self::Procedures,
+        Self::Visits,
+        Self::Documents,
+        Self::Appointments,
+    ];
+
+    /// The resource types (and, for Observations, the category) behind this data.
+    fn resources(self) -> &'static [(&'static str, Option<&'static str>)] {
+        match self {
+            Self::Demographics => &[("Patient", None)],
+            Self::LabResults => &[
+                ("Observation", Some("laboratory")),
+                ("DiagnosticReport", None),
+            ],
+            Self::VitalSigns => &[("Observation", Some("vital-signs"))],
+            Self::SocialHistory => &[("Observation", Some("social-history"))],
+            Self::Allergies => &[("AllergyIntolerance", None)],
+            Self::Medications => &[("MedicationRequest", None)],
+            Self::Immunizations => &[("Immunization", None)],
+            Self::Problems => &[("Condition", None)],
+            Self::Procedures => &[("Procedure", None)],
+            Self::Visits => &[("Encounter", None)],
+            Self::Documents => &[("DocumentReference", None), ("Binary", None)],
+            Self::Appointments => &[("Appointment", None)],
+        }
+    }
+}
+
+/// The scope string of an authorization request: launch context, identity, offline access, and the wanted data in
+/// one syntax (v2 with Observation category filters, or v1 with whole types).
+pub fn request_scope(wanted: &[DataCategory], syntax: ScopeSyntax) -> String {
+    let mut parts: Vec<String> = ["launch/patient", "openid", "fhirUser", "offline_access"]
+        .map(String::from)
+        .to_vec();
+    for category in wanted {
+        for (ty, obs_category) in category.resources() {
+            let scope = match (syntax, obs_category) {
+                (ScopeSyntax::V2, Some(c)) => {
+                    format!("patient/{ty}.rs?category={OBS_CATEGORY}|{c}")
+                }
+                (ScopeSyntax::V2, None) => format!("patient/{ty}.rs"),
+                (ScopeSyntax::V1, _) => format!("patient/{ty}.read"),
+            };
+            if !parts.contains(&scope) {
+                parts.push(scope);
+            }
+        }
+    }
+    parts.join(" ")
+}
+
+/// One granted resource scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantedResource {
+    /// `None` for `*`.
+    pub resource_type: Option<String>,
+    pub read: bool,
+    pub search: bool,
+    /// Category codes the scope is limited to (empty: all).
+    pub categories: Vec<String>,
+}
+
+/// A granted scope string, parsed. Unknown scopes are kept as text but grant nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantedScope {
+    pub raw: String,
+    pub resources: Vec<GrantedResource>,
+    pub offline_access: bool,
+    pub openid: bool,
+}
+
+impl GrantedScope {
+    /// Parses v1 and v2 scopes, including v2 category filters.
+    pub fn parse(raw: &str) -> Self {
+        let mut out = GrantedScope {
+            raw: raw.to_owned(),
+            ..Default::default()
+        };
+        for token in raw.split_ascii_whitespace() {
+            match token {
+                "offline_access" | "online_access" => out.offline_access = true,
+                "openid" => out.openid = true,
+                t => {
+                    if let Some(r) = parse_resource(t) {
+                        out.resources.push(r);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether resources of `ty` may be searched at all.
+    pub fn can_search(&self, ty: &str) -> bool {
+        self.resources
+            .iter()
+            .any(|r| r.search && r.resource_type.as_deref().is_none_or(|t| t == ty))
+    }
+
+    /// The categories of `ty` that may be searched: `None` means every category, `Some(list)` only those.
+    pub fn searchable_categories(&self, ty: &str) -> Option<Vec<String>> {
+        let matching: Vec<&GrantedResource> = self
+            .resources
+            .iter()
+            .filter(|r| r.search && r.resource_type.as_deref().is_none_or(|t| t == ty))
+            .collect();
+        if matching.iter().any(|r| r.categories.is_empty()) {
+            return None;
+        }
+        let mut cats: Vec<String> = matching
+            .iter()
+            .flat_map(|r| r.categories.iter().cloned())
+            .collect();
+        cats.sort();
+        cats.dedup();
+        Some(cats)
+    }
+}
+
+fn parse_resource(t: &str) -> Option<GrantedResource> {
+    let (context, rest) = t.split_once('/')?;
+    if !matches!(context, "patient" | "user") {
+        return None;
+    }
+    let (path, query) = rest
+        .split_once('?')
+        .map_or((rest, None), |(p, q)| (p, Some(q)));
+    let (ty, perms) = path.rsplit_once('.')?;
+    let (read, search) = match perms {
+        "read" | "*" => (true, true),
+        "write" => (false, false),
+        p if !p.is_empty() && p.chars().all(|c| "cruds".contains(c)) => {
+            (p.contains('r'), p.contains('s'))
+        }
+        _ => return None,
+    };
+    let categories = query
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .filter(|(k, _)| k == "category")
+                .map(|(_, v)| v.rsplit('|').next().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(GrantedResource {
+        resource_type: (ty != "*").then(|| ty.to_owned()),
+        read,
+        search,
+        categories,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_use_one_syntax() {
+        let v2 = request_scope(
+            &[DataCategory::LabResults, DataCategory::VitalSigns],
+            ScopeSyntax::V2,
+        );
+        assert!(v2.contains("patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory"));
+        assert!(!v2.contains(".read"));
+        let v1 = request_scope(
+            &[DataCategory::LabResults, DataCategory::VitalSigns],
+            ScopeSyntax::V1,
+        );
+        assert_eq!(v1.matches("patient/Observation.read").count(), 1, "{v1}");
+        assert!(!v1.contains(".rs"));
+        assert!(v1.starts_with("launch/patient openid fhirUser offline_access"));
+    }
+
+    #[test]
+    fn granted_scopes_follow_categories() {
+        let g = GrantedScope::parse(
+            "launch/patient offline_access patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory patient/Condition.read",
+        );
+        assert!(g.offline_access);
+        assert!(
+            g.can_search("Observation")
+                && g.can_search("Condition")
+                && !g.can_search("Immunization")
+        );
+        assert_eq!(
+            g.searchable_categories("Observation"),
+            Some(vec!["laboratory".to_owned()])
+        );
+        assert_eq!(g.searchable_categories("Condition"), None);
+        let wild = GrantedScope::parse("patient/*.read");
+        assert!(wild.can_search("Anything"));
+    }
+
+    #[test]
+    fn odd_scopes_grant_nothing() {
+        let g = GrantedScope::parse(
+            "system/*.read patient/Observation patient/Observation.xyz  \t garbage",
+        );
+        assert!(g.resources.is_empty());
+    }
+}

@@ -1,0 +1,231 @@
+//! Fault injection for the FHIR API: added latency, a share of 500/503 answers, 429 with Retry-After, a
+//! connection cut mid-body, and truncated JSON. Random faults draw from a generator seeded with the sandbox seed,
+//! one draw per request, so a sequential test sees the same faults every run. Scripted faults hit the next N
+//! requests under a path prefix, for tests that need one exact failure.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::Shared;
+use crate::fhir::outcome;
+
+/// Random faults, each a share of matching requests (0.0 to 1.0).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FaultConfig {
+    /// Added to every matching request.
+    pub latency_ms: u64,
+    /// Answered 500 or 503 (alternately).
+    pub error_rate: f64,
+    /// Answered 429 with `Retry-After: retry_after_secs`.
+    pub rate_limit_rate: f64,
+    pub retry_after_secs: u64,
+    /// The connection is cut halfway through the body.
+    pub reset_rate: f64,
+    /// The body is cut halfway, with a matching Content-Length (the client gets broken JSON).
+    pub truncate_rate: f64,
+    /// Only paths starting with this (default `/fhir/`; the CapabilityStatement is never faulted).
+    pub path_prefix: Option<String>,
+}
+
+/// One kind of fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum FaultKind {
+    Status { status: u16 },
+    RateLimit { retry_after_secs: u64 },
+    Reset,
+    Truncate,
+    Latency { ms: u64 },
+}
+
+/// A fault for the next `count` requests whose path starts with `path_prefix`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptedFault {
+    pub path_prefix: String,
+    #[serde(flatten)]
+    pub kind: FaultKind,
+    pub count: u32,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: FaultConfig,
+    rng: ChaCha8Rng,
+    scripted: Vec<ScriptedFault>,
+    injected: u64,
+}
+
+/// The fault injector.
+#[derive(Debug)]
+pub struct Faults {
+    seed: u64,
+    inner: Mutex<Inner>,
+}
+
+impl Faults {
+    /// An injector with `config` from the start.
+    pub fn new(seed: u64, config: FaultConfig) -> Self {
+        Self {
+            seed,
+            inner: Mutex::new(Inner {
+                config,
+                rng: ChaCha8Rng::seed_from_u64(seed),
+                scripted: Vec::new(),
+                injected: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces the random faults and restarts the generator from the seed (so a test run is reproducible).
+    pub fn configure(&self, config: FaultConfig) {
+        let mut inner = self.lock();
+        inner.config = config;
+        inner.rng = ChaCha8Rng::seed_from_u64(self.seed);
+    }
+
+    /// The random faults in force.
+    pub fn config(&self) -> FaultConfig {
+        self.lock().config.clone()
+    }
+
+    /// Adds a scripted fault.
+    pub fn script(&self, fault: ScriptedFault) {
+        self.lock().scripted.push(fault);
+    }
+
+    /// Removes every fault.
+    pub fn clear(&self) {
+        let mut inner = self.lock();
+        inner.config = FaultConfig::default();
+        inner.scripted.clear();
+    }
+
+    /// How many faults were injected so far.
+    pub fn injected(&self) -> u64 {
+        self.lock().injected
+    }
+
+    /// The faults for one request: an optional latency and an optional failure.
+    fn decide(&self, path: &str) -> (u64, Option<FaultKind>) {
+        let mut inner = self.lock();
+        if let Some(i) = inner
+            .scripted
+            .iter()
+            .position(|f| path.starts_with(&f.path_prefix) && f.count > 0)
+        {
+            let f = &mut inner.scripted[i];
+            f.count -= 1;
+            let kind = f.kind;
+            inner.scripted.retain(|f| f.count > 0);
+            inner.injected += 1;
+            return match kind {
+                FaultKind::Latency { ms } => (ms, None),
+                other => (0, Some(other)),
+            };
+        }
+        let c = inner.config.clone();
+        if !path.starts_with(c.path_prefix.as_deref().unwrap_or("/fhir/"))
+            || path == "/fhir/metadata"
+        {
+            return (0, None);
+        }
+        let draw: f64 = inner.rng.random();
+        let mut edge = 0.0;
+        let mut pick = None;
+        for (rate, kind) in [
+            (
+                c.error_rate,
+                FaultKind::Status {
+                    status: if inner.injected.is_multiple_of(2) {
+                        500
+                    } else {
+                        503
+                    },
+                },
+            ),
+            (
+                c.rate_limit_rate,
+                FaultKind::RateLimit {
+                    retry_after_secs: c.retry_after_secs,
+                },
+            ),
+            (c.reset_rate, FaultKind::Reset),
+            (c.truncate_rate, FaultKind::Truncate),
+        ] {
+            edge += rate.clamp(0.0, 1.0);
+            if draw < edge {
+                pick = Some(kind);
+                break;
+            }
+        }
+        if pick.is_some() {
+            inner.injected += 1;
+        }
+        (c.latency_ms, pick)
+    }
+}
+
+/// The middleware in front of the FHIR API.
+pub async fn inject(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let (latency, fault) = s.faults.decide(req.uri().path());
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    match fault {
+        None => next.run(req).await,
+        Some(FaultKind::Status { status }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            outcome(
+                status,
+                "transient",
+                "injected fault: the server is having trouble",
+            )
+        }
+        Some(FaultKind::RateLimit { retry_after_secs }) => {
+            let mut r = outcome(
+                StatusCode::TOO_MANY_REQUESTS,
+                "throttled",
+                "injected fault: too many requests",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            r
+        }
+        Some(FaultKind::Latency { .. }) => next.run(req).await,
+        Some(kind @ (FaultKind::Reset | FaultKind::Truncate)) => {
+            let response = next.run(req).await;
+            let (mut parts, body) = response.into_parts();
+            let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+                return Response::from_parts(parts, Body::empty());
+            };
+            let half = Bytes::copy_from_slice(&bytes[..bytes.len() / 2]);
+            parts.headers.remove(header::CONTENT_LENGTH);
+            if kind == FaultKind::Truncate {
+                return Response::from_parts(parts, Body::from(half));
+            }
+            // A stream that fails after the first half: hyper aborts the connection mid-body.
+            let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+                Ok(half),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "injected reset",
+                )),
+            ];
+            Response::from_parts(parts, Body::from_stream(futures_util::stream::iter(chunks)))
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! # chartlink-sandbox: a local SMART-on-FHIR EHR
+//!
+//! A stand-in for a patient portal such as Epic MyChart, for developing and testing patient apps without an
+//! account anywhere: a SMART App Launch 2.2 authorization server with the portal's own pages (log in, pick whose
+//! record, read the app's questionnaire, Allow Access, manage linked apps), a FHIR R4 API over realistic
+//! synthetic data (or real FHIR Bundles you load), the portal's proxy rules for families, and fault injection.
+//!
+//! Start it as a binary (`chartlink-sandbox --addr 127.0.0.1:8080`) or in process:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), chartlink_sandbox::SandboxError> {
+//! let sandbox = chartlink_sandbox::Sandbox::start(chartlink_sandbox::Config::default()).await?;
+//! println!("FHIR base: {}", sandbox.fhir_base());
+//! sandbox.admin().advance_clock(3600); // an hour later, without sleeping
+//! sandbox.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Layout: [`oauth`] (authorize, token, revoke, introspect, register), [`portal`] (the HTML pages), [`fhir`] (the
+//! FHIR API), [`scopes`] (v1/v2 scope rules), [`access`] (the proxy age rules), [`faults`] and [`admin`] (test
+//! controls), [`store`] (SQLite), [`generator`] (the synthetic family), [`loader`] (`--data`).
+
+// Handler helpers return axum's `Response` as their error: it is what the client gets, built once per failed
+// request, so boxing it would only add an allocation.
+#![allow(clippy::result_large_err)]
+
+pub mod access;
+pub mod admin;
+pub mod apps;
+pub mod clock;
+pub mod faults;
+pub mod fhir;
+pub mod generator;
+pub mod index;
+pub mod jose;
+pub mod loader;
+pub mod oauth;
+pub mod portal;
+pub mod robot;
+pub mod scopes;
+pub mod store;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub use admin::Admin;
+pub use apps::{App, ClientAuth, DEMO_CLIENT_ID, Questionnaire};
+pub use faults::{FaultConfig, FaultKind, ScriptedFault};
+pub use robot::PortalRobot;
+
+/// How to run a sandbox.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen; port 0 picks a free one. Loopback by default.
+    pub addr: SocketAddr,
+    /// Seed of the synthetic data and of the fault injector: the same seed gives the same data and faults.
+    pub seed: u64,
+    /// FHIR R4 Bundles (transaction, batch, collection), single resources or NDJSON files or directories to serve.
+    pub data: Vec<PathBuf>,
+    /// Whether to generate the demo family (on by default; off serves only `data`).
+    pub demo_data: bool,
+    /// Adds one patient with about this many resources (login `large` / `large-demo`), for benchmarks.
+    pub large_patient: Option<usize>,
+    /// Keep everything in this SQLite file instead of in memory; a fresh file is filled, an existing one reused.
+    pub db: Option<PathBuf>,
+    /// Access token lifetime in seconds.
+    pub token_lifetime: i64,
+    /// Answer an Observation search without `category` with 400, as Epic does.
+    pub require_observation_category: bool,
+    /// Default and maximum page sizes of searches.
+    pub default_page_size: usize,
+    pub max_page_size: usize,
+    /// Faults injected into the FHIR API from the start.
+    pub faults: FaultConfig,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            seed: 1,
+            data: Vec::new(),
+            demo_data: true,
+            large_patient: None,
+            db: None,
+            token_lifetime: 3600,
+            require_observation_category: true,
+            default_page_size: 100,
+            max_page_size: 1000,
+            faults: FaultConfig::default(),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Why the sandbox could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Load(#[from] loader::LoadError),
+    #[error("cannot create the signing key")]
+    Key,
+}
+
+/// Counters the tests read (how many refresh requests reached the server, and so on).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Stats {
+    /// Token requests by `grant_type`.
+    pub token_requests: HashMap<String, u64>,
+    pub fhir_requests: u64,
+    pub authorize_requests: u64,
+    pub revocations: u64,
+}
+
+/// State shared by every handler.
+#[derive(Debug)]
+pub struct Shared {
+    pub base_url: String,
+    pub config: Config,
+    store: Mutex<store::Store>,
+    pub clock: clock::Clock,
+    pub key: jose::SigningKey,
+    pub flows: Mutex<oauth::Flows>,
+    pub faults: faults::Faults,
+    stats: Mutex<Stats>,
+    pub category_rule: AtomicBool,
+}
+
+/// Locks a mutex even if a panicking thread poisoned it: the data behind these locks stays consistent because
+/// every write either completes or is one SQLite transaction.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    /// The FHIR base URL (also the OAuth issuer and the required `aud`).
+    pub fn fhir_base(&self) -> String {
+        format!("{}/fhir", self.base_url)
+    }
+
+    /// The database.
+    pub fn store(&self) -> MutexGuard<'_, store::Store> {
+        lock(&self.store)
+    }
+
+    /// The pending authorizations, sessions, codes and used assertion ids.
+    pub fn flows(&self) -> MutexGuard<'_, oauth::Flows> {
+        lock(&self.flows)
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> MutexGuard<'_, Stats> {
+        lock(&self.stats)
+    }
+}
+
+/// A running sandbox. Dropping it does not stop the server; call [`Sandbox::shutdown`].
+#[derive(Debug)]
+pub struct Sandbox {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Sandbox {
+    /// Opens the store, fills it (demo family, `--data`), binds and starts serving.
+    pub async fn start(config: Config) -> Result<Self, SandboxError> {
+        let listener =
+            TcpListener::bind(config.addr)
+                .await
+                .map_err(|source| SandboxError::Bind {
+                    addr: config.addr,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| SandboxError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+        let base_url = format!("http://{addr}");
+        let clock = clock::Clock::default();
+        let mut db = store::Store::open(config.db.as_deref())?;
+        let key = match db.meta("signing_key")? {
+            Some(pkcs8) => jose::SigningKey::from_pkcs8(&pkcs8).map_err(|_| SandboxError::Key)?,
+            None => {
+                let key = jose::SigningKey::generate().map_err(|_| SandboxError::Key)?;
+                db.set_meta("signing_key", key.pkcs8())?;
+                key
+            }
+        };
+        if db.is_empty()? {
+            loader::fill(&mut db, &config, clock.today(), clock.now())?;
+        }
+        for app in apps::demo_apps() {
+            if db.app(&app.client_id)?.is_none() {
+                db.put_app(
+                    &app.client_id,
+                    &serde_json::to_string(&app).unwrap_or_default(),
+                )?;
+            }
+        }
+        let shared = Arc::new(Shared {
+            base_url,
+            faults: faults::Faults::new(config.seed, config.faults.clone()),
+            category_rule: AtomicBool::new(config.require_observation_category),
+            config,
+            store: Mutex::new(db),
+            clock,
+            key,
+            flows: Mutex::new(oauth::Flows::default()),
+            stats: Mutex::new(Stats::default()),
+        });
+        let app = router(shared.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            // A failing accept loop ends the server; the tests then fail on connection errors.
+            let _ = serve.await;
+        });
+        Ok(Self {
+            shared,
+            addr,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> &str {
+        &self.shared.base_url
+    }
+
+    /// `http://127.0.0.1:PORT/fhir`: what an app is configured with.
+    pub fn fhir_base(&self) -> String {
+        self.shared.fhir_base()
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Test and developer controls (also served as JSON under `/admin`).
+    pub fn admin(&self) -> Admin {
+        Admin::new(self.shared.clone())
+    }
+
+    /// Stops accepting connections and waits for the server task.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+
+    /// A human-readable description: URLs, demo users and passwords, registered apps.
+    pub fn banner(&self) -> String {
+        admin::banner(&self.shared)
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    let body_limit = DefaultBodyLimit::max(shared.config.max_body_bytes);
+    let fhir = Router::new()
+        .route("/fhir/metadata", get(fhir::metadata))
+        .route("/fhir/{ty}", get(fhir::search))
+        .route("/fhir/{ty}/_search", post(fhir::search_post))
+        .route("/fhir/{ty}/{id}", get(fhir::read))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            faults::inject,
+        ));
+    Router::new()
+        .route("/", get(portal::home))
+        .route(
+            "/fhir/.well-known/smart-configuration",
+            get(oauth::smart_configuration),
+        )
+        .route(
+            "/fhir/.well-known/openid-configuration",
+            get(oauth::openid_configuration),
+        )
+        .route("/oauth2/jwks", get(oauth::jwks))
+        .route(
+            "/oauth2/authorize",
+            get(oauth::authorize_get).post(oauth::authorize_post),
+        )
+        .route("/oauth2/token", post(oauth::token))
+        .route("/oauth2/revoke", post(oauth::revoke))
+        .route("/oauth2/introspect", post(oauth::introspect))
+        .route("/oauth2/register", post(oauth::register))
+        .route("/portal/login", get(portal::login_page).post(portal::login))
+        .route("/portal/choose", post(portal::choose))
+        .route("/portal/consent", post(portal::consent))
+        .route("/portal/apps", get(portal::linked_apps))
+        .route("/portal/apps/remove", post(portal::remove_access))
+        .route("/portal/logout", post(portal::logout))
+        .merge(fhir)
+        .nest(
+            "/admin",
+            admin::router().layer(DefaultBodyLimit::max(16 * 1024 * 1024)),
+        )
+        .layer(body_limit)
+        .fallback(portal::not_found)
+        .with_state(shared)
+}
+
+/// Whether the Epic-style category rule is on (an admin switch can turn it off while running).
+pub fn category_rule(shared: &Shared) -> bool {
+    shared.category_rule.load(Ordering::SeqCst)
+}

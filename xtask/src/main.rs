@@ -1,0 +1,235 @@
+//! `cargo xtask`: ChartLink's build and test automation, in Rust so it runs the same on every machine.
+//!
+//! - `cargo xtask ci [--skip-lint]`: the project's test command (the README and `.ci/run` call exactly this).
+//! - `cargo xtask tools`: installs the external tools the tests drive (Chromium, chromedriver, JNA, a Python venv,
+//!   kotlinc) if they are missing; prints "all tools present" when nothing was.
+//! - `cargo xtask sandbox [ARGS...]`: `cargo run -p chartlink-sandbox -- ARGS`.
+//!
+//! The alias lives in `.cargo/config.toml`; it works from any directory of the checkout. Tools go under
+//! `<target dir>/tools` (`CARGO_TARGET_DIR` or `<root>/target`), never into git.
+//!
+//! To add a step: write a function returning `Result<(), String>` that names what failed, and call it through
+//! [`Steps::run`] in [`ci`] so it gets a header, a wall time and fail-fast behaviour.
+
+// What `cargo xtask ci` does, in order, and why:
+//
+// 1. fmt     `cargo fmt --all -- --check`. Cheapest check first: seconds, and formatting noise must not reach review.
+// 2. clippy  `cargo clippy --workspace --all-targets -- -D warnings`. All targets, so tests, examples and benches are
+//            linted too; `-D warnings` makes the workspace lints binding. Passed on the command line rather than
+//            through RUSTFLAGS so that it does not invalidate the build cache that the test step then reuses.
+// 3. tools   Installs Chromium + chromedriver, JNA, the Python venv and kotlinc if missing (see tools.rs). Before
+//            the tests, so a test never half-installs something itself; idempotent and fast when all is there.
+// 4. test    `cargo nextest run --workspace` when cargo-nextest is installed (one process per test: a test that
+//            hangs or leaks a server or browser cannot disturb the others, and slow tests are reported), otherwise
+//            `cargo test --workspace`. The tests find the tools through CHARTLINK_* variables set here (or at their
+//            usual paths); a missing tool fails its test with the command that installs it, never a silent skip.
+// 5. doctests `cargo test --workspace --doc`, only after nextest, which cannot run doctests. The examples in our
+//            `///` docs are part of the public API's contract, so they are tests too.
+//
+// Lint steps come first because they fail fastest; `--skip-lint` drops them for local iteration.
+
+mod cmd;
+mod tools;
+
+use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "xtask",
+    bin_name = "cargo xtask",
+    about = "ChartLink build and test automation"
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// The project's test command: fmt, clippy, tools, tests (nextest + doctests, or cargo test).
+    Ci {
+        /// Skip `cargo fmt --check` and `cargo clippy` (for local iteration; CI never skips them).
+        #[arg(long)]
+        skip_lint: bool,
+    },
+    /// Install the tools the tests use (Chromium, chromedriver, JNA, Python venv, kotlinc) if missing.
+    Tools,
+    /// Run the local SMART-on-FHIR sandbox EHR: `cargo run -p chartlink-sandbox -- ARGS`.
+    #[command(disable_help_flag = true)]
+    Sandbox {
+        /// Arguments for chartlink-sandbox, `--help` included.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+}
+
+/// The checkout xtask belongs to, and where build output and tools go.
+#[derive(Debug)]
+pub struct Workspace {
+    root: PathBuf,
+    target: PathBuf,
+}
+
+impl Workspace {
+    /// Found from where xtask was compiled (`xtask/..`), so any working directory will do.
+    fn locate() -> Result<Self, String> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("xtask/ has a parent: the workspace root")
+            .to_path_buf();
+        // Cargo resolves a relative CARGO_TARGET_DIR against the working directory; so do we.
+        let target = match std::env::var_os("CARGO_TARGET_DIR") {
+            Some(dir) if !dir.is_empty() => std::path::absolute(&dir)
+                .map_err(|e| format!("bad CARGO_TARGET_DIR {}: {e}", Path::new(&dir).display()))?,
+            _ => root.join("target"),
+        };
+        Ok(Self { root, target })
+    }
+
+    /// Where `cargo xtask tools` installs what it fetches.
+    pub fn tools_dir(&self) -> PathBuf {
+        self.target.join("tools")
+    }
+
+    /// A `cargo` command run at the workspace root, with the same cargo that runs xtask.
+    fn cargo(&self) -> Command {
+        let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        command.current_dir(&self.root);
+        command
+    }
+}
+
+/// Numbered, timed steps that stop at the first failure.
+#[derive(Debug)]
+struct Steps {
+    done: usize,
+    total: usize,
+}
+
+impl Steps {
+    fn run<T>(
+        &mut self,
+        name: &str,
+        step: impl FnOnce() -> Result<T, String>,
+    ) -> Result<T, String> {
+        self.done += 1;
+        println!("\n==> [{}/{}] {name}", self.done, self.total);
+        let started = Instant::now();
+        let result = step();
+        let took = human(started.elapsed());
+        match result {
+            Ok(value) => {
+                println!("<== {name}: ok ({took})");
+                Ok(value)
+            }
+            Err(e) => {
+                println!("<== {name}: FAILED ({took})");
+                Err(format!("step `{name}` failed after {took}: {e}"))
+            }
+        }
+    }
+}
+
+fn ci(ws: &Workspace, skip_lint: bool) -> Result<(), String> {
+    let started = Instant::now();
+    let nextest = cmd::succeeds(ws.cargo().args(["nextest", "--version"]));
+    let mut steps = Steps {
+        done: 0,
+        total: 2 + usize::from(!skip_lint) * 2 + usize::from(nextest),
+    };
+    if skip_lint {
+        println!("skipping fmt and clippy (--skip-lint)");
+    } else {
+        steps.run("fmt", || {
+            cmd::run(ws.cargo().args(["fmt", "--all", "--", "--check"]))
+                .map_err(|e| format!("{e}\n    run `cargo fmt --all` to fix the formatting"))
+        })?;
+        steps.run("clippy", || {
+            cmd::run(ws.cargo().args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]))
+        })?;
+    }
+    let tools = steps.run("tools", || tools::ensure(ws))?;
+    let with_tool_env = |command: &mut Command| {
+        for (name, path) in tools.test_env() {
+            command.env(name, path);
+        }
+    };
+    for (name, path) in tools.test_env() {
+        println!("test env: {name}={}", path.display());
+    }
+    if nextest {
+        steps.run("test", || {
+            let mut test = ws.cargo();
+            test.args(["nextest", "run", "--workspace"]);
+            with_tool_env(&mut test);
+            cmd::run(&mut test)
+        })?;
+        steps.run("doctests", || {
+            let mut doc = ws.cargo();
+            doc.args(["test", "--workspace", "--doc"]);
+            with_tool_env(&mut doc);
+            cmd::run(&mut doc)
+        })?;
+    } else {
+        steps.run(
+            "test (cargo-nextest not installed; using cargo test)",
+            || {
+                let mut test = ws.cargo();
+                test.args(["test", "--workspace"]);
+                with_tool_env(&mut test);
+                cmd::run(&mut test)
+            },
+        )?;
+    }
+    println!(
+        "\nci: all {} steps passed in {}",
+        steps.total,
+        human(started.elapsed())
+    );
+    Ok(())
+}
+
+fn sandbox(ws: &Workspace, args: &[OsString]) -> Result<(), String> {
+    cmd::run(
+        ws.cargo()
+            .args(["run", "-p", "chartlink-sandbox", "--"])
+            .args(args),
+    )
+}
+
+fn human(elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64();
+    if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else {
+        let whole = elapsed.as_secs();
+        format!("{}m{:02}s", whole / 60, whole % 60)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = Workspace::locate().and_then(|ws| match cli.task {
+        Task::Ci { skip_lint } => ci(&ws, skip_lint),
+        Task::Tools => tools::ensure(&ws).map(|_| ()),
+        Task::Sandbox { args } => sandbox(&ws, &args),
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! The external tools the tests drive, installed on demand and found again quickly when present.
+//!
+//! - Debian packages: `chromium` + `chromium-driver` (a real headless browser for the end-to-end OAuth tests) and
+//!   `libjna-java` (JNA, which the generated Kotlin bindings load the Rust library with).
+//! - A Python venv under `<target>/tools/venv`: `fhirclient` (SMART client-py, a second-opinion client against the
+//!   sandbox), `requests`, and `tree-sitter` + `tree-sitter-swift` (the only Swift syntax check possible here).
+//! - kotlinc from the npm package `kotlin-compiler`, unpacked under `<target>/tools/kotlin-compiler` (its `lib/`
+//!   already holds kotlin-stdlib, kotlin-test and kotlinx-coroutines).
+//!
+//! Everything lives under the target dir, so `cargo clean` removes it and nothing is committed.
+
+use crate::Workspace;
+use crate::cmd;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Debian package, and the file it installs that tells it is there.
+const DEBIAN_PACKAGES: [(&str, &str); 3] = [
+    ("chromium", "/usr/bin/chromium"),
+    ("chromium-driver", "/usr/bin/chromedriver"),
+    ("libjna-java", "/usr/share/java/jna.jar"),
+];
+
+/// pip requirement, and the module it provides (imported to tell a working install).
+const PYTHON_PACKAGES: [(&str, &str); 4] = [
+    ("fhirclient==4.3.2", "fhirclient"),
+    ("requests", "requests"),
+    ("tree-sitter==0.26.1", "tree_sitter"),
+    ("tree-sitter-swift==0.7.4", "tree_sitter_swift"),
+];
+
+const KOTLIN_VERSION: &str = "2.4.20";
+
+/// Prints, for each `name==version` or `name` argument, those not installed at that version or whose module
+/// does not import. One interpreter start for all of them keeps `cargo xtask tools` fast.
+const PYTHON_PROBE: &str = r#"
+import importlib, importlib.metadata as md, sys
+missing = []
+for arg in sys.argv[1:]:
+    spec, module = arg.split(" ")
+    name, _, version = spec.partition("==")
+    try:
+        have = md.version(name)
+        importlib.import_module(module)
+    except Exception:
+        missing.append(spec)
+        continue
+    if version and have != version:
+        missing.append(spec)
+print(" ".join(missing))
+"#;
+
+/// Where the installed tools are; `None` for one that is not installed.
+#[derive(Debug)]
+pub struct Tools {
+    chromium: Option<PathBuf>,
+    chromedriver: Option<PathBuf>,
+    jna_jar: Option<PathBuf>,
+    python: Option<PathBuf>,
+    kotlinc: Option<PathBuf>,
+}
+
+impl Tools {
+    /// What is installed now, without installing anything.
+    pub fn locate(ws: &Workspace) -> Self {
+        let existing = |path: PathBuf| path.is_file().then_some(path);
+        Self {
+            chromium: existing(PathBuf::from(DEBIAN_PACKAGES[0].1)),
+            chromedriver: existing(PathBuf::from(DEBIAN_PACKAGES[1].1)),
+            jna_jar: existing(PathBuf::from(DEBIAN_PACKAGES[2].1)),
+            python: existing(venv_python(ws)),
+            kotlinc: existing(kotlinc(ws)),
+        }
+    }
+
+    /// The `CHARTLINK_*` variables through which tests find the tools (a test fails when its tool is missing).
+    pub fn test_env(&self) -> Vec<(&'static str, &Path)> {
+        [
+            ("CHARTLINK_CHROMIUM", &self.chromium),
+            ("CHARTLINK_CHROMEDRIVER", &self.chromedriver),
+            ("CHARTLINK_PYTHON", &self.python),
+            ("CHARTLINK_KOTLINC", &self.kotlinc),
+            ("CHARTLINK_JNA_JAR", &self.jna_jar),
+        ]
+        .into_iter()
+        .filter_map(|(name, path)| Some((name, path.as_deref()?)))
+        .collect()
+    }
+}
+
+/// Installs whatever is missing, then says where everything is. Fast (well under a second) when nothing is missing.
+pub fn ensure(ws: &Workspace) -> Result<Tools, String> {
+    let tools_dir = ws.tools_dir();
+    fs::create_dir_all(&tools_dir)
+        .map_err(|e| format!("cannot create {}: {e}", tools_dir.display()))?;
+    let mut installed = ensure_debian_packages()?;
+    installed |= ensure_python_venv(ws)?;
+    installed |= ensure_kotlinc(ws)?;
+    if installed {
+        println!("tools: installed what was missing; all tools present");
+    } else {
+        println!("all tools present");
+    }
+    Ok(Tools::locate(ws))
+}
+
+fn venv_dir(ws: &Workspace) -> PathBuf {
+    ws.tools_dir().join("venv")
+}
+
+fn venv_python(ws: &Workspace) -> PathBuf {
+    venv_dir(ws).join("bin").join("python")
+}
+
+fn kotlin_dir(ws: &Workspace) -> PathBuf {
+    ws.tools_dir().join("kotlin-compiler")
+}
+
+fn kotlinc(ws: &Workspace) -> PathBuf {
+    kotlin_dir(ws).join("package/bin/kotlinc-jvm")
+}
+
+/// Returns whether it installed anything.
+fn ensure_debian_packages() -> Result<bool, String> {
+    let missing: Vec<&str> = DEBIAN_PACKAGES
+        .iter()
+        .filter(|(_, file)| !Path::new(file).exists())
+        .map(|(package, _)| *package)
+        .collect();
+    if missing.is_empty() {
+        let all: Vec<&str> = DEBIAN_PACKAGES.iter().map(|(p, _)| *p).collect();
+        println!("tools: Debian packages present ({})", all.join(", "));
+        return Ok(false);
+    }
+    let install_args = ["install", "-y", "--no-install-recommends"];
+    let sudo = if is_root()? {
+        false
+    } else if cmd::find_on_path("sudo").is_some() {
+        true
+    } else {
+        return Err(format!(
+            "missing Debian packages ({}) and this user is neither root nor has sudo; as root, run:\n    \
+             apt-get update && DEBIAN_FRONTEND=noninteractive apt-get {} {}",
+            missing.join(", "),
+            install_args.join(" "),
+            missing.join(" ")
+        ));
+    };
+    let apt_get = |args: &[&str]| {
+        let mut command = if sudo {
+            let mut c = Command::new("sudo");
+            c.args(["DEBIAN_FRONTEND=noninteractive", "apt-get"]);
+            c
+        } else {
+            let mut c = Command::new("apt-get");
+            c.env("DEBIAN_FRONTEND", "noninteractive");
+            c
+        };
+        command.args(args);
+        println!("tools: running `{}`", cmd::display(&command));
+        cmd::run_keeping_stderr_tail(&mut command)
+    };
+    println!("tools: installing Debian packages {}", missing.join(" "));
+    apt_get(&["update"])?;
+    apt_get(&[&install_args[..], &missing[..]].concat())?;
+    for (package, file) in DEBIAN_PACKAGES {
+        if !Path::new(file).exists() {
+            return Err(format!(
+                "apt-get installed {package} but {file} is still missing"
+            ));
+        }
+    }
+    Ok(true)
+}
+
+fn is_root() -> Result<bool, String> {
+    Ok(cmd::stdout_of(Command::new("id").arg("-u"))?.trim() == "0")
+}
+
+/// Returns whether it installed anything.
+fn ensure_python_venv(ws: &Workspace) -> Result<bool, String> {
+    let venv = venv_dir(ws);
+    let python = venv_python(ws);
+    let mut installed = false;
+    if !python.is_file() {
+        println!("tools: creating Python venv {}", venv.display());
+        let mut create = Command::new("python3");
+        create.args(["-m", "venv"]).arg(&venv);
+        cmd::run_keeping_stderr_tail(&mut create)?;
+        installed = true;
+    }
+    let mut probe = Command::new(&python);
+    probe.args(["-c", PYTHON_PROBE]);
+    probe.args(PYTHON_PACKAGES.map(|(spec, module)| format!("{spec} {module}")));
+    let missing = cmd::stdout_of(&mut probe).map_err(|e| {
+        format!(
+            "{e}\n    the venv looks broken; remove {} and retry",
+            venv.display()
+        )
+    })?;
+    let missing: Vec<&str> = missing.split_whitespace().collect();
+    if missing.is_empty() {
+        if !installed {
+            println!("tools: Python venv present ({})", venv.display());
+        }
+        return Ok(installed);
+    }
+    println!(
+        "tools: pip installing {} into {}",
+        missing.join(" "),
+        venv.display()
+    );
+    let mut pip = Command::new(&python);
+    pip.args(["-m", "pip", "install", "--disable-pip-version-check"])
+        .args(&missing);
+    cmd::run_keeping_stderr_tail(&mut pip)?;
+    Ok(true)
+}
+
+/// Returns whether it installed anything. Unpacks into a staging dir that is renamed into place only when complete,
+/// so an interrupted install is never mistaken for a working one.
+fn ensure_kotlinc(ws: &Workspace) -> Result<bool, String> {
+    let dir = kotlin_dir(ws);
+    let stamp = dir.join("VERSION");
+    let current = fs::read_to_string(&stamp).unwrap_or_default();
+    if kotlinc(ws).is_file() && current.trim() == KOTLIN_VERSION {
+        println!(
+            "tools: kotlinc {KOTLIN_VERSION} present ({})",
+            dir.display()
+        );
+        return Ok(false);
+    }
+    let io = |what: &str, path: &Path, e: std::io::Error| {
+        format!("cannot {what} {}: {e}", path.display())
+    };
+    let staging = ws.tools_dir().join("kotlin-compiler.partial");
+    if staging.exists() {
+        fs::remove_dir_all(&staging).map_err(|e| io("remove", &staging, e))?;
+    }
+    fs::create_dir_all(&staging).map_err(|e| io("create", &staging, e))?;
+
+    println!("tools: fetching kotlin-compiler@{KOTLIN_VERSION} with npm pack (about 90 MB)");
+    let mut pack = Command::new("npm");
+    pack.args([
+        "pack",
+        "--loglevel=warn",
+        &format!("kotlin-compiler@{KOTLIN_VERSION}"),
+    ])
+    .current_dir(&staging);
+    cmd::run_keeping_stderr_tail(&mut pack)?;
+    let tarball = fs::read_dir(&staging)
+        .map_err(|e| io("read", &staging, e))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "tgz"))
+        .ok_or_else(|| format!("npm pack left no .tgz in {}", staging.display()))?;
+
+    println!("tools: unpacking {}", tarball.display());
+    let mut untar = Command::new("tar");
+    untar.arg("xzf").arg(&tarball).arg("-C").arg(&staging);
+    cmd::run_keeping_stderr_tail(&mut untar)?;
+    fs::remove_file(&tarball).map_err(|e| io("remove", &tarball, e))?;
+    make_executable(&staging.join("package/bin"))?;
+    fs::write(staging.join("VERSION"), KOTLIN_VERSION)
+        .map_err(|e| io("write", &staging.join("VERSION"), e))?;
+
+    if dir.exists() {
+        fs::remove_dir_all(&dir).map_err(|e| io("remove", &dir, e))?;
+    }
+    fs::rename(&staging, &dir).map_err(|e| io("move into place", &dir, e))?;
+    if !kotlinc(ws).is_file() {
+        return Err(format!(
+            "kotlin-compiler@{KOTLIN_VERSION} unpacked without {}",
+            kotlinc(ws).display()
+        ));
+    }
+    Ok(true)
+}
+
+/// npm tarballs do not always keep the executable bit of `bin/*`.
+#[cfg(unix)]
+fn make_executable(bin: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let entries = fs::read_dir(bin).map_err(|e| format!("cannot read {}: {e}", bin.display()))?;
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        let metadata =
+            fs::metadata(&path).map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
+        if metadata.is_file() {
+            let mut permissions = metadata.permissions();
+            permissions.set_mode(permissions.mode() | 0o755);
+            fs::set_permissions(&path, permissions)
+                .map_err(|e| format!("cannot chmod {}: {e}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn make_executable(_bin: &Path) -> Result<(), String> {
+    Ok(())
+}
