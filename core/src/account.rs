@@ -349,22 +349,30 @@ impl Accounts {
         account: &LinkedAccount,
         refresh: &Secret,
     ) -> Result<SmartTokenResponse> {
+        if let Some(assertion) =
+            self.assertion_params(&account.server.token_endpoint, &account.client_id)?
+        {
+            // A confidential client authenticates with its assertion and omits client_id (SMART client req. 72).
+            let form = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh.expose()),
+                ("client_assertion_type", CLIENT_ASSERTION_TYPE),
+                ("client_assertion", assertion.expose()),
+            ];
+            return token_request(&self.http, &account.server.token_endpoint, &form).await;
+        }
         let client = self.oauth_client(account)?;
         let token = RefreshToken::new(refresh.expose().to_owned());
-        let mut req = client.exchange_refresh_token(&token);
-        let assertion =
-            self.assertion_params(&account.server.token_endpoint, &account.client_id)?;
-        if let Some(a) = &assertion {
-            req = req
-                .add_extra_param("client_assertion_type", CLIENT_ASSERTION_TYPE)
-                .add_extra_param("client_assertion", a.expose());
-        }
         let http = self.http.clone();
         let call = move |r| {
             let http = http.clone();
             async move { http.oauth2_call(r).await }
         };
-        req.request_async(&call).await.map_err(token_error)
+        client
+            .exchange_refresh_token(&token)
+            .request_async(&call)
+            .await
+            .map_err(token_error)
     }
 
     async fn jwt_bearer(
@@ -381,37 +389,15 @@ impl Accounts {
             account.server.token_endpoint.as_str(),
             now,
         )?;
-        let resp = self
-            .http
-            .post_form(
-                &account.server.token_endpoint,
-                &[
-                    ("grant_type", JWT_BEARER),
-                    ("assertion", assertion.expose()),
-                ],
-                None,
-                SMALL_BODY_LIMIT,
-            )
-            .await?;
-        if resp.status.is_success() {
-            return serde_json::from_slice(&resp.body)
-                .map_err(|_| Error::Authorization("malformed token response".into()));
-        }
-        let body = resp.json().unwrap_or(Value::Null);
-        match body["error"].as_str() {
-            Some("invalid_grant") => Err(Error::AccessRevoked),
-            _ if resp.status.is_server_error() => Err(Error::Network(format!(
-                "token endpoint answered {}",
-                resp.status.as_u16()
-            ))),
-            Some(code) => Err(Error::Authorization(format!(
-                "token endpoint refused the device assertion ({code})"
-            ))),
-            None => Err(Error::Authorization(format!(
-                "token endpoint answered {}",
-                resp.status.as_u16()
-            ))),
-        }
+        token_request(
+            &self.http,
+            &account.server.token_endpoint,
+            &[
+                ("grant_type", JWT_BEARER),
+                ("assertion", assertion.expose()),
+            ],
+        )
+        .await
     }
 
     /// Registers this device as a client of the provider (Epic-style dynamic registration with a device key) and
@@ -537,6 +523,42 @@ pub type OAuthClient = oauth2::Client<
     oauth2::EndpointNotSet,
     oauth2::EndpointSet,
 >;
+
+/// A token request sent as a plain form POST (grants and client authentication the oauth2 crate does not shape
+/// as SMART needs: jwt-bearer, and private_key_jwt without client_id), parsed into the same token response.
+pub(crate) async fn token_request(
+    http: &Http,
+    token_url: &Url,
+    form: &[(&str, &str)],
+) -> Result<SmartTokenResponse> {
+    let resp = http
+        .post_form(token_url, form, None, SMALL_BODY_LIMIT)
+        .await?;
+    if resp.status.is_success() {
+        let parsed: SmartTokenResponse = serde_json::from_slice(&resp.body)
+            .map_err(|_| Error::Authorization("malformed token response".into()))?;
+        return Ok(parsed);
+    }
+    let body = resp.json().unwrap_or(Value::Null);
+    match body["error"].as_str() {
+        Some("invalid_grant") => Err(Error::AccessRevoked),
+        _ if resp.status.is_server_error() => Err(Error::Network(format!(
+            "token endpoint answered {}",
+            resp.status.as_u16()
+        ))),
+        Some(code) => Err(Error::Authorization(format!(
+            "the token endpoint refused the request ({})",
+            code.chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .take(40)
+                .collect::<String>()
+        ))),
+        None => Err(Error::Authorization(format!(
+            "token endpoint answered {}",
+            resp.status.as_u16()
+        ))),
+    }
+}
 
 /// Maps a token endpoint failure: `invalid_grant` is a revocation, transport trouble is transient, anything else
 /// is an authorization failure with the OAuth error code (never the description, which a server may fill with

@@ -402,7 +402,7 @@ impl Directory {
 fn endpoint_of(ep: &Value) -> Option<ProviderEndpoint> {
     let address = ep["address"].as_str()?;
     let url = Url::parse(address.trim()).ok()?;
-    if !matches!(url.scheme(), "https" | "http") {
+    if !discovery::is_secure_transport(&url) {
         return None;
     }
     Some(ProviderEndpoint {

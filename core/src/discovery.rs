@@ -47,7 +47,7 @@ impl ServerInfo {
 /// Why discovery failed.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DiscoveryError {
-    #[error("the FHIR base URL is not a valid http(s) URL")]
+    #[error("the FHIR base URL must be an https URL (plain http only on this computer)")]
     InvalidBase,
     #[error(transparent)]
     Http(#[from] HttpError),
@@ -75,14 +75,26 @@ struct SmartConfiguration {
     code_challenge_methods_supported: Option<Vec<String>>,
 }
 
-/// Parses and normalises a FHIR base URL (no trailing slash, http or https only).
+/// Whether ChartLink may send a token or code to `url`: HTTPS, or plain HTTP to a loopback host (local
+/// development against the sandbox). SMART App Launch 2.2 client requirement 1.
+pub fn is_secure_transport(url: &Url) -> bool {
+    match url.scheme() {
+        "https" => true,
+        "http" => match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d == "localhost",
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+/// Parses and normalises a FHIR base URL (no trailing slash; HTTPS, or HTTP on loopback).
 pub fn parse_base(fhir_base: &str) -> Result<Url, DiscoveryError> {
     let trimmed = fhir_base.trim().trim_end_matches('/');
     let url = Url::parse(trimmed).map_err(|_| DiscoveryError::InvalidBase)?;
-    if !matches!(url.scheme(), "http" | "https")
-        || url.host_str().is_none()
-        || url.query().is_some()
-    {
+    if !is_secure_transport(&url) || url.host_str().is_none() || url.query().is_some() {
         return Err(DiscoveryError::InvalidBase);
     }
     Ok(url)
@@ -142,7 +154,7 @@ fn resolve(
     let url = dir
         .join(v)
         .map_err(|_| DiscoveryError::InvalidField(field))?;
-    if !matches!(url.scheme(), "http" | "https") {
+    if !is_secure_transport(&url) {
         return Err(DiscoveryError::InvalidField(field));
     }
     Ok(Some(url))
@@ -277,6 +289,20 @@ mod tests {
                 .is_err()
         );
         assert_eq!(parse_base("ftp://x/fhir"), Err(DiscoveryError::InvalidBase));
+        // SMART 2.2 client req. 1: tokens only over TLS (loopback excepted for local development).
+        assert_eq!(
+            parse_base("http://ehr.example/fhir"),
+            Err(DiscoveryError::InvalidBase)
+        );
+        assert!(parse_base("http://127.0.0.1:8080/fhir").is_ok());
+        assert!(parse_base("http://[::1]:8080/fhir").is_ok());
+        assert!(parse_base("http://localhost:8080/fhir").is_ok());
+        assert_eq!(
+            conf(
+                json!({"code_challenge_methods_supported": ["S256"], "authorization_endpoint": "/a", "token_endpoint": "http://ehr.example/token"})
+            ),
+            Err(DiscoveryError::InvalidField("token_endpoint"))
+        );
         assert_eq!(parse_base("not a url"), Err(DiscoveryError::InvalidBase));
     }
 

@@ -13,12 +13,16 @@ pub mod account;
 pub mod directory;
 pub mod discovery;
 pub mod error;
+pub mod fhir;
 pub mod host;
 pub mod http;
 pub mod jose;
 pub mod link;
 pub mod scopes;
 pub mod secret;
+pub mod store;
+pub mod sync;
+pub mod views;
 
 use std::sync::Arc;
 
@@ -44,6 +48,8 @@ pub struct AppConfig {
     pub client_auth: ClientAuth,
     /// The app's name, used when registering a device client.
     pub app_name: String,
+    /// Where the encrypted database lives (`None`: in memory, for tests).
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 /// The host's capabilities.
@@ -62,7 +68,7 @@ impl std::fmt::Debug for Host {
     }
 }
 
-/// The SDK: link, keep access, unlink.
+/// The SDK: link, keep access, sync, read, unlink.
 #[derive(Debug)]
 pub struct ChartLink {
     config: AppConfig,
@@ -70,7 +76,13 @@ pub struct ChartLink {
     http: http::Http,
     linker: link::Linker,
     accounts: account::Accounts,
+    store: store::Store,
+    /// The store's master key, while unlocked.
+    master_key: std::sync::Mutex<Option<zeroize::Zeroizing<[u8; 32]>>>,
 }
+
+/// Where the store's master key is kept in the host's secure store.
+pub const STORE_KEY: &str = "chartlink/store-key";
 
 impl ChartLink {
     /// Builds the SDK and loads the accounts linked earlier from the secure store.
@@ -96,13 +108,102 @@ impl ChartLink {
             clock: host.clock.clone(),
             http: http.clone(),
         };
+        let store = match &config.data_dir {
+            Some(dir) => store::Store::open(&dir.join("chartlink.db")),
+            None => store::Store::open_in_memory(),
+        }
+        .map_err(|e| Error::Storage(e.to_string()))?;
+        let master = Self::load_or_create_master_key(host.secure_store.as_ref())?;
         Ok(Self {
             config,
             host,
             http,
             linker,
             accounts,
+            store,
+            master_key: std::sync::Mutex::new(Some(master)),
         })
+    }
+
+    fn load_or_create_master_key(secure: &dyn SecureStore) -> Result<zeroize::Zeroizing<[u8; 32]>> {
+        let mut key = zeroize::Zeroizing::new([0u8; 32]);
+        match secure.get(STORE_KEY)? {
+            Some(bytes) if bytes.len() == 32 => key.copy_from_slice(&bytes),
+            Some(_) => {
+                return Err(Error::Storage(
+                    "the store key in secure storage is damaged".into(),
+                ));
+            }
+            None => {
+                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key[..])
+                    .map_err(|_| Error::Storage("no randomness for the store key".into()))?;
+                secure.put(STORE_KEY, &key[..])?;
+            }
+        }
+        Ok(key)
+    }
+
+    /// The store keys of one account (fails when locked). Public for tests and diagnostics.
+    pub fn account_keys(&self, account_id: &str) -> Result<store::AccountKeys> {
+        self.keys(account_id)
+    }
+
+    /// The store keys of one account (fails when locked).
+    fn keys(&self, account_id: &str) -> Result<store::AccountKeys> {
+        let guard = self.master_key.lock().unwrap_or_else(|e| e.into_inner());
+        let master = guard.as_ref().ok_or(Error::Locked)?;
+        store::AccountKeys::derive(master, account_id).map_err(|e| Error::Storage(e.to_string()))
+    }
+
+    /// Syncs one account's record into the encrypted store.
+    pub async fn sync(&self, account_id: &str) -> Result<sync::SyncReport> {
+        self.sync_with(account_id, &sync::SyncOptions::default(), &mut |_| {})
+            .await
+    }
+
+    /// Syncs with options and a progress callback.
+    pub async fn sync_with(
+        &self,
+        account_id: &str,
+        options: &sync::SyncOptions,
+        progress: &mut (dyn FnMut(sync::SyncProgress) + Send),
+    ) -> Result<sync::SyncReport> {
+        let account = self.accounts.get(account_id).await?;
+        if account.status == AccountStatus::Revoked {
+            return Err(Error::AccessRevoked);
+        }
+        let keys = self.keys(account_id)?;
+        let ctx = sync::SyncContext {
+            http: &self.http,
+            accounts: &self.accounts,
+            store: &self.store,
+            now_ms: self.host.clock.now_unix_ms(),
+        };
+        let not_cancelled = || false;
+        match sync::sync_account(&ctx, &account, &keys, options, progress, &not_cancelled).await {
+            Err(Error::AccessRevoked) => {
+                self.accounts.mark_revoked(account_id).await?;
+                Err(Error::AccessRevoked)
+            }
+            other => other,
+        }
+    }
+
+    /// Every stored resource of a type for an account, as FHIR JSON (decrypted).
+    pub fn resources(
+        &self,
+        account_id: &str,
+        resource_type: &str,
+    ) -> Result<Vec<serde_json::Value>> {
+        let keys = self.keys(account_id)?;
+        self.store
+            .of_type(&keys, account_id, resource_type)
+            .map_err(|e| Error::Storage(e.to_string()))
+    }
+
+    /// The encrypted store (tests and the CLI's diagnostics).
+    pub fn store(&self) -> &store::Store {
+        &self.store
     }
 
     /// Discovers a provider's SMART endpoints.
@@ -175,9 +276,13 @@ impl ChartLink {
             .await
     }
 
-    /// Revokes the account's tokens at the provider and removes every local trace of it.
+    /// Revokes the account's tokens at the provider and removes every local trace of it (tokens and records).
     pub async fn unlink(&self, account_id: &str) -> Result<UnlinkOutcome> {
-        self.accounts.unlink(account_id).await
+        let outcome = self.accounts.unlink(account_id).await?;
+        self.store
+            .purge(account_id)
+            .map_err(|e| Error::Storage(e.to_string()))?;
+        Ok(outcome)
     }
 
     /// The account registry (for the sync engine).

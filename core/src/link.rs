@@ -248,27 +248,45 @@ impl Linker {
     }
 
     async fn exchange(&self, pending: &PendingFlow, code: &str) -> Result<SmartTokenResponse> {
-        let client = self.client(&pending.server, &pending.redirect_uri)?;
-        let mut req = client
-            .exchange_code(AuthorizationCode::new(code.to_owned()))
-            .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier.expose().to_owned()));
-        let assertion = match &self.client_auth {
-            ClientAuth::Public => None,
-            ClientAuth::PrivateKeyJwt(signer) => Some(jose::client_assertion(
+        let at_exchange = |e: Error| match e {
+            // At the code exchange invalid_grant means a bad or replayed code, not a revoked link.
+            Error::AccessRevoked => Error::Authorization(
+                "the portal refused the authorization code (invalid_grant)".into(),
+            ),
+            other => other,
+        };
+        if let ClientAuth::PrivateKeyJwt(signer) = &self.client_auth {
+            // A confidential client authenticates with its assertion and omits client_id (SMART client req. 72).
+            let now = self.clock.now_unix_ms() / 1000;
+            let assertion = jose::client_assertion(
                 signer.as_ref(),
                 &self.client_id,
                 pending.server.token_endpoint.as_str(),
-                self.clock.now_unix_ms() / 1000,
-            )?),
-        };
-        if let Some(a) = &assertion {
-            req = req
-                .add_extra_param(
+                now,
+            )?;
+            let form = [
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", pending.redirect_uri.as_str()),
+                ("code_verifier", pending.verifier.expose()),
+                (
                     "client_assertion_type",
                     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                )
-                .add_extra_param("client_assertion", a.expose());
+                ),
+                ("client_assertion", assertion.expose()),
+            ];
+            return crate::account::token_request(
+                &self.http,
+                &pending.server.token_endpoint,
+                &form,
+            )
+            .await
+            .map_err(at_exchange);
         }
+        let client = self.client(&pending.server, &pending.redirect_uri)?;
+        let req = client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier.expose().to_owned()));
         let http = self.http.clone();
         let call = move |r| {
             let http = http.clone();
@@ -276,13 +294,7 @@ impl Linker {
         };
         req.request_async(&call)
             .await
-            .map_err(|e| match token_error(e) {
-                // At the code exchange invalid_grant means a bad or replayed code, not a revoked link.
-                Error::AccessRevoked => Error::Authorization(
-                    "the portal refused the authorization code (invalid_grant)".into(),
-                ),
-                other => other,
-            })
+            .map_err(|e| at_exchange(token_error(e)))
     }
 
     async fn account_from(

@@ -58,6 +58,7 @@ fn config() -> AppConfig {
         wanted: DataCategory::ALL.to_vec(),
         client_auth: ClientAuth::Public,
         app_name: "ChartLink tests".into(),
+        data_dir: None,
     }
 }
 
@@ -191,7 +192,8 @@ async fn deny_and_cancel_are_typed_and_leave_nothing() {
         .await
         .unwrap_err();
     assert_eq!(err, Error::Cancelled);
-    assert!(f.store.keys("chartlink/").unwrap().is_empty());
+    assert!(f.store.keys("chartlink/account/").unwrap().is_empty());
+    assert!(f.store.keys("chartlink/pending/").unwrap().is_empty());
     f.sb.shutdown().await;
 }
 
@@ -209,7 +211,21 @@ async fn a_flow_survives_the_app_being_killed_and_is_used_once() {
             .map(|(_, v)| v.clone())
             .unwrap()
     };
-    assert!(get("state").len() >= 43);
+    // Client req. 2 and 40: unpredictable state, ≥ 122 bits: 32 random bytes, base64url, different every time.
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(get("state"))
+        .unwrap();
+    assert_eq!(raw.len(), 32);
+    let other = f.sdk(None).begin_link(&f.sb.fhir_base()).await.unwrap();
+    let other_state = other
+        .url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    assert_ne!(other_state, get("state"));
     assert_eq!(get("code_challenge_method"), "S256");
     assert_eq!(get("aud"), f.sb.fhir_base());
     let redirect = PortalRobot::allowing("ava", "ava-demo", None)
@@ -220,6 +236,7 @@ async fn a_flow_survives_the_app_being_killed_and_is_used_once() {
     let sdk = f.sdk(None);
     let account = sdk.complete_link(&redirect).await.unwrap();
     assert_eq!(account.patient_id, "ava-thompson");
+    sdk.cancel_link().unwrap();
     // Client req. 4: the state of any redirect is validated; a replay finds no flow.
     let err = sdk.complete_link(&redirect).await.unwrap_err();
     assert!(
@@ -384,7 +401,8 @@ async fn unlink_revokes_at_the_provider_and_forgets_everything() {
     let outcome = sdk.unlink(&account.id).await.unwrap();
     eprintln!("{outcome:?}");
     assert!(outcome.revoked_at_provider);
-    assert!(f.store.keys("chartlink/").unwrap().is_empty());
+    assert!(f.store.keys("chartlink/account/").unwrap().is_empty());
+    assert!(f.store.keys("chartlink/pending/").unwrap().is_empty());
     assert!(sdk.accounts().await.is_empty());
     assert!(f.sb.admin().grants().unwrap()[0].revoked_at.is_some());
     let status = reqwest::Client::new()

@@ -47,6 +47,7 @@ fn sdk() -> ChartLink {
         wanted: vec![DataCategory::LabResults],
         client_auth: ClientAuth::Public,
         app_name: "t".into(),
+        data_dir: None,
     };
     ChartLink::new(config, host).unwrap()
 }

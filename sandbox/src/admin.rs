@@ -60,6 +60,11 @@ impl Admin {
         self.shared.faults.configure(config);
     }
 
+    /// Replaces the random faults and reseeds the injector (a randomized run over many seeds).
+    pub fn set_faults_seeded(&self, config: FaultConfig, seed: u64) {
+        self.shared.faults.configure_seeded(config, seed);
+    }
+
     /// Adds a fault for the next requests under a path prefix.
     pub fn script_fault(&self, fault: ScriptedFault) {
         self.shared.faults.script(fault);

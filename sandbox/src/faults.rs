@@ -97,6 +97,13 @@ impl Faults {
         inner.rng = ChaCha8Rng::seed_from_u64(self.seed);
     }
 
+    /// Replaces the random faults and restarts the generator from `seed`.
+    pub fn configure_seeded(&self, config: FaultConfig, seed: u64) {
+        let mut inner = self.lock();
+        inner.config = config;
+        inner.rng = ChaCha8Rng::seed_from_u64(seed);
+    }
+
     /// The random faults in force.
     pub fn config(&self) -> FaultConfig {
         self.lock().config.clone()

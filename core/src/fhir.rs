@@ -1,0 +1,341 @@
+//! The FHIR client the sync engine uses: the bearer token only ever goes to the grant's FHIR origin (a next link,
+//! reference or attachment on another origin is refused, never followed with the token); searchset paging with
+//! loop detection and a page cap; gzip; timeouts; retries with exponential backoff and jitter on connection errors,
+//! 5xx and 429 (Retry-After honoured); OperationOutcome turned into typed errors; a 401 gets one refresh and one
+//! retry, then means the access was revoked.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use rand::Rng;
+use reqwest::StatusCode;
+use serde_json::Value;
+use url::Url;
+
+use crate::account::Accounts;
+use crate::error::Error;
+use crate::http::{self, HttpError};
+use crate::secret::Secret;
+
+/// Largest single FHIR response read (a page of resources, a document).
+pub const PAGE_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// A failed FHIR request.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum FhirError {
+    #[error("network problem: {0}")]
+    Network(String),
+    #[error("the server answered {status} ({code})")]
+    Status { status: u16, code: String },
+    /// The grant does not cover this (a 403): not a failure of the sync, just not shared.
+    #[error("not granted")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("access revoked")]
+    Revoked,
+    #[error("the server's answer is not usable: {0}")]
+    Malformed(String),
+    #[error("refused to send the token to another origin")]
+    ForeignOrigin,
+    #[error("paging went in a loop")]
+    PagingLoop,
+    #[error("more than {0} pages")]
+    TooManyPages(usize),
+    #[error("stopped")]
+    Cancelled,
+}
+
+impl FhirError {
+    /// Whether a later attempt may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            FhirError::Network(_)
+                | FhirError::Status {
+                    status: 500..=599 | 429,
+                    ..
+                }
+        )
+    }
+}
+
+impl From<FhirError> for Error {
+    fn from(e: FhirError) -> Self {
+        match e {
+            FhirError::Network(m) => Error::Network(m),
+            FhirError::Status { status, .. } if status >= 500 || status == 429 => {
+                Error::Network(format!("the server answered {status}"))
+            }
+            FhirError::Revoked => Error::AccessRevoked,
+            FhirError::Cancelled => Error::Locked,
+            other => Error::Authorization(other.to_string()),
+        }
+    }
+}
+
+/// How hard to retry.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 5,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A FHIR client bound to one linked account.
+pub struct FhirClient<'a> {
+    http: &'a http::Http,
+    accounts: &'a Accounts,
+    account_id: String,
+    base: Url,
+    retry: RetryPolicy,
+    /// Stop page after page when this says so (the idle lock).
+    cancelled: &'a (dyn Fn() -> bool + Send + Sync),
+}
+
+impl std::fmt::Debug for FhirClient<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FhirClient")
+            .field("account_id", &self.account_id)
+            .field("base", &self.base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a GET returned.
+#[derive(Debug)]
+pub struct Fetched {
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+impl<'a> FhirClient<'a> {
+    /// A client for `account_id`, whose FHIR base is `base`.
+    pub fn new(
+        http: &'a http::Http,
+        accounts: &'a Accounts,
+        account_id: &str,
+        base: Url,
+        retry: RetryPolicy,
+        cancelled: &'a (dyn Fn() -> bool + Send + Sync),
+    ) -> Self {
+        Self {
+            http,
+            accounts,
+            account_id: account_id.to_owned(),
+            base,
+            retry,
+            cancelled,
+        }
+    }
+
+    /// Resolves a reference or link against the base and checks it stays on the grant's origin.
+    pub fn resolve(&self, reference: &str) -> Result<Url, FhirError> {
+        let dir = Url::parse(&format!("{}/", self.base.as_str().trim_end_matches('/')))
+            .map_err(|_| FhirError::Malformed("base".into()))?;
+        let url = dir
+            .join(reference)
+            .map_err(|_| FhirError::Malformed("a link is not a URL".into()))?;
+        if url.origin() != self.base.origin() {
+            return Err(FhirError::ForeignOrigin);
+        }
+        Ok(url)
+    }
+
+    /// GET with retries, refresh-on-401 and typed errors.
+    pub async fn get(&self, url: &Url, accept: &str) -> Result<Fetched, FhirError> {
+        if url.origin() != self.base.origin() {
+            return Err(FhirError::ForeignOrigin);
+        }
+        let mut token = self.token().await?;
+        let mut refreshed = false;
+        let mut attempt = 0;
+        loop {
+            if (self.cancelled)() {
+                return Err(FhirError::Cancelled);
+            }
+            attempt += 1;
+            let result = self.once(url, accept, &token).await;
+            let retry_after = match &result {
+                Ok((status, _, _)) if *status == StatusCode::UNAUTHORIZED => {
+                    if refreshed {
+                        return Err(FhirError::Revoked);
+                    }
+                    refreshed = true;
+                    token = match self
+                        .accounts
+                        .after_unauthorized(&self.account_id, &token)
+                        .await
+                    {
+                        Ok(t) => t,
+                        Err(Error::AccessRevoked) => return Err(FhirError::Revoked),
+                        Err(Error::Network(m)) => return Err(FhirError::Network(m)),
+                        Err(_) => return Err(FhirError::Revoked),
+                    };
+                    attempt -= 1;
+                    continue;
+                }
+                Ok((status, headers, body)) if status.is_success() => {
+                    let content_type = headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
+                    return Ok(Fetched {
+                        content_type,
+                        body: body.clone(),
+                    });
+                }
+                Ok((status, headers, body)) => {
+                    let err = status_error(*status, body);
+                    if !err.is_transient() || attempt >= self.retry.attempts {
+                        return Err(err);
+                    }
+                    headers
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(|s| Duration::from_secs(s.min(120)))
+                }
+                Err(e) => {
+                    if attempt >= self.retry.attempts {
+                        return Err(e.clone());
+                    }
+                    None
+                }
+            };
+            tokio::time::sleep(retry_after.unwrap_or_else(|| self.backoff(attempt))).await;
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self.retry.base_delay.saturating_mul(1 << attempt.min(10));
+        let capped = exp.min(self.retry.max_delay);
+        // Full jitter: anywhere between half and all of the capped delay.
+        let ms = capped.as_millis() as u64;
+        Duration::from_millis(rand::rng().random_range(ms / 2..=ms.max(1)))
+    }
+
+    async fn token(&self) -> Result<Secret, FhirError> {
+        self.accounts
+            .access_token(&self.account_id)
+            .await
+            .map_err(|e| match e {
+                Error::AccessRevoked => FhirError::Revoked,
+                Error::Network(m) => FhirError::Network(m),
+                other => FhirError::Malformed(other.to_string()),
+            })
+    }
+
+    async fn once(
+        &self,
+        url: &Url,
+        accept: &str,
+        token: &Secret,
+    ) -> Result<(StatusCode, reqwest::header::HeaderMap, Vec<u8>), FhirError> {
+        let resp = self
+            .http
+            .client()
+            .get(url.clone())
+            .header("accept", accept)
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .map_err(|e| FhirError::Network(http::describe(&e)))?;
+        let r = http::read(resp, PAGE_BODY_LIMIT)
+            .await
+            .map_err(|e| match e {
+                HttpError::Network(m) => FhirError::Network(m),
+                other => FhirError::Malformed(other.to_string()),
+            })?;
+        Ok((r.status, r.headers, r.body))
+    }
+
+    /// GET a resource or Bundle as JSON. A body that does not parse is a transient failure (a truncated answer) and
+    /// is retried.
+    pub async fn get_json(&self, url: &Url) -> Result<Value, FhirError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let fetched = self.get(url, "application/fhir+json").await?;
+            match serde_json::from_slice::<Value>(&fetched.body) {
+                Ok(v) if v.is_object() => return Ok(v),
+                _ if attempt < self.retry.attempts => {
+                    tokio::time::sleep(self.backoff(attempt)).await
+                }
+                _ => {
+                    return Err(FhirError::Malformed(
+                        "the answer is not a JSON object".into(),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Follows a search's pages from `first`, calling `on_page` with each Bundle and the URL of the next page. Stops
+    /// on a repeated link or after `max_pages`. `on_page` returns false to stop early.
+    pub async fn pages(
+        &self,
+        first: Url,
+        max_pages: usize,
+        mut on_page: impl FnMut(&Value, Option<&Url>) -> Result<bool, FhirError>,
+    ) -> Result<usize, FhirError> {
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut url = first;
+        for n in 1..=max_pages {
+            if !seen.insert(url.to_string()) {
+                return Err(FhirError::PagingLoop);
+            }
+            let bundle = self.get_json(&url).await?;
+            if bundle["resourceType"] != "Bundle" {
+                return Err(FhirError::Malformed(
+                    "a search did not answer a Bundle".into(),
+                ));
+            }
+            let next = bundle["link"]
+                .as_array()
+                .and_then(|links| links.iter().find(|l| l["relation"] == "next"))
+                .and_then(|l| l["url"].as_str())
+                .map(|u| self.resolve(u))
+                .transpose()?;
+            if !on_page(&bundle, next.as_ref())? {
+                return Ok(n);
+            }
+            match next {
+                Some(n) => url = n,
+                None => return Ok(n),
+            }
+        }
+        Err(FhirError::TooManyPages(max_pages))
+    }
+}
+
+/// The error for a non-success status, with the OperationOutcome's issue code when there is one.
+fn status_error(status: StatusCode, body: &[u8]) -> FhirError {
+    let code = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| {
+            v["issue"][0]["code"].as_str().map(|c| {
+                c.chars()
+                    .filter(char::is_ascii_alphanumeric)
+                    .take(30)
+                    .collect()
+            })
+        })
+        .unwrap_or_else(|| "no OperationOutcome".to_owned());
+    match status.as_u16() {
+        403 => FhirError::Forbidden,
+        404 | 410 => FhirError::NotFound,
+        s => FhirError::Status { status: s, code },
+    }
+}
