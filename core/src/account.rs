@@ -137,6 +137,8 @@ pub struct Accounts {
     http: Http,
     client_auth: ClientAuth,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
+    /// The accounts' metadata (no secrets), readable without waiting for a refresh in progress.
+    meta: Mutex<HashMap<String, LinkedAccount>>,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -168,6 +170,7 @@ impl Accounts {
         client_auth: ClientAuth,
     ) -> Result<Self> {
         let mut slots = HashMap::new();
+        let mut meta = HashMap::new();
         for k in store.keys(ACCOUNT_PREFIX)? {
             let Some(bytes) = store.get(&k)? else {
                 continue;
@@ -175,6 +178,7 @@ impl Accounts {
             // A damaged entry is skipped (and reported once), not fatal: the other accounts still work.
             match serde_json::from_slice::<Stored>(&bytes) {
                 Ok(stored) => {
+                    meta.insert(stored.account.id.clone(), stored.account.clone());
                     slots.insert(
                         stored.account.id.clone(),
                         Arc::new(Slot {
@@ -193,7 +197,41 @@ impl Accounts {
             http,
             client_auth,
             slots: Mutex::new(slots),
+            meta: Mutex::new(meta),
         })
+    }
+
+    /// Drops every token from memory (the idle lock). The secure store still holds them.
+    pub fn forget_secrets(&self) {
+        self.slots().clear();
+        self.meta().clear();
+    }
+
+    fn meta(&self) -> std::sync::MutexGuard<'_, HashMap<String, LinkedAccount>> {
+        self.meta.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reloads the accounts from the secure store (after unlock).
+    pub fn reload(&self) -> Result<()> {
+        let fresh = Self::load(
+            self.store.clone(),
+            self.clock.clone(),
+            self.http.clone(),
+            self.client_auth.clone(),
+        )?;
+        let slots = std::mem::take(&mut *fresh.slots());
+        let meta = std::mem::take(&mut *fresh.meta());
+        *self.slots() = slots;
+        *self.meta() = meta;
+        Ok(())
+    }
+
+    /// Removes an account locally without contacting the provider (its access already ended).
+    pub fn forget(&self, id: &str) -> Result<()> {
+        self.store.delete(&key(id))?;
+        self.slots().remove(id);
+        self.meta().remove(id);
+        Ok(())
     }
 
     fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Slot>>> {
@@ -208,19 +246,18 @@ impl Accounts {
     }
 
     /// Every linked account, oldest first.
-    pub async fn list(&self) -> Vec<LinkedAccount> {
-        let slots: Vec<Arc<Slot>> = self.slots().values().cloned().collect();
-        let mut out = Vec::with_capacity(slots.len());
-        for s in slots {
-            out.push(s.state.lock().await.account.clone());
-        }
+    pub fn list(&self) -> Vec<LinkedAccount> {
+        let mut out: Vec<LinkedAccount> = self.meta().values().cloned().collect();
         out.sort_by(|a, b| a.linked_at_ms.cmp(&b.linked_at_ms).then(a.id.cmp(&b.id)));
         out
     }
 
     /// One account.
-    pub async fn get(&self, id: &str) -> Result<LinkedAccount> {
-        Ok(self.slot(id)?.state.lock().await.account.clone())
+    pub fn get(&self, id: &str) -> Result<LinkedAccount> {
+        self.meta()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::InvalidInput("no linked account with this id".into()))
     }
 
     /// Records a new link (persisted before it is returned).
@@ -242,6 +279,8 @@ impl Accounts {
     fn persist(&self, stored: &Stored) -> Result<()> {
         let bytes = serde_json::to_vec(stored).map_err(|e| Error::Storage(e.to_string()))?;
         self.store.put(&key(&stored.account.id), &bytes)?;
+        self.meta()
+            .insert(stored.account.id.clone(), stored.account.clone());
         Ok(())
     }
 
@@ -468,6 +507,7 @@ impl Accounts {
         self.store.delete(&key(id))?;
         drop(st);
         self.slots().remove(id);
+        self.meta().remove(id);
         Ok(UnlinkOutcome {
             revoked_at_provider: revoked,
         })

@@ -1,15 +1,31 @@
 //! # chartlink-core
 //!
 //! The SDK a patient app embeds to link to the patient's own health record at their provider (SMART on FHIR),
-//! keep it on the device, and show it. Plain Rust: no UniFFI, no platform code. The host app provides its
-//! capabilities ([`host::SecureStore`], [`host::AuthBrowser`], [`host::Clock`]) when building a [`ChartLink`].
+//! keep it on the device, encrypted and readable offline, lock it when idle, and switch between the family members
+//! the user may see. Plain Rust: no UniFFI, no platform code. The host app provides its capabilities
+//! ([`host::SecureStore`], [`host::AuthBrowser`], [`host::Clock`], an [`EventListener`]) when building a
+//! [`ChartLink`].
 //!
-//! Modules: [`discovery`] (SMART configuration), [`link`] (the authorization flow), [`account`] (linked accounts,
-//! tokens, refresh, device registration, unlink), [`scopes`] (what to ask for and what was granted), [`jose`]
-//! (id_token checks, client assertions), [`directory`] (find a provider), [`host`] (the host's capabilities),
-//! [`secret`] (redacted, zeroized secrets), [`error`] (the public error).
+//! ```no_run
+//! # async fn demo(host: chartlink_core::Host) -> chartlink_core::Result<()> {
+//! use chartlink_core::*;
+//! let sdk = ChartLink::new(AppConfig::new("my-client-id", "myapp://callback"), host)?;
+//! let account = sdk.link("https://fhir.example.org/api/FHIR/R4").await?; // the portal, in the system browser
+//! sdk.sync(&account.id).await?;
+//! for lab in sdk.lab_results()? {
+//!     println!("{} {:?} {:?}", lab.name, lab.value, lab.flag);
+//! }
+//! let trend = sdk.lab_trend("4548-4")?; // HbA1c over time, for a graph
+//! # Ok(()) }
+//! ```
+//!
+//! Modules: [`discovery`], [`link`] (the authorization flow), [`account`] (tokens, refresh, device registration,
+//! unlink), [`scopes`], [`jose`], [`directory`] (find a provider), [`fhir`] (the FHIR client), [`sync`],
+//! [`store`] (the encrypted database), [`views`] (typed records), [`lock`] (idle lockout), [`context`] (patients
+//! and proxies), [`host`], [`secret`], [`error`].
 
 pub mod account;
+pub mod context;
 pub mod directory;
 pub mod discovery;
 pub mod error;
@@ -18,15 +34,21 @@ pub mod host;
 pub mod http;
 pub mod jose;
 pub mod link;
+pub mod lock;
 pub mod scopes;
 pub mod secret;
 pub mod store;
 pub mod sync;
 pub mod views;
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::Value;
+use zeroize::Zeroizing;
 
 pub use account::{AccountStatus, ClientAuth, LinkedAccount, UnlinkOutcome};
+pub use context::{PatientContext, Relation};
 pub use discovery::{ScopeSyntax, ServerInfo};
 pub use error::{Error, Result};
 pub use host::{
@@ -34,10 +56,12 @@ pub use host::{
     SecureStoreError, SystemClock,
 };
 pub use link::AuthorizationRequest;
+pub use lock::{LockConfig, LockEvent, LockReason};
 pub use scopes::DataCategory;
 pub use secret::Secret;
+pub use sync::{SyncOptions, SyncProgress, SyncReport};
 
-/// What the app is, as registered with the provider.
+/// What the app is, as registered with the provider, and how the SDK should behave.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
     pub client_id: String,
@@ -49,7 +73,58 @@ pub struct AppConfig {
     /// The app's name, used when registering a device client.
     pub app_name: String,
     /// Where the encrypted database lives (`None`: in memory, for tests).
-    pub data_dir: Option<std::path::PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    /// Idle lockout settings (10 minutes on phones; [`LockConfig::desktop`] for 20).
+    pub lock: LockConfig,
+    /// What to do with a record whose access the provider ended.
+    pub revocation: RevocationPolicy,
+}
+
+impl AppConfig {
+    /// A public native app asking for every kind of data, with the default lock and an in-memory store.
+    pub fn new(client_id: &str, redirect_uri: &str) -> Self {
+        Self {
+            client_id: client_id.to_owned(),
+            redirect_uri: redirect_uri.to_owned(),
+            wanted: DataCategory::ALL.to_vec(),
+            client_auth: ClientAuth::Public,
+            app_name: client_id.to_owned(),
+            data_dir: None,
+            lock: LockConfig::default(),
+            revocation: RevocationPolicy::PurgeNow,
+        }
+    }
+}
+
+/// What happens to local data when the provider ends access (a child turned 18, a proxy was withdrawn, the
+/// patient removed the app on the portal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationPolicy {
+    /// Delete the record at once.
+    PurgeNow,
+    /// Keep it read-only until the user confirms ([`ChartLink::confirm_revoked`]).
+    KeepReadOnlyUntilConfirmed,
+}
+
+/// Something the app should know about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    SyncProgress(SyncProgress),
+    SyncFinished(SyncReport),
+    LockWarning {
+        remaining_ms: i64,
+    },
+    Locked(LockReason),
+    Unlocked,
+    /// The provider ended access to this account's record.
+    AccessRevoked {
+        account_id: String,
+    },
+}
+
+/// Receives the SDK's events (on the thread that caused them; keep it quick).
+pub trait EventListener: Send + Sync {
+    fn on_event(&self, event: Event);
 }
 
 /// The host's capabilities.
@@ -58,18 +133,45 @@ pub struct Host {
     pub secure_store: Arc<dyn SecureStore>,
     pub browser: Option<Arc<dyn AuthBrowser>>,
     pub clock: Arc<dyn Clock>,
+    pub listener: Option<Arc<dyn EventListener>>,
+}
+
+impl Host {
+    /// Capabilities with the system clock and no browser or listener.
+    pub fn new(secure_store: Arc<dyn SecureStore>) -> Self {
+        Self {
+            secure_store,
+            browser: None,
+            clock: Arc::new(SystemClock),
+            listener: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Host")
             .field("browser", &self.browser.is_some())
+            .field("listener", &self.listener.is_some())
             .finish_non_exhaustive()
     }
 }
 
-/// The SDK: link, keep access, sync, read, unlink.
-#[derive(Debug)]
+/// A patient's health summary: what the portal's home page shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthSummary {
+    pub patient: Option<views::Demographics>,
+    pub allergies: Vec<views::Allergy>,
+    /// Active medications.
+    pub medications: Vec<views::Medication>,
+    pub immunizations: Vec<views::Immunization>,
+    /// Active problems.
+    pub problems: Vec<views::Problem>,
+    /// The newest result of each test, newest first.
+    pub latest_results: Vec<views::LabResult>,
+}
+
+/// The SDK.
 pub struct ChartLink {
     config: AppConfig,
     host: Host,
@@ -78,14 +180,29 @@ pub struct ChartLink {
     accounts: account::Accounts,
     store: store::Store,
     /// The store's master key, while unlocked.
-    master_key: std::sync::Mutex<Option<zeroize::Zeroizing<[u8; 32]>>>,
+    master_key: Mutex<Option<Zeroizing<[u8; 32]>>>,
+    idle: lock::IdleLock,
+    active: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for ChartLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChartLink")
+            .field("client_id", &self.config.client_id)
+            .field("locked", &self.idle.locked())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where the store's master key is kept in the host's secure store.
 pub const STORE_KEY: &str = "chartlink/store-key";
 
+fn storage(e: store::StoreError) -> Error {
+    Error::Storage(e.to_string())
+}
+
 impl ChartLink {
-    /// Builds the SDK and loads the accounts linked earlier from the secure store.
+    /// Builds the SDK: opens the encrypted store and loads the accounts linked earlier. Starts unlocked.
     pub fn new(config: AppConfig, host: Host) -> Result<Self> {
         if config.client_id.is_empty() {
             return Err(Error::InvalidInput("client_id is empty".into()));
@@ -112,8 +229,9 @@ impl ChartLink {
             Some(dir) => store::Store::open(&dir.join("chartlink.db")),
             None => store::Store::open_in_memory(),
         }
-        .map_err(|e| Error::Storage(e.to_string()))?;
+        .map_err(storage)?;
         let master = Self::load_or_create_master_key(host.secure_store.as_ref())?;
+        let idle = lock::IdleLock::new(config.lock, host.clock.clone());
         Ok(Self {
             config,
             host,
@@ -121,12 +239,14 @@ impl ChartLink {
             linker,
             accounts,
             store,
-            master_key: std::sync::Mutex::new(Some(master)),
+            master_key: Mutex::new(Some(master)),
+            idle,
+            active: Mutex::new(None),
         })
     }
 
-    fn load_or_create_master_key(secure: &dyn SecureStore) -> Result<zeroize::Zeroizing<[u8; 32]>> {
-        let mut key = zeroize::Zeroizing::new([0u8; 32]);
+    fn load_or_create_master_key(secure: &dyn SecureStore) -> Result<Zeroizing<[u8; 32]>> {
+        let mut key = Zeroizing::new([0u8; 32]);
         match secure.get(STORE_KEY)? {
             Some(bytes) if bytes.len() == 32 => key.copy_from_slice(&bytes),
             Some(_) => {
@@ -143,68 +263,95 @@ impl ChartLink {
         Ok(key)
     }
 
-    /// The store keys of one account (fails when locked). Public for tests and diagnostics.
-    pub fn account_keys(&self, account_id: &str) -> Result<store::AccountKeys> {
-        self.keys(account_id)
+    fn emit(&self, event: Event) {
+        if let Some(l) = &self.host.listener {
+            l.on_event(event);
+        }
+    }
+
+    fn master(&self) -> MutexGuard<'_, Option<Zeroizing<[u8; 32]>>> {
+        self.master_key.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    // ---- idle lock ----
+
+    fn apply(&self, events: Vec<LockEvent>) {
+        for e in events {
+            match e {
+                LockEvent::Locked(reason) => {
+                    // Locked means unreadable: the key and the tokens leave memory (zeroized on drop).
+                    *self.master() = None;
+                    self.accounts.forget_secrets();
+                    self.emit(Event::Locked(reason));
+                }
+                LockEvent::Warning { remaining_ms } => {
+                    self.emit(Event::LockWarning { remaining_ms })
+                }
+                LockEvent::Unlocked => self.emit(Event::Unlocked),
+            }
+        }
+    }
+
+    /// Evaluates the idle timers (call it about once a second; the bindings run a timer that does).
+    pub fn tick(&self) {
+        self.apply(self.idle.tick());
+    }
+
+    /// The user did something in the app: restarts the idle timer.
+    pub fn record_activity(&self) {
+        self.apply(self.idle.activity());
+    }
+
+    /// The app went to the background.
+    pub fn app_backgrounded(&self) {
+        self.apply(self.idle.background());
+    }
+
+    /// The app came back to the foreground (locks if it stayed away too long).
+    pub fn app_foregrounded(&self) {
+        self.apply(self.idle.foreground());
+    }
+
+    /// Locks now.
+    pub fn lock(&self) {
+        self.apply(self.idle.lock(LockReason::Explicit));
+    }
+
+    /// Why the SDK is locked, if it is.
+    pub fn locked(&self) -> Option<LockReason> {
+        self.tick();
+        self.idle.locked()
+    }
+
+    /// Unlocks: reads the store key from the host's secure store (where the host does its biometric or passcode
+    /// check) and reloads the accounts. Syncs cut off by the lock resume on their next run.
+    pub fn unlock(&self) -> Result<()> {
+        if self.idle.locked().is_none() {
+            return Ok(());
+        }
+        let key = Self::load_or_create_master_key(self.host.secure_store.as_ref())?;
+        self.accounts.reload()?;
+        *self.master() = Some(key);
+        self.apply(self.idle.unlock());
+        Ok(())
+    }
+
+    /// Fails with [`Error::Locked`] when locked (after evaluating the timers).
+    fn guard(&self) -> Result<()> {
+        match self.locked() {
+            Some(_) => Err(Error::Locked),
+            None => Ok(()),
+        }
     }
 
     /// The store keys of one account (fails when locked).
-    fn keys(&self, account_id: &str) -> Result<store::AccountKeys> {
-        let guard = self.master_key.lock().unwrap_or_else(|e| e.into_inner());
+    pub fn account_keys(&self, account_id: &str) -> Result<store::AccountKeys> {
+        let guard = self.master();
         let master = guard.as_ref().ok_or(Error::Locked)?;
-        store::AccountKeys::derive(master, account_id).map_err(|e| Error::Storage(e.to_string()))
+        store::AccountKeys::derive(master, account_id).map_err(storage)
     }
 
-    /// Syncs one account's record into the encrypted store.
-    pub async fn sync(&self, account_id: &str) -> Result<sync::SyncReport> {
-        self.sync_with(account_id, &sync::SyncOptions::default(), &mut |_| {})
-            .await
-    }
-
-    /// Syncs with options and a progress callback.
-    pub async fn sync_with(
-        &self,
-        account_id: &str,
-        options: &sync::SyncOptions,
-        progress: &mut (dyn FnMut(sync::SyncProgress) + Send),
-    ) -> Result<sync::SyncReport> {
-        let account = self.accounts.get(account_id).await?;
-        if account.status == AccountStatus::Revoked {
-            return Err(Error::AccessRevoked);
-        }
-        let keys = self.keys(account_id)?;
-        let ctx = sync::SyncContext {
-            http: &self.http,
-            accounts: &self.accounts,
-            store: &self.store,
-            now_ms: self.host.clock.now_unix_ms(),
-        };
-        let not_cancelled = || false;
-        match sync::sync_account(&ctx, &account, &keys, options, progress, &not_cancelled).await {
-            Err(Error::AccessRevoked) => {
-                self.accounts.mark_revoked(account_id).await?;
-                Err(Error::AccessRevoked)
-            }
-            other => other,
-        }
-    }
-
-    /// Every stored resource of a type for an account, as FHIR JSON (decrypted).
-    pub fn resources(
-        &self,
-        account_id: &str,
-        resource_type: &str,
-    ) -> Result<Vec<serde_json::Value>> {
-        let keys = self.keys(account_id)?;
-        self.store
-            .of_type(&keys, account_id, resource_type)
-            .map_err(|e| Error::Storage(e.to_string()))
-    }
-
-    /// The encrypted store (tests and the CLI's diagnostics).
-    pub fn store(&self) -> &store::Store {
-        &self.store
-    }
+    // ---- linking ----
 
     /// Discovers a provider's SMART endpoints.
     pub async fn discover(&self, fhir_base: &str) -> Result<ServerInfo> {
@@ -213,6 +360,7 @@ impl ChartLink {
 
     /// Starts linking: returns the portal URL to open. Finish with [`ChartLink::complete_link`].
     pub async fn begin_link(&self, fhir_base: &str) -> Result<AuthorizationRequest> {
+        self.guard()?;
         self.linker.begin(fhir_base, None).await
     }
 
@@ -222,12 +370,20 @@ impl ChartLink {
         fhir_base: &str,
         redirect_uri: &str,
     ) -> Result<AuthorizationRequest> {
+        self.guard()?;
         self.linker.begin(fhir_base, Some(redirect_uri)).await
     }
 
-    /// Finishes linking with the URL the portal redirected to (from the app's deep-link handler).
+    /// Finishes linking with the URL the portal redirected to (from the app's deep-link handler). The new account
+    /// becomes the active patient when none was.
     pub async fn complete_link(&self, redirect_url: &str) -> Result<LinkedAccount> {
-        self.linker.complete(redirect_url, &self.accounts).await
+        self.guard()?;
+        let account = self.linker.complete(redirect_url, &self.accounts).await?;
+        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        if active.is_none() {
+            *active = Some(account.id.clone());
+        }
+        Ok(account)
     }
 
     /// Links in one call through the host's [`AuthBrowser`].
@@ -260,17 +416,20 @@ impl ChartLink {
     }
 
     /// The linked accounts.
-    pub async fn accounts(&self) -> Vec<LinkedAccount> {
-        self.accounts.list().await
+    pub fn accounts(&self) -> Result<Vec<LinkedAccount>> {
+        self.guard()?;
+        Ok(self.accounts.list())
     }
 
     /// A valid access token for an account (refreshing it when needed; concurrent callers share one refresh).
     pub async fn access_token(&self, account_id: &str) -> Result<Secret> {
+        self.guard()?;
         self.accounts.access_token(account_id).await
     }
 
     /// Registers this device with the provider so access continues through the jwt-bearer grant.
     pub async fn register_device(&self, account_id: &str) -> Result<String> {
+        self.guard()?;
         self.accounts
             .register_device(account_id, &self.config.app_name)
             .await
@@ -278,16 +437,392 @@ impl ChartLink {
 
     /// Revokes the account's tokens at the provider and removes every local trace of it (tokens and records).
     pub async fn unlink(&self, account_id: &str) -> Result<UnlinkOutcome> {
+        self.guard()?;
         let outcome = self.accounts.unlink(account_id).await?;
-        self.store
-            .purge(account_id)
-            .map_err(|e| Error::Storage(e.to_string()))?;
+        self.store.purge(account_id).map_err(storage)?;
+        self.forget_active(account_id);
         Ok(outcome)
     }
 
-    /// The account registry (for the sync engine).
-    pub fn account_registry(&self) -> &account::Accounts {
-        &self.accounts
+    fn forget_active(&self, account_id: &str) {
+        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        if active.as_deref() == Some(account_id) {
+            *active = None;
+        }
+    }
+
+    // ---- sync ----
+
+    /// Syncs one account's record into the encrypted store.
+    pub async fn sync(&self, account_id: &str) -> Result<SyncReport> {
+        self.sync_with(account_id, &SyncOptions::default(), &mut |_| {})
+            .await
+    }
+
+    /// Syncs with options and a progress callback (progress also goes to the listener). The idle lock stops a sync
+    /// cleanly between requests: it answers [`Error::Locked`] and resumes on the next run after unlock.
+    pub async fn sync_with(
+        &self,
+        account_id: &str,
+        options: &SyncOptions,
+        progress: &mut (dyn FnMut(SyncProgress) + Send),
+    ) -> Result<SyncReport> {
+        self.guard()?;
+        let account = self.accounts.get(account_id)?;
+        if account.status == AccountStatus::Revoked {
+            return Err(Error::AccessRevoked);
+        }
+        let keys = self.account_keys(account_id)?;
+        let ctx = sync::SyncContext {
+            http: &self.http,
+            accounts: &self.accounts,
+            store: &self.store,
+            now_ms: self.host.clock.now_unix_ms(),
+        };
+        let cancelled = || {
+            self.tick();
+            self.idle.locked().is_some()
+        };
+        let mut forward = |p: SyncProgress| {
+            self.emit(Event::SyncProgress(p.clone()));
+            progress(p);
+        };
+        let result =
+            sync::sync_account(&ctx, &account, &keys, options, &mut forward, &cancelled).await;
+        drop(keys);
+        match result {
+            Ok(report) => {
+                self.emit(Event::SyncFinished(report.clone()));
+                Ok(report)
+            }
+            Err(Error::AccessRevoked) => {
+                self.revoked(account_id).await?;
+                Err(Error::AccessRevoked)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Syncs every active account.
+    pub async fn sync_all(&self) -> Result<Vec<(String, Result<SyncReport>)>> {
+        let mut out = Vec::new();
+        for a in self.accounts()? {
+            if a.status == AccountStatus::Active {
+                let r = self.sync(&a.id).await;
+                out.push((a.id, r));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn revoked(&self, account_id: &str) -> Result<()> {
+        self.accounts.mark_revoked(account_id).await?;
+        if self.config.revocation == RevocationPolicy::PurgeNow {
+            self.store.purge(account_id).map_err(storage)?;
+        }
+        self.emit(Event::AccessRevoked {
+            account_id: account_id.to_owned(),
+        });
+        Ok(())
+    }
+
+    /// After a revocation kept read-only: the user has seen it; remove the record and the account.
+    pub async fn confirm_revoked(&self, account_id: &str) -> Result<()> {
+        self.guard()?;
+        self.store.purge(account_id).map_err(storage)?;
+        self.accounts.forget(account_id)?;
+        self.forget_active(account_id);
+        Ok(())
+    }
+
+    // ---- patients ----
+
+    fn today(&self) -> String {
+        context::date_from_unix_days(self.host.clock.now_unix_ms().div_euclid(86_400_000))
+    }
+
+    /// Every patient the user has linked (themselves, children, adults under proxy), one per person.
+    pub fn patients(&self) -> Result<Vec<PatientContext>> {
+        self.guard()?;
+        let today = self.today();
+        let mut contexts = Vec::new();
+        for a in self.accounts.list() {
+            let keys = self.account_keys(&a.id)?;
+            let patient = self
+                .store
+                .get(&keys, &a.id, "Patient", &a.patient_id)
+                .map_err(storage)?;
+            contexts.push(context::for_account(&a, patient.as_ref(), &today));
+        }
+        Ok(context::merge(contexts))
+    }
+
+    /// The patient whose record the reads show.
+    pub fn active_patient(&self) -> Result<Option<PatientContext>> {
+        let id = self
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let patients = self.patients()?;
+        Ok(id.and_then(|id| {
+            patients
+                .into_iter()
+                .find(|p| p.id == id || p.account_ids.contains(&id))
+        }))
+    }
+
+    /// Makes `context_id` the active patient: every read after it shows only that patient's record.
+    pub fn switch_patient(&self, context_id: &str) -> Result<PatientContext> {
+        let patients = self.patients()?;
+        let ctx = patients
+            .into_iter()
+            .find(|p| p.id == context_id || p.account_ids.iter().any(|a| a == context_id))
+            .ok_or_else(|| Error::InvalidInput("no such patient".into()))?;
+        *self.active.lock().unwrap_or_else(|e| e.into_inner()) = Some(ctx.id.clone());
+        Ok(ctx)
+    }
+
+    /// The active patient's accounts, with their keys and provider labels.
+    fn active_accounts(&self) -> Result<Vec<(String, store::AccountKeys, String)>> {
+        self.guard()?;
+        let active = self
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| Error::InvalidInput("no patient is active".into()))?;
+        // The context's accounts: the active account plus others merged with it (same person, other providers).
+        let today = self.today();
+        let accounts = self.accounts.list();
+        let contexts: Vec<PatientContext> = context::merge(
+            accounts
+                .iter()
+                .map(|a| {
+                    let patient = self.account_keys(&a.id).ok().and_then(|k| {
+                        self.store
+                            .get(&k, &a.id, "Patient", &a.patient_id)
+                            .ok()
+                            .flatten()
+                    });
+                    context::for_account(a, patient.as_ref(), &today)
+                })
+                .collect(),
+        );
+        let ctx = contexts
+            .into_iter()
+            .find(|c| c.id == active || c.account_ids.contains(&active))
+            .ok_or_else(|| Error::InvalidInput("no patient is active".into()))?;
+        ctx.account_ids
+            .iter()
+            .map(|id| {
+                let label = accounts
+                    .iter()
+                    .find(|a| &a.id == id)
+                    .map(|a| a.server.fhir_base.to_string())
+                    .unwrap_or_default();
+                Ok((id.clone(), self.account_keys(id)?, label))
+            })
+            .collect()
+    }
+
+    fn read_all<T>(
+        &self,
+        ty: &str,
+        category: Option<&str>,
+        parse: impl Fn(&Value) -> Option<T>,
+        set_source: impl Fn(&mut T, String),
+    ) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        for (id, keys, label) in self.active_accounts()? {
+            let rows = match category {
+                Some(c) => self.store.by_category(&keys, &id, ty, c),
+                None => self.store.of_type(&keys, &id, ty),
+            }
+            .map_err(storage)?;
+            for r in rows {
+                if let Some(mut v) = parse(&r) {
+                    set_source(&mut v, label.clone());
+                    out.push(v);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every FHIR resource of a type of the active patient, as JSON.
+    pub fn resources_of_active(&self, resource_type: &str) -> Result<Vec<Value>> {
+        self.read_all(resource_type, None, |v| Some(v.clone()), |_, _| {})
+    }
+
+    /// Every stored resource of a type for one account, as FHIR JSON (decrypted).
+    pub fn resources(&self, account_id: &str, resource_type: &str) -> Result<Vec<Value>> {
+        self.guard()?;
+        let keys = self.account_keys(account_id)?;
+        self.store
+            .of_type(&keys, account_id, resource_type)
+            .map_err(storage)
+    }
+
+    /// Lab results of the active patient, newest first, each with the report it belongs to.
+    pub fn lab_results(&self) -> Result<Vec<views::LabResult>> {
+        let mut out = self.read_all(
+            "Observation",
+            Some("laboratory"),
+            views::lab_result,
+            |v, s| v.source = Some(s),
+        )?;
+        let reports = self.resources_of_active("DiagnosticReport")?;
+        views::link_reports(&mut out, &reports);
+        out.sort_by_key(|r| std::cmp::Reverse(r.date.as_ref().map(views::FhirDate::sort_key)));
+        Ok(out)
+    }
+
+    /// One test over time (by LOINC code), for a graph.
+    pub fn lab_trend(&self, code: &str) -> Result<Option<views::LabTrend>> {
+        let mut results = Vec::new();
+        for (id, keys, label) in self.active_accounts()? {
+            for r in self
+                .store
+                .by_code(&keys, &id, "Observation", code)
+                .map_err(storage)?
+            {
+                if let Some(mut v) = views::lab_result(&r) {
+                    v.source = Some(label.clone());
+                    results.push(v);
+                }
+            }
+        }
+        Ok(views::lab_trend(&results, code))
+    }
+
+    /// Vital signs of the active patient, newest first.
+    pub fn vital_signs(&self) -> Result<Vec<views::VitalSign>> {
+        let mut out = self.read_all(
+            "Observation",
+            Some("vital-signs"),
+            views::vital_sign,
+            |v, s| v.source = Some(s),
+        )?;
+        out.sort_by_key(|r| std::cmp::Reverse(r.date.as_ref().map(views::FhirDate::sort_key)));
+        Ok(out)
+    }
+
+    /// Allergies of the active patient.
+    pub fn allergies(&self) -> Result<Vec<views::Allergy>> {
+        self.read_all("AllergyIntolerance", None, views::allergy, |v, s| {
+            v.source = Some(s)
+        })
+    }
+
+    /// Medications of the active patient, newest first.
+    pub fn medications(&self) -> Result<Vec<views::Medication>> {
+        let mut out = self.read_all("MedicationRequest", None, views::medication, |v, s| {
+            v.source = Some(s)
+        })?;
+        out.sort_by_key(|m| std::cmp::Reverse(m.authored.as_ref().map(views::FhirDate::sort_key)));
+        Ok(out)
+    }
+
+    /// Immunizations of the active patient, newest first.
+    pub fn immunizations(&self) -> Result<Vec<views::Immunization>> {
+        let mut out = self.read_all("Immunization", None, views::immunization, |v, s| {
+            v.source = Some(s)
+        })?;
+        out.sort_by_key(|m| std::cmp::Reverse(m.date.as_ref().map(views::FhirDate::sort_key)));
+        Ok(out)
+    }
+
+    /// The problem list of the active patient.
+    pub fn problems(&self) -> Result<Vec<views::Problem>> {
+        self.read_all("Condition", None, views::problem, |v, s| v.source = Some(s))
+    }
+
+    /// Visits of the active patient, newest first, with their after-visit summaries.
+    pub fn visits(&self) -> Result<Vec<views::Visit>> {
+        let mut out = self.read_all("Encounter", None, views::visit, |v, s| v.source = Some(s))?;
+        let docs = self.documents()?;
+        views::link_visit_documents(&mut out, &docs);
+        out.sort_by_key(|v| std::cmp::Reverse(v.start.as_ref().map(views::FhirDate::sort_key)));
+        Ok(out)
+    }
+
+    /// Documents (notes, after-visit summaries) of the active patient, newest first.
+    pub fn documents(&self) -> Result<Vec<views::Document>> {
+        let mut out = self.read_all("DocumentReference", None, views::document, |v, s| {
+            v.source = Some(s)
+        })?;
+        out.sort_by_key(|d| std::cmp::Reverse(d.date.as_ref().map(views::FhirDate::sort_key)));
+        Ok(out)
+    }
+
+    /// The content of a document of the active patient (downloaded during sync).
+    pub fn document_content(&self, document_id: &str) -> Result<Option<views::DocumentContent>> {
+        for (id, keys, _) in self.active_accounts()? {
+            let Some(doc) = self
+                .store
+                .get(&keys, &id, "DocumentReference", document_id)
+                .map_err(storage)?
+            else {
+                continue;
+            };
+            let Some(binary) = views::document(&doc).and_then(|d| d.binary_id) else {
+                return Ok(None);
+            };
+            return Ok(self
+                .store
+                .binary(&keys, &id, &binary)
+                .map_err(storage)?
+                .map(|(ct, bytes)| views::document_content_raw(&ct, bytes)));
+        }
+        Ok(None)
+    }
+
+    /// Appointments of the active patient, soonest first.
+    pub fn appointments(&self) -> Result<Vec<views::Appointment>> {
+        let mut out = self.read_all("Appointment", None, views::appointment, |v, s| {
+            v.source = Some(s)
+        })?;
+        out.sort_by_key(|a| a.start.as_ref().map(views::FhirDate::sort_key));
+        Ok(out)
+    }
+
+    /// The active patient's demographics.
+    pub fn demographics(&self) -> Result<Option<views::Demographics>> {
+        Ok(self
+            .read_all("Patient", None, views::demographics, |v, s| {
+                v.source = Some(s)
+            })?
+            .into_iter()
+            .next())
+    }
+
+    /// The health summary of the active patient.
+    pub fn summary(&self) -> Result<HealthSummary> {
+        let active = |s: &Option<String>| s.as_deref().is_none_or(|s| s == "active");
+        Ok(HealthSummary {
+            patient: self.demographics()?,
+            allergies: self.allergies()?,
+            medications: self
+                .medications()?
+                .into_iter()
+                .filter(|m| m.status == "active")
+                .collect(),
+            immunizations: self.immunizations()?,
+            problems: self
+                .problems()?
+                .into_iter()
+                .filter(|p| active(&p.clinical_status))
+                .collect(),
+            latest_results: views::latest_per_code(&self.lab_results()?),
+        })
+    }
+
+    // ---- internals for tests and tools ----
+
+    /// The encrypted store (tests and diagnostics).
+    pub fn store(&self) -> &store::Store {
+        &self.store
     }
 
     /// The shared HTTP client.

@@ -59,6 +59,13 @@ fn config() -> AppConfig {
         client_auth: ClientAuth::Public,
         app_name: "ChartLink tests".into(),
         data_dir: None,
+        // These tests jump the clock by hours; the idle lock has its own tests.
+        lock: chartlink_core::LockConfig {
+            timeout_ms: 365 * 24 * 3600 * 1000,
+            warning_ms: None,
+            background_grace_ms: 0,
+        },
+        revocation: chartlink_core::RevocationPolicy::PurgeNow,
     }
 }
 
@@ -72,6 +79,7 @@ impl Fixture {
             secure_store: self.store.clone(),
             browser,
             clock: self.clock.clone(),
+            listener: None,
         };
         ChartLink::new(config, host).unwrap()
     }
@@ -165,7 +173,7 @@ async fn a_parent_links_a_child_through_the_account_picker() {
         "both links belong to the same user"
     );
     assert_eq!(
-        f.sdk(None).accounts().await.len(),
+        f.sdk(None).accounts().unwrap().len(),
         2,
         "accounts reload from the secure store"
     );
@@ -283,7 +291,7 @@ async fn state_mismatch_expiry_and_iss_are_checked() {
         matches!(&err, Error::Authorization(m) if m.contains("expired")),
         "{err:?}"
     );
-    assert!(sdk.accounts().await.is_empty());
+    assert!(sdk.accounts().unwrap().is_empty());
     f.sb.shutdown().await;
 }
 
@@ -353,7 +361,7 @@ async fn rotation_is_persisted_and_reuse_means_revoked() {
         sdk.access_token(&account.id).await.unwrap_err(),
         Error::AccessRevoked
     );
-    assert_eq!(sdk.accounts().await[0].status, AccountStatus::Revoked);
+    assert_eq!(sdk.accounts().unwrap()[0].status, AccountStatus::Revoked);
     assert_eq!(
         sdk.access_token(&account.id).await.unwrap_err(),
         Error::AccessRevoked,
@@ -373,7 +381,7 @@ async fn network_trouble_is_transient_not_revocation() {
     f.clock.advance_ms(3600 * 1000);
     let err = sdk.access_token(&account.id).await.unwrap_err();
     assert!(err.is_transient(), "{err:?}");
-    assert_eq!(sdk.accounts().await[0].status, AccountStatus::Active);
+    assert_eq!(sdk.accounts().unwrap()[0].status, AccountStatus::Active);
     let _ = base;
 }
 
@@ -403,7 +411,7 @@ async fn unlink_revokes_at_the_provider_and_forgets_everything() {
     assert!(outcome.revoked_at_provider);
     assert!(f.store.keys("chartlink/account/").unwrap().is_empty());
     assert!(f.store.keys("chartlink/pending/").unwrap().is_empty());
-    assert!(sdk.accounts().await.is_empty());
+    assert!(sdk.accounts().unwrap().is_empty());
     assert!(f.sb.admin().grants().unwrap()[0].revoked_at.is_some());
     let status = reqwest::Client::new()
         .get(format!("{}/Patient/ava-thompson", f.sb.fhir_base()))

@@ -40,6 +40,7 @@ fn sdk() -> ChartLink {
         secure_store: Arc::new(MemorySecureStore::default()),
         browser: None,
         clock: Arc::new(ManualClock::new()),
+        listener: None,
     };
     let config = AppConfig {
         client_id: "app".into(),
@@ -48,6 +49,13 @@ fn sdk() -> ChartLink {
         client_auth: ClientAuth::Public,
         app_name: "t".into(),
         data_dir: None,
+        // These tests jump the clock by hours; the idle lock has its own tests.
+        lock: chartlink_core::LockConfig {
+            timeout_ms: 365 * 24 * 3600 * 1000,
+            warning_ms: None,
+            background_grace_ms: 0,
+        },
+        revocation: chartlink_core::RevocationPolicy::PurgeNow,
     };
     ChartLink::new(config, host).unwrap()
 }

@@ -37,6 +37,7 @@ fn sdk(
         secure_store: Arc::new(MemorySecureStore::default()),
         browser: Some(Arc::new(RobotBrowser(robot))),
         clock,
+        listener: None,
     };
     let config = AppConfig {
         client_id: "chartlink-demo".into(),
@@ -45,6 +46,13 @@ fn sdk(
         client_auth: ClientAuth::Public,
         app_name: "sync tests".into(),
         data_dir,
+        // These tests jump the clock by hours; the idle lock has its own tests.
+        lock: chartlink_core::LockConfig {
+            timeout_ms: 365 * 24 * 3600 * 1000,
+            warning_ms: None,
+            background_grace_ms: 0,
+        },
+        revocation: chartlink_core::RevocationPolicy::PurgeNow,
     };
     ChartLink::new(config, host).unwrap()
 }
