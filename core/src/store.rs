@@ -68,10 +68,10 @@ CREATE TABLE sync_accounts (
 /// A stored row: type, id tag, nonce, sealed payload.
 type Row = (String, Vec<u8>, Vec<u8>, Vec<u8>);
 
-/// The keys of one account, derived from the master key; zeroized on drop.
+/// The keys of one account, derived from the master key. Only the derived bytes are held, in a zeroizing buffer;
+/// ring's key objects are built per operation and dropped at once.
 pub struct AccountKeys {
-    aead: LessSafeKey,
-    tag: hmac::Key,
+    okm: Zeroizing<[u8; 64]>,
 }
 
 impl std::fmt::Debug for AccountKeys {
@@ -96,16 +96,20 @@ impl AccountKeys {
         prk.expand(&info, Len(64))
             .and_then(|o| o.fill(&mut okm[..]))
             .map_err(|_| StoreError::Encrypt)?;
-        let aead = LessSafeKey::new(
-            UnboundKey::new(&AES_256_GCM, &okm[..32]).map_err(|_| StoreError::Encrypt)?,
-        );
-        let tag = hmac::Key::new(hmac::HMAC_SHA256, &okm[32..]);
-        Ok(Self { aead, tag })
+        Ok(Self { okm })
     }
 
-    /// A keyed hash of a search value (a code, a category), so equal values can be found without storing them.
+    fn aead(&self) -> Result<LessSafeKey> {
+        Ok(LessSafeKey::new(
+            UnboundKey::new(&AES_256_GCM, &self.okm[..32]).map_err(|_| StoreError::Encrypt)?,
+        ))
+    }
+
+    /// A keyed hash of a search value (a code, a category, an id), so equal values can be found without storing
+    /// them.
     pub fn tag(&self, value: &str) -> Vec<u8> {
-        hmac::sign(&self.tag, value.as_bytes()).as_ref()[..16].to_vec()
+        let key = hmac::Key::new(hmac::HMAC_SHA256, &self.okm[32..]);
+        hmac::sign(&key, value.as_bytes()).as_ref()[..16].to_vec()
     }
 
     fn seal(&self, aad: &str, plaintext: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
@@ -114,7 +118,7 @@ impl AccountKeys {
             .fill(&mut nonce)
             .map_err(|_| StoreError::Encrypt)?;
         let mut buf = plaintext.to_vec();
-        self.aead
+        self.aead()?
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(aad.as_bytes()),
@@ -127,14 +131,17 @@ impl AccountKeys {
     fn open(&self, aad: &str, nonce: &[u8], mut ciphertext: Vec<u8>) -> Result<Zeroizing<Vec<u8>>> {
         let nonce: [u8; 12] = nonce.try_into().map_err(|_| StoreError::Decrypt)?;
         let plain = self
-            .aead
+            .aead()?
             .open_in_place(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(aad.as_bytes()),
                 &mut ciphertext,
             )
             .map_err(|_| StoreError::Decrypt)?;
-        Ok(Zeroizing::new(plain.to_vec()))
+        let out = Zeroizing::new(plain.to_vec());
+        // The decrypted bytes also sit in `ciphertext`'s buffer: wipe it.
+        zeroize::Zeroize::zeroize(&mut ciphertext);
+        Ok(out)
     }
 }
 
