@@ -157,6 +157,9 @@ impl<'a> FhirClient<'a> {
         if url.origin() != self.base.origin() {
             return Err(FhirError::ForeignOrigin);
         }
+        if (self.cancelled)() {
+            return Err(FhirError::Cancelled);
+        }
         let mut token = self.token().await?;
         let mut refreshed = false;
         let mut attempt = 0;

@@ -327,6 +327,10 @@ pub async fn sync_account(
     };
     let total = queries.len();
     for (i, q) in queries.iter().enumerate() {
+        // The idle lock stops the sync between queries too (the position of each query is already saved).
+        if cancelled() {
+            return Err(Error::Locked);
+        }
         let outcome = run_query(
             ctx,
             &fhir,
@@ -354,6 +358,7 @@ pub async fn sync_account(
             Ok(()) => {}
             Err(FhirError::Revoked) => return Err(Error::AccessRevoked),
             Err(FhirError::Cancelled) => return Err(Error::Locked),
+            Err(_) if cancelled() => return Err(Error::Locked),
             Err(e) => {
                 let not_granted = e == FhirError::Forbidden;
                 report.failures.push(QueryFailure {
