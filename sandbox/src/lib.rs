@@ -27,6 +27,7 @@
 pub mod access;
 pub mod admin;
 pub mod apps;
+pub mod brands;
 pub mod clock;
 pub mod faults;
 pub mod fhir;
@@ -305,6 +306,10 @@ fn router(shared: Arc<Shared>) -> Router {
             get(oauth::openid_configuration),
         )
         .route("/oauth2/jwks", get(oauth::jwks))
+        .route(
+            "/brands.json",
+            get(brands::bundle).options(brands::preflight),
+        )
         .route(
             "/oauth2/authorize",
             get(oauth::authorize_get).post(oauth::authorize_post),

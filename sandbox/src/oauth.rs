@@ -139,7 +139,7 @@ pub async fn smart_configuration(State(s): State<Arc<Shared>>) -> Response {
         "introspection_endpoint": format!("{base}/oauth2/introspect"),
         "registration_endpoint": format!("{base}/oauth2/register"),
         "management_endpoint": format!("{base}/portal/apps"),
-        "user_access_brand_bundle": Value::Null,
+        "user_access_brand_bundle": format!("{base}/brands.json"),
         "grant_types_supported": ["authorization_code", "refresh_token", JWT_BEARER],
         "token_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_basic", "client_secret_post", "none"],
         "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],

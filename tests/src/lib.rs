@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -188,4 +188,58 @@ pub fn query_param(url: &str, key: &str) -> Option<String> {
         .into_iter()
         .find(|(k, _)| k == key)
         .map(|(_, v)| v)
+}
+
+/// The text of the first element matching `css`.
+pub async fn text(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .expect("element")
+        .text()
+        .await
+        .expect("text")
+}
+
+/// Clicks the first element matching `css` (a checkbox, a radio button).
+pub async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .expect("element")
+        .click()
+        .await
+        .expect("click");
+}
+
+/// Clicks a button that submits a form and waits until the browser has left the old page (WebDriver's click does
+/// not wait for the navigation it starts).
+pub async fn submit(c: &Client, css: &str) {
+    let old = c.find(Locator::Css("html")).await.expect("page");
+    click(c, css).await;
+    for _ in 0..200 {
+        if old.tag_name().await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    c.wait()
+        .for_element(Locator::Css("body"))
+        .await
+        .expect("next page");
+}
+
+/// Fills the portal's login form and submits it.
+pub async fn portal_login(c: &Client, user: &str, password: &str) {
+    c.find(Locator::Id("username"))
+        .await
+        .expect("username")
+        .send_keys(user)
+        .await
+        .expect("type");
+    c.find(Locator::Id("password"))
+        .await
+        .expect("password")
+        .send_keys(password)
+        .await
+        .expect("type");
+    submit(c, "#login").await;
 }

@@ -7,8 +7,11 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chartlink_sandbox::{Config, Sandbox};
-use chartlink_tests::{HeadlessChromium, LoopbackRedirect, artifacts_dir, query_param};
-use fantoccini::{Client, Locator};
+use chartlink_tests::{
+    HeadlessChromium, LoopbackRedirect, artifacts_dir, click, portal_login as login, query_param,
+    submit, text,
+};
+use fantoccini::Locator;
 use rand::RngCore;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -51,54 +54,6 @@ fn authorize_url(sb: &Sandbox, redirect_uri: &str) -> Request {
         verifier,
         redirect_uri: redirect_uri.to_owned(),
     }
-}
-
-async fn text(c: &Client, css: &str) -> String {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
-
-/// Clicks a button that submits a form and waits until the browser has left the old page (WebDriver's click does
-/// not wait for the navigation it starts).
-async fn submit(c: &Client, css: &str) {
-    let old = c.find(Locator::Css("html")).await.unwrap();
-    click(c, css).await;
-    for _ in 0..200 {
-        if old.tag_name().await.is_err() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    c.wait().for_element(Locator::Css("body")).await.unwrap();
-}
-
-async fn login(c: &Client, user: &str, password: &str) {
-    c.find(Locator::Id("username"))
-        .await
-        .unwrap()
-        .send_keys(user)
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(password)
-        .await
-        .unwrap();
-    submit(c, "#login").await;
 }
 
 #[tokio::test]

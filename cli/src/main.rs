@@ -1,0 +1,621 @@
+//! `chartlink`: a desktop client of the ChartLink SDK, and `chartlink demo`, the project's main job.
+//!
+//! Real use: `chartlink providers QUERY --directory URL`, `chartlink link PROVIDER|FHIR-BASE` (the system browser,
+//! with a loopback redirect), `chartlink sync`, `chartlink patients`, `chartlink switch ID`, `chartlink labs
+//! [--trend CODE]`, `chartlink allergies|meds|immunizations|problems|visits|documents|appointments`,
+//! `chartlink unlink ID`, `chartlink lock|unlock`. Data lives in the platform's data directory (`--data-dir` or
+//! `CHARTLINK_DATA_DIR` to change it), the store key and tokens in 0600 files as the desktop stand-in for the
+//! Keychain. `--json` prints machine-readable output. Exit codes: 0 ok, 2 invalid input, 3 network, 4 locked,
+//! 5 access revoked, 6 authorization, 7 storage, 1 anything else.
+
+mod browser;
+mod demo;
+mod render;
+mod session;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chartlink_core::directory::{self, CachedBundle, Directory};
+use chartlink_core::{AppConfig, ChartLink, Error, FileSecureStore, Host, LockConfig, SystemClock};
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+
+use crate::session::Session;
+
+/// ChartLink: your health record from your provider's portal, on your computer.
+#[derive(Debug, Parser)]
+#[command(name = "chartlink", version)]
+struct Cli {
+    /// Where ChartLink keeps its encrypted database and keys.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    json: bool,
+    /// The app's client id at the provider (the sandbox registers `chartlink-demo`).
+    #[arg(long, global = true, default_value = "chartlink-demo")]
+    client_id: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole mission against a sandbox EHR started in this process.
+    Demo {
+        /// Open the real browser on the portal's pages instead of the scripted patient.
+        #[arg(long)]
+        interactive: bool,
+        /// The demo's idle timeout in seconds.
+        #[arg(long, default_value_t = 3)]
+        lock_seconds: u64,
+        /// Keep the demo's database and chart here (default: a temporary directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Search a provider directory (SMART User-access Brands or Epic endpoints bundle, by URL or file).
+    Providers {
+        query: String,
+        /// Directory URL or file (or CHARTLINK_DIRECTORY). Downloads are cached with their ETag.
+        #[arg(long, env = "CHARTLINK_DIRECTORY")]
+        directory: Option<String>,
+        /// Check each endpoint's SMART discovery.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Link a provider: a FHIR base URL, or a provider's name from the last directory search.
+    Link {
+        target: String,
+    },
+    /// Sync every linked record (or one).
+    Sync {
+        account: Option<String>,
+    },
+    /// The patients you have linked.
+    Patients,
+    /// Make a patient the active one.
+    Switch {
+        id: String,
+    },
+    /// Lab results (or one test over time).
+    Labs {
+        #[arg(long)]
+        trend: Option<String>,
+        /// Write the trend as SVG here.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
+    Allergies,
+    Meds,
+    Immunizations,
+    Problems,
+    Visits,
+    Documents,
+    Appointments,
+    /// Revoke a link at the provider and delete its data here.
+    Unlink {
+        id: String,
+    },
+    /// Lock now: nothing can be read until `chartlink unlock`.
+    Lock,
+    /// Unlock.
+    Unlock,
+}
+
+/// An error with its exit code and a message that is safe to print.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn other(message: String) -> Self {
+        Self { code: 1, message }
+    }
+}
+
+impl From<Error> for CliError {
+    fn from(e: Error) -> Self {
+        let code = match e {
+            Error::InvalidInput(_) => 2,
+            Error::Network(_) => 3,
+            Error::Locked => 4,
+            Error::AccessRevoked => 5,
+            Error::Authorization(_) | Error::Cancelled => 6,
+            Error::Storage(_) => 7,
+        };
+        let message = match e {
+            Error::Locked => "ChartLink is locked: run `chartlink unlock`".to_owned(),
+            other => other.to_string(),
+        };
+        Self { code, message }
+    }
+}
+
+impl From<chartlink_core::http::HttpError> for CliError {
+    fn from(e: chartlink_core::http::HttpError) -> Self {
+        Error::from(e).into()
+    }
+}
+
+impl From<chartlink_core::SecureStoreError> for CliError {
+    fn from(e: chartlink_core::SecureStoreError) -> Self {
+        Self {
+            code: 7,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("chartlink: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chartlink: {}", e.message);
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+struct App {
+    sdk: ChartLink,
+    dir: PathBuf,
+    session: Session,
+    json: bool,
+}
+
+impl App {
+    fn open(cli: &Cli, enforce_lock: bool) -> Result<Self, CliError> {
+        let dir = cli
+            .data_dir
+            .clone()
+            .unwrap_or_else(session::default_data_dir);
+        let mut session = Session::load(&dir);
+        let now = session::now_ms();
+        if enforce_lock && session.is_locked(now) {
+            return Err(Error::Locked.into());
+        }
+        let host = Host::new(Arc::new(FileSecureStore::new(dir.join("keys"))?));
+        let host = Host {
+            clock: Arc::new(SystemClock),
+            ..host
+        };
+        let config = AppConfig {
+            data_dir: Some(dir.clone()),
+            lock: LockConfig::desktop(),
+            app_name: "ChartLink CLI".into(),
+            ..AppConfig::new(&cli.client_id, "http://127.0.0.1/callback")
+        };
+        let sdk = ChartLink::new(config, host)?;
+        if let Some(active) = &session.active_patient
+            && sdk.switch_patient(active).is_err()
+        {
+            session.active_patient = None;
+        }
+        if session.active_patient.is_none()
+            && let Some(first) = sdk.patients()?.first()
+        {
+            sdk.switch_patient(&first.id)?;
+            session.active_patient = Some(first.id.clone());
+        }
+        session.last_activity_ms = now;
+        Ok(Self {
+            sdk,
+            dir,
+            session,
+            json: cli.json,
+        })
+    }
+
+    fn save(&self) -> Result<(), CliError> {
+        self.session.save(&self.dir).map_err(|e| CliError {
+            code: 7,
+            message: format!("cannot save the session: {e}"),
+        })
+    }
+
+    fn print(&self, human: impl FnOnce() -> String, machine: impl FnOnce() -> Value) {
+        if self.json {
+            println!("{}", machine());
+        } else {
+            print!("{}", human());
+        }
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    match &cli.command {
+        Command::Demo {
+            interactive,
+            lock_seconds,
+            out,
+        } => {
+            demo::run(demo::DemoArgs {
+                interactive: *interactive,
+                lock_seconds: *lock_seconds,
+                out: out.clone(),
+            })
+            .await
+        }
+        Command::Providers {
+            query,
+            directory,
+            check,
+        } => providers(&cli, query, directory.as_deref(), *check).await,
+        Command::Lock => {
+            let dir = cli
+                .data_dir
+                .clone()
+                .unwrap_or_else(session::default_data_dir);
+            let mut s = Session::load(&dir);
+            s.locked = true;
+            s.save(&dir).map_err(|e| CliError {
+                code: 7,
+                message: e.to_string(),
+            })?;
+            println!("locked");
+            Ok(())
+        }
+        Command::Unlock => {
+            let dir = cli
+                .data_dir
+                .clone()
+                .unwrap_or_else(session::default_data_dir);
+            let mut s = Session::load(&dir);
+            s.locked = false;
+            s.last_activity_ms = session::now_ms();
+            s.save(&dir).map_err(|e| CliError {
+                code: 7,
+                message: e.to_string(),
+            })?;
+            println!("unlocked");
+            Ok(())
+        }
+        _ => {
+            let mut app = App::open(&cli, true)?;
+            let result = command(&cli, &mut app).await;
+            app.save()?;
+            result
+        }
+    }
+}
+
+async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
+    let sdk = &app.sdk;
+    match &cli.command {
+        Command::Link { target } => {
+            let base = if target.starts_with("http://") || target.starts_with("https://") {
+                target.clone()
+            } else {
+                provider_base(&app.dir, target)?
+            };
+            let loopback = browser::Loopback::bind()
+                .await
+                .map_err(|e| CliError::other(format!("cannot listen on loopback: {e}")))?;
+            let req = sdk
+                .begin_link_with_redirect(&base, &loopback.redirect_uri())
+                .await?;
+            eprintln!(
+                "Opening your browser to log in at your provider's portal. If it does not open, visit:\n{}",
+                req.url
+            );
+            let _ = browser::open_system_browser(req.url.as_str());
+            let redirect = loopback
+                .wait(Duration::from_secs(600))
+                .await
+                .map_err(|_| CliError {
+                    code: 6,
+                    message: "no answer from the browser within 10 minutes".into(),
+                })?;
+            let account = sdk.complete_link(&redirect).await?;
+            if app.session.active_patient.is_none() {
+                app.session.active_patient = Some(account.id.clone());
+            }
+            app.print(
+                || {
+                    format!(
+                        "linked {} at {} (account {})\n",
+                        account.patient_id, account.server.fhir_base, account.id
+                    )
+                },
+                || to_json(&account),
+            );
+        }
+        Command::Sync { account } => {
+            let ids: Vec<String> = match account {
+                Some(a) => vec![a.clone()],
+                None => sdk
+                    .accounts()?
+                    .into_iter()
+                    .filter(|a| a.status == chartlink_core::AccountStatus::Active)
+                    .map(|a| a.id)
+                    .collect(),
+            };
+            let mut out = Vec::new();
+            for id in ids {
+                let report = sdk
+                    .sync_with(&id, &chartlink_core::SyncOptions::default(), &mut |p| {
+                        if !cli.json && p.pages == 0 {
+                            eprintln!("  {:>2}/{:<2} {}", p.queries_done, p.queries_total, p.query);
+                        }
+                    })
+                    .await?;
+                let per_type: Value = report
+                    .per_type
+                    .iter()
+                    .map(|(t, c)| {
+                        (
+                            t.clone(),
+                            json!({"new": c.new, "changed": c.changed, "deleted": c.deleted}),
+                        )
+                    })
+                    .collect::<serde_json::Map<_, _>>()
+                    .into();
+                out.push(json!({"account": id, "full_pass": report.full_pass, "updated": report.updated(), "per_type": per_type,
+                    "failures": report.failures.iter().map(|f| json!({"query": f.query, "not_granted": f.not_granted, "reason": f.reason})).collect::<Vec<_>>(),
+                    "duration_ms": report.duration_ms}));
+            }
+            app.print(
+                || {
+                    out.iter()
+                        .map(|r| {
+                            format!(
+                                "{}: {} new or changed, {} failures, {} ms\n",
+                                r["account"],
+                                r["updated"],
+                                r["failures"].as_array().map_or(0, Vec::len),
+                                r["duration_ms"]
+                            )
+                        })
+                        .collect()
+                },
+                || json!(out),
+            );
+        }
+        Command::Patients => {
+            let active = app.session.active_patient.clone();
+            let list = sdk.patients()?;
+            app.print(
+                || {
+                    list.iter()
+                        .map(|p| format!("{} {}  {}  {:?}{}{}\n", if Some(&p.id) == active.as_ref() { "*" } else { " " }, p.id, p.name.as_deref().unwrap_or("(not synced yet)"), p.relation, if p.restricted { ", restricted" } else { "" }, if p.revoked { ", access revoked" } else { "" }))
+                        .collect()
+                },
+                || json!(list.iter().map(|p| json!({"id": p.id, "name": p.name, "birth_date": p.birth_date, "relation": format!("{:?}", p.relation), "restricted": p.restricted, "revoked": p.revoked, "active": Some(&p.id) == active.as_ref()})).collect::<Vec<_>>()),
+            );
+        }
+        Command::Switch { id } => {
+            let ctx = sdk.switch_patient(id)?;
+            app.session.active_patient = Some(ctx.id.clone());
+            app.print(
+                || format!("now showing {}\n", ctx.name.as_deref().unwrap_or(&ctx.id)),
+                || json!({"active": ctx.id}),
+            );
+        }
+        Command::Labs {
+            trend: Some(code),
+            svg,
+        } => {
+            let t = sdk.lab_trend(code)?.ok_or_else(|| CliError {
+                code: 2,
+                message: format!("no numeric results for {code}"),
+            })?;
+            if let Some(path) = svg {
+                std::fs::write(path, render::svg(&t)).map_err(|e| {
+                    CliError::other(format!("cannot write {}: {e}", path.display()))
+                })?;
+            }
+            app.print(|| render::chart(&t, 60, 12), || to_json(&t));
+        }
+        Command::Labs { trend: None, .. } => {
+            let labs = sdk.lab_results()?;
+            app.print(
+                || labs.iter().map(|l| render::lab_line(l) + "\n").collect(),
+                || to_json(&labs),
+            );
+        }
+        Command::Allergies => list(app, sdk.allergies()?, |a| {
+            format!("{} {}", a.substance, a.reactions.join(", "))
+        }),
+        Command::Meds => list(app, sdk.medications()?, |m| {
+            format!(
+                "{} [{}] {}",
+                m.name,
+                m.status,
+                m.dosage.clone().unwrap_or_default()
+            )
+        }),
+        Command::Immunizations => list(app, sdk.immunizations()?, |i| {
+            format!(
+                "{} {}",
+                i.date
+                    .as_ref()
+                    .map(|d| d.to_fhir_string())
+                    .unwrap_or_default(),
+                i.vaccine
+            )
+        }),
+        Command::Problems => list(app, sdk.problems()?, |p| {
+            format!(
+                "{} [{}]",
+                p.name,
+                p.clinical_status.clone().unwrap_or_default()
+            )
+        }),
+        Command::Visits => list(app, sdk.visits()?, |v| {
+            format!(
+                "{} {} {}",
+                v.start
+                    .as_ref()
+                    .map(|d| d.to_fhir_string())
+                    .unwrap_or_default(),
+                v.kind,
+                v.reason.clone().unwrap_or_default()
+            )
+        }),
+        Command::Documents => list(app, sdk.documents()?, |d| {
+            format!(
+                "{} {}",
+                d.date
+                    .as_ref()
+                    .map(|d| d.to_fhir_string())
+                    .unwrap_or_default(),
+                d.title
+            )
+        }),
+        Command::Appointments => list(app, sdk.appointments()?, |a| {
+            format!(
+                "{} [{}] {}",
+                a.start
+                    .as_ref()
+                    .map(|d| d.to_fhir_string())
+                    .unwrap_or_default(),
+                a.status,
+                a.description.clone().unwrap_or_default()
+            )
+        }),
+        Command::Unlink { id } => {
+            let outcome = sdk.unlink(id).await?;
+            if app.session.active_patient.as_deref() == Some(id) {
+                app.session.active_patient = None;
+            }
+            app.print(
+                || {
+                    format!(
+                        "unlinked{}\n",
+                        if outcome.revoked_at_provider {
+                            ""
+                        } else {
+                            " (the provider could not be reached to revoke; local data removed)"
+                        }
+                    )
+                },
+                || json!({"revoked_at_provider": outcome.revoked_at_provider}),
+            );
+        }
+        Command::Demo { .. } | Command::Providers { .. } | Command::Lock | Command::Unlock => {}
+    }
+    Ok(())
+}
+
+fn list<T: serde::Serialize>(app: &App, items: Vec<T>, line: impl Fn(&T) -> String) {
+    app.print(
+        || items.iter().map(|i| line(i) + "\n").collect(),
+        || to_json(&items),
+    );
+}
+
+fn cache_path(dir: &std::path::Path) -> PathBuf {
+    dir.join("directory-cache.json")
+}
+
+async fn providers(
+    cli: &Cli,
+    query: &str,
+    source: Option<&str>,
+    check: bool,
+) -> Result<(), CliError> {
+    let dir = cli
+        .data_dir
+        .clone()
+        .unwrap_or_else(session::default_data_dir);
+    let cached: Option<CachedBundle> = std::fs::read(cache_path(&dir))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let bundle = match source {
+        Some(s) if s.starts_with("http://") || s.starts_with("https://") => {
+            let http = chartlink_core::http::Http::new()?;
+            let fetched = directory::fetch(&http, s, cached.as_ref())
+                .await
+                .map_err(|e| CliError {
+                    code: 3,
+                    message: e.to_string(),
+                })?;
+            std::fs::create_dir_all(&dir).ok();
+            let _ = std::fs::write(
+                cache_path(&dir),
+                serde_json::to_vec(&fetched).unwrap_or_default(),
+            );
+            fetched.body
+        }
+        Some(file) => std::fs::read(file).map_err(|e| CliError {
+            code: 2,
+            message: format!("cannot read {file}: {e}"),
+        })?,
+        None => cached.map(|c| c.body).ok_or_else(|| CliError {
+            code: 2,
+            message: "give --directory URL|FILE (or set CHARTLINK_DIRECTORY)".into(),
+        })?,
+    };
+    let mut d = Directory::from_bundle(&bundle).map_err(|e| CliError {
+        code: 2,
+        message: e.to_string(),
+    })?;
+    if check {
+        d.check_endpoints(&chartlink_core::http::Http::new()?).await;
+    }
+    let hits = d.search(query, 20);
+    if cli.json {
+        println!(
+            "{}",
+            json!(hits.iter().map(|h| to_json(h.provider)).collect::<Vec<_>>())
+        );
+    } else {
+        for h in hits {
+            let p = h.provider;
+            println!("{}  {}", p.name, p.cities.join(", "));
+            for e in &p.endpoints {
+                println!("    {} [{:?}]", e.fhir_base, e.status);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The FHIR base of a provider found by name in the cached directory.
+fn provider_base(dir: &std::path::Path, name: &str) -> Result<String, CliError> {
+    let cached: CachedBundle = std::fs::read(cache_path(dir))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| CliError { code: 2, message: "no provider directory yet: run `chartlink providers QUERY --directory URL` first, or give a FHIR base URL".into() })?;
+    let d = Directory::from_bundle(&cached.body).map_err(|e| CliError {
+        code: 2,
+        message: e.to_string(),
+    })?;
+    let hit = d
+        .search(name, 1)
+        .into_iter()
+        .next()
+        .ok_or_else(|| CliError {
+            code: 2,
+            message: format!("no provider matches {name:?}"),
+        })?;
+    hit.provider
+        .endpoints
+        .iter()
+        .find(|e| e.status != directory::EndpointStatus::DiscoveryFailed)
+        .map(|e| e.fhir_base.clone())
+        .ok_or_else(|| CliError {
+            code: 2,
+            message: format!("{} has no working endpoint", hit.provider.name),
+        })
+}

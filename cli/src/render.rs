@@ -1,0 +1,360 @@
+//! What the CLI prints: the health summary, lists of records, a lab trend as a chart in the terminal, and the same
+//! trend as an SVG file.
+
+use std::fmt::Write as _;
+
+use chartlink_core::HealthSummary;
+use chartlink_core::views::{Flag, LabResult, LabTrend, ObservationValue, Quantity};
+
+/// A result's value as text: `6.8 %`, `No growth`, `120/80 mm[Hg]`.
+pub fn value_text(v: Option<&ObservationValue>) -> String {
+    let q = |q: &Quantity| {
+        let num = if q.value.fract() == 0.0 {
+            format!("{}", q.value as i64)
+        } else {
+            format!("{:.2}", q.value).trim_end_matches('0').to_owned()
+        };
+        match &q.unit {
+            Some(u) => format!("{num} {u}"),
+            None => num,
+        }
+    };
+    match v {
+        Some(ObservationValue::Quantity(x)) => q(x),
+        Some(ObservationValue::Text(t)) => t.clone(),
+        Some(ObservationValue::Coded(c)) => {
+            c.display.clone().or(c.code.clone()).unwrap_or_default()
+        }
+        Some(ObservationValue::Boolean(b)) => if *b { "yes" } else { "no" }.into(),
+        Some(ObservationValue::Components(parts)) => parts
+            .iter()
+            .map(|(_, p)| q(p))
+            .collect::<Vec<_>>()
+            .join(" / "),
+        None => "-".into(),
+    }
+}
+
+/// The flag as a short label (`H`, `L`, `HH`, `LL`, `A`), empty when normal or unknown.
+pub fn flag_text(f: &Flag) -> &'static str {
+    match f {
+        Flag::High => "H",
+        Flag::Low => "L",
+        Flag::CriticalHigh => "HH",
+        Flag::CriticalLow => "LL",
+        Flag::Abnormal => "A",
+        Flag::Normal | Flag::Unknown => "",
+    }
+}
+
+fn date_text(d: Option<&chartlink_core::views::FhirDate>) -> String {
+    d.map(|d| d.to_fhir_string().chars().take(10).collect())
+        .unwrap_or_else(|| "-".into())
+}
+
+/// One line per lab result.
+pub fn lab_line(r: &LabResult) -> String {
+    format!(
+        "{:<10} {:<38} {:>14} {:<2}",
+        date_text(r.date.as_ref()),
+        truncate(&r.name, 38),
+        value_text(r.value.as_ref()),
+        flag_text(&r.flag)
+    )
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}
+
+/// The health summary, as the portal's home page would show it.
+pub fn summary(s: &HealthSummary, restricted: bool) -> String {
+    let mut out = String::new();
+    if let Some(p) = &s.patient {
+        let _ = writeln!(
+            out,
+            "{} (born {}, {})",
+            p.name,
+            date_text(p.birth_date.as_ref()),
+            p.gender.as_deref().unwrap_or("-")
+        );
+    }
+    if restricted {
+        let _ = writeln!(
+            out,
+            "  (restricted proxy access: the provider withholds confidential items)"
+        );
+    }
+    let list = |title: &str, items: Vec<String>, out: &mut String| {
+        let _ = writeln!(out, "  {title} ({})", items.len());
+        if items.is_empty() {
+            let _ = writeln!(out, "    none recorded");
+        }
+        for i in items.iter().take(8) {
+            let _ = writeln!(out, "    - {i}");
+        }
+        if items.len() > 8 {
+            let _ = writeln!(out, "    … and {} more", items.len() - 8);
+        }
+    };
+    list(
+        "Allergies",
+        s.allergies
+            .iter()
+            .map(|a| {
+                let reactions = if a.reactions.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", a.reactions.join(", "))
+                };
+                format!(
+                    "{}{reactions}{}",
+                    a.substance,
+                    a.criticality
+                        .as_deref()
+                        .map(|c| format!(" [{c} criticality]"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect(),
+        &mut out,
+    );
+    list(
+        "Medications",
+        s.medications
+            .iter()
+            .map(|m| {
+                format!(
+                    "{}{}",
+                    m.name,
+                    m.dosage
+                        .as_deref()
+                        .map(|d| format!(" — {d}"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect(),
+        &mut out,
+    );
+    list(
+        "Problems",
+        s.problems.iter().map(|p| p.name.clone()).collect(),
+        &mut out,
+    );
+    list(
+        "Immunizations",
+        s.immunizations
+            .iter()
+            .map(|i| format!("{} {}", date_text(i.date.as_ref()), i.vaccine))
+            .collect(),
+        &mut out,
+    );
+    let _ = writeln!(out, "  Latest results ({})", s.latest_results.len());
+    for r in s.latest_results.iter().take(10) {
+        let _ = writeln!(out, "    {}", lab_line(r));
+    }
+    out
+}
+
+/// A trend as a character chart: `height` rows, one column per point (up to `width`), the reference range dotted.
+pub fn chart(t: &LabTrend, width: usize, height: usize) -> String {
+    let pts = &t.points;
+    if pts.is_empty() {
+        return format!("{}: no numeric results\n", t.name);
+    }
+    let step = pts.len().div_ceil(width.max(1));
+    let shown: Vec<&chartlink_core::views::TrendPoint> = pts.iter().step_by(step.max(1)).collect();
+    let low = t
+        .range
+        .as_ref()
+        .and_then(|r| r.low.as_ref())
+        .map(|q| q.value);
+    let high = t
+        .range
+        .as_ref()
+        .and_then(|r| r.high.as_ref())
+        .map(|q| q.value);
+    let mut min = shown.iter().map(|p| p.value).fold(f64::INFINITY, f64::min);
+    let mut max = shown
+        .iter()
+        .map(|p| p.value)
+        .fold(f64::NEG_INFINITY, f64::max);
+    for v in [low, high].into_iter().flatten() {
+        min = min.min(v);
+        max = max.max(v);
+    }
+    if (max - min).abs() < f64::EPSILON {
+        max = min + 1.0;
+    }
+    let row_of = |v: f64| (((max - v) / (max - min)) * (height as f64 - 1.0)).round() as usize;
+    let mut grid = vec![vec![' '; shown.len()]; height];
+    for v in [low, high].into_iter().flatten() {
+        let r = row_of(v);
+        for c in grid[r].iter_mut() {
+            *c = '·';
+        }
+    }
+    for (i, p) in shown.iter().enumerate() {
+        grid[row_of(p.value)][i] = if matches!(
+            p.flag,
+            Flag::High | Flag::Low | Flag::CriticalHigh | Flag::CriticalLow
+        ) {
+            '◆'
+        } else {
+            '●'
+        };
+    }
+    let unit = t.unit.clone().unwrap_or_default();
+    let mut out = format!("{} ({}), {} results\n", t.name, unit, pts.len());
+    for (r, row) in grid.iter().enumerate() {
+        let v = max - (max - min) * r as f64 / (height as f64 - 1.0);
+        let _ = writeln!(out, "{v:>8.1} │{}", row.iter().collect::<String>());
+    }
+    let first = pts
+        .first()
+        .map(|p| p.date.to_fhir_string())
+        .unwrap_or_default();
+    let last = pts
+        .last()
+        .map(|p| p.date.to_fhir_string())
+        .unwrap_or_default();
+    let _ = writeln!(out, "{:>8} └{}", "", "─".repeat(shown.len()));
+    let (first, last) = (
+        first.get(..10).unwrap_or(&first),
+        last.get(..10).unwrap_or(&last),
+    );
+    let gap = shown.len().saturating_sub(first.len() + last.len()).max(3);
+    let _ = writeln!(out, "{:>10}{first}{}{last}", "", " ".repeat(gap));
+    let _ = writeln!(out, "{:>10}● result  ◆ flagged  · reference range", "");
+    out
+}
+
+/// The trend as an SVG image.
+pub fn svg(t: &LabTrend) -> String {
+    let (w, h, pad) = (720.0, 360.0, 50.0);
+    let pts = &t.points;
+    let xs: Vec<f64> = pts.iter().map(|p| p.date.sort_key() as f64).collect();
+    let (x0, x1) = (
+        xs.iter().cloned().fold(f64::INFINITY, f64::min),
+        xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+    );
+    let low = t
+        .range
+        .as_ref()
+        .and_then(|r| r.low.as_ref())
+        .map(|q| q.value);
+    let high = t
+        .range
+        .as_ref()
+        .and_then(|r| r.high.as_ref())
+        .map(|q| q.value);
+    let mut y0 = pts.iter().map(|p| p.value).fold(f64::INFINITY, f64::min);
+    let mut y1 = pts
+        .iter()
+        .map(|p| p.value)
+        .fold(f64::NEG_INFINITY, f64::max);
+    for v in [low, high].into_iter().flatten() {
+        y0 = y0.min(v);
+        y1 = y1.max(v);
+    }
+    let margin = (y1 - y0).abs() * 0.1 + 0.1;
+    // Lab values are rarely negative: do not draw the axis below zero for them.
+    let (y0, y1) = (
+        if y0 >= 0.0 {
+            (y0 - margin).max(0.0)
+        } else {
+            y0 - margin
+        },
+        y1 + margin,
+    );
+    let sx = |x: f64| {
+        if x1 > x0 {
+            pad + (x - x0) / (x1 - x0) * (w - 2.0 * pad)
+        } else {
+            w / 2.0
+        }
+    };
+    let sy = |y: f64| h - pad - (y - y0) / (y1 - y0) * (h - 2.0 * pad);
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{pad}\" y=\"28\" font-size=\"16\" font-weight=\"bold\">{} ({})</text>\n",
+        esc(&t.name),
+        esc(t.unit.as_deref().unwrap_or(""))
+    );
+    if let (Some(l), Some(hh)) = (low, high) {
+        let _ = writeln!(
+            out,
+            "<rect x=\"{pad}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#e3f2e1\"/>",
+            sy(hh),
+            w - 2.0 * pad,
+            sy(l) - sy(hh)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "<line x1=\"{pad}\" y1=\"{:.1}\" x2=\"{pad}\" y2=\"{pad}\" stroke=\"#555\"/><line x1=\"{pad}\" y1=\"{0:.1}\" x2=\"{:.1}\" y2=\"{0:.1}\" stroke=\"#555\"/>",
+        h - pad,
+        w - pad
+    );
+    for i in 0..=4 {
+        let v = y0 + (y1 - y0) * f64::from(i) / 4.0;
+        let _ = writeln!(
+            out,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{v:.1}</text>",
+            pad - 6.0,
+            sy(v) + 4.0
+        );
+    }
+    let line: Vec<String> = pts
+        .iter()
+        .zip(&xs)
+        .map(|(p, x)| format!("{:.1},{:.1}", sx(*x), sy(p.value)))
+        .collect();
+    let _ = writeln!(
+        out,
+        "<polyline fill=\"none\" stroke=\"#0b5394\" stroke-width=\"2\" points=\"{}\"/>",
+        line.join(" ")
+    );
+    for (p, x) in pts.iter().zip(&xs) {
+        let color = if matches!(
+            p.flag,
+            Flag::High | Flag::Low | Flag::CriticalHigh | Flag::CriticalLow
+        ) {
+            "#c62828"
+        } else {
+            "#0b5394"
+        };
+        let _ = writeln!(
+            out,
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"{color}\"><title>{} {}</title></circle>",
+            sx(*x),
+            sy(p.value),
+            p.date,
+            p.value
+        );
+    }
+    if let (Some(first), Some(last)) = (pts.first(), pts.last()) {
+        let day = |d: &chartlink_core::views::FhirDate| {
+            d.to_fhir_string().chars().take(10).collect::<String>()
+        };
+        let _ = writeln!(
+            out,
+            "<text x=\"{pad}\" y=\"{:.1}\">{}</text><text x=\"{:.1}\" y=\"{0:.1}\" text-anchor=\"end\">{}</text>",
+            h - pad + 18.0,
+            day(&first.date),
+            w - pad,
+            day(&last.date)
+        );
+    }
+    out.push_str("</svg>\n");
+    out
+}
