@@ -342,3 +342,104 @@ fn status_error(status: StatusCode, body: &[u8]) -> FhirError {
         s => FhirError::Status { status: s, code },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::{ManualClock, MemorySecureStore};
+    use std::sync::Arc;
+
+    fn with_client(f: impl FnOnce(&FhirClient<'_>)) {
+        let http = http::Http::new().expect("http");
+        let accounts = Accounts::load(
+            Arc::new(MemorySecureStore::default()),
+            Arc::new(ManualClock::new()),
+            http.clone(),
+            Default::default(),
+        )
+        .expect("accounts");
+        let never = || false;
+        let base = Url::parse("https://ehr.example/api/FHIR/R4").expect("url");
+        f(&FhirClient::new(
+            &http,
+            &accounts,
+            "a",
+            base,
+            RetryPolicy::default(),
+            &never,
+        ));
+    }
+
+    #[test]
+    fn links_stay_on_the_grants_origin() {
+        // SMART client req. 93, 97, 98: the token goes only to the FHIR server it was issued for.
+        with_client(|c| {
+            assert_eq!(
+                c.resolve("Patient/1").expect("relative").as_str(),
+                "https://ehr.example/api/FHIR/R4/Patient/1"
+            );
+            assert!(
+                c.resolve("https://ehr.example/api/FHIR/R4/Observation?_getpages=x")
+                    .is_ok()
+            );
+            assert_eq!(
+                c.resolve("https://evil.example/api/FHIR/R4/Patient/1"),
+                Err(FhirError::ForeignOrigin)
+            );
+            assert_eq!(
+                c.resolve("http://ehr.example/api/FHIR/R4/Patient/1"),
+                Err(FhirError::ForeignOrigin),
+                "scheme is part of the origin"
+            );
+            assert_eq!(
+                c.resolve("https://ehr.example:8443/Patient/1"),
+                Err(FhirError::ForeignOrigin)
+            );
+        });
+    }
+
+    #[tokio::test]
+    async fn a_foreign_url_is_refused_before_any_request() {
+        let http = http::Http::new().expect("http");
+        let accounts = Accounts::load(
+            Arc::new(MemorySecureStore::default()),
+            Arc::new(ManualClock::new()),
+            http.clone(),
+            Default::default(),
+        )
+        .expect("accounts");
+        let never = || false;
+        let c = FhirClient::new(
+            &http,
+            &accounts,
+            "a",
+            Url::parse("https://ehr.example/fhir").expect("url"),
+            RetryPolicy::default(),
+            &never,
+        );
+        let foreign = Url::parse("http://127.0.0.1:9/steal").expect("url");
+        assert_eq!(
+            c.get(&foreign, "*/*").await.unwrap_err(),
+            FhirError::ForeignOrigin
+        );
+    }
+
+    #[test]
+    fn status_errors_carry_the_outcome_code_not_the_text() {
+        let body = br#"{"resourceType":"OperationOutcome","issue":[{"code":"throttled","diagnostics":"patient Jane Doe"}]}"#;
+        let e = status_error(StatusCode::TOO_MANY_REQUESTS, body);
+        assert_eq!(
+            e,
+            FhirError::Status {
+                status: 429,
+                code: "throttled".into()
+            }
+        );
+        assert!(e.is_transient());
+        assert!(!e.to_string().contains("Jane"));
+        assert_eq!(
+            status_error(StatusCode::FORBIDDEN, b""),
+            FhirError::Forbidden
+        );
+    }
+}

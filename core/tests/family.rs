@@ -422,6 +422,57 @@ async fn the_lock_stops_a_running_sync_which_resumes_after_unlock() {
     sb.shutdown().await;
 }
 
+#[tokio::test]
+async fn one_person_at_two_providers_is_one_patient_whose_records_keep_their_source() {
+    // Two EHRs serving the same person (the same seed generates the same family at both).
+    let (a, b) = (
+        Sandbox::start(Config::default()).await.unwrap(),
+        Sandbox::start(Config::default()).await.unwrap(),
+    );
+    let robots = vec![
+        PortalRobot::allowing("ava", "ava-demo", None),
+        PortalRobot::allowing("ava", "ava-demo", None),
+    ];
+    let host = Host {
+        secure_store: Arc::new(MemorySecureStore::default()),
+        browser: Some(Arc::new(Robots(Mutex::new(robots)))),
+        clock: Arc::new(ManualClock::new()),
+        listener: None,
+    };
+    let sdk = ChartLink::new(
+        AppConfig::new("chartlink-demo", "chartlink-demo://callback"),
+        host,
+    )
+    .unwrap();
+    for sb in [&a, &b] {
+        let account = sdk.link(&sb.fhir_base()).await.unwrap();
+        sdk.sync_with(&account.id, &fast(), &mut |_| {})
+            .await
+            .unwrap();
+    }
+    let patients = sdk.patients().unwrap();
+    assert_eq!(patients.len(), 1, "one person, linked twice");
+    assert_eq!(patients[0].account_ids.len(), 2);
+    sdk.switch_patient(&patients[0].id).unwrap();
+    let immunizations = sdk.immunizations().unwrap();
+    let sources: std::collections::BTreeSet<String> = immunizations
+        .iter()
+        .filter_map(|i| i.source.clone())
+        .collect();
+    assert_eq!(
+        sources,
+        [a.fhir_base(), b.fhir_base()].into_iter().collect(),
+        "each record keeps its provider"
+    );
+    let per_provider = immunizations
+        .iter()
+        .filter(|i| i.source.as_deref() == Some(a.fhir_base().as_str()))
+        .count();
+    assert_eq!(immunizations.len(), 2 * per_provider);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
 mod interleavings {
     use super::*;
     use proptest::prelude::*;
