@@ -419,7 +419,9 @@ mod tests {
         );
         let foreign = Url::parse("http://127.0.0.1:9/steal").expect("url");
         assert_eq!(
-            c.get(&foreign, "*/*").await.expect_err("a foreign origin is refused"),
+            c.get(&foreign, "*/*")
+                .await
+                .expect_err("a foreign origin is refused"),
             FhirError::ForeignOrigin
         );
     }

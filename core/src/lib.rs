@@ -682,6 +682,20 @@ impl ChartLink {
     pub fn lab_trend(&self, code: &str) -> Result<Option<views::LabTrend>> {
         let mut results = Vec::new();
         for (id, keys, label) in self.active_accounts()? {
+            // The results' small sealed projections; records synced before projections existed are parsed whole.
+            let briefs = self
+                .store
+                .briefs_by_code(&keys, &id, code)
+                .map_err(storage)?;
+            if !briefs.is_empty() {
+                for b in &briefs {
+                    if let Ok(mut r) = serde_json::from_slice::<views::LabResult>(b) {
+                        r.source = Some(label.clone());
+                        results.push(r);
+                    }
+                }
+                continue;
+            }
             for r in self
                 .store
                 .by_code(&keys, &id, "Observation", code)
@@ -797,6 +811,23 @@ impl ChartLink {
             .next())
     }
 
+    /// The newest result of each test of the active patient, newest first (from the store's latest-per-code table).
+    pub fn latest_results(&self) -> Result<Vec<views::LabResult>> {
+        let mut out = Vec::new();
+        for (id, keys, label) in self.active_accounts()? {
+            for b in self.store.latest_briefs(&keys, &id).map_err(storage)? {
+                if let Ok(mut r) = serde_json::from_slice::<views::LabResult>(&b) {
+                    r.source = Some(label.clone());
+                    out.push(r);
+                }
+            }
+        }
+        // Across providers, keep the newest per code.
+        let mut out = views::latest_per_code(&out);
+        out.sort_by_key(|r| std::cmp::Reverse(r.date.as_ref().map(views::FhirDate::sort_key)));
+        Ok(out)
+    }
+
     /// The health summary of the active patient.
     pub fn summary(&self) -> Result<HealthSummary> {
         let active = |s: &Option<String>| s.as_deref().is_none_or(|s| s == "active");
@@ -814,7 +845,7 @@ impl ChartLink {
                 .into_iter()
                 .filter(|p| active(&p.clinical_status))
                 .collect(),
-            latest_results: views::latest_per_code(&self.lab_results()?),
+            latest_results: self.latest_results()?,
         })
     }
 

@@ -43,7 +43,7 @@ impl From<rusqlite::Error> for StoreError {
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-const MIGRATIONS: [&str; 1] = ["
+const MIGRATIONS: [&str; 2] = ["
 CREATE TABLE resources (
     account TEXT NOT NULL, type TEXT NOT NULL, id_tag BLOB NOT NULL,
     version TEXT, last_updated TEXT,
@@ -63,6 +63,15 @@ CREATE TABLE sync_queries (
     PRIMARY KEY (account, query));
 CREATE TABLE sync_accounts (
     account TEXT PRIMARY KEY, pass INTEGER NOT NULL DEFAULT 0, last_full_ms INTEGER, last_sync_ms INTEGER);
+", "
+-- v2: a small sealed projection of each result (what trends and summaries read instead of the whole resource),
+-- and the newest result per code, kept up to date by sync.
+ALTER TABLE resources ADD COLUMN brief_nonce BLOB;
+ALTER TABLE resources ADD COLUMN brief BLOB;
+ALTER TABLE resources ADD COLUMN sort_key INTEGER;
+CREATE TABLE latest (
+    account TEXT NOT NULL, code_tag BLOB NOT NULL, id_tag BLOB NOT NULL, nonce BLOB NOT NULL, brief BLOB NOT NULL,
+    PRIMARY KEY (account, code_tag));
 "];
 
 /// A stored row: type, id tag, nonce, sealed payload.
@@ -170,6 +179,9 @@ pub struct Incoming<'a> {
     pub code: Option<&'a str>,
     pub category: Option<&'a str>,
     pub json: &'a [u8],
+    /// A small projection for trends and summaries (sealed like the payload), with the clinical date as a sort
+    /// key used only to pick the newest result per code (it is not stored in the clear).
+    pub brief: Option<(&'a [u8], i64)>,
 }
 
 /// The bookkeeping of one sync query.
@@ -208,8 +220,28 @@ impl Store {
                     let _ = std::fs::remove_file(path.with_extension(ext));
                 }
                 tracing::warn!(target: "chartlink", "the local database was damaged; it was moved aside and will be rebuilt by a sync");
+                let _ = std::fs::remove_file(path.with_extension("rebuild"));
                 Self::open_checked(path)
             }
+        }
+    }
+
+    /// SQLite's full integrity check. A damaged file is marked so that the next open rebuilds it.
+    pub fn check_integrity(&self) -> Result<bool> {
+        let ok: String = self
+            .conn()
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .unwrap_or_default();
+        if ok != "ok" {
+            self.mark_for_rebuild();
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn mark_for_rebuild(&self) {
+        if let Some(p) = &self.path {
+            let _ = std::fs::write(p.with_extension("rebuild"), b"");
         }
     }
 
@@ -218,9 +250,14 @@ impl Store {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Sqlite(e.kind().to_string()))?;
         }
         let conn = Connection::open(path)?;
-        let ok: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
-        if ok != "ok" {
-            return Err(StoreError::Sqlite("quick_check failed".into()));
+        // A cheap check at open (a damaged header or a file that is not a database fails here); the full
+        // integrity check runs at the start of each full-pass sync, and corruption met while reading marks the file
+        // for rebuild at the next open.
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })?;
+        if path.with_extension("rebuild").exists() {
+            return Err(StoreError::Sqlite("marked for rebuild".into()));
         }
         Self::setup(conn, Some(path.to_owned()))
     }
@@ -308,12 +345,25 @@ impl Store {
             return Ok(change);
         }
         let (nonce, payload) = keys.seal(&aad(account, r.ty, &id_tag), r.json)?;
+        let brief = match r.brief {
+            Some((b, _)) => Some(keys.seal(&aad(account, "brief", &id_tag), b)?),
+            None => None,
+        };
+        let (brief_nonce, brief_blob) = brief
+            .clone()
+            .map_or((None, None), |(n, b)| (Some(n), Some(b)));
+        let sort_key = r.brief.map(|(_, k)| k);
+        if let (Some(code), Some((bn, bb)), Some(key)) = (r.code, brief, sort_key) {
+            Self::update_latest(tx, keys, account, &keys.tag(code), &id_tag, key, (bn, bb))?;
+        }
         tx.execute(
-            "INSERT INTO resources (account, type, id_tag, version, last_updated, query, pass, code_tag, category_tag, nonce, payload)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+            "INSERT INTO resources (account, type, id_tag, version, last_updated, query, pass, code_tag, category_tag, nonce, payload,
+                 brief_nonce, brief, sort_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
              ON CONFLICT (account, type, id_tag) DO UPDATE SET version = excluded.version, last_updated = excluded.last_updated,
                  query = excluded.query, pass = excluded.pass, code_tag = excluded.code_tag,
-                 category_tag = excluded.category_tag, nonce = excluded.nonce, payload = excluded.payload",
+                 category_tag = excluded.category_tag, nonce = excluded.nonce, payload = excluded.payload,
+                 brief_nonce = excluded.brief_nonce, brief = excluded.brief, sort_key = excluded.sort_key",
             params![
                 account,
                 r.ty,
@@ -325,10 +375,115 @@ impl Store {
                 r.code.map(|c| keys.tag(c)),
                 r.category.map(|c| keys.tag(c)),
                 nonce,
-                payload
+                payload,
+                brief_nonce,
+                brief_blob,
+                sort_key
             ],
         )?;
         Ok(change)
+    }
+
+    /// Keeps the newest brief per code. The comparison uses the sort key stored next to the current latest row.
+    fn update_latest(
+        tx: &Transaction<'_>,
+        _keys: &AccountKeys,
+        account: &str,
+        code_tag: &[u8],
+        id_tag: &[u8],
+        sort_key: i64,
+        (nonce, brief): (Vec<u8>, Vec<u8>),
+    ) -> Result<()> {
+        let current: Option<(Vec<u8>, Option<i64>)> = tx
+            .query_row(
+                "SELECT l.id_tag, r.sort_key FROM latest l LEFT JOIN resources r
+                   ON r.account = l.account AND r.id_tag = l.id_tag AND r.type = 'Observation'
+                 WHERE l.account = ? AND l.code_tag = ?",
+                params![account, code_tag],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let replace = match current {
+            None => true,
+            Some((cur_id, _)) if cur_id == id_tag => true,
+            Some((_, cur_key)) => cur_key.is_none_or(|k| sort_key >= k),
+        };
+        if replace {
+            tx.execute(
+                "INSERT OR REPLACE INTO latest (account, code_tag, id_tag, nonce, brief) VALUES (?, ?, ?, ?, ?)",
+                params![account, code_tag, id_tag, nonce, brief],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn open_briefs(
+        &self,
+        keys: &AccountKeys,
+        account: &str,
+        rows: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+    ) -> Vec<Zeroizing<Vec<u8>>> {
+        rows.into_iter()
+            .filter_map(|(id_tag, n, b)| keys.open(&aad(account, "brief", &id_tag), &n, b).ok())
+            .collect()
+    }
+
+    /// The briefs of every result with `code` (for a trend).
+    pub fn briefs_by_code(
+        &self,
+        keys: &AccountKeys,
+        account: &str,
+        code: &str,
+    ) -> Result<Vec<Zeroizing<Vec<u8>>>> {
+        let rows: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare_cached(
+                "SELECT id_tag, brief_nonce, brief FROM resources WHERE account = ? AND code_tag = ? AND brief IS NOT NULL",
+            )?;
+            stmt.query_map(params![account, keys.tag(code)], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<std::result::Result<_, _>>()?
+        };
+        Ok(self.open_briefs(keys, account, rows))
+    }
+
+    /// The newest brief of each code (for a summary's latest results): one row per code.
+    pub fn latest_briefs(
+        &self,
+        keys: &AccountKeys,
+        account: &str,
+    ) -> Result<Vec<Zeroizing<Vec<u8>>>> {
+        let rows: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = {
+            let conn = self.conn();
+            let mut stmt =
+                conn.prepare_cached("SELECT id_tag, nonce, brief FROM latest WHERE account = ?")?;
+            stmt.query_map([account], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<std::result::Result<_, _>>()?
+        };
+        Ok(self.open_briefs(keys, account, rows))
+    }
+
+    /// After deletions: drops latest rows whose result is gone and puts the newest remaining result of those codes
+    /// back, in one grouped pass.
+    fn repair_latest(tx: &Transaction<'_>, account: &str) -> Result<()> {
+        tx.execute(
+            "DELETE FROM latest WHERE account = ?1 AND NOT EXISTS
+                 (SELECT 1 FROM resources r WHERE r.account = ?1 AND r.type = 'Observation' AND r.id_tag = latest.id_tag)",
+            [account],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO latest (account, code_tag, id_tag, nonce, brief)
+             SELECT r.account, r.code_tag, r.id_tag, r.brief_nonce, r.brief
+             FROM resources r
+             JOIN (SELECT code_tag, max(sort_key) AS k FROM resources
+                   WHERE account = ?1 AND type = 'Observation' AND brief IS NOT NULL AND code_tag IS NOT NULL
+                     AND code_tag NOT IN (SELECT code_tag FROM latest WHERE account = ?1)
+                   GROUP BY code_tag) m ON m.code_tag = r.code_tag AND m.k = r.sort_key
+             WHERE r.account = ?1 AND r.type = 'Observation' AND r.brief IS NOT NULL",
+            [account],
+        )?;
+        Ok(())
     }
 
     /// Removes a resource (the server deleted it). Returns whether it was there.
@@ -362,6 +517,9 @@ impl Store {
             "DELETE FROM resources WHERE account = ? AND query = ? AND pass < ?",
             params![account, query, pass],
         )?;
+        if !gone.is_empty() {
+            Self::repair_latest(tx, account)?;
+        }
         Ok(gone)
     }
 
@@ -568,7 +726,13 @@ impl Store {
     /// Removes every trace of an account (unlink, revoked access).
     pub fn purge(&self, account: &str) -> Result<()> {
         self.write(|tx| {
-            for table in ["resources", "binaries", "sync_queries", "sync_accounts"] {
+            for table in [
+                "resources",
+                "binaries",
+                "sync_queries",
+                "sync_accounts",
+                "latest",
+            ] {
                 tx.execute(&format!("DELETE FROM {table} WHERE account = ?"), [account])?;
             }
             Ok(())
@@ -703,6 +867,7 @@ mod tests {
                         code: Some("4548-4"),
                         category: Some("laboratory"),
                         json: json.as_bytes(),
+                        brief: None,
                     },
                 )
             })
@@ -785,6 +950,7 @@ mod tests {
                         code: None,
                         category: None,
                         json: b"{}",
+                        brief: None,
                     },
                 )
             })

@@ -314,6 +314,12 @@ pub async fn sync_account(
         }
     }
     let full = options.force_full || due || interrupted_full;
+    if full && !ctx.store.check_integrity().map_err(storage)? {
+        return Err(Error::Storage(
+            "the local database is damaged; it is rebuilt from the provider at the next start"
+                .into(),
+        ));
+    }
     if full && !interrupted_full {
         pass += 1;
     }
@@ -564,6 +570,18 @@ fn upsert(
     };
     let (code, category) = tags(r);
     let json = serde_json::to_vec(r).map_err(|e| StoreError::Sqlite(e.to_string()))?;
+    // Lab results also get a small projection, so trends and the summary need not parse whole resources.
+    let brief = if ty == "Observation" {
+        crate::views::lab_result(r).and_then(|lab| {
+            let key = lab
+                .date
+                .as_ref()
+                .map_or(i64::MIN, crate::views::FhirDate::sort_key);
+            serde_json::to_vec(&lab).ok().map(|b| (b, key))
+        })
+    } else {
+        None
+    };
     Store::upsert(
         tx,
         keys,
@@ -578,6 +596,7 @@ fn upsert(
             code: code.as_deref(),
             category: category.as_deref(),
             json: &json,
+            brief: brief.as_ref().map(|(b, k)| (b.as_slice(), *k)),
         },
     )
 }

@@ -483,3 +483,61 @@ async fn real_synthea_data_syncs_with_every_resource_accounted_for() {
     assert_eq!(got.len() + missing.len(), want.len());
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_fast_read_paths_agree_with_the_full_records() {
+    let sb = Sandbox::start(Config::default()).await.unwrap();
+    let (sdk, account) = linked(&sb, "daniel", Some("daniel-chen"), None).await;
+    sdk.sync_with(&account, &fast(), &mut |_| {}).await.unwrap();
+    sdk.switch_patient(&account).unwrap();
+    let check = |sdk: &ChartLink| {
+        let labs = sdk.lab_results().unwrap();
+        let want: Vec<String> = chartlink_core::views::latest_per_code(&labs)
+            .into_iter()
+            .map(|r| r.id)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let got: Vec<String> = sdk
+            .latest_results()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(got, want, "latest per code");
+        let full = chartlink_core::views::lab_trend(&labs, "4548-4").unwrap();
+        let fast = sdk.lab_trend("4548-4").unwrap().unwrap();
+        assert_eq!(fast.points, full.points, "trend from projections");
+    };
+    check(&sdk);
+    // The newest HbA1c is deleted on the server: after the next full pass the latest is the one before.
+    let newest = sdk
+        .latest_results()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.code.as_ref().and_then(|c| c.code.as_deref()) == Some("4548-4"))
+        .unwrap();
+    sb.admin()
+        .delete_resource("Observation", &newest.id)
+        .unwrap();
+    sdk.sync_with(
+        &account,
+        &SyncOptions {
+            force_full: true,
+            ..fast()
+        },
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    check(&sdk);
+    assert!(
+        sdk.latest_results()
+            .unwrap()
+            .iter()
+            .all(|r| r.id != newest.id)
+    );
+    sb.shutdown().await;
+}
