@@ -150,12 +150,44 @@ fn benches(c: &mut Criterion) {
     group.finish();
 
     let mut reads = c.benchmark_group("reads");
-    reads.bench_function("LabTrend HbA1c over the whole record", |b| {
+    reads.bench_function("LabTrend HbA1c, dense record (~400 results)", |b| {
         b.iter(|| {
             let t = warm.lab_trend("4548-4").expect("trend").expect("points");
             assert!(t.points.len() >= 20);
         })
     });
+    // The target's case: one code over 10 years at a clinical cadence (Daniel's quarterly HbA1c, ~40 points).
+    let daniel_dir = fresh_dir("daniel");
+    let daniel = {
+        let secure = Arc::new(FileSecureStore::new(daniel_dir.join("keys")).expect("keys"));
+        let robot = PortalRobot::allowing("daniel", "daniel-demo", Some("daniel-chen"));
+        let host = Host {
+            browser: Some(Arc::new(Robot(robot))),
+            ..Host::new(secure)
+        };
+        let config = AppConfig {
+            data_dir: Some(daniel_dir.clone()),
+            lock: LockConfig {
+                timeout_ms: i64::MAX / 4,
+                warning_ms: None,
+                background_grace_ms: i64::MAX / 4,
+            },
+            ..AppConfig::new("chartlink-demo", "chartlink-demo://callback")
+        };
+        ChartLink::new(config, host).expect("sdk")
+    };
+    let daniel_id = rt.block_on(daniel.link(&base)).expect("link").id;
+    rt.block_on(daniel.sync_with(&daniel_id, &options(), &mut |_| {}))
+        .expect("sync");
+    daniel.switch_patient(&daniel_id).expect("switch");
+    reads.bench_function("LabTrend HbA1c, 10 years quarterly", |b| {
+        b.iter(|| {
+            let t = daniel.lab_trend("4548-4").expect("trend").expect("points");
+            assert!(t.points.len() >= 30);
+        })
+    });
+    drop(daniel);
+    let _ = std::fs::remove_dir_all(&daniel_dir);
     drop(warm);
     reads.sample_size(20);
     reads.bench_function("cold open to the first summary", |b| {
