@@ -321,7 +321,7 @@ const QUERIES: &[(&str, &str)] = &[
 
 fn bench(c: &mut Criterion) {
     let body = bundle(PROVIDERS);
-    // Built once, outside criterion: at this size a build takes minutes, too long to repeat ten-plus times.
+    // Built once here (and measured by criterion at smaller sizes below).
     let started = Instant::now();
     let dir = Directory::from_bundle(&body).unwrap_or_default();
     eprintln!(

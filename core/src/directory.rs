@@ -5,7 +5,7 @@
 //! Search runs on an inverted index of folded tokens, so a query touches the distinct tokens, not every provider:
 //! about a millisecond for 20,000 brands (see `benches/directory.rs`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -83,6 +83,8 @@ pub struct Directory {
     providers: Vec<Provider>,
     /// Folded token → (provider index, field weight).
     index: BTreeMap<String, Vec<(u32, u8)>>,
+    /// Folded name → provider index, to merge duplicates without rescanning.
+    by_name: HashMap<String, usize>,
 }
 
 /// Lower-case, accents removed, anything but letters and digits a separator.
@@ -90,6 +92,8 @@ pub fn fold(s: &str) -> String {
     s.nfd()
         .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
         .flat_map(char::to_lowercase)
+        // "Mary's" is one word ("marys"), not "mary" and a lone "s" that would match every word starting with s.
+        .filter(|c| !matches!(c, '\'' | '\u{2019}'))
         .map(|c| if c.is_alphanumeric() { c } else { ' ' })
         .collect()
 }
@@ -135,51 +139,56 @@ impl Directory {
             .map(|e| e.iter().map(|e| &e["resource"]).collect())
             .unwrap_or_default();
         let mut endpoints: HashMap<String, &Value> = HashMap::new();
-        let mut organizations: Vec<&Value> = Vec::new();
+        // Organization reference → endpoints pointing at it (Epic-style managingOrganization).
+        let mut managed: HashMap<&str, Vec<&str>> = HashMap::new();
+        // Organizations, each with the endpoints that contain it (Epic puts the Organization inside the Endpoint).
+        let mut organizations: Vec<(&Value, Vec<String>)> = Vec::new();
         for r in &resources {
             match r["resourceType"].as_str() {
                 Some("Endpoint") => {
                     if let Some(id) = r["id"].as_str() {
-                        endpoints.insert(format!("Endpoint/{id}"), r);
+                        let key = format!("Endpoint/{id}");
+                        if let Some(org) = r["managingOrganization"]["reference"].as_str() {
+                            managed.entry(org).or_default().push(id);
+                        }
+                        for c in r["contained"].as_array().into_iter().flatten() {
+                            if c["resourceType"] == "Organization" {
+                                organizations.push((c, vec![key.clone()]));
+                            }
+                        }
+                        endpoints.insert(key, r);
                     }
                 }
-                Some("Organization") => organizations.push(r),
+                Some("Organization") => organizations.push((r, Vec::new())),
                 _ => {}
             }
-            // Epic puts the Organization inside the Endpoint.
-            for c in r["contained"].as_array().into_iter().flatten() {
-                if c["resourceType"] == "Organization" {
-                    organizations.push(c);
-                }
-            }
         }
-        let mut used: Vec<String> = Vec::new();
-        for org in &organizations {
+        let mut used: HashSet<String> = HashSet::new();
+        for (org, containing) in &organizations {
             let Some(name) = org["name"].as_str().filter(|n| !n.trim().is_empty()) else {
                 continue;
             };
-            let org_ref = org["id"].as_str().map(|id| format!("Organization/{id}"));
-            let mut eps: Vec<ProviderEndpoint> = Vec::new();
-            let refs = org["endpoint"]
+            let mut refs: Vec<String> = org["endpoint"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter_map(|e| e["reference"].as_str());
-            for r in refs {
-                if let Some(ep) = endpoints.get(r) {
-                    eps.extend(endpoint_of(ep));
-                    used.push(r.to_owned());
-                }
+                .filter_map(|e| e["reference"].as_str().map(str::to_owned))
+                .collect();
+            if let Some(id) = org["id"].as_str()
+                && let Some(list) = managed.get(format!("Organization/{id}").as_str())
+            {
+                refs.extend(list.iter().map(|e| format!("Endpoint/{e}")));
             }
-            // Endpoints that point at the organization (Epic-style managingOrganization).
-            for (key, ep) in &endpoints {
-                let managed = ep["managingOrganization"]["reference"].as_str();
-                let contained = ep["contained"]
-                    .as_array()
-                    .is_some_and(|c| c.iter().any(|c| std::ptr::eq(c, *org)));
-                if (managed.is_some() && managed == org_ref.as_deref()) || contained {
-                    eps.extend(endpoint_of(ep));
-                    used.push(key.clone());
+            refs.extend(containing.iter().cloned());
+            let mut eps: Vec<ProviderEndpoint> = Vec::new();
+            for r in refs {
+                if let Some(ep) = endpoints.get(&r) {
+                    if let Some(e) = endpoint_of(ep)
+                        && !eps.iter().any(|x| x.fhir_base == e.fhir_base)
+                    {
+                        eps.push(e);
+                    }
+                    used.insert(r);
                 }
             }
             let brand = org["extension"]
@@ -222,10 +231,12 @@ impl Directory {
             });
         }
         // Endpoints with no organization stand alone under their own name.
-        for (key, ep) in endpoints {
-            if used.contains(&key) {
-                continue;
-            }
+        let mut lone: Vec<(&String, &&Value)> = endpoints
+            .iter()
+            .filter(|(k, _)| !used.contains(*k))
+            .collect();
+        lone.sort_by(|a, b| a.0.cmp(b.0));
+        for (key, ep) in lone {
             if let (Some(name), Some(e)) = (ep["name"].as_str(), endpoint_of(ep)) {
                 self.add_provider(Provider {
                     id: key.clone(),
@@ -239,15 +250,17 @@ impl Directory {
                 });
             }
         }
-        self.providers
-            .sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
         self.reindex();
     }
 
     fn add_provider(&mut self, p: Provider) {
-        let key = fold(&p.name);
-        match self.providers.iter_mut().find(|x| fold(&x.name) == key) {
-            Some(existing) => {
+        let key = fold(&p.name)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        match self.by_name.get(&key).copied() {
+            Some(i) => {
+                let existing = &mut self.providers[i];
                 for e in p.endpoints {
                     if !existing
                         .endpoints
@@ -271,12 +284,40 @@ impl Directory {
                 existing.portal_url = existing.portal_url.take().or(p.portal_url);
                 existing.logo_url = existing.logo_url.take().or(p.logo_url);
             }
-            None => self.providers.push(p),
+            None => {
+                self.by_name.insert(key, self.providers.len());
+                self.providers.push(p);
+            }
         }
     }
 
     fn reindex(&mut self) {
-        let mut index: BTreeMap<String, Vec<(u32, u8)>> = BTreeMap::new();
+        // Providers in name order (stable results), then one pass that keeps each provider's best field weight per
+        // token in a map before the posting lists are built.
+        let mut order: Vec<usize> = (0..self.providers.len()).collect();
+        order.sort_by(|a, b| {
+            self.providers[*a]
+                .name
+                .cmp(&self.providers[*b].name)
+                .then(self.providers[*a].id.cmp(&self.providers[*b].id))
+        });
+        let providers: Vec<Provider> = order.iter().map(|i| self.providers[*i].clone()).collect();
+        self.providers = providers;
+        self.by_name = self
+            .providers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                (
+                    fold(&p.name)
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    i,
+                )
+            })
+            .collect();
+        let mut weights: HashMap<String, HashMap<u32, u8>> = HashMap::new();
         for (i, p) in self.providers.iter().enumerate() {
             let fields = [
                 (3u8, vec![p.name.clone()]),
@@ -287,16 +328,20 @@ impl Directory {
             for (weight, values) in fields {
                 for v in values {
                     for t in tokens(&v) {
-                        let list = index.entry(t).or_default();
-                        match list.iter_mut().find(|(idx, _)| *idx == i as u32) {
-                            Some(entry) => entry.1 = entry.1.max(weight),
-                            None => list.push((i as u32, weight)),
-                        }
+                        let w = weights.entry(t).or_default().entry(i as u32).or_insert(0);
+                        *w = (*w).max(weight);
                     }
                 }
             }
         }
-        self.index = index;
+        self.index = weights
+            .into_iter()
+            .map(|(t, m)| {
+                let mut list: Vec<(u32, u8)> = m.into_iter().collect();
+                list.sort_unstable();
+                (t, list)
+            })
+            .collect();
     }
 
     /// Providers matching every word of `query` (exactly, as a prefix, or with a small typo), best first.
