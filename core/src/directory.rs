@@ -376,8 +376,14 @@ impl Directory {
                 _ => 2,
             };
             if max_typos > 0 {
+                // Typos are looked for among tokens with the same first letter (people rarely mistype the first
+                // letter), a range of the sorted map rather than every token.
                 let len = word.chars().count();
-                for token in self.index.keys() {
+                let first: String = word.chars().take(1).collect();
+                for (token, _) in self.index.range(first.clone()..) {
+                    if !token.starts_with(first.as_str()) {
+                        break;
+                    }
                     let tl = token.chars().count();
                     if tl + max_typos < len
                         || tl > len + max_typos

@@ -4,6 +4,8 @@
 //! - `cargo xtask tools`: installs the external tools the tests drive (Chromium, chromedriver, JNA, a Python venv,
 //!   kotlinc) if they are missing; prints "all tools present" when nothing was.
 //! - `cargo xtask sandbox [ARGS...]`: `cargo run -p chartlink-sandbox -- ARGS`.
+//! - `cargo xtask bindings`: generates the Kotlin and Swift bindings, runs the Kotlin host tests on the JVM against
+//!   the sandbox and parses every Swift file (see bindings.rs).
 //!
 //! The alias lives in `.cargo/config.toml`; it works from any directory of the checkout. Tools go under
 //! `<target dir>/tools` (`CARGO_TARGET_DIR` or `<root>/target`), never into git.
@@ -25,9 +27,13 @@
 //            usual paths); a missing tool fails its test with the command that installs it, never a silent skip.
 // 5. doctests `cargo test --workspace --doc`, only after nextest, which cannot run doctests. The examples in our
 //            `///` docs are part of the public API's contract, so they are tests too.
+// 6. bindings Generates Kotlin and Swift from the debug library with the pinned uniffi-bindgen, runs the Kotlin host
+//            tests on the JVM (JNA) against the sandbox, and parses every Swift file (bindings.rs). Last: it builds
+//            the FFI crate with the bindgen feature, the costliest unit, and tests what the Rust tests cannot reach.
 //
 // Lint steps come first because they fail fastest; `--skip-lint` drops them for local iteration.
 
+mod bindings;
 mod cmd;
 mod tools;
 
@@ -58,6 +64,9 @@ enum Task {
     },
     /// Install the tools the tests use (Chromium, chromedriver, JNA, Python venv, kotlinc) if missing.
     Tools,
+    /// Host tests of the bindings: generate Kotlin and Swift, run the Kotlin tests on the JVM against the sandbox,
+    /// parse every Swift file (installs kotlinc, JNA and the venv when missing).
+    Bindings,
     /// Run the local SMART-on-FHIR sandbox EHR: `cargo run -p chartlink-sandbox -- ARGS`.
     #[command(disable_help_flag = true)]
     Sandbox {
@@ -139,7 +148,7 @@ fn ci(ws: &Workspace, skip_lint: bool) -> Result<(), String> {
     let nextest = cmd::succeeds(ws.cargo().args(["nextest", "--version"]));
     let mut steps = Steps {
         done: 0,
-        total: 2 + usize::from(!skip_lint) * 2 + usize::from(nextest),
+        total: 3 + usize::from(!skip_lint) * 2 + usize::from(nextest),
     };
     if skip_lint {
         println!("skipping fmt and clippy (--skip-lint)");
@@ -192,6 +201,9 @@ fn ci(ws: &Workspace, skip_lint: bool) -> Result<(), String> {
             },
         )?;
     }
+    steps.run("bindings (Kotlin on the JVM, Swift parse)", || {
+        bindings::run(ws, &tools)
+    })?;
     println!(
         "\nci: all {} steps passed in {}",
         steps.total,
@@ -223,6 +235,7 @@ fn main() -> ExitCode {
     let result = Workspace::locate().and_then(|ws| match cli.task {
         Task::Ci { skip_lint } => ci(&ws, skip_lint),
         Task::Tools => tools::ensure(&ws).map(|_| ()),
+        Task::Bindings => tools::ensure(&ws).and_then(|tools| bindings::run(&ws, &tools)),
         Task::Sandbox { args } => sandbox(&ws, &args),
     });
     match result {

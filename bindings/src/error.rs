@@ -1,0 +1,138 @@
+//! The errors that cross the boundary: [`ChartLinkError`], which every fallible call returns, and the two errors a
+//! host implementation throws back into Rust ([`SecureStoreError`], [`BrowserError`]).
+//!
+//! `ChartLinkError` is shaped by what the caller should do, and converted from [`chartlink_core::Error`] here and
+//! nowhere else. Its messages are the core's, which never hold a token or health data; a panic becomes
+//! [`ChartLinkError::Internal`] with a fixed message (the panic's own text stays on the Rust side).
+
+/// What went wrong, and so what the app should do. Kotlin: `ChartLinkException.*`; Swift: `ChartLinkError.*`.
+/// Every variant carries a message that is safe to show or log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+#[uniffi(flat_error)]
+pub enum ChartLinkError {
+    /// The network or the server failed transiently: try again later.
+    #[error("network problem: {0}")]
+    Network(String),
+    /// Linking failed or the link cannot be used (denied, expired, replayed, an invalid answer): link again.
+    #[error("authorization failed: {0}")]
+    Authorization(String),
+    /// The provider ended this app's access: the account must be linked again.
+    #[error("access to this record was revoked")]
+    AccessRevoked,
+    /// The SDK is locked (idle lockout): ask the user to unlock.
+    #[error("ChartLink is locked")]
+    Locked,
+    /// The app passed something invalid (a bad URL, an unknown patient, a missing browser).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// Secure storage or the local database failed (including the user failing the biometric check).
+    #[error("storage problem: {0}")]
+    Storage(String),
+    /// The user cancelled (closed the browser).
+    #[error("cancelled by the user")]
+    Cancelled,
+    /// A bug in ChartLink (a panic, caught before it reached the app). Report it; the SDK stays usable.
+    #[error("internal error in ChartLink: {0}")]
+    Internal(String),
+}
+
+/// The message of [`ChartLinkError::Internal`] for a caught panic.
+pub(crate) const PANIC_MESSAGE: &str =
+    "an unexpected failure was caught (a bug); the call did not complete";
+
+impl ChartLinkError {
+    pub(crate) fn panicked() -> Self {
+        ChartLinkError::Internal(PANIC_MESSAGE.into())
+    }
+}
+
+impl From<chartlink_core::Error> for ChartLinkError {
+    fn from(e: chartlink_core::Error) -> Self {
+        use chartlink_core::Error as E;
+        match e {
+            E::Network(m) => ChartLinkError::Network(m),
+            E::Authorization(m) => ChartLinkError::Authorization(m),
+            E::AccessRevoked => ChartLinkError::AccessRevoked,
+            E::Locked => ChartLinkError::Locked,
+            E::InvalidInput(m) => ChartLinkError::InvalidInput(m),
+            E::Storage(m) => ChartLinkError::Storage(m),
+            E::Cancelled => ChartLinkError::Cancelled,
+        }
+    }
+}
+
+/// A failure of the host's secure storage, thrown by a `SecureStore` implementation
+/// (Kotlin: `SecureStoreException.Failed`). The reason must not contain secrets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum SecureStoreError {
+    /// The store failed (Keychain/Keystore error, the user failed or dismissed the biometric check, ...).
+    #[error("{reason}")]
+    Failed { reason: String },
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for SecureStoreError {
+    /// An implementation threw something other than `SecureStoreError`; its text is not passed on (unknown
+    /// content).
+    fn from(_: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        SecureStoreError::Failed {
+            reason: "the host's secure storage threw an unexpected error".into(),
+        }
+    }
+}
+
+/// Why the browser step of a link did not return a redirect, thrown by an `AuthBrowser` implementation
+/// (Kotlin: `BrowserException.Cancelled` / `.Failed`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum BrowserError {
+    /// The user closed the browser or the sheet: the link ends with `ChartLinkError.Cancelled`.
+    #[error("the user cancelled the login")]
+    Cancelled,
+    /// The browser could not be shown or failed.
+    #[error("the browser failed: {reason}")]
+    Failed { reason: String },
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for BrowserError {
+    fn from(_: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        BrowserError::Failed {
+            reason: "the host's browser threw an unexpected error".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_core_error_keeps_its_kind_and_message() {
+        use chartlink_core::Error as E;
+        let cases = [
+            (
+                E::Network("down".into()),
+                ChartLinkError::Network("down".into()),
+            ),
+            (
+                E::Authorization("denied".into()),
+                ChartLinkError::Authorization("denied".into()),
+            ),
+            (E::AccessRevoked, ChartLinkError::AccessRevoked),
+            (E::Locked, ChartLinkError::Locked),
+            (
+                E::InvalidInput("bad".into()),
+                ChartLinkError::InvalidInput("bad".into()),
+            ),
+            (
+                E::Storage("disk".into()),
+                ChartLinkError::Storage("disk".into()),
+            ),
+            (E::Cancelled, ChartLinkError::Cancelled),
+        ];
+        for (core, ffi) in cases {
+            let text = core.to_string();
+            let converted = ChartLinkError::from(core);
+            assert_eq!(converted, ffi);
+            assert_eq!(converted.to_string(), text, "same message as core");
+        }
+    }
+}

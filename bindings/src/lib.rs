@@ -1,0 +1,321 @@
+//! # chartlink-ffi
+//!
+//! ChartLink for Kotlin and Swift: the one crate that depends on UniFFI. It exports a [`ChartLink`] object over
+//! `chartlink_core::ChartLink`, the records and enums an app shows ([`records`]), one error type shaped by what
+//! the caller should do ([`ChartLinkError`]), and the host capabilities as foreign traits ([`SecureStore`],
+//! [`AuthBrowser`], [`EventListener`], [`HostClock`], [`ChartLinkLogger`]). Core knows nothing of this crate.
+//!
+//! - Async methods (link, sync, unlink, ...) become Kotlin `suspend` and Swift `async` functions; they run on one
+//!   tokio runtime ([`runtime`]), and cancelling the coroutine or task aborts the Rust work.
+//! - No panic crosses the boundary: async work runs in a runtime task whose panic becomes
+//!   [`ChartLinkError::Internal`], synchronous calls go through `catch_unwind`, host callbacks that throw are
+//!   contained ([`host`]). [`debug_panic_for_test`] proves it from Kotlin.
+//! - [`ChartLink::start_idle_timer`] returns a [`SubscriptionHandle`]; `cancel()` or dropping it stops the timer.
+//! - On Android, a JNI hook (`android.rs`) hands the app context to the TLS certificate verifier of core's HTTP
+//!   client; the Kotlin shell calls it before building the SDK.
+//!
+//! Generate the bindings with the pinned generator (`cargo xtask bindings` does this and runs the Kotlin tests):
+//!
+//! ```text
+//! cargo build -p chartlink-ffi --features bindgen
+//! target/debug/uniffi-bindgen generate target/debug/libchartlink_ffi.so --language kotlin --out-dir out/
+//! ```
+//!
+//! The Kotlin package is `dev.chartlink.sdk` and the Swift C module `ChartLinkFFI` (see `uniffi.toml`); the thin
+//! platform shells live in `android/` and `ios/`.
+
+uniffi::setup_scaffolding!();
+
+#[cfg(target_os = "android")]
+mod android;
+pub mod error;
+pub mod host;
+pub mod logger;
+pub mod records;
+pub mod runtime;
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use chartlink_core as core;
+
+pub use error::{BrowserError, ChartLinkError, SecureStoreError};
+pub use host::{AuthBrowser, EventListener, HostClock, SecureStore};
+pub use logger::{ChartLinkLogger, LogLevel, set_logger};
+pub use records::*;
+pub use runtime::SubscriptionHandle;
+
+use runtime::{guard, guard_or, run};
+
+type Result<T> = std::result::Result<T, ChartLinkError>;
+
+/// How often the idle timer evaluates the lock.
+const IDLE_TICK: Duration = Duration::from_secs(1);
+
+/// The SDK: link a patient's record at their provider, sync it into the encrypted store, read it, lock when idle,
+/// switch between family members. One per app; share it.
+#[derive(Debug, uniffi::Object)]
+pub struct ChartLink {
+    inner: Arc<core::ChartLink>,
+}
+
+#[uniffi::export]
+impl ChartLink {
+    /// Builds the SDK: opens the encrypted store (reading its key from `secure_store`) and loads the accounts
+    /// linked earlier. Starts unlocked. Fails with `InvalidInput` for a bad configuration and `Storage` when the
+    /// secure store or the database cannot be used.
+    #[uniffi::constructor(default(browser = None, listener = None, clock = None))]
+    pub fn new(
+        config: ChartLinkConfig,
+        secure_store: Arc<dyn SecureStore>,
+        browser: Option<Arc<dyn AuthBrowser>>,
+        listener: Option<Arc<dyn EventListener>>,
+        clock: Option<Arc<dyn HostClock>>,
+    ) -> Result<Arc<Self>> {
+        guard(|| {
+            let host = core::Host {
+                secure_store: Arc::new(host::StoreAdapter(secure_store)),
+                browser: browser.map(|b| Arc::new(host::BrowserAdapter(b)) as _),
+                clock: match clock {
+                    Some(c) => Arc::new(host::ClockAdapter(c)),
+                    None => Arc::new(core::SystemClock),
+                },
+                listener: listener.map(|l| Arc::new(host::ListenerAdapter(l)) as _),
+            };
+            let inner = core::ChartLink::new(config.into_core()?, host)?;
+            Ok(Arc::new(Self {
+                inner: Arc::new(inner),
+            }))
+        })
+    }
+
+    // ---- linking ----
+
+    /// Links in one call: opens the provider's login and consent pages in the `AuthBrowser` and completes the
+    /// link. `fhir_base` is the provider's FHIR R4 base URL. Fails with `Cancelled` when the user closes the
+    /// browser, `Authorization` when they deny or the flow fails, `InvalidInput` for a bad URL or no browser.
+    pub async fn link(&self, fhir_base: String) -> Result<LinkedAccount> {
+        let sdk = self.inner.clone();
+        run(async move { Ok(sdk.link(&fhir_base).await?.into()) }).await
+    }
+
+    /// Starts a link the app completes itself: open the returned URL, then pass the redirect to `complete_link`.
+    pub async fn begin_link(&self, fhir_base: String) -> Result<AuthorizationRequest> {
+        let sdk = self.inner.clone();
+        run(async move { Ok(sdk.begin_link(&fhir_base).await?.into()) }).await
+    }
+
+    /// Finishes a link with the URL the provider redirected to (from the app's deep-link handler).
+    pub async fn complete_link(&self, redirect_url: String) -> Result<LinkedAccount> {
+        let sdk = self.inner.clone();
+        run(async move { Ok(sdk.complete_link(&redirect_url).await?.into()) }).await
+    }
+
+    /// Abandons any link in progress.
+    pub fn cancel_link(&self) -> Result<()> {
+        guard(|| Ok(self.inner.cancel_link()?))
+    }
+
+    /// The linked accounts.
+    pub fn accounts(&self) -> Result<Vec<LinkedAccount>> {
+        guard(|| Ok(records::all(self.inner.accounts()?)))
+    }
+
+    /// Registers this device with the provider (where it offers that) so access continues without the refresh
+    /// token. Returns the device's client id.
+    pub async fn register_device(&self, account_id: String) -> Result<String> {
+        let sdk = self.inner.clone();
+        run(async move { Ok(sdk.register_device(&account_id).await?) }).await
+    }
+
+    /// Revokes the account's access at the provider and deletes every local trace of it.
+    pub async fn unlink(&self, account_id: String) -> Result<UnlinkOutcome> {
+        let sdk = self.inner.clone();
+        run(async move { Ok(sdk.unlink(&account_id).await?.into()) }).await
+    }
+
+    /// After a revocation kept read-only: the user has seen it; delete the record and the account.
+    pub async fn confirm_revoked(&self, account_id: String) -> Result<()> {
+        let sdk = self.inner.clone();
+        run(async move { Ok(sdk.confirm_revoked(&account_id).await?) }).await
+    }
+
+    // ---- sync ----
+
+    /// Syncs one account's record into the encrypted store. Progress and the report also go to the listener.
+    /// The idle lock stops a sync cleanly (`Locked`); the next sync resumes where it stopped. `AccessRevoked`
+    /// when the provider ended access (the record is then handled by the revocation policy).
+    pub async fn sync(&self, account_id: String) -> Result<SyncReport> {
+        let sdk = self.inner.clone();
+        run(async move { Ok(sdk.sync(&account_id).await?.into()) }).await
+    }
+
+    // ---- patients ----
+
+    /// Every patient the user linked (themselves, children, adults under proxy), one per person.
+    pub fn patients(&self) -> Result<Vec<PatientContext>> {
+        guard(|| Ok(records::all(self.inner.patients()?)))
+    }
+
+    /// The patient the reads show, if any.
+    pub fn active_patient(&self) -> Result<Option<PatientContext>> {
+        guard(|| Ok(self.inner.active_patient()?.map(Into::into)))
+    }
+
+    /// Makes a patient (a `PatientContext.id`, or one of its account ids) active: every read after it shows only
+    /// that patient's record. `InvalidInput` for an unknown id.
+    pub fn switch_patient(&self, context_id: String) -> Result<PatientContext> {
+        guard(|| Ok(self.inner.switch_patient(&context_id)?.into()))
+    }
+
+    // ---- reads of the active patient (all fail with `Locked` while locked) ----
+
+    /// Lab results, newest first.
+    pub fn lab_results(&self) -> Result<Vec<LabResult>> {
+        guard(|| Ok(records::all(self.inner.lab_results()?)))
+    }
+
+    /// One test over time by its LOINC code (e.g. "4548-4", HbA1c); null/nil when there is no numeric result.
+    pub fn lab_trend(&self, code: String) -> Result<Option<LabTrend>> {
+        guard(|| Ok(self.inner.lab_trend(&code)?.map(Into::into)))
+    }
+
+    /// Vital signs, newest first.
+    pub fn vital_signs(&self) -> Result<Vec<VitalSign>> {
+        guard(|| Ok(records::all(self.inner.vital_signs()?)))
+    }
+
+    /// Allergies and intolerances.
+    pub fn allergies(&self) -> Result<Vec<Allergy>> {
+        guard(|| Ok(records::all(self.inner.allergies()?)))
+    }
+
+    /// Prescriptions, newest first.
+    pub fn medications(&self) -> Result<Vec<Medication>> {
+        guard(|| Ok(records::all(self.inner.medications()?)))
+    }
+
+    /// Vaccinations, newest first.
+    pub fn immunizations(&self) -> Result<Vec<Immunization>> {
+        guard(|| Ok(records::all(self.inner.immunizations()?)))
+    }
+
+    /// The problem list.
+    pub fn problems(&self) -> Result<Vec<Problem>> {
+        guard(|| Ok(records::all(self.inner.problems()?)))
+    }
+
+    /// Visits, newest first, with their documents.
+    pub fn visits(&self) -> Result<Vec<Visit>> {
+        guard(|| Ok(records::all(self.inner.visits()?)))
+    }
+
+    /// Documents (notes, after-visit summaries), newest first.
+    pub fn documents(&self) -> Result<Vec<Document>> {
+        guard(|| Ok(records::all(self.inner.documents()?)))
+    }
+
+    /// A document's content (downloaded during sync); null/nil when there is none.
+    pub fn document_content(&self, document_id: String) -> Result<Option<DocumentContent>> {
+        guard(|| Ok(self.inner.document_content(&document_id)?.map(Into::into)))
+    }
+
+    /// A document's content as text, for text and HTML documents (HTML as markup); null/nil otherwise.
+    pub fn document_text(&self, document_id: String) -> Result<Option<String>> {
+        guard(|| {
+            Ok(match self.inner.document_content(&document_id)? {
+                Some(core::views::DocumentContent::Text(text)) => Some(text),
+                Some(core::views::DocumentContent::Html(html)) => Some(html),
+                _ => None,
+            })
+        })
+    }
+
+    /// Appointments, soonest first.
+    pub fn appointments(&self) -> Result<Vec<Appointment>> {
+        guard(|| Ok(records::all(self.inner.appointments()?)))
+    }
+
+    /// Who the record is about.
+    pub fn demographics(&self) -> Result<Option<Demographics>> {
+        guard(|| Ok(self.inner.demographics()?.map(Into::into)))
+    }
+
+    /// The health summary: allergies, active medications and problems, immunizations, the latest results.
+    pub fn summary(&self) -> Result<HealthSummary> {
+        guard(|| Ok(self.inner.summary()?.into()))
+    }
+
+    // ---- idle lock and lifecycle ----
+
+    /// Starts the timer that evaluates the idle lock once a second on ChartLink's runtime, so `LockWarning` and
+    /// `Locked` events arrive while the user does nothing. Keep the handle while the app is in the foreground;
+    /// `cancel()` it (or drop it) to stop. Without a timer the lock is still evaluated on every call.
+    pub fn start_idle_timer(&self) -> Result<Arc<SubscriptionHandle>> {
+        guard(|| {
+            let sdk: Weak<core::ChartLink> = Arc::downgrade(&self.inner);
+            let task = runtime::runtime()?.spawn(async move {
+                let mut every = tokio::time::interval(IDLE_TICK);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                loop {
+                    every.tick().await;
+                    // The timer does not keep the SDK alive.
+                    let Some(sdk) = sdk.upgrade() else { break };
+                    guard_or((), || sdk.tick());
+                }
+            });
+            Ok(Arc::new(SubscriptionHandle::new(task.abort_handle())))
+        })
+    }
+
+    /// The user did something: restarts the idle timer. Call it on touches and key presses (the shells do).
+    pub fn record_activity(&self) {
+        guard_or((), || self.inner.record_activity())
+    }
+
+    /// The app went to the background.
+    pub fn app_backgrounded(&self) {
+        guard_or((), || self.inner.app_backgrounded())
+    }
+
+    /// The app came back: locks if it stayed away longer than the grace period.
+    pub fn app_foregrounded(&self) {
+        guard_or((), || self.inner.app_foregrounded())
+    }
+
+    /// Locks now: the store key and tokens leave memory and reads fail with `Locked` until `unlock()`.
+    pub fn lock(&self) -> Result<()> {
+        guard(|| {
+            self.inner.lock();
+            Ok(())
+        })
+    }
+
+    /// Unlocks: reads the store key from the secure store (where the platform asks for the biometric or
+    /// passcode check). `Storage` when the secure store refuses (the check failed or was dismissed).
+    pub fn unlock(&self) -> Result<()> {
+        guard(|| Ok(self.inner.unlock()?))
+    }
+
+    /// Why the SDK is locked, or null/nil when it is not (evaluates the timers first).
+    pub fn locked(&self) -> Option<LockReason> {
+        // Fail closed: if evaluating the lock ever failed, report locked.
+        guard_or(Some(LockReason::Explicit), || {
+            self.inner.locked().map(Into::into)
+        })
+    }
+}
+
+/// TEST ONLY — panics inside a synchronous ChartLink call, to prove the panic reaches the app as
+/// `ChartLinkError.Internal` and not as a crash. Never call it in an app.
+#[uniffi::export]
+pub fn debug_panic_for_test() -> Result<()> {
+    guard(|| panic!("debug_panic_for_test: a deliberate panic"))
+}
+
+/// TEST ONLY — panics inside an async ChartLink call on the runtime (the path of `link`, `sync`, ...), to prove
+/// it arrives as `ChartLinkError.Internal`. Never call it in an app.
+#[uniffi::export]
+pub async fn debug_panic_async_for_test() -> Result<()> {
+    run(async { panic!("debug_panic_async_for_test: a deliberate panic") }).await
+}

@@ -1,0 +1,187 @@
+//! The one tokio runtime every async call and timer of the SDK runs on, and the two wrappers that keep panics on
+//! the Rust side of the boundary.
+//!
+//! Async exports hand their work to this runtime with [`run`] and await the task from whatever executor the
+//! foreign side polls with (Kotlin coroutines, Swift tasks): the HTTP stack, timers and the idle timer all live on
+//! the runtime's two worker threads, a panic in the task surfaces as [`ChartLinkError::Internal`], and cancelling
+//! the Kotlin coroutine or Swift task (which drops the future) aborts the task. Synchronous exports go through
+//! [`guard`], which turns a panic into the same error.
+//!
+//! Why not `#[uniffi::export(async_runtime = "tokio")]`: it polls each future on the foreign thread inside
+//! async-compat's own runtime, which would be a second runtime beside the one the idle timer needs, and a panic
+//! there reaches the app as uniffi's untyped internal error instead of `ChartLinkError.Internal`.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Mutex, OnceLock};
+
+use tokio::runtime::{Builder, Runtime};
+use tokio::task::AbortHandle;
+
+use crate::error::ChartLinkError;
+
+static RUNTIME: OnceLock<Option<Runtime>> = OnceLock::new();
+
+/// The SDK's runtime, started on first use.
+pub(crate) fn runtime() -> Result<&'static Runtime, ChartLinkError> {
+    RUNTIME
+        .get_or_init(|| {
+            Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("chartlink")
+                .enable_all()
+                .build()
+                .ok()
+        })
+        .as_ref()
+        .ok_or_else(|| ChartLinkError::Internal("could not start the async runtime".into()))
+}
+
+/// Aborts a task when dropped (the foreign side cancelled the call) unless it already finished.
+struct AbortOnDrop(AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs `work` on the SDK's runtime and waits for it. A panic in `work` becomes [`ChartLinkError::Internal`];
+/// dropping the returned future (a cancelled coroutine or task) aborts `work` at its next await point.
+pub(crate) async fn run<T, F>(work: F) -> Result<T, ChartLinkError>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, ChartLinkError>> + Send + 'static,
+{
+    let task = runtime()?.spawn(work);
+    let _abort_if_dropped = AbortOnDrop(task.abort_handle());
+    match task.await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => Err(ChartLinkError::panicked()),
+        Err(_) => Err(ChartLinkError::Cancelled),
+    }
+}
+
+/// Runs a synchronous call, turning a panic into [`ChartLinkError::Internal`].
+pub(crate) fn guard<T>(
+    call: impl FnOnce() -> Result<T, ChartLinkError>,
+) -> Result<T, ChartLinkError> {
+    catch_unwind(AssertUnwindSafe(call)).unwrap_or_else(|_| Err(ChartLinkError::panicked()))
+}
+
+/// Runs a call that cannot report an error to the app (lifecycle inputs); a panic is logged and dropped, and
+/// `fallback` is returned.
+pub(crate) fn guard_or<T>(fallback: T, call: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(call)).unwrap_or_else(|_| {
+        tracing::error!(target: "chartlink", "{}", crate::error::PANIC_MESSAGE);
+        fallback
+    })
+}
+
+/// A running background job (the idle timer). `cancel()` stops it; so does dropping the handle (Kotlin `close()`,
+/// or the Swift object going away). Cancelling twice is harmless.
+#[derive(Debug, uniffi::Object)]
+pub struct SubscriptionHandle {
+    task: Mutex<Option<AbortHandle>>,
+}
+
+impl SubscriptionHandle {
+    pub(crate) fn new(task: AbortHandle) -> Self {
+        Self {
+            task: Mutex::new(Some(task)),
+        }
+    }
+
+    fn take(&self) -> Option<AbortHandle> {
+        self.task.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+#[uniffi::export]
+impl SubscriptionHandle {
+    /// Stops the job. It does not run again after this returns (a tick in progress completes first).
+    pub fn cancel(&self) {
+        if let Some(task) = self.take() {
+            task.abort();
+        }
+    }
+
+    /// Whether the job still runs (false after `cancel()`).
+    pub fn is_active(&self) -> bool {
+        self.task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|t| !t.is_finished())
+    }
+}
+
+impl Drop for SubscriptionHandle {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    fn block_on<T>(f: impl Future<Output = T>) -> T {
+        // A separate current-thread runtime plays the foreign executor.
+        Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
+
+    #[test]
+    fn a_panic_in_async_work_becomes_internal() {
+        let out: Result<(), _> = block_on(run(async { panic!("boom") }));
+        assert_eq!(out, Err(ChartLinkError::panicked()));
+        // The runtime survives it.
+        assert_eq!(block_on(run(async { Ok(7) })), Ok(7));
+    }
+
+    #[test]
+    fn a_panic_in_a_sync_call_becomes_internal() {
+        let out: Result<(), _> = guard(|| panic!("boom"));
+        assert_eq!(out, Err(ChartLinkError::panicked()));
+        assert!(guard_or(true, || panic!("boom")));
+    }
+
+    #[test]
+    fn dropping_the_call_aborts_the_work() {
+        let finished = Arc::new(AtomicBool::new(false));
+        let flag = finished.clone();
+        block_on(async move {
+            let call = run(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                flag.store(true, Ordering::SeqCst);
+                Ok(())
+            });
+            // The foreign side gives up after 20 ms: the future is dropped.
+            let _ = tokio::time::timeout(Duration::from_millis(20), call).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        });
+        assert!(!finished.load(Ordering::SeqCst), "the aborted task ran on");
+    }
+
+    #[test]
+    fn a_subscription_stops_on_cancel_and_on_drop() {
+        let rt = runtime().expect("runtime");
+        let spawn = || rt.spawn(std::future::pending::<()>()).abort_handle();
+        let sub = SubscriptionHandle::new(spawn());
+        assert!(sub.is_active());
+        sub.cancel();
+        sub.cancel();
+        assert!(!sub.is_active());
+        let task = spawn();
+        drop(SubscriptionHandle::new(task.clone()));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(task.is_finished());
+    }
+}

@@ -1,0 +1,446 @@
+// Host tests of the generated Kotlin bindings and the platform-independent Kotlin shell, on the JVM with JNA,
+// against the local sandbox EHR. Run by `cargo xtask bindings`, which builds libchartlink_ffi, generates the Kotlin,
+// starts the sandbox and passes:
+//   -Djna.library.path=<dir of libchartlink_ffi.so>   -Dchartlink.sandbox=http://127.0.0.1:<port>
+//
+// They prove the bindings, not core (core has its own tests): linking through a Kotlin AuthBrowser that completes
+// the portal's pages over HTTP, sync with the event Flow, typed records, switching patients, the lock, typed
+// errors as Kotlin exceptions, a Kotlin SecureStore, listener and clock, cancellation, and a Rust panic arriving
+// as an exception.
+package dev.chartlink.sdk.test
+
+import dev.chartlink.sdk.*
+import java.net.CookieManager
+import java.net.CookiePolicy
+import java.net.URI
+import java.net.URLEncoder
+import java.net.http.HttpClient
+import java.net.http.HttpRequest
+import java.net.http.HttpResponse
+import java.util.concurrent.ConcurrentLinkedQueue
+import java.util.concurrent.CopyOnWriteArrayList
+import java.util.concurrent.atomic.AtomicBoolean
+import java.util.concurrent.atomic.AtomicLong
+import kotlin.system.exitProcess
+import kotlin.test.assertEquals
+import kotlin.test.assertFailsWith
+import kotlin.test.assertFalse
+import kotlin.test.assertNotNull
+import kotlin.test.assertNull
+import kotlin.test.assertTrue
+import kotlin.test.fail
+import kotlinx.coroutines.CompletableDeferred
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.awaitCancellation
+import kotlinx.coroutines.cancelAndJoin
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withContext
+import kotlinx.coroutines.withTimeout
+
+val SANDBOX: String = System.getProperty("chartlink.sandbox")
+    ?: error("set -Dchartlink.sandbox=http://127.0.0.1:<port> (cargo xtask bindings does)")
+val FHIR_BASE = "$SANDBOX/fhir"
+const val HBA1C = "4548-4"
+
+fun config(
+    lockTimeoutSeconds: Long = 600,
+    lockWarningSeconds: Long = 60,
+    backgroundGraceSeconds: Long = 30,
+) = ChartLinkConfig(
+    clientId = "chartlink-demo",
+    redirectUri = "chartlink-demo://callback",
+    appName = "Kotlin host tests",
+    lockTimeoutSeconds = lockTimeoutSeconds,
+    lockWarningSeconds = lockWarningSeconds,
+    backgroundGraceSeconds = backgroundGraceSeconds,
+)
+
+// ---- host capabilities written in Kotlin ------------------------------------------------------------------------
+
+/**
+ * A patient in a browser, scripted: completes the portal's login, account choice and consent pages over HTTP and
+ * returns the redirect back to the app, as Custom Tabs would hand it to the redirect activity.
+ */
+class PortalBrowser(
+    private val username: String,
+    private val password: String,
+    private val patient: String? = null,
+) : AuthBrowser {
+    val calls = AtomicLong()
+
+    override suspend fun authorize(url: String, redirectUri: String): String = withContext(Dispatchers.IO) {
+        calls.incrementAndGet()
+        val http = HttpClient.newBuilder()
+            .cookieHandler(CookieManager(null, CookiePolicy.ACCEPT_ALL))
+            .followRedirects(HttpClient.Redirect.NEVER)
+            .build()
+        val origin = URI(url).let { "${it.scheme}://${it.authority}" }
+        fun get(u: String) = http.send(HttpRequest.newBuilder(URI(u)).GET().build(), HttpResponse.BodyHandlers.ofString())
+        fun post(path: String, form: List<Pair<String, String>>): HttpResponse<String> {
+            val body = form.joinToString("&") { (k, v) ->
+                URLEncoder.encode(k, Charsets.UTF_8) + "=" + URLEncoder.encode(v, Charsets.UTF_8)
+            }
+            val request = HttpRequest.newBuilder(URI("$origin$path"))
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .POST(HttpRequest.BodyPublishers.ofString(body))
+                .build()
+            return http.send(request, HttpResponse.BodyHandlers.ofString())
+        }
+
+        val first = get(url)
+        first.headers().firstValue("location").orElse(null)?.let { return@withContext it }
+        val tx = input(first.body(), "tx") ?: throw BrowserException.Failed("no login form")
+        var page = post("/portal/login", listOf("tx" to tx, "username" to username, "password" to password)).body()
+        if (page.contains("Which account are you linking this app to?")) {
+            val who = patient ?: input(page, "patient") ?: throw BrowserException.Failed("no account choice")
+            page = post("/portal/choose", listOf("tx" to tx, "patient" to who)).body()
+        }
+        if (!page.contains("I have read the statements above")) throw BrowserException.Failed("no consent page")
+        val scopes = Regex("name=\"scope\"[^>]*?value=\"([^\"]*)\"").findAll(page).map { unescape(it.groupValues[1]) }
+        val form = listOf("tx" to tx, "decision" to "allow", "acknowledged" to "yes") + scopes.map { "scope" to it }
+        val consent = post("/portal/consent", form)
+        check(consent.statusCode() == 303) { "consent answered ${consent.statusCode()}" }
+        consent.headers().firstValue("location").orElseThrow()
+    }
+
+    private fun input(page: String, name: String): String? =
+        Regex("name=\"$name\"[^>]*?value=\"([^\"]*)\"").find(page)?.let { unescape(it.groupValues[1]) }
+
+    private fun unescape(s: String) = s.replace("&quot;", "\"").replace("&#39;", "'")
+        .replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+}
+
+/** Hands each `authorize` to the next browser in line (one per patient linked). */
+class BrowserQueue(vararg browsers: AuthBrowser) : AuthBrowser {
+    private val queue = ConcurrentLinkedQueue(browsers.toList())
+    override suspend fun authorize(url: String, redirectUri: String): String =
+        (queue.poll() ?: throw BrowserException.Failed("no browser left")).authorize(url, redirectUri)
+}
+
+/** A clock the test moves. */
+class ManualClock : HostClock {
+    private val wall = AtomicLong(System.currentTimeMillis())
+    private val mono = AtomicLong(0)
+    fun advanceSeconds(s: Long) {
+        wall.addAndGet(s * 1000)
+        mono.addAndGet(s * 1000)
+    }
+    override fun nowUnixMs() = wall.get()
+    override fun monotonicMs() = mono.get()
+}
+
+/** Collects a client's event Flow in the background. */
+class Recorder(scope: CoroutineScope, client: ChartLinkClient) {
+    val events = CopyOnWriteArrayList<Event>()
+    private val job: Job = scope.launch(Dispatchers.Default) { client.events.collect { events.add(it) } }
+
+    init {
+        runBlocking { withTimeout(5_000) { while (client.eventCollectors == 0) delay(5) } }
+    }
+
+    suspend fun await(what: String, timeoutMs: Long = 5_000, match: (Event) -> Boolean): Event {
+        val deadline = System.nanoTime() + timeoutMs * 1_000_000
+        while (System.nanoTime() < deadline) {
+            events.firstOrNull(match)?.let { return it }
+            delay(20)
+        }
+        fail("no $what within $timeoutMs ms; saw ${events.map { it::class.simpleName }}")
+    }
+
+    suspend fun stop() = job.cancelAndJoin()
+}
+
+// ---- the tests ---------------------------------------------------------------------------------------------------
+
+suspend fun linkSyncAndReadLabs() = coroutineScopeTest { scope ->
+    val store = MemorySecureStore()
+    ChartLinkClient(config(), store, PortalBrowser("daniel", "daniel-demo", "daniel-chen")).use { client ->
+        val recorder = Recorder(scope, client)
+        val account = client.link(FHIR_BASE)
+        assertEquals("daniel-chen", account.patientId)
+        assertEquals(AccountStatus.ACTIVE, account.status)
+        assertEquals(FHIR_BASE, account.fhirBase.trimEnd('/'))
+        assertTrue(store.keys("chartlink/").isNotEmpty(), "tokens and the store key live in the Kotlin SecureStore")
+
+        val report = client.sync(account.id)
+        assertEquals(account.id, report.accountId)
+        assertTrue(report.updated > 0 && report.perType.any { it.resourceType == "Observation" && it.new > 0 }, "$report")
+        assertTrue(report.failures.none { !it.notGranted }, "${report.failures}")
+        recorder.await("sync progress") { it is Event.SyncProgress && it.progress.accountId == account.id }
+        val finished = recorder.await("sync finished") { it is Event.SyncFinished } as Event.SyncFinished
+        assertEquals(report, finished.report)
+
+        assertEquals("Daniel Chen", client.activePatient()?.name)
+        val labs = client.labResults()
+        assertTrue(labs.isNotEmpty())
+        assertTrue(labs.all { it.source != null && it.name.isNotBlank() })
+        val a1c = labs.filter { it.code == HBA1C }
+        assertTrue(a1c.count { it.numericValue != null && it.unit != null } >= 2, "numeric HbA1c results: $a1c")
+        val trend = assertNotNull(client.labTrend(HBA1C))
+        assertEquals(HBA1C, trend.code)
+        assertTrue(trend.points.size >= 2, "a trend has points")
+        assertEquals(trend.points.sortedBy { it.epochSeconds }, trend.points, "oldest first")
+        assertNull(client.labTrend("0000-0"))
+        val summary = client.summary()
+        assertEquals("Daniel Chen", summary.patient?.name)
+        assertTrue(summary.latestResults.isNotEmpty() && summary.problems.isNotEmpty())
+        client.medications(); client.allergies(); client.immunizations(); client.vitalSigns()
+        val documents = client.documents()
+        documents.firstOrNull { it.hasContent }?.let { assertNotNull(client.documentContent(it.id)) }
+        client.visits(); client.appointments()
+
+        val outcome = client.unlink(account.id)
+        assertTrue(outcome.revokedAtProvider)
+        assertTrue(client.accounts().isEmpty())
+        assertTrue(store.keys("chartlink/account/").isEmpty(), "unlink removed the tokens")
+        recorder.stop()
+    }
+}
+
+suspend fun switchingPatients() = coroutineScopeTest { _ ->
+    val browser = BrowserQueue(
+        PortalBrowser("maria", "maria-demo", "maria-garcia"),
+        PortalBrowser("maria", "maria-demo", "leo-garcia"),
+    )
+    ChartLinkClient(config(), MemorySecureStore(), browser).use { client ->
+        val maria = client.link(FHIR_BASE)
+        val leo = client.link(FHIR_BASE)
+        client.sync(maria.id)
+        client.sync(leo.id)
+        val patients = client.patients().associateBy { it.name }
+        assertEquals(setOf("Maria Garcia", "Leo Garcia"), patients.keys)
+        assertEquals(Relation.MYSELF, patients.getValue("Maria Garcia").relation)
+        assertEquals(Relation.CHILD, patients.getValue("Leo Garcia").relation)
+
+        assertEquals("Maria Garcia", client.activePatient()?.name, "the first link is active")
+        val mariaLabs = client.labResults().map { it.id }.toSet()
+        val switched = client.switchPatient(patients.getValue("Leo Garcia").id)
+        assertEquals("Leo Garcia", switched.name)
+        assertEquals("Leo Garcia", client.demographics()?.name)
+        val leoLabs = client.labResults().map { it.id }.toSet()
+        assertTrue((mariaLabs intersect leoLabs).isEmpty(), "switching never mixes records")
+        client.switchPatient(maria.id) // an account id works too
+        assertEquals("Maria Garcia", client.summary().patient?.name)
+    }
+}
+
+suspend fun lockAndUnlock() = coroutineScopeTest { scope ->
+    val clock = ManualClock()
+    val client = ChartLinkClient(
+        config(lockTimeoutSeconds = 60, lockWarningSeconds = 30, backgroundGraceSeconds = 30),
+        MemorySecureStore(),
+        PortalBrowser("daniel", "daniel-demo", "daniel-chen"),
+        clock,
+    )
+    client.use {
+        val recorder = Recorder(scope, client)
+        val account = client.link(FHIR_BASE)
+        client.sync(account.id)
+        assertNull(client.locked())
+
+        client.lock()
+        assertEquals(LockReason.EXPLICIT, client.locked())
+        recorder.await("locked event") { it == Event.Locked(LockReason.EXPLICIT) }
+        assertFailsWith<ChartLinkException.Locked> { client.labResults() }
+        assertFailsWith<ChartLinkException.Locked> { client.patients() }
+        assertFailsWith<ChartLinkException.Locked> { client.sync(account.id) }
+        client.unlock()
+        recorder.await("unlocked event") { it == Event.Unlocked }
+        assertTrue(client.labResults().isNotEmpty(), "readable again")
+
+        // The idle timer ticks on the runtime: a warning arrives while nobody calls the SDK.
+        val timer = client.startIdleTimer()
+        assertTrue(timer.isActive())
+        clock.advanceSeconds(35)
+        val warning = recorder.await("lock warning from the timer", 4_000) { it is Event.LockWarning }
+        assertTrue((warning as Event.LockWarning).remainingMs in 1..30_000)
+        // Cancelled, it ticks no more: past the timeout no Locked event arrives by itself...
+        timer.cancel()
+        assertFalse(timer.isActive())
+        delay(200) // a tick already under way when cancel() returned may finish
+        val before = recorder.events.size
+        clock.advanceSeconds(60)
+        delay(2_500)
+        assertTrue(recorder.events.drop(before).none { it is Event.Locked }, "a cancelled timer still ticked")
+        // ...until the app asks.
+        assertEquals(LockReason.IDLE, client.locked())
+        recorder.await("idle lock") { it == Event.Locked(LockReason.IDLE) }
+        timer.close()
+        client.unlock()
+
+        // The shell's lifecycle: foreground starts the timer, background stops it and starts the grace period.
+        client.onForeground()
+        assertTrue(client.idleTimerRunning)
+        client.onBackground()
+        assertFalse(client.idleTimerRunning)
+        clock.advanceSeconds(31)
+        client.onForeground()
+        assertEquals(LockReason.BACKGROUND, client.locked())
+        client.onBackground()
+        recorder.stop()
+    }
+}
+
+suspend fun typedErrors() = coroutineScopeTest { _ ->
+    assertFailsWith<ChartLinkException.InvalidInput> {
+        ChartLinkClient(config().copy(clientId = ""), MemorySecureStore())
+    }
+    assertFailsWith<ChartLinkException.InvalidInput> {
+        ChartLinkClient(config(lockTimeoutSeconds = 0), MemorySecureStore())
+    }
+    ChartLinkClient(config(), MemorySecureStore()).use { client ->
+        assertFailsWith<ChartLinkException.InvalidInput>("no AuthBrowser") { client.link(FHIR_BASE) }
+    }
+    val failing = object : AuthBrowser {
+        override suspend fun authorize(url: String, redirectUri: String): String = throw BrowserException.Cancelled()
+    }
+    ChartLinkClient(config(), MemorySecureStore(), failing).use { client ->
+        // Plain http is for this computer only: a bad FHIR base is the app's mistake.
+        val bad = assertFailsWith<ChartLinkException.InvalidInput> { client.link("http://fhir.example.org/R4") }
+        assertTrue(bad.message!!.isNotBlank())
+        assertFailsWith<ChartLinkException.InvalidInput> { client.link("not a url") }
+        assertFailsWith<ChartLinkException.Network> { client.link("http://127.0.0.1:9/fhir") }
+        assertFailsWith<ChartLinkException.Cancelled>("the user closed the browser") { client.link(FHIR_BASE) }
+        assertFailsWith<ChartLinkException.InvalidInput> { client.switchPatient("nobody") }
+        assertFailsWith<ChartLinkException.InvalidInput> { client.sync("no-such-account") }
+        assertFailsWith<ChartLinkException.InvalidInput>("no patient is active") { client.labResults() }
+    }
+    val denied = PortalBrowserDenying()
+    ChartLinkClient(config(), MemorySecureStore(), denied).use { client ->
+        assertFailsWith<ChartLinkException.Authorization> { client.link(FHIR_BASE) }
+    }
+}
+
+/** A browser whose user gets as far as the redirect but the portal reports an error (the user said no). */
+class PortalBrowserDenying : AuthBrowser {
+    override suspend fun authorize(url: String, redirectUri: String): String {
+        val state = Regex("[?&]state=([^&]+)").find(url)?.groupValues?.get(1) ?: fail("no state in $url")
+        return "$redirectUri?error=access_denied&state=$state"
+    }
+}
+
+suspend fun kotlinSecureStoreAndListener() = coroutineScopeTest { _ ->
+    // Failures of the Kotlin store are typed: a thrown SecureStoreException and an unexpected RuntimeException both
+    // arrive as ChartLinkException.Storage, and nothing crashes.
+    val refusing = object : SecureStore by MemorySecureStore() {
+        override fun get(key: String): ByteArray? = throw SecureStoreException.Failed("the user dismissed the prompt")
+    }
+    val e = assertFailsWith<ChartLinkException.Storage> { ChartLinkClient(config(), refusing) }
+    assertTrue(e.message!!.contains("dismissed"), e.message)
+    val broken = object : SecureStore by MemorySecureStore() {
+        override fun get(key: String): ByteArray? = throw IllegalStateException("bug in the app")
+    }
+    assertFailsWith<ChartLinkException.Storage> { ChartLinkClient(config(), broken) }
+
+    // The store key is created once and read back by a second instance (an app restart).
+    val store = MemorySecureStore()
+    ChartLinkClient(config(), store).close()
+    val key = assertNotNull(store.get("chartlink/store-key"))
+    assertEquals(32, key.size)
+    ChartLinkClient(config(), store).close()
+    assertTrue(key.contentEquals(store.get("chartlink/store-key")))
+
+    // A listener that throws loses its event; the SDK carries on. Its warning reaches the Kotlin logger.
+    val lines = CopyOnWriteArrayList<String>()
+    setLogger(object : ChartLinkLogger {
+        override fun log(level: LogLevel, target: String, message: String) {
+            lines.add("$level $target $message")
+        }
+    }, LogLevel.WARN)
+    val throwing = object : EventListener {
+        override fun onEvent(event: Event) = throw IllegalStateException("listener bug")
+    }
+    ChartLink(config(), MemorySecureStore(), listener = throwing).use { sdk ->
+        sdk.lock()
+        assertEquals(LockReason.EXPLICIT, sdk.locked())
+        sdk.unlock()
+        assertNull(sdk.locked())
+    }
+    assertTrue(lines.any { it.startsWith("WARN chartlink") && it.contains("listener") }, "$lines")
+}
+
+suspend fun cancellation() = coroutineScopeTest { scope ->
+    // Cancelling the coroutine of a suspend call cancels the Rust work, which cancels the Kotlin browser it awaits.
+    val opened = CompletableDeferred<Unit>()
+    val browserCancelled = AtomicBoolean(false)
+    val hanging = object : AuthBrowser {
+        override suspend fun authorize(url: String, redirectUri: String): String {
+            opened.complete(Unit)
+            try {
+                awaitCancellation()
+            } finally {
+                browserCancelled.set(true)
+            }
+        }
+    }
+    ChartLinkClient(config(), MemorySecureStore(), hanging).use { client ->
+        val job = scope.launch(Dispatchers.Default) { client.link(FHIR_BASE) }
+        withTimeout(10_000) { opened.await() }
+        withTimeout(5_000) { job.cancelAndJoin() }
+        assertTrue(job.isCancelled)
+        withTimeout(5_000) { while (!browserCancelled.get()) delay(10) }
+        client.cancelLink()
+    }
+    // A cancelled idle timer reports so; closing the handle (drop) cancels too.
+    ChartLinkClient(config(), MemorySecureStore()).use { client ->
+        val timer = client.startIdleTimer()
+        timer.close()
+        val other = client.startIdleTimer()
+        other.cancel()
+        other.cancel()
+        assertFalse(other.isActive())
+        other.close()
+    }
+}
+
+suspend fun panicsArriveAsExceptions() = coroutineScopeTest { _ ->
+    val sync = assertFailsWith<ChartLinkException.Internal> { debugPanicForTest() }
+    assertFalse(sync.message!!.contains("deliberate"), "the panic text stays in Rust")
+    assertFailsWith<ChartLinkException.Internal> { debugPanicAsyncForTest() }
+    // The library is still fine afterwards.
+    ChartLinkClient(config(), MemorySecureStore()).use { assertNull(it.locked()) }
+}
+
+// ---- a small runner ------------------------------------------------------------------------------------------------
+
+suspend fun coroutineScopeTest(body: suspend (CoroutineScope) -> Unit) {
+    kotlinx.coroutines.coroutineScope { body(this) }
+}
+
+fun main() {
+    val tests: List<Pair<String, suspend () -> Unit>> = listOf(
+        "link, sync with the event Flow, read labs and the HbA1c trend, unlink" to ::linkSyncAndReadLabs,
+        "switch between a parent's own record and a child's" to ::switchingPatients,
+        "lock and unlock, the idle timer and its cancellation, background" to ::lockAndUnlock,
+        "typed errors arrive as ChartLinkException subclasses" to ::typedErrors,
+        "a Kotlin SecureStore, listener and logger" to ::kotlinSecureStoreAndListener,
+        "cancelling a coroutine cancels the Rust call and the Kotlin browser" to ::cancellation,
+        "a Rust panic arrives as ChartLinkException.Internal" to ::panicsArriveAsExceptions,
+    )
+    val only = System.getProperty("chartlink.only")
+    val started = System.nanoTime()
+    var failed = 0
+    var ran = 0
+    for ((name, test) in tests) {
+        if (only != null && !name.contains(only)) continue
+        ran++
+        val t0 = System.nanoTime()
+        try {
+            runBlocking { withTimeout(120_000) { test() } }
+            println("ok      ${ms(t0)}  $name")
+        } catch (e: Throwable) {
+            failed++
+            println("FAILED  ${ms(t0)}  $name")
+            e.printStackTrace(System.out)
+        }
+    }
+    println("kotlin host tests: ${ran - failed} passed, $failed failed in ${ms(started)}")
+    // Native threads may hold the JVM open; the verdict is in.
+    exitProcess(if (failed == 0 && ran > 0) 0 else 1)
+}
+
+fun ms(since: Long) = "%6d ms".format((System.nanoTime() - since) / 1_000_000)

@@ -1,0 +1,176 @@
+import Foundation
+
+/// ChartLink for a Swift app: the generated `ChartLink` (every method of `ChartLinkProtocol` is available here:
+/// `link`, `sync`, `labResults`, `lock`, ...) plus what Swift adds — the events as an `AsyncStream`, and the idle
+/// timer tied to the app being in the foreground. The Kotlin `ChartLinkClient` is the same, one to one.
+///
+/// Platform-independent: on iOS, `ChartLinkClient.forDevice(config:anchor:)` builds one with the Keychain,
+/// `ASWebAuthenticationSession` and the device clock, and `.chartLinkLifecycle(client)` on the root view calls
+/// `onForeground()`/`onBackground()`.
+///
+/// ```swift
+/// let client = try ChartLinkClient(config: config, secureStore: store, browser: browser)
+/// Task { for await event in client.events { render(event) } }
+/// let account = try await client.link(fhirBase: "https://fhir.example.org/api/FHIR/R4")
+/// _ = try await client.sync(accountId: account.id)
+/// let labs = try client.labResults()
+/// ```
+///
+/// Errors are `ChartLinkError` cases (`.Locked`, `.Network`, `.Cancelled`, ...).
+public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
+    /// The generated object, for anything this class does not wrap.
+    public let sdk: ChartLink
+    private let hub: EventHub
+    private let stateLock = NSLock()
+    private var idleTimer: SubscriptionHandle?
+
+    /// Builds the SDK (see `ChartLink.init`): throws `ChartLinkError.InvalidInput` for a bad configuration and
+    /// `ChartLinkError.Storage` when the secure store cannot be used.
+    public init(
+        config: ChartLinkConfig,
+        secureStore: SecureStore,
+        browser: AuthBrowser? = nil,
+        clock: HostClock? = nil
+    ) throws {
+        let hub = EventHub()
+        self.hub = hub
+        self.sdk = try ChartLink(
+            config: config, secureStore: secureStore, browser: browser, listener: hub, clock: clock)
+    }
+
+    deinit {
+        idleTimer?.cancel()
+    }
+
+    /// Everything the SDK reports: sync progress and results, lock warnings, locked/unlocked, revoked access.
+    public var events: AsyncStream<Event> { hub.events() }
+
+    /// How many streams of `events` are active.
+    public var eventCollectors: Int { hub.collectors }
+
+    /// The app is visible: report it (this may lock after a long absence) and start the idle timer. The timer is
+    /// best effort: if it cannot start, the lock is still evaluated on every call.
+    public func onForeground() {
+        stateLock.lock()
+        defer { stateLock.unlock() }
+        sdk.appForegrounded()
+        if idleTimer == nil {
+            idleTimer = try? sdk.startIdleTimer()
+        }
+    }
+
+    /// The app left the screen: stop the idle timer and start the background grace period.
+    public func onBackground() {
+        stateLock.lock()
+        defer { stateLock.unlock() }
+        stopIdleTimer()
+        sdk.appBackgrounded()
+    }
+
+    /// Whether the idle timer runs.
+    public var idleTimerRunning: Bool {
+        stateLock.lock()
+        defer { stateLock.unlock() }
+        return idleTimer?.isActive() ?? false
+    }
+
+    /// Stops the idle timer (the Rust object is freed with the last reference; Kotlin: `close()`).
+    public func close() {
+        stateLock.lock()
+        defer { stateLock.unlock() }
+        stopIdleTimer()
+    }
+
+    private func stopIdleTimer() {
+        idleTimer?.cancel()
+        idleTimer = nil
+    }
+
+    // MARK: - ChartLinkProtocol, forwarded to the generated object (Kotlin: `ChartLinkInterface by sdk`)
+
+    public func link(fhirBase: String) async throws -> LinkedAccount {
+        try await sdk.link(fhirBase: fhirBase)
+    }
+
+    public func beginLink(fhirBase: String) async throws -> AuthorizationRequest {
+        try await sdk.beginLink(fhirBase: fhirBase)
+    }
+
+    public func completeLink(redirectUrl: String) async throws -> LinkedAccount {
+        try await sdk.completeLink(redirectUrl: redirectUrl)
+    }
+
+    public func cancelLink() throws { try sdk.cancelLink() }
+
+    public func accounts() throws -> [LinkedAccount] { try sdk.accounts() }
+
+    public func registerDevice(accountId: String) async throws -> String {
+        try await sdk.registerDevice(accountId: accountId)
+    }
+
+    public func unlink(accountId: String) async throws -> UnlinkOutcome {
+        try await sdk.unlink(accountId: accountId)
+    }
+
+    public func confirmRevoked(accountId: String) async throws {
+        try await sdk.confirmRevoked(accountId: accountId)
+    }
+
+    public func sync(accountId: String) async throws -> SyncReport {
+        try await sdk.sync(accountId: accountId)
+    }
+
+    public func patients() throws -> [PatientContext] { try sdk.patients() }
+
+    public func activePatient() throws -> PatientContext? { try sdk.activePatient() }
+
+    public func switchPatient(contextId: String) throws -> PatientContext {
+        try sdk.switchPatient(contextId: contextId)
+    }
+
+    public func labResults() throws -> [LabResult] { try sdk.labResults() }
+
+    public func labTrend(code: String) throws -> LabTrend? { try sdk.labTrend(code: code) }
+
+    public func vitalSigns() throws -> [VitalSign] { try sdk.vitalSigns() }
+
+    public func allergies() throws -> [Allergy] { try sdk.allergies() }
+
+    public func medications() throws -> [Medication] { try sdk.medications() }
+
+    public func immunizations() throws -> [Immunization] { try sdk.immunizations() }
+
+    public func problems() throws -> [Problem] { try sdk.problems() }
+
+    public func visits() throws -> [Visit] { try sdk.visits() }
+
+    public func documents() throws -> [Document] { try sdk.documents() }
+
+    public func documentContent(documentId: String) throws -> DocumentContent? {
+        try sdk.documentContent(documentId: documentId)
+    }
+
+    public func documentText(documentId: String) throws -> String? {
+        try sdk.documentText(documentId: documentId)
+    }
+
+    public func appointments() throws -> [Appointment] { try sdk.appointments() }
+
+    public func demographics() throws -> Demographics? { try sdk.demographics() }
+
+    public func summary() throws -> HealthSummary { try sdk.summary() }
+
+    public func startIdleTimer() throws -> SubscriptionHandle { try sdk.startIdleTimer() }
+
+    public func recordActivity() { sdk.recordActivity() }
+
+    public func appBackgrounded() { sdk.appBackgrounded() }
+
+    public func appForegrounded() { sdk.appForegrounded() }
+
+    public func lock() throws { try sdk.lock() }
+
+    public func unlock() throws { try sdk.unlock() }
+
+    public func locked() -> LockReason? { sdk.locked() }
+}
