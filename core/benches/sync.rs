@@ -64,13 +64,14 @@ fn serve_sandbox() {
 }
 
 fn sdk(dir: &std::path::Path) -> ChartLink {
+    sdk_for(dir, PortalRobot::allowing("large", "large-demo", None))
+}
+
+/// An SDK with a file-backed store in `dir`, linking through the scripted patient `robot`, with no idle lock.
+fn sdk_for(dir: &std::path::Path, robot: PortalRobot) -> ChartLink {
     let secure = Arc::new(FileSecureStore::new(dir.join("keys")).expect("keys"));
     let host = Host {
-        browser: Some(Arc::new(Robot(PortalRobot::allowing(
-            "large",
-            "large-demo",
-            None,
-        )))),
+        browser: Some(Arc::new(Robot(robot))),
         ..Host::new(secure)
     };
     let config = AppConfig {
@@ -158,24 +159,10 @@ fn benches(c: &mut Criterion) {
     });
     // The target's case: one code over 10 years at a clinical cadence (Daniel's quarterly HbA1c, ~40 points).
     let daniel_dir = fresh_dir("daniel");
-    let daniel = {
-        let secure = Arc::new(FileSecureStore::new(daniel_dir.join("keys")).expect("keys"));
-        let robot = PortalRobot::allowing("daniel", "daniel-demo", Some("daniel-chen"));
-        let host = Host {
-            browser: Some(Arc::new(Robot(robot))),
-            ..Host::new(secure)
-        };
-        let config = AppConfig {
-            data_dir: Some(daniel_dir.clone()),
-            lock: LockConfig {
-                timeout_ms: i64::MAX / 4,
-                warning_ms: None,
-                background_grace_ms: i64::MAX / 4,
-            },
-            ..AppConfig::new("chartlink-demo", "chartlink-demo://callback")
-        };
-        ChartLink::new(config, host).expect("sdk")
-    };
+    let daniel = sdk_for(
+        &daniel_dir,
+        PortalRobot::allowing("daniel", "daniel-demo", Some("daniel-chen")),
+    );
     let daniel_id = rt.block_on(daniel.link(&base)).expect("link").id;
     rt.block_on(daniel.sync_with(&daniel_id, &options(), &mut |_| {}))
         .expect("sync");
