@@ -406,6 +406,8 @@ async fn real_synthea_data_syncs_with_every_resource_accounted_for() {
     let state = sb.admin().grants().unwrap();
     assert!(state.is_empty());
     // The first loaded patient (login made by the sandbox).
+    // The SDK's client installs rustls' crypto provider; a bare reqwest call first would find none.
+    let _ = chartlink_core::http::Http::new().unwrap();
     let people: serde_json::Value = reqwest::get(format!("{}/admin/state", sb.base_url()))
         .await
         .unwrap()
