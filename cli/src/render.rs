@@ -160,14 +160,11 @@ pub fn summary(s: &HealthSummary, restricted: bool) -> String {
     out
 }
 
-/// A trend as a character chart: `height` rows, one column per point (up to `width`), the reference range dotted.
-pub fn chart(t: &LabTrend, width: usize, height: usize) -> String {
-    let pts = &t.points;
-    if pts.is_empty() {
-        return format!("{}: no numeric results\n", t.name);
-    }
-    let step = pts.len().div_ceil(width.max(1));
-    let shown: Vec<&chartlink_core::views::TrendPoint> = pts.iter().step_by(step.max(1)).collect();
+/// The reference range of a trend and the span of `values` widened to include it: (low, high, min, max).
+fn value_span(
+    t: &LabTrend,
+    values: impl Iterator<Item = f64>,
+) -> (Option<f64>, Option<f64>, f64, f64) {
     let low = t
         .range
         .as_ref()
@@ -178,15 +175,23 @@ pub fn chart(t: &LabTrend, width: usize, height: usize) -> String {
         .as_ref()
         .and_then(|r| r.high.as_ref())
         .map(|q| q.value);
-    let mut min = shown.iter().map(|p| p.value).fold(f64::INFINITY, f64::min);
-    let mut max = shown
-        .iter()
-        .map(|p| p.value)
-        .fold(f64::NEG_INFINITY, f64::max);
-    for v in [low, high].into_iter().flatten() {
-        min = min.min(v);
-        max = max.max(v);
+    let (min, max) = values
+        .chain([low, high].into_iter().flatten())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    (low, high, min, max)
+}
+
+/// A trend as a character chart: `height` rows, one column per point (up to `width`), the reference range dotted.
+pub fn chart(t: &LabTrend, width: usize, height: usize) -> String {
+    let pts = &t.points;
+    if pts.is_empty() {
+        return format!("{}: no numeric results\n", t.name);
     }
+    let step = pts.len().div_ceil(width.max(1));
+    let shown: Vec<&chartlink_core::views::TrendPoint> = pts.iter().step_by(step.max(1)).collect();
+    let (low, high, min, mut max) = value_span(t, shown.iter().map(|p| p.value));
     if (max - min).abs() < f64::EPSILON {
         max = min + 1.0;
     }
@@ -242,25 +247,7 @@ pub fn svg(t: &LabTrend) -> String {
         xs.iter().cloned().fold(f64::INFINITY, f64::min),
         xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
     );
-    let low = t
-        .range
-        .as_ref()
-        .and_then(|r| r.low.as_ref())
-        .map(|q| q.value);
-    let high = t
-        .range
-        .as_ref()
-        .and_then(|r| r.high.as_ref())
-        .map(|q| q.value);
-    let mut y0 = pts.iter().map(|p| p.value).fold(f64::INFINITY, f64::min);
-    let mut y1 = pts
-        .iter()
-        .map(|p| p.value)
-        .fold(f64::NEG_INFINITY, f64::max);
-    for v in [low, high].into_iter().flatten() {
-        y0 = y0.min(v);
-        y1 = y1.max(v);
-    }
+    let (low, high, y0, y1) = value_span(t, pts.iter().map(|p| p.value));
     let margin = (y1 - y0).abs() * 0.1 + 0.1;
     // Lab values are rarely negative: do not draw the axis below zero for them.
     let (y0, y1) = (

@@ -35,7 +35,7 @@ const OBSERVATION_CATEGORIES: [&str; 9] = [
     "activity",
 ];
 /// The searched types, in the order they are synced (Patient is read, not searched).
-const SEARCHED_TYPES: [&str; 10] = [
+pub const SEARCHED_TYPES: [&str; 10] = [
     "AllergyIntolerance",
     "MedicationRequest",
     "Immunization",

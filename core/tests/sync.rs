@@ -428,19 +428,9 @@ async fn real_synthea_data_syncs_with_every_resource_accounted_for() {
     let got = inventory(&sdk, &account.id);
     // Every resource of the synced types; Observations with a non-standard category code ("vital-sign") are
     // outside a category-filtered grant and are counted separately.
-    let synced_types = [
-        "Patient",
-        "AllergyIntolerance",
-        "MedicationRequest",
-        "Immunization",
-        "Condition",
-        "Observation",
-        "DiagnosticReport",
-        "Procedure",
-        "Encounter",
-        "DocumentReference",
-        "Appointment",
-    ];
+    let synced_types: Vec<&str> = std::iter::once("Patient")
+        .chain(chartlink_core::sync::SEARCHED_TYPES)
+        .collect();
     let all = truth(&sb, patient, true);
     let want: Vec<_> = all
         .iter()
