@@ -1,5 +1,7 @@
-//! Fault injection for the FHIR API: added latency, a share of 500/503 answers, 429 with Retry-After, a
-//! connection cut mid-body, and truncated JSON. Random faults draw from a generator seeded with the sandbox seed,
+//! Fault injection for the FHIR API and the token, revocation and introspection endpoints: added latency, a share
+//! of 500/503 answers, 429 with Retry-After, a connection cut mid-body, truncated JSON, and (scripted) any answer a
+//! real server or the load balancer in front of it gives: an HTML error page, an OAuth error such as
+//! `temporarily_unavailable`, a 401 that a fresh token does not cure. Random faults draw from a generator seeded with the sandbox seed,
 //! one draw per request, so a sequential test sees the same faults every run. Scripted faults hit the next N
 //! requests under a path prefix, for tests that need one exact failure.
 
@@ -38,10 +40,17 @@ pub struct FaultConfig {
 }
 
 /// One kind of fault.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum FaultKind {
+    /// The status with an OperationOutcome (FHIR paths) or an OAuth `server_error` (the OAuth endpoints).
     Status { status: u16 },
+    /// Exactly this answer: e.g. a load balancer's HTML page, `{"error":"temporarily_unavailable"}`, or a 401.
+    Body {
+        status: u16,
+        content_type: String,
+        body: String,
+    },
     RateLimit { retry_after_secs: u64 },
     Reset,
     Truncate,
@@ -136,7 +145,7 @@ impl Faults {
         {
             let f = &mut inner.scripted[i];
             f.count -= 1;
-            let kind = f.kind;
+            let kind = f.kind.clone();
             inner.scripted.retain(|f| f.count > 0);
             inner.injected += 1;
             return match kind {
@@ -147,6 +156,7 @@ impl Faults {
         let c = inner.config.clone();
         if !path.starts_with(c.path_prefix.as_deref().unwrap_or("/fhir/"))
             || path == "/fhir/metadata"
+            || path.starts_with("/fhir/.well-known/")
         {
             return (0, None);
         }
@@ -186,14 +196,25 @@ impl Faults {
     }
 }
 
-/// The middleware in front of the FHIR API.
+/// The middleware in front of the FHIR API and the OAuth endpoints.
 pub async fn inject(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    let (latency, fault) = s.faults.decide(req.uri().path());
+    let path = req.uri().path().to_owned();
+    let (latency, fault) = s.faults.decide(&path);
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
     match fault {
         None => next.run(req).await,
+        Some(FaultKind::Status { status }) if path.starts_with("/oauth2/") => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut r = Response::new(Body::from(r#"{"error":"server_error"}"#));
+            *r.status_mut() = status;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        }
         Some(FaultKind::Status { status }) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             outcome(
@@ -201,6 +222,18 @@ pub async fn inject(State(s): State<Arc<Shared>>, req: Request, next: Next) -> R
                 "transient",
                 "injected fault: the server is having trouble",
             )
+        }
+        Some(FaultKind::Body {
+            status,
+            content_type,
+            body,
+        }) => {
+            let mut r = Response::new(Body::from(body));
+            *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            if let Ok(v) = HeaderValue::from_str(&content_type) {
+                r.headers_mut().insert(header::CONTENT_TYPE, v);
+            }
+            r
         }
         Some(FaultKind::RateLimit { retry_after_secs }) => {
             let mut r = outcome(

@@ -295,6 +295,16 @@ fn router(shared: Arc<Shared>) -> Router {
             shared.clone(),
             faults::inject,
         ));
+    // The OAuth endpoints a client calls in the background take scripted faults too (random ones only when the
+    // fault config's path prefix says so).
+    let oauth = Router::new()
+        .route("/oauth2/token", post(oauth::token))
+        .route("/oauth2/revoke", post(oauth::revoke))
+        .route("/oauth2/introspect", post(oauth::introspect))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            faults::inject,
+        ));
     Router::new()
         .route("/", get(portal::home))
         .route(
@@ -314,9 +324,6 @@ fn router(shared: Arc<Shared>) -> Router {
             "/oauth2/authorize",
             get(oauth::authorize_get).post(oauth::authorize_post),
         )
-        .route("/oauth2/token", post(oauth::token))
-        .route("/oauth2/revoke", post(oauth::revoke))
-        .route("/oauth2/introspect", post(oauth::introspect))
         .route("/oauth2/register", post(oauth::register))
         .route("/portal/login", get(portal::login_page).post(portal::login))
         .route("/portal/choose", post(portal::choose))
@@ -325,6 +332,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/portal/apps/remove", post(portal::remove_access))
         .route("/portal/logout", post(portal::logout))
         .merge(fhir)
+        .merge(oauth)
         .nest(
             "/admin",
             admin::router().layer(DefaultBodyLimit::max(16 * 1024 * 1024)),
