@@ -19,6 +19,10 @@ pub enum ChartLinkError {
     /// The provider ended this app's access: the account must be linked again.
     #[error("access to this record was revoked")]
     AccessRevoked,
+    /// Access can no longer be renewed (no refresh token, or renewal refused): the record stays readable; ask the
+    /// user to link again (`link` restores the same account).
+    #[error("access to this record has to be renewed: link the account again")]
+    RelinkNeeded,
     /// The SDK is locked (idle lockout): ask the user to unlock.
     #[error("ChartLink is locked")]
     Locked,
@@ -53,6 +57,7 @@ impl From<chartlink_core::Error> for ChartLinkError {
             E::Network(m) => ChartLinkError::Network(m),
             E::Authorization(m) => ChartLinkError::Authorization(m),
             E::AccessRevoked => ChartLinkError::AccessRevoked,
+            E::RelinkNeeded => ChartLinkError::RelinkNeeded,
             E::Locked => ChartLinkError::Locked,
             E::InvalidInput(m) => ChartLinkError::InvalidInput(m),
             E::Storage(m) => ChartLinkError::Storage(m),
@@ -117,6 +122,7 @@ mod tests {
                 ChartLinkError::Authorization("denied".into()),
             ),
             (E::AccessRevoked, ChartLinkError::AccessRevoked),
+            (E::RelinkNeeded, ChartLinkError::RelinkNeeded),
             (E::Locked, ChartLinkError::Locked),
             (
                 E::InvalidInput("bad".into()),

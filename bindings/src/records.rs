@@ -148,8 +148,10 @@ impl From<DataCategory> for core::DataCategory {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum AccountStatus {
     Active,
-    /// The provider ended access: link again.
+    /// The provider's authorization server ended access: link again.
     Revoked,
+    /// Access can no longer be renewed; the record stays readable: link again to resume syncing.
+    RelinkNeeded,
 }
 
 /// One link: this app's access to one patient's record at one provider. Holds no secret.
@@ -175,6 +177,7 @@ impl From<core::LinkedAccount> for LinkedAccount {
             status: match a.status {
                 core::AccountStatus::Active => AccountStatus::Active,
                 core::AccountStatus::Revoked => AccountStatus::Revoked,
+                core::AccountStatus::RelinkNeeded => AccountStatus::RelinkNeeded,
             },
             linked_at_ms: a.linked_at_ms,
             device_registered: a.device_client_id.is_some(),
@@ -299,6 +302,8 @@ pub struct SyncReport {
     /// New plus changed, over all types.
     pub updated: i64,
     pub resources_seen: i64,
+    /// Resources the server returned for another patient: refused, never stored.
+    pub refused: i64,
     pub documents_fetched: i64,
     pub duration_ms: i64,
 }
@@ -329,6 +334,7 @@ impl From<core::SyncReport> for SyncReport {
                 })
                 .collect(),
             resources_seen: count(r.resources_seen),
+            refused: count(r.refused),
             documents_fetched: count(r.documents_fetched),
             duration_ms: i64::try_from(r.duration_ms).unwrap_or(i64::MAX),
         }
@@ -402,6 +408,10 @@ pub enum Event {
     AccessRevoked {
         account_id: String,
     },
+    /// Access to this account can no longer be renewed; its record stays readable. Ask the user to link again.
+    RelinkNeeded {
+        account_id: String,
+    },
 }
 
 impl From<core::Event> for Event {
@@ -415,6 +425,7 @@ impl From<core::Event> for Event {
             },
             core::Event::Unlocked => Self::Unlocked,
             core::Event::AccessRevoked { account_id } => Self::AccessRevoked { account_id },
+            core::Event::RelinkNeeded { account_id } => Self::RelinkNeeded { account_id },
         }
     }
 }

@@ -43,6 +43,11 @@ impl EventListener for Printer {
             ),
             Event::Unlocked => println!("  event: unlocked"),
             Event::AccessRevoked { .. } => println!("  event: access revoked by the provider"),
+            Event::RelinkNeeded { .. } => {
+                println!(
+                    "  event: access can no longer be renewed; link again (the record is kept)"
+                )
+            }
             Event::SyncProgress(_) | Event::SyncFinished(_) => {}
         }
     }

@@ -127,6 +127,7 @@ impl From<Error> for CliError {
             Error::AccessRevoked => 5,
             Error::Authorization(_) | Error::Cancelled => 6,
             Error::Storage(_) => 7,
+            Error::RelinkNeeded => 8,
         };
         let message = match e {
             Error::Locked => "ChartLink is locked: run `chartlink unlock`".to_owned(),

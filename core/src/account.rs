@@ -2,62 +2,53 @@
 //! (only in the host's [`SecureStore`]), and how its access token stays fresh.
 //!
 //! Refresh rules, from the field: one refresh at a time per account (concurrent callers wait for its result); a
-//! rotated refresh token is persisted before anything uses it, and a spent one is never sent again;
-//! `invalid_grant` means the access was revoked, a timeout does not; whether we can refresh depends on having a
-//! refresh token, not on the scope the server echoes.
+//! rotated refresh token is persisted before anything uses it, and a spent one is never sent again; whether we can
+//! refresh depends on having a refresh token, not on the scope the server echoes.
+//!
+//! What a failure means ([`crate::token`] classifies the answers): only the authorization server's own
+//! `invalid_grant` to a refresh or a jwt-bearer grant (after one retry with the server's clock when a client
+//! assertion was involved) marks an account [`AccountStatus::Revoked`]. A definitive refusal of another kind, or a
+//! grant that has no way to renew itself once the server refuses its token, marks it
+//! [`AccountStatus::RelinkNeeded`]: the record stays readable and linking again restores the same account. Anything
+//! else (5xx, 429, HTML, timeouts, `temporarily_unavailable`, a secure-store failure, the lock) changes nothing and
+//! is reported as transient. Both refresh paths (before expiry and after a 401) share these rules.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use oauth2::basic::{
-    BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
-    BasicTokenIntrospectionResponse, BasicTokenType,
-};
-use oauth2::{
-    AuthType, ClientId, ExtraTokenFields, RefreshToken, RequestTokenError, StandardRevocableToken,
-    StandardTokenResponse, TokenResponse, TokenUrl,
-};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use url::Url;
 
 use crate::discovery::ServerInfo;
 use crate::error::{Error, Result};
 use crate::host::{Clock, SecureStore};
-use crate::http::{Http, HttpError, SMALL_BODY_LIMIT};
+use crate::http::{Http, SMALL_BODY_LIMIT};
 use crate::jose::{self, Signer, SoftwareSigner};
 use crate::scopes::GrantedScope;
 use crate::secret::Secret;
+use crate::token::{self, ServerClock, TokenAnswer, TokenError};
 
 const ACCOUNT_PREFIX: &str = "chartlink/account/";
 /// Refresh this long before the access token expires.
 const REFRESH_MARGIN_MS: i64 = 60_000;
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
-const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
-/// SMART's extra token response fields.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SmartFields {
-    #[serde(default)]
-    pub patient: Option<String>,
-    #[serde(default)]
-    pub id_token: Option<String>,
-    #[serde(default)]
-    pub need_patient_banner: Option<bool>,
-    #[serde(default)]
-    pub encounter: Option<String>,
-}
-impl ExtraTokenFields for SmartFields {}
-
-/// A token response with SMART's fields.
-pub type SmartTokenResponse = StandardTokenResponse<SmartFields, BasicTokenType>;
+pub(crate) const CLIENT_ASSERTION_TYPE: &str =
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// A client assertion refused while the server's clock differs from ours by more than this is sent again, timed
+/// by the server's clock.
+const SKEW_RETRY_MS: i64 = 10_000;
 
 /// The state of a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AccountStatus {
     Active,
-    /// The provider ended access; the account must be linked again.
+    /// The provider's authorization server said the grant is gone (`invalid_grant`): the account must be linked
+    /// again; its data is removed or kept by the host's [`crate::RevocationPolicy`].
     Revoked,
+    /// Access can no longer be renewed by the SDK (no refresh token and the token is refused, or the provider
+    /// refused to renew it): the data stays readable, and linking again restores this account in place.
+    RelinkNeeded,
 }
 
 /// One link: this app's access to one patient's record at one provider. Holds no secret.
@@ -139,6 +130,12 @@ pub struct Accounts {
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     /// The accounts' metadata (no secrets), readable without waiting for a refresh in progress.
     meta: Mutex<HashMap<String, LinkedAccount>>,
+    /// Set while the idle lock holds the tokens out of memory: token requests answer [`Error::Locked`].
+    locked: AtomicBool,
+    /// Each server's clock, from the `Date` of its token answers (client assertions are timed by it).
+    server_clock: Arc<ServerClock>,
+    /// Secure-store entries that could not be read at load (skipped; see [`Accounts::unreadable`]).
+    unreadable: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -171,11 +168,19 @@ impl Accounts {
     ) -> Result<Self> {
         let mut slots = HashMap::new();
         let mut meta = HashMap::new();
+        let mut unreadable = Vec::new();
         for k in store.keys(ACCOUNT_PREFIX)? {
-            let Some(bytes) = store.get(&k)? else {
-                continue;
+            // One entry the secure store cannot give back (a key invalidated by a new biometric enrolment, a
+            // damaged item) is skipped and reported, not fatal: the other accounts still work.
+            let bytes = match store.get(&k) {
+                Ok(Some(b)) => b,
+                Ok(None) => continue,
+                Err(_) => {
+                    tracing::warn!(target: "chartlink", "skipping an account entry the secure store could not read");
+                    unreadable.push(k);
+                    continue;
+                }
             };
-            // A damaged entry is skipped (and reported once), not fatal: the other accounts still work.
             match serde_json::from_slice::<Stored>(&bytes) {
                 Ok(stored) => {
                     meta.insert(stored.account.id.clone(), stored.account.clone());
@@ -187,7 +192,8 @@ impl Accounts {
                     );
                 }
                 Err(_) => {
-                    tracing::warn!(target: "chartlink", "skipping an unreadable account entry")
+                    tracing::warn!(target: "chartlink", "skipping an unreadable account entry");
+                    unreadable.push(k);
                 }
             }
         }
@@ -198,11 +204,28 @@ impl Accounts {
             client_auth,
             slots: Mutex::new(slots),
             meta: Mutex::new(meta),
+            locked: AtomicBool::new(false),
+            server_clock: Arc::new(ServerClock::default()),
+            unreadable: Mutex::new(unreadable),
         })
+    }
+
+    /// The secure-store keys of account entries that could not be read at the last load (skipped).
+    pub fn unreadable(&self) -> Vec<String> {
+        self.unreadable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The servers' clocks as seen in their answers.
+    pub fn server_clock(&self) -> &Arc<ServerClock> {
+        &self.server_clock
     }
 
     /// Drops every token from memory (the idle lock). The secure store still holds them.
     pub fn forget_secrets(&self) {
+        self.locked.store(true, Ordering::SeqCst);
         self.slots().clear();
         self.meta().clear();
     }
@@ -223,6 +246,8 @@ impl Accounts {
         let meta = std::mem::take(&mut *fresh.meta());
         *self.slots() = slots;
         *self.meta() = meta;
+        *self.unreadable.lock().unwrap_or_else(|e| e.into_inner()) = fresh.unreadable();
+        self.locked.store(false, Ordering::SeqCst);
         Ok(())
     }
 
@@ -239,6 +264,9 @@ impl Accounts {
     }
 
     fn slot(&self, id: &str) -> Result<Arc<Slot>> {
+        if self.locked.load(Ordering::SeqCst) {
+            return Err(Error::Locked);
+        }
         self.slots()
             .get(id)
             .cloned()
@@ -260,8 +288,19 @@ impl Accounts {
             .ok_or_else(|| Error::InvalidInput("no linked account with this id".into()))
     }
 
-    /// Records a new link (persisted before it is returned).
-    pub fn insert(&self, account: LinkedAccount, tokens: Tokens) -> Result<LinkedAccount> {
+    /// Records a new link (persisted before it is returned). Linking the same patient at the same provider as the
+    /// same user again (after a revocation, or when access could not be renewed) restores that account in place:
+    /// same id, so its record is kept and nothing is duplicated.
+    pub fn insert(&self, mut account: LinkedAccount, tokens: Tokens) -> Result<LinkedAccount> {
+        if let Some(existing) = self.list().into_iter().find(|a| {
+            a.server.fhir_base == account.server.fhir_base
+                && a.patient_id == account.patient_id
+                && a.fhir_user == account.fhir_user
+                && a.client_id == account.client_id
+        }) {
+            account.id = existing.id;
+            account.linked_at_ms = existing.linked_at_ms;
+        }
         let stored = Stored {
             account: account.clone(),
             tokens,
@@ -284,34 +323,49 @@ impl Accounts {
         Ok(())
     }
 
-    /// A valid access token for the account, refreshing first when it expires within a minute. Concurrent callers
-    /// share one refresh.
+    /// A valid access token for the account, refreshing first when it expires within the refresh margin.
+    /// Concurrent callers share one refresh. When the refresh fails transiently and the current token has not
+    /// expired yet, the current token is used; a token that cannot be renewed at all is used until the server
+    /// refuses it.
     pub async fn access_token(&self, id: &str) -> Result<Secret> {
         let slot = self.slot(id)?;
         let mut st = slot.state.lock().await;
-        if st.account.status == AccountStatus::Revoked {
-            return Err(Error::AccessRevoked);
-        }
+        usable(&st.account)?;
         let now = self.clock.now_unix_ms();
-        if st
+        let due = st
             .tokens
             .access_expires_at_ms
-            .is_none_or(|exp| exp - REFRESH_MARGIN_MS > now)
-        {
+            .is_some_and(|exp| exp.saturating_sub(REFRESH_MARGIN_MS) <= now);
+        if !due || !can_renew(&st.tokens) {
             return Ok(st.tokens.access.clone());
         }
-        self.refresh_locked(&mut st).await
+        match self.refresh_locked(&mut st).await {
+            Ok(t) => Ok(t),
+            Err(Error::Network(m)) => {
+                if st.tokens.access_expires_at_ms.is_some_and(|exp| exp > now) {
+                    tracing::info!(target: "chartlink", "refresh failed transiently; the current token is still valid");
+                    Ok(st.tokens.access.clone())
+                } else {
+                    Err(Error::Network(m))
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
-    /// After a 401 with `failed`: refresh unless another caller already has (then return the newer token).
+    /// After a 401 with `failed`: refresh unless another caller already has (then return the newer token). A grant
+    /// with no way to renew itself becomes [`AccountStatus::RelinkNeeded`] here (the server refused its token).
     pub async fn after_unauthorized(&self, id: &str, failed: &Secret) -> Result<Secret> {
         let slot = self.slot(id)?;
         let mut st = slot.state.lock().await;
-        if st.account.status == AccountStatus::Revoked {
-            return Err(Error::AccessRevoked);
-        }
+        usable(&st.account)?;
         if st.tokens.access.expose() != failed.expose() {
             return Ok(st.tokens.access.clone());
+        }
+        if !can_renew(&st.tokens) {
+            st.account.status = AccountStatus::RelinkNeeded;
+            self.persist(&st)?;
+            return Err(Error::RelinkNeeded);
         }
         self.refresh_locked(&mut st).await
     }
@@ -324,6 +378,7 @@ impl Accounts {
         self.persist(&st)
     }
 
+    /// Refreshes, applying the classification rules of this module to the account's status.
     async fn refresh_locked(&self, st: &mut Stored) -> Result<Secret> {
         let result = if let (Some(device), Some(key)) = (
             st.account.device_client_id.clone(),
@@ -333,46 +388,53 @@ impl Accounts {
         } else if let Some(refresh) = st.tokens.refresh.clone() {
             self.refresh_grant(&st.account, &refresh).await
         } else {
-            Err(Error::AccessRevoked)
+            st.account.status = AccountStatus::RelinkNeeded;
+            self.persist(st)?;
+            return Err(Error::RelinkNeeded);
         };
         match result {
-            Ok(resp) => {
+            Ok(answer) => {
                 let now = self.clock.now_unix_ms();
-                st.tokens.access = Secret::new(resp.access_token().secret().clone());
-                st.tokens.access_expires_at_ms =
-                    resp.expires_in().map(|d| now + d.as_millis() as i64);
-                if let Some(r) = resp.refresh_token() {
+                st.tokens.access = answer.access.clone();
+                st.tokens.access_expires_at_ms = answer.expires_at_ms(now);
+                if let Some(r) = &answer.refresh {
                     // Rotation: the new refresh token replaces the spent one on disk before anyone uses it.
-                    st.tokens.refresh = Some(Secret::new(r.secret().clone()));
+                    st.tokens.refresh = Some(r.clone());
                 }
-                if let Some(scopes) = resp.scopes() {
-                    let raw: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-                    st.account.granted = GrantedScope::parse(&raw.join(" "));
+                if let Some(scope) = &answer.scope {
+                    st.account.granted = GrantedScope::parse(scope);
                 }
+                // The new tokens stay in memory even if the secure store fails (the spent refresh token must not
+                // be sent again); the failure is reported, and the next refresh persists again.
                 self.persist(st)?;
                 Ok(st.tokens.access.clone())
             }
-            Err(Error::AccessRevoked) => {
+            Err(TokenError::GrantGone { .. }) => {
                 st.account.status = AccountStatus::Revoked;
                 self.persist(st)?;
                 Err(Error::AccessRevoked)
             }
-            Err(e) => Err(e),
+            Err(TokenError::Refused {
+                code, description, ..
+            }) => {
+                tracing::warn!(target: "chartlink", "the provider refused to renew access ({code})");
+                let _ = description;
+                st.account.status = AccountStatus::RelinkNeeded;
+                self.persist(st)?;
+                Err(Error::RelinkNeeded)
+            }
+            Err(TokenError::UnsupportedTokenType(t)) => Err(Error::Authorization(format!(
+                "the provider issued a {t} token, which this app cannot use"
+            ))),
+            Err(TokenError::Unavailable(m) | TokenError::Malformed(m)) => Err(Error::Network(m)),
         }
     }
 
-    fn oauth_client(&self, account: &LinkedAccount) -> Result<OAuthClient> {
-        let client = oauth2::Client::new(ClientId::new(account.client_id.clone()))
-            .set_token_uri(TokenUrl::from_url(account.server.token_endpoint.clone()))
-            .set_auth_type(AuthType::RequestBody);
-        Ok(client)
-    }
-
-    fn assertion_params(&self, token_url: &Url, client_id: &str) -> Result<Option<Secret>> {
+    fn assertion(&self, token_url: &Url, client_id: &str) -> Result<Option<Secret>> {
         match &self.client_auth {
             ClientAuth::Public => Ok(None),
             ClientAuth::PrivateKeyJwt(signer) => {
-                let now = self.clock.now_unix_ms() / 1000;
+                let now = self.server_now_secs(token_url);
                 Ok(Some(jose::client_assertion(
                     signer.as_ref(),
                     client_id,
@@ -383,35 +445,93 @@ impl Accounts {
         }
     }
 
+    fn server_now_secs(&self, url: &Url) -> i64 {
+        self.server_clock
+            .server_now_ms(url, self.clock.now_unix_ms())
+            .div_euclid(1000)
+    }
+
+    /// A token request; its answer's `Date` updates the server clock.
+    async fn token_call(
+        &self,
+        url: &Url,
+        form: &[(&str, &str)],
+    ) -> std::result::Result<TokenAnswer, TokenError> {
+        let result = token::request(&self.http, url, form).await;
+        let date = match &result {
+            Ok(a) => a.server_date_ms,
+            Err(
+                TokenError::GrantGone { server_date_ms }
+                | TokenError::Refused { server_date_ms, .. },
+            ) => *server_date_ms,
+            Err(_) => None,
+        };
+        self.server_clock
+            .observe(url, date, self.clock.now_unix_ms());
+        result
+    }
+
+    /// A request carrying a client assertion: refused with a skewed server clock, it is sent once more with an
+    /// assertion timed by the server's clock (a phone whose clock is off is not a revoked grant).
+    async fn assertion_call(
+        &self,
+        url: &Url,
+        build: impl Fn(i64) -> Result<Vec<(String, Secret)>>,
+    ) -> Result<std::result::Result<TokenAnswer, TokenError>> {
+        let before = self.server_clock.skew_ms(url);
+        let form = build(self.server_now_secs(url))?;
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
+        let first = self.token_call(url, &pairs).await;
+        let refused = matches!(&first, Err(TokenError::GrantGone { .. }))
+            || matches!(&first, Err(TokenError::Refused { code, .. }) if code == "invalid_client");
+        let after = self.server_clock.skew_ms(url);
+        if refused && after.abs() > SKEW_RETRY_MS && after != before {
+            tracing::info!(target: "chartlink", "retrying a client assertion with the server's clock");
+            let form = build(self.server_now_secs(url))?;
+            let pairs: Vec<(&str, &str)> =
+                form.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
+            return Ok(self.token_call(url, &pairs).await);
+        }
+        Ok(first)
+    }
+
     async fn refresh_grant(
         &self,
         account: &LinkedAccount,
         refresh: &Secret,
-    ) -> Result<SmartTokenResponse> {
-        if let Some(assertion) =
-            self.assertion_params(&account.server.token_endpoint, &account.client_id)?
-        {
+    ) -> std::result::Result<TokenAnswer, TokenError> {
+        let url = &account.server.token_endpoint;
+        if let ClientAuth::PrivateKeyJwt(signer) = &self.client_auth {
             // A confidential client authenticates with its assertion and omits client_id (SMART client req. 72).
-            let form = [
+            let signer = signer.clone();
+            let build = |now: i64| -> Result<Vec<(String, Secret)>> {
+                let assertion =
+                    jose::client_assertion(signer.as_ref(), &account.client_id, url.as_str(), now)?;
+                Ok(vec![
+                    ("grant_type".into(), Secret::new("refresh_token".to_owned())),
+                    ("refresh_token".into(), refresh.clone()),
+                    (
+                        "client_assertion_type".into(),
+                        Secret::new(CLIENT_ASSERTION_TYPE.to_owned()),
+                    ),
+                    ("client_assertion".into(), assertion),
+                ])
+            };
+            return self
+                .assertion_call(url, build)
+                .await
+                .unwrap_or_else(|e| Err(TokenError::Unavailable(e.to_string())));
+        }
+        // A public client sends its client_id with the refresh (RFC 6749 §6, SMART client req. 54).
+        self.token_call(
+            url,
+            &[
                 ("grant_type", "refresh_token"),
                 ("refresh_token", refresh.expose()),
-                ("client_assertion_type", CLIENT_ASSERTION_TYPE),
-                ("client_assertion", assertion.expose()),
-            ];
-            return token_request(&self.http, &account.server.token_endpoint, &form).await;
-        }
-        let client = self.oauth_client(account)?;
-        let token = RefreshToken::new(refresh.expose().to_owned());
-        let http = self.http.clone();
-        let call = move |r| {
-            let http = http.clone();
-            async move { http.oauth2_call(r).await }
-        };
-        client
-            .exchange_refresh_token(&token)
-            .request_async(&call)
-            .await
-            .map_err(token_error)
+                ("client_id", account.client_id.as_str()),
+            ],
+        )
+        .await
     }
 
     async fn jwt_bearer(
@@ -419,24 +539,28 @@ impl Accounts {
         account: &LinkedAccount,
         device_client: &str,
         key: &Secret,
-    ) -> Result<SmartTokenResponse> {
-        let signer = SoftwareSigner::from_pkcs8(key.expose())?;
-        let now = self.clock.now_unix_ms() / 1000;
-        let assertion = jose::client_assertion(
-            &signer,
-            device_client,
-            account.server.token_endpoint.as_str(),
-            now,
-        )?;
-        token_request(
-            &self.http,
-            &account.server.token_endpoint,
-            &[
-                ("grant_type", JWT_BEARER),
-                ("assertion", assertion.expose()),
-            ],
-        )
-        .await
+    ) -> std::result::Result<TokenAnswer, TokenError> {
+        let url = &account.server.token_endpoint;
+        let signer = match SoftwareSigner::from_pkcs8(key.expose()) {
+            Ok(s) => s,
+            Err(_) => {
+                return Err(TokenError::Refused {
+                    code: "device_key_unreadable".into(),
+                    description: None,
+                    server_date_ms: None,
+                });
+            }
+        };
+        let build = |now: i64| -> Result<Vec<(String, Secret)>> {
+            let assertion = jose::client_assertion(&signer, device_client, url.as_str(), now)?;
+            Ok(vec![
+                ("grant_type".into(), Secret::new(JWT_BEARER.to_owned())),
+                ("assertion".into(), assertion),
+            ])
+        };
+        self.assertion_call(url, build)
+            .await
+            .unwrap_or_else(|e| Err(TokenError::Unavailable(e.to_string())))
     }
 
     /// Registers this device as a client of the provider (Epic-style dynamic registration with a device key) and
@@ -523,8 +647,7 @@ impl Accounts {
         token: &Secret,
         hint: &str,
     ) -> Result<()> {
-        let assertion =
-            self.assertion_params(&account.server.token_endpoint, &account.client_id)?;
+        let assertion = self.assertion(&account.server.token_endpoint, &account.client_id)?;
         let mut form = vec![
             ("token", token.expose()),
             ("token_type_hint", hint),
@@ -550,79 +673,16 @@ impl Accounts {
     }
 }
 
-/// The oauth2 client type used for token, refresh and revocation requests.
-pub type OAuthClient = oauth2::Client<
-    BasicErrorResponse,
-    SmartTokenResponse,
-    BasicTokenIntrospectionResponse,
-    StandardRevocableToken,
-    BasicRevocationErrorResponse,
-    oauth2::EndpointNotSet,
-    oauth2::EndpointNotSet,
-    oauth2::EndpointNotSet,
-    oauth2::EndpointNotSet,
-    oauth2::EndpointSet,
->;
-
-/// A token request sent as a plain form POST (grants and client authentication the oauth2 crate does not shape
-/// as SMART needs: jwt-bearer, and private_key_jwt without client_id), parsed into the same token response.
-pub(crate) async fn token_request(
-    http: &Http,
-    token_url: &Url,
-    form: &[(&str, &str)],
-) -> Result<SmartTokenResponse> {
-    let resp = http
-        .post_form(token_url, form, None, SMALL_BODY_LIMIT)
-        .await?;
-    if resp.status.is_success() {
-        let parsed: SmartTokenResponse = serde_json::from_slice(&resp.body)
-            .map_err(|_| Error::Authorization("malformed token response".into()))?;
-        return Ok(parsed);
-    }
-    let body = resp.json().unwrap_or(Value::Null);
-    match body["error"].as_str() {
-        Some("invalid_grant") => Err(Error::AccessRevoked),
-        _ if resp.status.is_server_error() => Err(Error::Network(format!(
-            "token endpoint answered {}",
-            resp.status.as_u16()
-        ))),
-        Some(code) => Err(Error::Authorization(format!(
-            "the token endpoint refused the request ({})",
-            code.chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .take(40)
-                .collect::<String>()
-        ))),
-        None => Err(Error::Authorization(format!(
-            "token endpoint answered {}",
-            resp.status.as_u16()
-        ))),
+/// Whether the account may ask for tokens at all.
+fn usable(account: &LinkedAccount) -> Result<()> {
+    match account.status {
+        AccountStatus::Active => Ok(()),
+        AccountStatus::Revoked => Err(Error::AccessRevoked),
+        AccountStatus::RelinkNeeded => Err(Error::RelinkNeeded),
     }
 }
 
-/// Maps a token endpoint failure: `invalid_grant` is a revocation, transport trouble is transient, anything else
-/// is an authorization failure with the OAuth error code (never the description, which a server may fill with
-/// anything).
-pub fn token_error(e: RequestTokenError<HttpError, BasicErrorResponse>) -> Error {
-    match e {
-        RequestTokenError::ServerResponse(r) => match r.error() {
-            BasicErrorResponseType::InvalidGrant => Error::AccessRevoked,
-            other => Error::Authorization(format!(
-                "the token endpoint refused the request ({})",
-                other.as_ref()
-            )),
-        },
-        RequestTokenError::Request(HttpError::Network(m)) => Error::Network(m),
-        RequestTokenError::Request(other) => {
-            Error::Authorization(format!("token endpoint: {other}"))
-        }
-        RequestTokenError::Parse(_, _) => Error::Authorization("malformed token response".into()),
-        RequestTokenError::Other(m) => {
-            if m.contains("500") || m.contains("502") || m.contains("503") || m.contains("504") {
-                Error::Network(format!("token endpoint: {m}"))
-            } else {
-                Error::Authorization(format!("token endpoint: {m}"))
-            }
-        }
-    }
+/// Whether the grant can renew its access token (a refresh token, or a registered device key).
+fn can_renew(tokens: &Tokens) -> bool {
+    tokens.refresh.is_some() || tokens.device_key.is_some()
 }

@@ -35,6 +35,10 @@ pub struct ServerInfo {
     pub scope_syntax: ScopeSyntax,
     /// Found through the legacy CapabilityStatement extension rather than `.well-known`.
     pub legacy_discovery: bool,
+    /// The server advertises `authorization_response_iss_parameter_supported` (RFC 9207): its redirects always
+    /// carry `iss`, so one without it is refused.
+    #[serde(default)]
+    pub iss_parameter_supported: bool,
 }
 
 impl ServerInfo {
@@ -73,6 +77,8 @@ struct SmartConfiguration {
     management_endpoint: Option<String>,
     capabilities: Vec<String>,
     code_challenge_methods_supported: Option<Vec<String>>,
+    /// Read leniently (a non-boolean means "not advertised").
+    authorization_response_iss_parameter_supported: Option<Value>,
 }
 
 /// Whether ChartLink may send a token or code to `url`: HTTPS, or plain HTTP to a loopback host (local
@@ -204,6 +210,10 @@ fn from_configuration(base: Url, c: SmartConfiguration) -> Result<ServerInfo, Di
         capabilities: c.capabilities,
         scope_syntax,
         legacy_discovery: false,
+        iss_parameter_supported: c
+            .authorization_response_iss_parameter_supported
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false),
     })
 }
 
@@ -234,6 +244,7 @@ fn from_capability_statement(base: Url, cs: &Value) -> Option<ServerInfo> {
         capabilities: Vec::new(),
         scope_syntax: ScopeSyntax::V1,
         legacy_discovery: true,
+        iss_parameter_supported: false,
     })
 }
 

@@ -20,6 +20,10 @@ pub enum Error {
     /// be linked again. Local data of this account is removed or marked by the caller's policy.
     #[error("access to this record was revoked")]
     AccessRevoked,
+    /// Access can no longer be renewed (the provider issued no refresh token and now refuses the token, or refused
+    /// to renew it). The record stays readable; linking the account again restores it in place and syncing resumes.
+    #[error("access to this record has to be renewed: link the account again")]
+    RelinkNeeded,
     /// The store is locked (idle lockout): ask the user to unlock.
     #[error("ChartLink is locked")]
     Locked,

@@ -1,10 +1,14 @@
 //! The FHIR client the sync engine uses: the bearer token only ever goes to the grant's FHIR origin (a next link,
 //! reference or attachment on another origin is refused, never followed with the token); searchset paging with
 //! loop detection and a page cap; gzip; timeouts; retries with exponential backoff and jitter on connection errors,
-//! 5xx and 429 (Retry-After honoured); OperationOutcome turned into typed errors; a 401 gets one refresh and one
-//! retry, then means the access was revoked.
+//! 5xx and 429 (Retry-After honoured); OperationOutcome turned into typed errors. A 401 gets one refresh and one
+//! retry; a 401 to the renewed token is [`FhirError::Unauthorized`] (the query fails, nothing is concluded about
+//! the grant, and later 401s in the same sync do not refresh again). Whether access is revoked is decided only by
+//! the token endpoint's answer (see [`crate::account`]). Deterministic failures (a body over the size limit, a
+//! 4xx) are not retried.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rand::Rng;
@@ -32,8 +36,19 @@ pub enum FhirError {
     Forbidden,
     #[error("not found")]
     NotFound,
-    #[error("access revoked")]
-    Revoked,
+    /// Getting or renewing the access token failed; the sync stops with this error (revoked, re-link needed,
+    /// locked, transient, storage).
+    #[error("{0}")]
+    Token(Error),
+    /// The server refused an access token that had just been renewed: not a revocation (retried next sync).
+    #[error("the server refused a freshly renewed access token")]
+    Unauthorized,
+    /// The local store failed while writing what was fetched.
+    #[error("local storage: {0}")]
+    Local(String),
+    /// The answer was larger than accepted (not retried: it would be again).
+    #[error("the answer is larger than {0} bytes")]
+    TooLarge(usize),
     #[error("the server's answer is not usable: {0}")]
     Malformed(String),
     #[error("refused to send the token to another origin")]
@@ -67,7 +82,11 @@ impl From<FhirError> for Error {
             FhirError::Status { status, .. } if status >= 500 || status == 429 => {
                 Error::Network(format!("the server answered {status}"))
             }
-            FhirError::Revoked => Error::AccessRevoked,
+            FhirError::Token(e) => e,
+            FhirError::Unauthorized => Error::Network(
+                "the provider refused a freshly renewed access token; try again later".into(),
+            ),
+            FhirError::Local(m) => Error::Storage(m),
             FhirError::Cancelled => Error::Locked,
             other => Error::Authorization(other.to_string()),
         }
@@ -101,6 +120,8 @@ pub struct FhirClient<'a> {
     retry: RetryPolicy,
     /// Stop page after page when this says so (the idle lock).
     cancelled: &'a (dyn Fn() -> bool + Send + Sync),
+    /// Set when the server refused a token right after it was renewed: later 401s fail without refreshing again.
+    fresh_token_refused: AtomicBool,
 }
 
 impl std::fmt::Debug for FhirClient<'_> {
@@ -136,6 +157,7 @@ impl<'a> FhirClient<'a> {
             base,
             retry,
             cancelled,
+            fresh_token_refused: AtomicBool::new(false),
         }
     }
 
@@ -171,20 +193,16 @@ impl<'a> FhirClient<'a> {
             let result = self.once(url, accept, &token).await;
             let retry_after = match &result {
                 Ok((status, _, _)) if *status == StatusCode::UNAUTHORIZED => {
-                    if refreshed {
-                        return Err(FhirError::Revoked);
+                    if refreshed || self.fresh_token_refused.load(Ordering::SeqCst) {
+                        self.fresh_token_refused.store(true, Ordering::SeqCst);
+                        return Err(FhirError::Unauthorized);
                     }
                     refreshed = true;
-                    token = match self
+                    token = self
                         .accounts
                         .after_unauthorized(&self.account_id, &token)
                         .await
-                    {
-                        Ok(t) => t,
-                        Err(Error::AccessRevoked) => return Err(FhirError::Revoked),
-                        Err(Error::Network(m)) => return Err(FhirError::Network(m)),
-                        Err(_) => return Err(FhirError::Revoked),
-                    };
+                        .map_err(FhirError::Token)?;
                     attempt -= 1;
                     continue;
                 }
@@ -211,7 +229,8 @@ impl<'a> FhirClient<'a> {
                         .map(|s| Duration::from_secs(s.min(120)))
                 }
                 Err(e) => {
-                    if attempt >= self.retry.attempts {
+                    // Only a broken connection is worth another try; a body over the limit would be again.
+                    if !matches!(e, FhirError::Network(_)) || attempt >= self.retry.attempts {
                         return Err(e.clone());
                     }
                     None
@@ -233,11 +252,7 @@ impl<'a> FhirClient<'a> {
         self.accounts
             .access_token(&self.account_id)
             .await
-            .map_err(|e| match e {
-                Error::AccessRevoked => FhirError::Revoked,
-                Error::Network(m) => FhirError::Network(m),
-                other => FhirError::Malformed(other.to_string()),
-            })
+            .map_err(FhirError::Token)
     }
 
     async fn once(
@@ -259,6 +274,7 @@ impl<'a> FhirClient<'a> {
             .await
             .map_err(|e| match e {
                 HttpError::Network(m) => FhirError::Network(m),
+                HttpError::TooLarge { limit } => FhirError::TooLarge(limit),
                 other => FhirError::Malformed(other.to_string()),
             })?;
         Ok((r.status, r.headers, r.body))

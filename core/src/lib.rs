@@ -39,6 +39,7 @@ pub mod scopes;
 pub mod secret;
 pub mod store;
 pub mod sync;
+pub mod token;
 pub mod views;
 
 use std::path::PathBuf;
@@ -116,8 +117,14 @@ pub enum Event {
     },
     Locked(LockReason),
     Unlocked,
-    /// The provider ended access to this account's record.
+    /// The provider's authorization server confirmed that access to this account's record ended (its data was
+    /// removed or kept read-only by the [`RevocationPolicy`]).
     AccessRevoked {
+        account_id: String,
+    },
+    /// Access to this account can no longer be renewed (no refresh token, or the provider refused to renew): the
+    /// record stays readable; ask the user to link again ([`ChartLink::link`] restores the same account).
+    RelinkNeeded {
         account_id: String,
     },
 }
@@ -469,8 +476,10 @@ impl ChartLink {
     ) -> Result<SyncReport> {
         self.guard()?;
         let account = self.accounts.get(account_id)?;
-        if account.status == AccountStatus::Revoked {
-            return Err(Error::AccessRevoked);
+        match account.status {
+            AccountStatus::Active => {}
+            AccountStatus::Revoked => return Err(Error::AccessRevoked),
+            AccountStatus::RelinkNeeded => return Err(Error::RelinkNeeded),
         }
         let keys = self.account_keys(account_id)?;
         let ctx = sync::SyncContext {
@@ -495,22 +504,28 @@ impl ChartLink {
                 self.emit(Event::SyncFinished(report.clone()));
                 Ok(report)
             }
+            // Only the authorization server's own answer gets here (see `account`): the host's policy decides.
             Err(Error::AccessRevoked) => {
                 self.revoked(account_id).await?;
                 Err(Error::AccessRevoked)
+            }
+            Err(Error::RelinkNeeded) => {
+                self.emit(Event::RelinkNeeded {
+                    account_id: account_id.to_owned(),
+                });
+                Err(Error::RelinkNeeded)
             }
             Err(e) => Err(e),
         }
     }
 
-    /// Syncs every active account.
+    /// Syncs every account, one result each: an account that is revoked or needs linking again answers that
+    /// error (it is not skipped silently).
     pub async fn sync_all(&self) -> Result<Vec<(String, Result<SyncReport>)>> {
         let mut out = Vec::new();
         for a in self.accounts()? {
-            if a.status == AccountStatus::Active {
-                let r = self.sync(&a.id).await;
-                out.push((a.id, r));
-            }
+            let r = self.sync(&a.id).await;
+            out.push((a.id, r));
         }
         Ok(out)
     }

@@ -5,8 +5,11 @@
 //!    minutes) and return the authorization URL.
 //! 2. The host shows it — through its [`crate::host::AuthBrowser`], or its own browser and deep-link handler.
 //! 3. [`Linker::complete`] with the redirect URL: `state` must match a pending flow (used once), `iss` the server;
-//!    OAuth errors become typed errors; the code is exchanged (oauth2 crate, PKCE verifier, client_id); the
-//!    id_token is verified against the server's JWKS; the granted scope, `patient` and `fhirUser` are recorded.
+//!    (and required when the server advertises `authorization_response_iss_parameter_supported`, RFC 9207 §2.4);
+//!    OAuth errors become typed errors; the code is exchanged (PKCE verifier, client_id; the answer read by
+//!    [`crate::token`], so only a Bearer token is accepted); the id_token is verified against the server's JWKS;
+//!    the granted scope, `patient` and `fhirUser` are recorded. The oauth2 crate builds the authorization URL and
+//!    the PKCE pair.
 
 use std::sync::Arc;
 
@@ -14,15 +17,15 @@ use oauth2::basic::{
     BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
 };
 use oauth2::{
-    AuthType, AuthUrl, AuthorizationCode, ClientId, CsrfToken, PkceCodeChallenge, PkceCodeVerifier,
-    RedirectUrl, Scope, StandardRevocableToken, TokenResponse, TokenUrl,
+    AuthType, AuthUrl, ClientId, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope,
+    StandardRevocableToken, TokenUrl,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::account::{
-    AccountStatus, Accounts, ClientAuth, LinkedAccount, SmartTokenResponse, Tokens, token_error,
+    AccountStatus, Accounts, CLIENT_ASSERTION_TYPE, ClientAuth, LinkedAccount, Tokens,
 };
 use crate::discovery::{self, ServerInfo};
 use crate::error::{Error, Result};
@@ -31,6 +34,7 @@ use crate::http::{Http, SMALL_BODY_LIMIT};
 use crate::jose;
 use crate::scopes::{DataCategory, GrantedScope, request_scope};
 use crate::secret::Secret;
+use crate::token::{self, TokenAnswer, TokenError};
 
 const PENDING_PREFIX: &str = "chartlink/pending/";
 /// A pending authorization expires after this long.
@@ -90,7 +94,7 @@ fn pending_key(state: &str) -> String {
 
 type AuthClient = oauth2::Client<
     BasicErrorResponse,
-    SmartTokenResponse,
+    oauth2::basic::BasicTokenResponse,
     BasicTokenIntrospectionResponse,
     StandardRevocableToken,
     BasicRevocationErrorResponse,
@@ -222,13 +226,24 @@ impl Linker {
             .issuer
             .clone()
             .unwrap_or_else(|| pending.server.fhir_base.to_string());
-        if let Some(iss) = get("iss")
-            && iss.trim_end_matches('/') != expected_iss.trim_end_matches('/')
-            && iss.trim_end_matches('/') != pending.server.fhir_base.as_str().trim_end_matches('/')
-        {
-            return Err(Error::Authorization(
-                "the redirect came from another server (iss mismatch)".into(),
-            ));
+        match get("iss") {
+            Some(iss)
+                if iss.trim_end_matches('/') != expected_iss.trim_end_matches('/')
+                    && iss.trim_end_matches('/')
+                        != pending.server.fhir_base.as_str().trim_end_matches('/') =>
+            {
+                return Err(Error::Authorization(
+                    "the redirect came from another server (iss mismatch)".into(),
+                ));
+            }
+            // RFC 9207 §2.4: a server that says it sends `iss` always does; a redirect without it is refused (it may
+            // come from another server the user was sent to: a mix-up attack).
+            None if pending.server.iss_parameter_supported => {
+                return Err(Error::Authorization(
+                    "the redirect carries no iss, which this server always sends (RFC 9207)".into(),
+                ));
+            }
+            _ => {}
         }
         if let Some(error) = get("error") {
             return Err(match error {
@@ -247,79 +262,63 @@ impl Linker {
         self.account_from(pending, resp, accounts).await
     }
 
-    async fn exchange(&self, pending: &PendingFlow, code: &str) -> Result<SmartTokenResponse> {
-        let at_exchange = |e: Error| match e {
-            // At the code exchange invalid_grant means a bad or replayed code, not a revoked link.
-            Error::AccessRevoked => Error::Authorization(
-                "the portal refused the authorization code (invalid_grant)".into(),
-            ),
-            other => other,
-        };
+    async fn exchange(&self, pending: &PendingFlow, code: &str) -> Result<TokenAnswer> {
+        let url = &pending.server.token_endpoint;
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", pending.redirect_uri.as_str()),
+            ("code_verifier", pending.verifier.expose()),
+        ];
+        let assertion;
         if let ClientAuth::PrivateKeyJwt(signer) = &self.client_auth {
             // A confidential client authenticates with its assertion and omits client_id (SMART client req. 72).
             let now = self.clock.now_unix_ms() / 1000;
-            let assertion = jose::client_assertion(
-                signer.as_ref(),
-                &self.client_id,
-                pending.server.token_endpoint.as_str(),
-                now,
-            )?;
-            let form = [
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", pending.redirect_uri.as_str()),
-                ("code_verifier", pending.verifier.expose()),
-                (
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                ),
-                ("client_assertion", assertion.expose()),
-            ];
-            return crate::account::token_request(
-                &self.http,
-                &pending.server.token_endpoint,
-                &form,
-            )
-            .await
-            .map_err(at_exchange);
+            assertion =
+                jose::client_assertion(signer.as_ref(), &self.client_id, url.as_str(), now)?;
+            form.push(("client_assertion_type", CLIENT_ASSERTION_TYPE));
+            form.push(("client_assertion", assertion.expose()));
+        } else {
+            form.push(("client_id", self.client_id.as_str()));
         }
-        let client = self.client(&pending.server, &pending.redirect_uri)?;
-        let req = client
-            .exchange_code(AuthorizationCode::new(code.to_owned()))
-            .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier.expose().to_owned()));
-        let http = self.http.clone();
-        let call = move |r| {
-            let http = http.clone();
-            async move { http.oauth2_call(r).await }
-        };
-        req.request_async(&call)
+        token::request(&self.http, url, &form)
             .await
-            .map_err(|e| at_exchange(token_error(e)))
+            .map_err(|e| match e {
+                // At the code exchange invalid_grant means a bad or replayed code, not a revoked link.
+                TokenError::GrantGone { .. } => Error::Authorization(
+                    "the portal refused the authorization code (invalid_grant)".into(),
+                ),
+                TokenError::Refused {
+                    code, description, ..
+                } => Error::Authorization(match description {
+                    Some(d) => format!("the portal refused the request ({code}: {d})"),
+                    None => format!("the portal refused the request ({code})"),
+                }),
+                TokenError::UnsupportedTokenType(t) => Error::Authorization(format!(
+                    "the provider issued a {t} token, which this app cannot use (only Bearer)"
+                )),
+                TokenError::Malformed(m) => Error::Authorization(m),
+                TokenError::Unavailable(m) => Error::Network(m),
+            })
     }
 
     async fn account_from(
         &self,
         pending: PendingFlow,
-        resp: SmartTokenResponse,
+        resp: TokenAnswer,
         accounts: &Accounts,
     ) -> Result<LinkedAccount> {
         let now = self.clock.now_unix_ms();
-        let extra = resp.extra_fields();
-        let patient_id = extra
+        accounts
+            .server_clock()
+            .observe(&pending.server.token_endpoint, resp.server_date_ms, now);
+        let patient_id = resp
             .patient
             .clone()
-            .filter(|p| !p.is_empty())
             .ok_or_else(|| Error::Authorization("the token response names no patient".into()))?;
         // No scope in the answer means the requested scope was granted (RFC 6749 §5.1).
-        let granted = match resp.scopes() {
-            Some(s) => s
-                .iter()
-                .map(|x| x.to_string())
-                .collect::<Vec<_>>()
-                .join(" "),
-            None => pending.scope.clone(),
-        };
-        let (fhir_user, subject) = match &extra.id_token {
+        let granted = resp.scope.clone().unwrap_or_else(|| pending.scope.clone());
+        let (fhir_user, subject) = match &resp.id_token {
             Some(id_token) => {
                 let claims = self.verify_id_token(&pending.server, id_token).await?;
                 (
@@ -345,11 +344,9 @@ impl Linker {
             device_client_id: None,
         };
         let tokens = Tokens {
-            access: Secret::new(resp.access_token().secret().clone()),
-            access_expires_at_ms: resp.expires_in().map(|d| now + d.as_millis() as i64),
-            refresh: resp
-                .refresh_token()
-                .map(|r| Secret::new(r.secret().clone())),
+            access: resp.access.clone(),
+            access_expires_at_ms: resp.expires_at_ms(now),
+            refresh: resp.refresh.clone(),
             device_key: None,
         };
         accounts.insert(account, tokens)

@@ -841,6 +841,45 @@ impl Store {
     }
 }
 
+/// What consent withdrawal needs: the queries an account has data from, and removing one query's data.
+impl Store {
+    /// The sync queries that have run for an account (their names: `Condition`, `Observation:laboratory`).
+    pub fn query_keys(&self, account: &str) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT query FROM sync_queries WHERE account = ?1
+             UNION SELECT DISTINCT query FROM resources WHERE account = ?1",
+        )?;
+        let rows = stmt.query_map([account], |r| r.get(0))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Removes everything one query brought in (the patient no longer shares it) and its bookkeeping, so the next
+    /// grant that covers it starts afresh. Document contents go with the DocumentReference query. Returns the type
+    /// of each resource removed.
+    pub fn forget_query(tx: &Transaction<'_>, account: &str, query: &str) -> Result<Vec<String>> {
+        let mut stmt = tx.prepare("SELECT type FROM resources WHERE account = ? AND query = ?")?;
+        let gone: Vec<String> = stmt
+            .query_map(params![account, query], |r| r.get(0))?
+            .collect::<std::result::Result<_, _>>()?;
+        tx.execute(
+            "DELETE FROM resources WHERE account = ? AND query = ?",
+            params![account, query],
+        )?;
+        tx.execute(
+            "DELETE FROM sync_queries WHERE account = ? AND query = ?",
+            params![account, query],
+        )?;
+        if query == "DocumentReference" {
+            tx.execute("DELETE FROM binaries WHERE account = ?", [account])?;
+        }
+        if !gone.is_empty() {
+            Self::repair_latest(tx, account)?;
+        }
+        Ok(gone)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

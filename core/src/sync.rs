@@ -9,6 +9,15 @@
 //! - Each page is written in one transaction together with the query's position, so a sync cut off by a crash,
 //!   a kill, the idle lock or the network resumes at the page it stopped at; upserts by (type, id) make repeats
 //!   harmless, so nothing is lost or duplicated, and syncing twice changes nothing.
+//! - Only this patient's data: every resource a search returns must name the linked patient (its `subject`,
+//!   `patient`, `beneficiary` or, for an Appointment, a participant); anything else is refused, counted in
+//!   [`SyncReport::refused`] and never stored.
+//! - Consent withdrawn: on a full pass, a query the grant no longer covers, or one the server now answers 403,
+//!   loses exactly its data (what the patient no longer shares is no longer readable here).
+//! - A query that hits the page cap or a paging loop is not resumed forever: it ends there, its position is
+//!   dropped, and the next incremental run asks only for what changed since.
+//! - Token trouble stops the sync with its own error (revoked, re-link needed, transient); whether access is
+//!   revoked is decided by [`crate::account`], never here.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -114,6 +123,8 @@ pub struct SyncReport {
     pub per_type: BTreeMap<String, TypeCounts>,
     pub failures: Vec<QueryFailure>,
     pub resources_seen: usize,
+    /// Resources the server returned that do not belong to the linked patient: refused, never stored.
+    pub refused: usize,
     pub documents_fetched: usize,
     pub duration_ms: u64,
 }
@@ -295,7 +306,7 @@ pub async fn sync_account(
         .await
     {
         Ok(cs) => ServerSupport::from_capability_statement(&cs),
-        Err(FhirError::Revoked) => return Err(Error::AccessRevoked),
+        Err(FhirError::Token(e)) => return Err(e),
         Err(FhirError::Cancelled) => return Err(Error::Locked),
         Err(_) => ServerSupport::default(),
     };
@@ -331,6 +342,11 @@ pub async fn sync_account(
         full_pass: full,
         ..Default::default()
     };
+    if full {
+        withdraw_ungranted(ctx, account, options, &mut report)?;
+    }
+    // Failures that keep the full pass from counting as done (not those that would fail the same way again).
+    let mut blocking = 0;
     let total = queries.len();
     for (i, q) in queries.iter().enumerate() {
         // The idle lock stops the sync between queries too (the position of each query is already saved).
@@ -362,11 +378,28 @@ pub async fn sync_account(
         .await;
         match outcome {
             Ok(()) => {}
-            Err(FhirError::Revoked) => return Err(Error::AccessRevoked),
+            Err(FhirError::Token(e)) => return Err(e),
+            Err(FhirError::Local(m)) => return Err(Error::Storage(m)),
             Err(FhirError::Cancelled) => return Err(Error::Locked),
             Err(_) if cancelled() => return Err(Error::Locked),
             Err(e) => {
                 let not_granted = e == FhirError::Forbidden;
+                if not_granted && full {
+                    // The server answers, on a full pass, that this is no longer shared: so it is no longer here.
+                    let gone = ctx
+                        .store
+                        .write(|tx| Store::forget_query(tx, &account.id, &q.key))
+                        .map_err(storage)?;
+                    for ty in gone {
+                        report.per_type.entry(ty).or_default().deleted += 1;
+                    }
+                }
+                if !matches!(
+                    e,
+                    FhirError::Forbidden | FhirError::TooManyPages(_) | FhirError::PagingLoop
+                ) {
+                    blocking += 1;
+                }
                 report.failures.push(QueryFailure {
                     query: q.key.clone(),
                     not_granted,
@@ -383,7 +416,11 @@ pub async fn sync_account(
             queries_total: total,
         });
     }
-    let all_done = report.failures.iter().all(|f| f.not_granted);
+    let all_done = blocking == 0
+        && report
+            .failures
+            .iter()
+            .all(|f| !f.query.starts_with("Binary/") || f.not_granted);
     if full && all_done {
         ctx.store
             .set_account_state(&account.id, pass, Some(ctx.now_ms), ctx.now_ms)
@@ -409,11 +446,19 @@ async fn run_query(
 ) -> std::result::Result<(), FhirError> {
     let store = ctx.store;
     let id = account.id.as_str();
-    let err = |e: StoreError| FhirError::Malformed(e.to_string());
+    let err = |e: StoreError| FhirError::Local(e.to_string());
     let mut state = store.query_state(keys, id, &q.key).map_err(err)?;
     if q.read {
         let url = fhir.resolve(&q.path)?;
         let resource = fhir.get_json(&url).await?;
+        if resource["resourceType"].as_str() != Some(q.resource_type.as_str())
+            || resource["id"].as_str() != Some(account.patient_id.as_str())
+        {
+            report.refused += 1;
+            return Err(FhirError::Malformed(
+                "the server answered another record than the linked patient's".into(),
+            ));
+        }
         let changed = store.write(|tx| {
             let c = upsert(tx, keys, id, &q.key, pass, &resource)?;
             let done = QueryState {
@@ -449,6 +494,8 @@ async fn run_query(
     state.full_pass_done = !full && was_done;
     let mut pages = 0;
     let mut resources = 0;
+    let mut refused = 0;
+    let base = account.server.fhir_base.as_str();
     let mut docs: Vec<(String, Url)> = Vec::new();
     let result = fhir
         .pages(first.clone(), options.max_pages, |bundle, next| {
@@ -469,6 +516,11 @@ async fn run_query(
                         if r["resourceType"].as_str() != Some(q.resource_type.as_str()) {
                             continue;
                         }
+                        // Only this patient's: another patient's result must never appear in this record.
+                        if !belongs_to(r, &account.patient_id, base) {
+                            refused += 1;
+                            continue;
+                        }
                         changes.push(upsert(tx, keys, id, &q.key, pass, r)?);
                     }
                     state.resume_url = next.map(|u| u.to_string());
@@ -487,6 +539,17 @@ async fn run_query(
         })
         .await;
     report.resources_seen += resources;
+    report.refused += refused;
+    if let Err(e @ (FhirError::TooManyPages(_) | FhirError::PagingLoop)) = result {
+        // A runaway server: keep what arrived, drop the position (resuming would go on forever) and ask only for
+        // changes from now on; the next full pass tries the whole query once more.
+        state.resume_url = None;
+        state.since = state.pending_since.take().or(state.since.take());
+        state.full_pass_done = true;
+        let _ = store
+            .write(|tx| Store::set_query_state(tx, keys, id, &q.key, &state, Some(&e.to_string())));
+        return Err(e);
+    }
     if let Err(e) = result {
         // Keep the position (if the failure was mid-paging) so the next sync resumes; a bad resume link restarts.
         if resuming
@@ -537,7 +600,9 @@ async fn run_query(
                     .map_err(err)?;
                 report.documents_fetched += 1;
             }
-            Err(e @ (FhirError::Revoked | FhirError::Cancelled)) => return Err(e),
+            Err(e @ (FhirError::Token(_) | FhirError::Cancelled | FhirError::Local(_))) => {
+                return Err(e);
+            }
             Err(e) => report.failures.push(QueryFailure {
                 query: format!("Binary/{binary_id}"),
                 not_granted: e == FhirError::Forbidden,
@@ -546,6 +611,70 @@ async fn run_query(
         }
     }
     Ok(())
+}
+
+/// On a full pass: removes the data of every query the grant no longer covers (a category the patient unticked,
+/// a type no longer granted). The server's CapabilityStatement plays no part: a server that stops listing a type
+/// is not the patient withdrawing consent.
+fn withdraw_ungranted(
+    ctx: &SyncContext<'_>,
+    account: &LinkedAccount,
+    options: &SyncOptions,
+    report: &mut SyncReport,
+) -> Result<()> {
+    let granted: Vec<String> = plan(account, &ServerSupport::default(), options.page_size)
+        .into_iter()
+        .map(|q| q.key)
+        .collect();
+    for key in ctx.store.query_keys(&account.id).map_err(storage)? {
+        if granted.contains(&key) {
+            continue;
+        }
+        let gone = ctx
+            .store
+            .write(|tx| Store::forget_query(tx, &account.id, &key))
+            .map_err(storage)?;
+        for ty in gone {
+            report.per_type.entry(ty).or_default().deleted += 1;
+        }
+    }
+    Ok(())
+}
+
+/// The reference fields that place a resource in a patient's compartment.
+const PATIENT_FIELDS: [&str; 3] = ["subject", "patient", "beneficiary"];
+
+/// Whether `r` names the linked patient (`Patient/{id}`, relative or under the server's base) in one of its
+/// patient references. A resource that names no patient at all cannot be shown to be this patient's.
+pub fn belongs_to(r: &Value, patient_id: &str, base: &str) -> bool {
+    let names = |v: &Value| {
+        v["reference"]
+            .as_str()
+            .is_some_and(|reference| names_patient(reference, patient_id, base))
+    };
+    if r["resourceType"] == "Patient" {
+        return r["id"].as_str() == Some(patient_id);
+    }
+    if PATIENT_FIELDS.iter().any(|f| names(&r[*f])) {
+        return true;
+    }
+    r["participant"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|p| names(&p["actor"]))
+}
+
+fn names_patient(reference: &str, patient_id: &str, base: &str) -> bool {
+    let base = base.trim_end_matches('/');
+    let rel = match reference.strip_prefix(base) {
+        Some(rest) if rest.starts_with('/') => &rest[1..],
+        Some(_) => return false,
+        None if reference.contains("://") => return false,
+        None => reference,
+    };
+    let rel = rel.split("/_history/").next().unwrap_or(rel);
+    rel.strip_prefix("Patient/") == Some(patient_id)
 }
 
 fn count(report: &mut SyncReport, ty: &str, c: Change) {
@@ -643,6 +772,7 @@ mod tests {
                 capabilities: vec![],
                 scope_syntax: ScopeSyntax::V2,
                 legacy_discovery: false,
+                iss_parameter_supported: false,
             },
             client_id: "c".into(),
             redirect_uri: "app://cb".into(),
@@ -686,6 +816,35 @@ mod tests {
                 .all(|k| k == "Patient" || k.starts_with("Observation:"))
         );
         assert_eq!(support.last_updated, ["Observation"]);
+    }
+
+    #[test]
+    fn only_resources_naming_the_linked_patient_belong_to_the_record() {
+        let base = "https://ehr.example/fhir";
+        let yes = [
+            json!({"resourceType": "Observation", "subject": {"reference": "Patient/p1"}}),
+            json!({"resourceType": "Observation", "subject": {"reference": "https://ehr.example/fhir/Patient/p1"}}),
+            json!({"resourceType": "Immunization", "patient": {"reference": "Patient/p1/_history/3"}}),
+            json!({"resourceType": "Coverage", "beneficiary": {"reference": "Patient/p1"}}),
+            json!({"resourceType": "Appointment", "participant": [{"actor": {"reference": "Practitioner/d"}}, {"actor": {"reference": "Patient/p1"}}]}),
+            json!({"resourceType": "Patient", "id": "p1"}),
+        ];
+        for r in &yes {
+            assert!(belongs_to(r, "p1", base), "{r}");
+        }
+        let no = [
+            json!({"resourceType": "Condition", "subject": {"reference": "Patient/p2"}}),
+            json!({"resourceType": "Condition", "subject": {"reference": "Patient/p10"}}),
+            json!({"resourceType": "Condition", "subject": {"reference": "https://evil.example/fhir/Patient/p1"}}),
+            json!({"resourceType": "Condition", "subject": {"reference": "https://ehr.example/fhirX/Patient/p1"}}),
+            json!({"resourceType": "Condition", "subject": {"reference": "Group/p1"}}),
+            json!({"resourceType": "Observation", "code": {"text": "no subject"}}),
+            json!({"resourceType": "Observation", "subject": "Patient/p1"}),
+            json!({"resourceType": "Patient", "id": "p2"}),
+        ];
+        for r in &no {
+            assert!(!belongs_to(r, "p1", base), "{r}");
+        }
     }
 
     #[test]

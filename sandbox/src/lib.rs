@@ -338,8 +338,28 @@ fn router(shared: Arc<Shared>) -> Router {
             admin::router().layer(DefaultBodyLimit::max(16 * 1024 * 1024)),
         )
         .layer(body_limit)
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            server_date,
+        ))
         .fallback(portal::not_found)
         .with_state(shared)
+}
+
+/// Every answer's `Date` comes from the sandbox clock (which tests and the admin API move), so a client that
+/// estimates the server's clock from `Date`, as ChartLink does, sees the same time the sandbox checks against.
+async fn server_date(
+    axum::extract::State(s): axum::extract::State<Arc<Shared>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut resp = next.run(req).await;
+    let secs = u64::try_from(s.clock.now()).unwrap_or(0);
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    if let Ok(v) = axum::http::HeaderValue::from_str(&httpdate::fmt_http_date(at)) {
+        resp.headers_mut().insert(axum::http::header::DATE, v);
+    }
+    resp
 }
 
 /// Whether the Epic-style category rule is on (an admin switch can turn it off while running).
