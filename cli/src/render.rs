@@ -366,3 +366,132 @@ pub fn svg(t: &LabTrend) -> String {
     out.push_str("</svg>\n");
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::term::HOSTILE;
+    use chartlink_core::views::{Allergy, Demographics, Medication, TrendPoint};
+    use serde_json::json;
+
+    /// Whether `s` holds anything a terminal acts on or that reorders or hides text.
+    fn assert_terminal_safe(s: &str) {
+        for c in s.chars() {
+            assert!(
+                c == '\n' || !c.is_control(),
+                "control U+{:04X} in {s:?}",
+                c as u32
+            );
+            assert!(
+                !matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}'),
+                "bidi/invisible U+{:04X} in {s:?}",
+                c as u32
+            );
+        }
+        assert!(!s.contains("http://evil"), "a hyperlink target survived: {s:?}");
+    }
+
+    fn date(s: &str) -> chartlink_core::views::FhirDate {
+        chartlink_core::views::FhirDate::parse(s).expect("date")
+    }
+
+    fn lab(name: &str, value: &str, unit: &str) -> LabResult {
+        serde_json::from_value(json!({
+            "id": "o1", "source": null, "name": name,
+            "code": {"system": "http://loinc.org", "code": "718-7", "display": name},
+            "value": {"Text": value}, "range": {"low": {"value": 1.0, "unit": unit, "comparator": null}, "high": null, "text": name},
+            "flag": "High", "date": date("2024-03-01"), "status": "final", "report_id": null, "category": ["laboratory"]
+        }))
+        .expect("a LabResult")
+    }
+
+    #[test]
+    fn hostile_strings_never_reach_the_terminal_through_the_renderer() {
+        for h in HOSTILE {
+            let line = lab_line(&lab(h, h, h));
+            assert_terminal_safe(&line);
+            assert!(!line.contains('\n'), "one result is one line: {line:?}");
+
+            let summary_text = summary(
+                &HealthSummary {
+                    patient: Some(Demographics {
+                        id: "p".into(),
+                        source: None,
+                        name: (*h).into(),
+                        birth_date: Some(date("1980-01-02")),
+                        gender: Some((*h).into()),
+                        phone: None,
+                        email: None,
+                        address: None,
+                        mrn: None,
+                    }),
+                    allergies: vec![Allergy {
+                        id: "a".into(),
+                        source: None,
+                        substance: (*h).into(),
+                        reactions: vec![(*h).into(), "hives".into()],
+                        severity: None,
+                        criticality: Some((*h).into()),
+                        clinical_status: None,
+                        recorded: None,
+                    }],
+                    medications: vec![Medication {
+                        id: "m".into(),
+                        source: None,
+                        name: (*h).into(),
+                        dosage: Some((*h).into()),
+                        status: "active".into(),
+                        prescriber: None,
+                        authored: None,
+                        ended: None,
+                    }],
+                    immunizations: Vec::new(),
+                    problems: Vec::new(),
+                    latest_results: vec![lab(h, h, h)],
+                },
+                false,
+            );
+            assert_terminal_safe(&summary_text);
+            // The summary's own lines only: a newline in a field does not forge one.
+            assert_eq!(summary_text.lines().count(), 11, "{summary_text}");
+
+            let trend = LabTrend {
+                code: "718-7".into(),
+                name: (*h).into(),
+                unit: Some((*h).into()),
+                points: vec![TrendPoint {
+                    date: date("2024-01-01"),
+                    value: 12.0,
+                    unit: Some((*h).into()),
+                    flag: Flag::Normal,
+                }],
+                range: None,
+            };
+            let c = chart(&trend, 60, 6);
+            assert_terminal_safe(&c);
+            assert_eq!(c.lines().count(), 10, "{c}");
+
+            let image = svg(&trend);
+            assert_terminal_safe(&image);
+            let title = image.lines().nth(2).expect("the title line");
+            assert!(!title.contains('\u{1B}') && !title.contains("<script"), "{title}");
+        }
+    }
+
+    #[test]
+    fn svg_text_is_xml_escaped() {
+        let trend = LabTrend {
+            code: "x".into(),
+            name: "<script>alert(\"x\")</script> & 'y'".into(),
+            unit: Some("mg/dL</text><a href=\"javascript:1\">".into()),
+            points: Vec::new(),
+            range: None,
+        };
+        let image = svg(&trend);
+        assert!(!image.contains("<script") && !image.contains("<a "), "{image}");
+        assert!(image.contains(
+            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &apos;y&apos; (mg/dL&lt;/text&gt;&lt;a href=&quot;javascript:1&quot;&gt;)"
+        ), "{image}");
+        assert_eq!(xml_text("a\u{0}b\u{1B}[2Jc\u{FFFE}"), "abc");
+    }
+}
