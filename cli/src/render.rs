@@ -388,7 +388,10 @@ mod tests {
                 c as u32
             );
         }
-        assert!(!s.contains("http://evil"), "a hyperlink target survived: {s:?}");
+        assert!(
+            !s.contains("http://evil"),
+            "a hyperlink target survived: {s:?}"
+        );
     }
 
     fn date(s: &str) -> chartlink_core::views::FhirDate {
@@ -474,7 +477,10 @@ mod tests {
             let image = svg(&trend);
             assert_terminal_safe(&image);
             let title = image.lines().nth(2).expect("the title line");
-            assert!(!title.contains('\u{1B}') && !title.contains("<script"), "{title}");
+            assert!(
+                !title.contains('\u{1B}') && !title.contains("<script"),
+                "{title}"
+            );
         }
     }
 
@@ -488,7 +494,10 @@ mod tests {
             range: None,
         };
         let image = svg(&trend);
-        assert!(!image.contains("<script") && !image.contains("<a "), "{image}");
+        assert!(
+            !image.contains("<script") && !image.contains("<a "),
+            "{image}"
+        );
         assert!(image.contains(
             "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &apos;y&apos; (mg/dL&lt;/text&gt;&lt;a href=&quot;javascript:1&quot;&gt;)"
         ), "{image}");
