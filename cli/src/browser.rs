@@ -67,18 +67,68 @@ impl Loopback {
     }
 }
 
-/// Opens `url` in the user's default browser.
+/// The platforms that launch a browser differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    MacOs,
+    Windows,
+    /// Linux and the BSDs: `xdg-open`.
+    Unix,
+}
+
+impl Platform {
+    /// The platform this was built for.
+    pub fn current() -> Self {
+        if cfg!(target_os = "macos") {
+            Platform::MacOs
+        } else if cfg!(windows) {
+            Platform::Windows
+        } else {
+            Platform::Unix
+        }
+    }
+}
+
+/// The command line that opens `url` in the default browser: the program and its arguments, run without a shell.
+///
+/// Only an absolute `http`/`https` URL is opened, in its normalised form (the `url` crate percent-encodes spaces,
+/// quotes, `<`, `>` and every non-ASCII character), and a URL that still holds whitespace, a quote or a control
+/// character is refused. On Windows the URL never goes through `cmd /C start`, where `&`, `|`, `^` or `%` in a
+/// query would run commands: `rundll32 url.dll,FileProtocolHandler URL` hands it to the default browser as is.
+pub fn browser_command(url: &str, platform: Platform) -> std::io::Result<(String, Vec<String>)> {
+    let invalid = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_owned());
+    let parsed = url::Url::parse(url).map_err(|e| invalid(&format!("not a URL: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
+        return Err(invalid(
+            "only http and https URLs are opened in the browser",
+        ));
+    }
+    let url = parsed.as_str();
+    if url
+        .chars()
+        .any(|c| !c.is_ascii_graphic() || c == '"' || c == '\'' || c == '`')
+    {
+        return Err(invalid(
+            "the URL holds characters that are not safe to pass on",
+        ));
+    }
+    let url = url.to_owned();
+    Ok(match platform {
+        Platform::MacOs => ("open".into(), vec![url]),
+        Platform::Windows => (
+            "rundll32".into(),
+            vec!["url.dll,FileProtocolHandler".into(), url],
+        ),
+        Platform::Unix => ("xdg-open".into(), vec![url]),
+    })
+}
+
+/// Opens `url` in the user's default browser (see [`browser_command`]).
 pub fn open_system_browser(url: &str) -> std::io::Result<()> {
-    let mut cmd = if cfg!(target_os = "macos") {
-        std::process::Command::new("open")
-    } else if cfg!(windows) {
-        let mut c = std::process::Command::new("cmd");
-        c.args(["/C", "start", ""]);
-        c
-    } else {
-        std::process::Command::new("xdg-open")
-    };
-    cmd.arg(url)
+    let (program, args) = browser_command(url, Platform::current())?;
+    std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -97,9 +147,9 @@ impl AuthBrowser for ScriptedPatient {
     async fn authorize(&self, url: String, _redirect_uri: String) -> Result<String, BrowserError> {
         if self.narrate {
             let who = self.robot.patient.as_deref().unwrap_or("their own record");
-            println!("  portal: logging in as {:?}", self.robot.username);
-            println!("  portal: \"Which account are you linking this app to?\" -> {who}");
-            println!(
+            outln!("  portal: logging in as {:?}", self.robot.username);
+            outln!("  portal: \"Which account are you linking this app to?\" -> {who}");
+            outln!(
                 "  portal: reading the app's questionnaire, ticking \"I have read the statements above\", Allow Access"
             );
         }
@@ -122,5 +172,82 @@ impl AuthBrowser for ScriptedPatients {
             Some(p) => p.authorize(url, redirect_uri).await,
             None => Err(BrowserError::Failed("no scripted patient left".into())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_platform_gets_the_url_as_one_argument_without_a_shell() {
+        let url = "https://portal.example/authorize?client_id=a&state=x%20y&scope=launch%2Fpatient";
+        for (platform, program, first) in [
+            (Platform::MacOs, "open", None),
+            (Platform::Unix, "xdg-open", None),
+            (
+                Platform::Windows,
+                "rundll32",
+                Some("url.dll,FileProtocolHandler"),
+            ),
+        ] {
+            let (p, args) = browser_command(url, platform).expect("a fine URL");
+            assert_eq!(p, program);
+            assert_ne!(p, "cmd", "never through cmd /C start");
+            let expected: Vec<String> = first
+                .map(str::to_owned)
+                .into_iter()
+                .chain([url.to_owned()])
+                .collect();
+            assert_eq!(args, expected, "{platform:?}");
+        }
+    }
+
+    #[test]
+    fn the_url_is_normalised_before_it_is_passed_on() {
+        let (_, args) = browser_command(
+            "https://portal.example/a b?q=\"x\"&r=<y>|^%",
+            Platform::Windows,
+        )
+        .expect("parsed and encoded");
+        let url = args.last().expect("url");
+        assert!(
+            !url.contains(' ') && !url.contains('"') && !url.contains('<') && !url.contains('>'),
+            "{url}"
+        );
+        assert!(
+            url.starts_with("https://portal.example/a%20b?q=%22x%22"),
+            "{url}"
+        );
+        let (_, args) =
+            browser_command("https://portal.example/\u{202E}x", Platform::Unix).expect("ok");
+        assert!(
+            args[0].is_ascii(),
+            "non-ASCII is percent-encoded: {}",
+            args[0]
+        );
+    }
+
+    #[test]
+    fn only_http_and_https_urls_are_launched() {
+        for bad in [
+            "file:///etc/passwd",
+            "javascript:alert(1)",
+            "ms-settings:",
+            "calc.exe",
+            "\\\\evil\\share",
+            "-a Terminal",
+            "smb://evil/share",
+            "http://",
+            "",
+        ] {
+            for platform in [Platform::MacOs, Platform::Windows, Platform::Unix] {
+                assert!(
+                    browser_command(bad, platform).is_err(),
+                    "{bad:?} on {platform:?} must be refused"
+                );
+            }
+        }
+        assert!(browser_command("http://127.0.0.1:8080/portal", Platform::Unix).is_ok());
     }
 }

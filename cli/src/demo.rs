@@ -19,6 +19,7 @@ use chartlink_core::{
 use chartlink_sandbox::{Config, PortalRobot, Sandbox};
 
 use crate::browser::{Loopback, ScriptedPatient, ScriptedPatients, open_system_browser};
+use crate::term::field;
 use crate::{CliError, render};
 
 /// Demo settings.
@@ -34,19 +35,17 @@ struct Printer;
 impl EventListener for Printer {
     fn on_event(&self, event: Event) {
         match event {
-            Event::LockWarning { remaining_ms } => println!(
+            Event::LockWarning { remaining_ms } => outln!(
                 "  event: lock warning - locking in {:.1} s unless you do something",
                 remaining_ms as f64 / 1000.0
             ),
-            Event::Locked(reason) => println!(
+            Event::Locked(reason) => outln!(
                 "  event: LOCKED ({reason:?}): the store key and tokens are gone from memory"
             ),
-            Event::Unlocked => println!("  event: unlocked"),
-            Event::AccessRevoked { .. } => println!("  event: access revoked by the provider"),
+            Event::Unlocked => outln!("  event: unlocked"),
+            Event::AccessRevoked { .. } => outln!("  event: access revoked by the provider"),
             Event::RelinkNeeded { .. } => {
-                println!(
-                    "  event: access can no longer be renewed; link again (the record is kept)"
-                )
+                outln!("  event: access can no longer be renewed; link again (the record is kept)")
             }
             Event::SyncProgress(_) | Event::SyncFinished(_) => {}
         }
@@ -54,7 +53,7 @@ impl EventListener for Printer {
 }
 
 fn step(n: u32, title: &str) {
-    println!("\n== {n}. {title}");
+    outln!("\n== {n}. {title}");
 }
 
 /// Draws one progress line per sync (redrawn in place on a terminal, one line per finished query otherwise).
@@ -74,10 +73,11 @@ fn progress_printer(label: String) -> impl FnMut(SyncProgress) + Send {
             p.query
         );
         if tty {
-            print!("\r{line}");
+            crate::term::carriage_return();
+            out!("{line}");
             let _ = std::io::stdout().flush();
         } else if p.pages == 0 {
-            println!("{line}");
+            outln!("{line}");
         }
         if p.pages == 0 {
             resources = 0;
@@ -94,8 +94,8 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
     let sandbox = Sandbox::start(Config::default())
         .await
         .map_err(|e| CliError::other(format!("cannot start the sandbox: {e}")))?;
-    println!("  {}", sandbox.banner().lines().next().unwrap_or_default());
-    println!("  FHIR base: {}", sandbox.fhir_base());
+    outln!("  {}", sandbox.banner().lines().next().unwrap_or_default());
+    outln!("  FHIR base: {}", sandbox.fhir_base());
     let result = demo(&sandbox, &args).await;
     sandbox.shutdown().await;
     result
@@ -153,16 +153,16 @@ async fn demo(sandbox: &Sandbox, args: &DemoArgs) -> Result<(), CliError> {
         ("Maria (herself)", "maria-garcia"),
         ("Leo (9, Maria is his parent)", "leo-garcia"),
     ] {
-        println!("  linking {who}");
+        outln!("  linking {who}");
         sdk.record_activity();
         let account = if args.interactive {
             interactive_link(&sdk, &sandbox.fhir_base(), patient).await?
         } else {
             sdk.link(&sandbox.fhir_base()).await?
         };
-        println!(
+        outln!(
             "  linked: patient {} - granted {} data scopes, refresh token kept in the secure store",
-            account.patient_id,
+            field(&account.patient_id),
             account.granted.resources.len()
         );
         linked.push(account);
@@ -180,14 +180,14 @@ async fn demo(sandbox: &Sandbox, args: &DemoArgs) -> Result<(), CliError> {
             .sync_with(&a.id, &SyncOptions::default(), &mut on)
             .await?;
         if std::io::stdout().is_terminal() {
-            println!();
+            outln!();
         }
         let counts: Vec<String> = report
             .per_type
             .iter()
             .map(|(t, c)| format!("{t} {}", c.new + c.changed))
             .collect();
-        println!(
+        outln!(
             "  {}: {} resources and {} documents in {} ms ({})",
             a.patient_id,
             report.resources_seen,
@@ -196,7 +196,7 @@ async fn demo(sandbox: &Sandbox, args: &DemoArgs) -> Result<(), CliError> {
             counts.join(", ")
         );
         for f in &report.failures {
-            println!("  ! {}: {}", f.query, f.reason);
+            outln!("  ! {}: {}", field(&f.query), field(&f.reason));
         }
     }
 
@@ -217,13 +217,13 @@ async fn demo(sandbox: &Sandbox, args: &DemoArgs) -> Result<(), CliError> {
     for p in &patients {
         sdk.record_activity();
         let ctx = sdk.switch_patient(&p.id)?;
-        println!(
+        outln!(
             "\n  -> switched to {} ({:?}{})",
-            ctx.name.as_deref().unwrap_or("?"),
+            field(ctx.name.as_deref().unwrap_or("?")),
             ctx.relation,
             if ctx.restricted { ", restricted" } else { "" }
         );
-        print!(
+        out!(
             "{}",
             indent(&render::summary(&sdk.summary()?, ctx.restricted))
         );
@@ -258,11 +258,11 @@ async fn demo(sandbox: &Sandbox, args: &DemoArgs) -> Result<(), CliError> {
         }
     };
     if let Some(t) = trend {
-        print!("{}", indent(&render::chart(&t, 60, 12)));
+        out!("{}", indent(&render::chart(&t, 60, 12)));
         let path = data_dir.join(format!("trend-{}.svg", t.code));
         std::fs::write(&path, render::svg(&t))
             .map_err(|e| CliError::other(format!("cannot write {}: {e}", path.display())))?;
-        println!("  chart saved as SVG: {}", path.display());
+        outln!("  chart saved as SVG: {}", path.display());
     }
 
     step(
@@ -280,7 +280,7 @@ async fn demo(sandbox: &Sandbox, args: &DemoArgs) -> Result<(), CliError> {
     }
     match sdk.lab_results() {
         Err(chartlink_core::Error::Locked) => {
-            println!("  reading lab results now answers: Locked - the data cannot be read")
+            outln!("  reading lab results now answers: Locked - the data cannot be read")
         }
         other => {
             return Err(CliError::other(format!(
@@ -290,12 +290,12 @@ async fn demo(sandbox: &Sandbox, args: &DemoArgs) -> Result<(), CliError> {
         }
     }
     sdk.unlock()?;
-    println!(
+    outln!(
         "  unlocked (a phone would ask for Face ID / the device PIN here): {} lab results readable again",
         sdk.lab_results()?.len()
     );
 
-    println!(
+    outln!(
         "\nDone. The encrypted database and the SVG are in {}",
         data_dir.display()
     );
@@ -313,12 +313,12 @@ async fn interactive_link(
     let req = sdk
         .begin_link_with_redirect(fhir_base, &loopback.redirect_uri())
         .await?;
-    println!(
+    outln!(
         "  log in as maria / maria-demo, choose {patient:?} in the account picker, then Allow Access."
     );
-    println!("  opening your browser at: {}", req.url);
+    outln!("  opening your browser at: {}", req.url);
     if open_system_browser(req.url.as_str()).is_err() {
-        println!("  (could not open a browser; open the URL above yourself)");
+        outln!("  (could not open a browser; open the URL above yourself)");
     }
     let redirect = loopback
         .wait(Duration::from_secs(600))

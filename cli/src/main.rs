@@ -6,8 +6,14 @@
 //! `chartlink unlink ID`, `chartlink lock|unlock`. Data lives in the platform's data directory (`--data-dir` or
 //! `CHARTLINK_DATA_DIR` to change it), the store key and tokens in 0600 files as the desktop stand-in for the
 //! Keychain. `--json` prints machine-readable output. Exit codes: 0 ok, 2 invalid input, 3 network, 4 locked,
-//! 5 access revoked, 6 authorization, 7 storage, 1 anything else.
+//! 5 access revoked, 6 authorization, 7 storage, 8 synced only in part, 1 anything else.
+//!
+//! Everything printed goes through [`term`], which neutralises what a server sent (escape sequences, controls,
+//! bidi overrides); `print!`, `println!` and `eprintln!` are denied so nothing goes around it.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
+#[macro_use]
+mod term;
 mod browser;
 mod demo;
 mod render;
@@ -127,7 +133,7 @@ impl From<Error> for CliError {
             Error::AccessRevoked => 5,
             Error::Authorization(_) | Error::Cancelled => 6,
             Error::Storage(_) => 7,
-            Error::RelinkNeeded => 8,
+            Error::RelinkNeeded => 9,
         };
         let message = match e {
             Error::Locked => "ChartLink is locked: run `chartlink unlock`".to_owned(),
@@ -160,14 +166,14 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("chartlink: cannot start: {e}");
+            errln!("chartlink: cannot start: {e}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("chartlink: {}", e.message);
+            errln!("chartlink: {}", term::field(&e.message));
             ExitCode::from(e.code)
         }
     }
@@ -232,9 +238,9 @@ impl App {
 
     fn print(&self, human: impl FnOnce() -> String, machine: impl FnOnce() -> Value) {
         if self.json {
-            println!("{}", machine());
+            outln!("{}", term::json(&machine().to_string()));
         } else {
-            print!("{}", human());
+            term::out(&human());
         }
     }
 }
@@ -273,7 +279,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 code: 7,
                 message: e.to_string(),
             })?;
-            println!("locked");
+            outln!("locked");
             Ok(())
         }
         Command::Unlock => {
@@ -288,7 +294,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 code: 7,
                 message: e.to_string(),
             })?;
-            println!("unlocked");
+            outln!("unlocked");
             Ok(())
         }
         _ => {
@@ -315,7 +321,7 @@ async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
             let req = sdk
                 .begin_link_with_redirect(&base, &loopback.redirect_uri())
                 .await?;
-            eprintln!(
+            errln!(
                 "Opening your browser to log in at your provider's portal. If it does not open, visit:\n{}",
                 req.url
             );
@@ -335,70 +341,22 @@ async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
                 || {
                     format!(
                         "linked {} at {} (account {})\n",
-                        account.patient_id, account.server.fhir_base, account.id
+                        term::field(&account.patient_id),
+                        term::field(account.server.fhir_base.as_str()),
+                        term::field(&account.id)
                     )
                 },
                 || to_json(&account),
             );
         }
-        Command::Sync { account } => {
-            let ids: Vec<String> = match account {
-                Some(a) => vec![a.clone()],
-                None => sdk
-                    .accounts()?
-                    .into_iter()
-                    .filter(|a| a.status == chartlink_core::AccountStatus::Active)
-                    .map(|a| a.id)
-                    .collect(),
-            };
-            let mut out = Vec::new();
-            for id in ids {
-                let report = sdk
-                    .sync_with(&id, &chartlink_core::SyncOptions::default(), &mut |p| {
-                        if !cli.json && p.pages == 0 {
-                            eprintln!("  {:>2}/{:<2} {}", p.queries_done, p.queries_total, p.query);
-                        }
-                    })
-                    .await?;
-                let per_type: Value = report
-                    .per_type
-                    .iter()
-                    .map(|(t, c)| {
-                        (
-                            t.clone(),
-                            json!({"new": c.new, "changed": c.changed, "deleted": c.deleted}),
-                        )
-                    })
-                    .collect::<serde_json::Map<_, _>>()
-                    .into();
-                out.push(json!({"account": id, "full_pass": report.full_pass, "updated": report.updated(), "per_type": per_type,
-                    "failures": report.failures.iter().map(|f| json!({"query": f.query, "not_granted": f.not_granted, "reason": f.reason})).collect::<Vec<_>>(),
-                    "duration_ms": report.duration_ms}));
-            }
-            app.print(
-                || {
-                    out.iter()
-                        .map(|r| {
-                            format!(
-                                "{}: {} new or changed, {} failures, {} ms\n",
-                                r["account"],
-                                r["updated"],
-                                r["failures"].as_array().map_or(0, Vec::len),
-                                r["duration_ms"]
-                            )
-                        })
-                        .collect()
-                },
-                || json!(out),
-            );
-        }
+        Command::Sync { account } => sync(cli, app, account.as_deref()).await?,
         Command::Patients => {
             let active = app.session.active_patient.clone();
             let list = sdk.patients()?;
             app.print(
                 || {
                     list.iter()
-                        .map(|p| format!("{} {}  {}  {:?}{}{}\n", if Some(&p.id) == active.as_ref() { "*" } else { " " }, p.id, p.name.as_deref().unwrap_or("(not synced yet)"), p.relation, if p.restricted { ", restricted" } else { "" }, if p.revoked { ", access revoked" } else { "" }))
+                        .map(|p| format!("{} {}  {}  {:?}{}{}\n", if Some(&p.id) == active.as_ref() { "*" } else { " " }, term::field(&p.id), term::field(p.name.as_deref().unwrap_or("(not synced yet)")), p.relation, if p.restricted { ", restricted" } else { "" }, if p.revoked { ", access revoked" } else { "" }))
                         .collect()
                 },
                 || json!(list.iter().map(|p| json!({"id": p.id, "name": p.name, "birth_date": p.birth_date, "relation": format!("{:?}", p.relation), "restricted": p.restricted, "revoked": p.revoked, "active": Some(&p.id) == active.as_ref()})).collect::<Vec<_>>()),
@@ -408,7 +366,12 @@ async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
             let ctx = sdk.switch_patient(id)?;
             app.session.active_patient = Some(ctx.id.clone());
             app.print(
-                || format!("now showing {}\n", ctx.name.as_deref().unwrap_or(&ctx.id)),
+                || {
+                    format!(
+                        "now showing {}\n",
+                        term::field(ctx.name.as_deref().unwrap_or(&ctx.id))
+                    )
+                },
                 || json!({"active": ctx.id}),
             );
         }
@@ -518,9 +481,177 @@ async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
     Ok(())
 }
 
+/// How the sync of one account went.
+#[derive(Debug)]
+struct AccountSync {
+    id: String,
+    /// The report, or why the account could not be synced at all.
+    result: Result<chartlink_core::SyncReport, CliError>,
+    /// The queries planned for it (from the progress).
+    queries: std::collections::BTreeSet<String>,
+}
+
+impl AccountSync {
+    /// The failures that are errors (a query the grant does not cover is not one).
+    fn errors(&self) -> Vec<&chartlink_core::sync::QueryFailure> {
+        match &self.result {
+            Ok(r) => r.failures.iter().filter(|f| !f.not_granted).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Why nothing of this account was synced, if nothing was: the account failed, or every query did.
+    fn nothing_synced(&self) -> Option<CliError> {
+        match &self.result {
+            Err(e) => Some(CliError {
+                code: e.code,
+                message: e.message.clone(),
+            }),
+            Ok(r) => {
+                let failed: std::collections::BTreeSet<&str> =
+                    r.failures.iter().map(|f| f.query.as_str()).collect();
+                if self.queries.is_empty()
+                    || !self.queries.iter().all(|q| failed.contains(q.as_str()))
+                {
+                    return None;
+                }
+                let errors = self.errors();
+                Some(match errors.first() {
+                    Some(f) => CliError {
+                        code: 3,
+                        message: format!("every query failed ({})", f.reason),
+                    },
+                    None => CliError {
+                        code: 6,
+                        message: "the provider shares none of the record with this app".into(),
+                    },
+                })
+            }
+        }
+    }
+}
+
+/// `chartlink sync`: every account (or one). Exits 0 when everything synced; with the cause's code (3
+/// network, 5 access revoked, 6 authorization, ...) when nothing could be synced; with 8 when only a part was.
+async fn sync(cli: &Cli, app: &App, account: Option<&str>) -> Result<(), CliError> {
+    let sdk = &app.sdk;
+    let ids: Vec<String> = match account {
+        Some(a) => vec![a.to_owned()],
+        // Every account, also those revoked or needing a new link: each says so instead of being skipped silently.
+        None => sdk.accounts()?.into_iter().map(|a| a.id).collect(),
+    };
+    if ids.is_empty() {
+        return Err(CliError {
+            code: 2,
+            message: "no linked record to sync: run `chartlink link` first".into(),
+        });
+    }
+    let mut done = Vec::new();
+    for id in ids {
+        let mut queries = std::collections::BTreeSet::new();
+        let result = sdk
+            .sync_with(&id, &chartlink_core::SyncOptions::default(), &mut |p| {
+                queries.insert(p.query.clone());
+                if !cli.json && p.pages == 0 {
+                    errln!("  {:>2}/{:<2} {}", p.queries_done, p.queries_total, p.query);
+                }
+            })
+            .await
+            .map_err(CliError::from);
+        done.push(AccountSync {
+            id,
+            result,
+            queries,
+        });
+    }
+    let machine = || {
+        json!(done.iter().map(|a| match &a.result {
+            Ok(report) => {
+                let per_type: Value = report
+                    .per_type
+                    .iter()
+                    .map(|(t, c)| (t.clone(), json!({"new": c.new, "changed": c.changed, "deleted": c.deleted})))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into();
+                json!({"account": a.id, "synced": a.nothing_synced().is_none(), "full_pass": report.full_pass,
+                    "updated": report.updated(), "per_type": per_type,
+                    "failures": report.failures.iter().map(|f| json!({"query": f.query, "not_granted": f.not_granted, "reason": f.reason})).collect::<Vec<_>>(),
+                    "duration_ms": report.duration_ms})
+            }
+            Err(e) => json!({"account": a.id, "synced": false, "error": e.message, "exit_code": e.code}),
+        }).collect::<Vec<_>>())
+    };
+    let human = || {
+        let mut out = String::new();
+        for a in &done {
+            let id = term::field(&a.id);
+            match &a.result {
+                Ok(r) => {
+                    let errors = a.errors();
+                    out += &format!(
+                        "{id}: {} new or changed, {} failures, {} ms\n",
+                        r.updated(),
+                        errors.len(),
+                        r.duration_ms
+                    );
+                    for f in errors {
+                        out += &format!(
+                            "  ! {}: {}\n",
+                            term::field(&f.query),
+                            term::field(&f.reason)
+                        );
+                    }
+                }
+                Err(e) => out += &format!("{id}: not synced: {}\n", term::field(&e.message)),
+            }
+        }
+        out
+    };
+    app.print(human, machine);
+    let failed: Vec<(&AccountSync, CliError)> = done
+        .iter()
+        .filter_map(|a| a.nothing_synced().map(|e| (a, e)))
+        .collect();
+    if failed.len() == done.len() {
+        let code = failed.first().map_or(1, |(_, e)| e.code);
+        let why: Vec<String> = failed
+            .iter()
+            .map(|(a, e)| format!("{}: {}", a.id, e.message))
+            .collect();
+        return Err(CliError {
+            code,
+            message: format!("nothing could be synced ({})", why.join("; ")),
+        });
+    }
+    let partial: Vec<String> = done
+        .iter()
+        .filter_map(|a| {
+            if let Some(e) = a.nothing_synced() {
+                return Some(format!("{}: nothing ({})", a.id, e.message));
+            }
+            let kinds: std::collections::BTreeSet<&str> =
+                a.errors().iter().map(|f| f.query.as_str()).collect();
+            (!kinds.is_empty()).then(|| {
+                format!(
+                    "{}: {}",
+                    a.id,
+                    kinds.into_iter().collect::<Vec<_>>().join(", ")
+                )
+            })
+        })
+        .collect();
+    if !partial.is_empty() {
+        return Err(CliError {
+            code: 8,
+            message: format!("synced in part; not synced: {}", partial.join("; ")),
+        });
+    }
+    Ok(())
+}
+
 fn list<T: serde::Serialize>(app: &App, items: Vec<T>, line: impl Fn(&T) -> String) {
     app.print(
-        || items.iter().map(|i| line(i) + "\n").collect(),
+        || items.iter().map(|i| term::field(&line(i)) + "\n").collect(),
         || to_json(&items),
     );
 }
@@ -576,16 +707,22 @@ async fn providers(
     }
     let hits = d.search(query, 20);
     if cli.json {
-        println!(
+        outln!(
             "{}",
-            json!(hits.iter().map(|h| to_json(h.provider)).collect::<Vec<_>>())
+            term::json(
+                &json!(hits.iter().map(|h| to_json(h.provider)).collect::<Vec<_>>()).to_string()
+            )
         );
     } else {
         for h in hits {
             let p = h.provider;
-            println!("{}  {}", p.name, p.cities.join(", "));
+            outln!(
+                "{}  {}",
+                term::field(&p.name),
+                term::field(&p.cities.join(", "))
+            );
             for e in &p.endpoints {
-                println!("    {} [{:?}]", e.fhir_base, e.status);
+                outln!("    {} [{:?}]", term::field(&e.fhir_base), e.status);
             }
         }
     }

@@ -6,8 +6,14 @@ use std::fmt::Write as _;
 use chartlink_core::HealthSummary;
 use chartlink_core::views::{Flag, LabResult, LabTrend, ObservationValue, Quantity};
 
-/// A result's value as text: `6.8 %`, `No growth`, `120/80 mm[Hg]`.
+use crate::term::field;
+
+/// A result's value as text: `6.8 %`, `No growth`, `120/80 mm[Hg]` (neutralised for the terminal).
 pub fn value_text(v: Option<&ObservationValue>) -> String {
+    field(&raw_value_text(v))
+}
+
+fn raw_value_text(v: Option<&ObservationValue>) -> String {
     let q = |q: &Quantity| {
         let num = if q.value.fract() == 0.0 {
             format!("{}", q.value as i64)
@@ -48,7 +54,7 @@ pub fn flag_text(f: &Flag) -> &'static str {
 }
 
 fn date_text(d: Option<&chartlink_core::views::FhirDate>) -> String {
-    d.map(|d| d.to_fhir_string().chars().take(10).collect())
+    d.map(|d| field(&d.to_fhir_string()).chars().take(10).collect())
         .unwrap_or_else(|| "-".into())
 }
 
@@ -57,7 +63,7 @@ pub fn lab_line(r: &LabResult) -> String {
     format!(
         "{:<10} {:<38} {:>14} {:<2}",
         date_text(r.date.as_ref()),
-        truncate(&r.name, 38),
+        truncate(&field(&r.name), 38),
         value_text(r.value.as_ref()),
         flag_text(&r.flag)
     )
@@ -78,9 +84,9 @@ pub fn summary(s: &HealthSummary, restricted: bool) -> String {
         let _ = writeln!(
             out,
             "{} (born {}, {})",
-            p.name,
+            field(&p.name),
             date_text(p.birth_date.as_ref()),
-            p.gender.as_deref().unwrap_or("-")
+            field(p.gender.as_deref().unwrap_or("-"))
         );
     }
     if restricted {
@@ -95,7 +101,7 @@ pub fn summary(s: &HealthSummary, restricted: bool) -> String {
             let _ = writeln!(out, "    none recorded");
         }
         for i in items.iter().take(8) {
-            let _ = writeln!(out, "    - {i}");
+            let _ = writeln!(out, "    - {}", field(i));
         }
         if items.len() > 8 {
             let _ = writeln!(out, "    … and {} more", items.len() - 8);
@@ -187,7 +193,7 @@ fn value_span(
 pub fn chart(t: &LabTrend, width: usize, height: usize) -> String {
     let pts = &t.points;
     if pts.is_empty() {
-        return format!("{}: no numeric results\n", t.name);
+        return format!("{}: no numeric results\n", field(&t.name));
     }
     let step = pts.len().div_ceil(width.max(1));
     let shown: Vec<&chartlink_core::views::TrendPoint> = pts.iter().step_by(step.max(1)).collect();
@@ -213,19 +219,19 @@ pub fn chart(t: &LabTrend, width: usize, height: usize) -> String {
             '●'
         };
     }
-    let unit = t.unit.clone().unwrap_or_default();
-    let mut out = format!("{} ({}), {} results\n", t.name, unit, pts.len());
+    let unit = field(t.unit.as_deref().unwrap_or_default());
+    let mut out = format!("{} ({}), {} results\n", field(&t.name), unit, pts.len());
     for (r, row) in grid.iter().enumerate() {
         let v = max - (max - min) * r as f64 / (height as f64 - 1.0);
         let _ = writeln!(out, "{v:>8.1} │{}", row.iter().collect::<String>());
     }
     let first = pts
         .first()
-        .map(|p| p.date.to_fhir_string())
+        .map(|p| field(&p.date.to_fhir_string()))
         .unwrap_or_default();
     let last = pts
         .last()
-        .map(|p| p.date.to_fhir_string())
+        .map(|p| field(&p.date.to_fhir_string()))
         .unwrap_or_default();
     let _ = writeln!(out, "{:>8} └{}", "", "─".repeat(shown.len()));
     let (first, last) = (
@@ -235,6 +241,25 @@ pub fn chart(t: &LabTrend, width: usize, height: usize) -> String {
     let gap = shown.len().saturating_sub(first.len() + last.len()).max(3);
     let _ = writeln!(out, "{:>10}{first}{}{last}", "", " ".repeat(gap));
     let _ = writeln!(out, "{:>10}● result  ◆ flagged  · reference range", "");
+    out
+}
+
+/// Text for an SVG element or attribute: neutralised like terminal output (XML 1.0 does not even allow most
+/// control characters), then with `& < > " '` escaped.
+pub fn xml_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in field(s).chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // Noncharacters, not allowed in XML either.
+            '\u{FFFE}' | '\u{FFFF}' => {}
+            c => out.push(c),
+        }
+    }
     out
 }
 
@@ -266,11 +291,7 @@ pub fn svg(t: &LabTrend) -> String {
         }
     };
     let sy = |y: f64| h - pad - (y - y0) / (y1 - y0) * (h - 2.0 * pad);
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
+    let esc = |s: &str| xml_text(s);
     let mut out = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{pad}\" y=\"28\" font-size=\"16\" font-weight=\"bold\">{} ({})</text>\n",
@@ -325,13 +346,13 @@ pub fn svg(t: &LabTrend) -> String {
             "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"{color}\"><title>{} {}</title></circle>",
             sx(*x),
             sy(p.value),
-            p.date,
+            esc(&p.date.to_string()),
             p.value
         );
     }
     if let (Some(first), Some(last)) = (pts.first(), pts.last()) {
         let day = |d: &chartlink_core::views::FhirDate| {
-            d.to_fhir_string().chars().take(10).collect::<String>()
+            esc(&d.to_fhir_string().chars().take(10).collect::<String>())
         };
         let _ = writeln!(
             out,
@@ -344,4 +365,142 @@ pub fn svg(t: &LabTrend) -> String {
     }
     out.push_str("</svg>\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::term::HOSTILE;
+    use chartlink_core::views::{Allergy, Demographics, Medication, TrendPoint};
+    use serde_json::json;
+
+    /// Whether `s` holds anything a terminal acts on or that reorders or hides text.
+    fn assert_terminal_safe(s: &str) {
+        for c in s.chars() {
+            assert!(
+                c == '\n' || !c.is_control(),
+                "control U+{:04X} in {s:?}",
+                c as u32
+            );
+            assert!(
+                !matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}'),
+                "bidi/invisible U+{:04X} in {s:?}",
+                c as u32
+            );
+        }
+        assert!(
+            !s.contains("http://evil"),
+            "a hyperlink target survived: {s:?}"
+        );
+    }
+
+    fn date(s: &str) -> chartlink_core::views::FhirDate {
+        chartlink_core::views::FhirDate::parse(s).expect("date")
+    }
+
+    fn lab(name: &str, value: &str, unit: &str) -> LabResult {
+        serde_json::from_value(json!({
+            "id": "o1", "source": null, "name": name,
+            "code": {"system": "http://loinc.org", "code": "718-7", "display": name},
+            "value": {"Text": value}, "range": {"low": {"value": 1.0, "unit": unit, "comparator": null}, "high": null, "text": name},
+            "flag": "High", "date": date("2024-03-01"), "status": "final", "report_id": null, "category": ["laboratory"]
+        }))
+        .expect("a LabResult")
+    }
+
+    #[test]
+    fn hostile_strings_never_reach_the_terminal_through_the_renderer() {
+        for h in HOSTILE {
+            let line = lab_line(&lab(h, h, h));
+            assert_terminal_safe(&line);
+            assert!(!line.contains('\n'), "one result is one line: {line:?}");
+
+            let summary_text = summary(
+                &HealthSummary {
+                    patient: Some(Demographics {
+                        id: "p".into(),
+                        source: None,
+                        name: (*h).into(),
+                        birth_date: Some(date("1980-01-02")),
+                        gender: Some((*h).into()),
+                        phone: None,
+                        email: None,
+                        address: None,
+                        mrn: None,
+                    }),
+                    allergies: vec![Allergy {
+                        id: "a".into(),
+                        source: None,
+                        substance: (*h).into(),
+                        reactions: vec![(*h).into(), "hives".into()],
+                        severity: None,
+                        criticality: Some((*h).into()),
+                        clinical_status: None,
+                        recorded: None,
+                    }],
+                    medications: vec![Medication {
+                        id: "m".into(),
+                        source: None,
+                        name: (*h).into(),
+                        dosage: Some((*h).into()),
+                        status: "active".into(),
+                        prescriber: None,
+                        authored: None,
+                        ended: None,
+                    }],
+                    immunizations: Vec::new(),
+                    problems: Vec::new(),
+                    latest_results: vec![lab(h, h, h)],
+                },
+                false,
+            );
+            assert_terminal_safe(&summary_text);
+            // The summary's own lines only: a newline in a field does not forge one.
+            assert_eq!(summary_text.lines().count(), 11, "{summary_text}");
+
+            let trend = LabTrend {
+                code: "718-7".into(),
+                name: (*h).into(),
+                unit: Some((*h).into()),
+                points: vec![TrendPoint {
+                    date: date("2024-01-01"),
+                    value: 12.0,
+                    unit: Some((*h).into()),
+                    flag: Flag::Normal,
+                }],
+                range: None,
+            };
+            let c = chart(&trend, 60, 6);
+            assert_terminal_safe(&c);
+            assert_eq!(c.lines().count(), 10, "{c}");
+
+            let image = svg(&trend);
+            assert_terminal_safe(&image);
+            let title = image.lines().nth(2).expect("the title line");
+            assert!(
+                !title.contains('\u{1B}') && !title.contains("<script"),
+                "{title}"
+            );
+        }
+    }
+
+    #[test]
+    fn svg_text_is_xml_escaped() {
+        let trend = LabTrend {
+            code: "x".into(),
+            name: "<script>alert(\"x\")</script> & 'y'".into(),
+            unit: Some("mg/dL</text><a href=\"javascript:1\">".into()),
+            points: Vec::new(),
+            range: None,
+        };
+        let image = svg(&trend);
+        assert!(
+            !image.contains("<script") && !image.contains("<a "),
+            "{image}"
+        );
+        assert!(image.contains(
+            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &apos;y&apos; (mg/dL&lt;/text&gt;&lt;a href=&quot;javascript:1&quot;&gt;)"
+        ), "{image}");
+        assert_eq!(xml_text("a\u{0}b\u{1B}[2Jc\u{FFFE}"), "abc");
+    }
 }
