@@ -119,7 +119,22 @@ impl std::fmt::Debug for ClientAuth {
 
 struct Slot {
     state: tokio::sync::Mutex<Stored>,
+    /// After a transient refresh failure while the token is still valid: no new attempt before this (Unix ms), so
+    /// an outage of the token endpoint does not cost a refresh attempt per request.
+    refresh_not_before_ms: std::sync::atomic::AtomicI64,
 }
+
+impl Slot {
+    fn new(stored: Stored) -> Arc<Self> {
+        Arc::new(Self {
+            state: tokio::sync::Mutex::new(stored),
+            refresh_not_before_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
+        })
+    }
+}
+
+/// How long to wait before another refresh attempt after a transient failure, while the token is still valid.
+const REFRESH_RETRY_MS: i64 = 30_000;
 
 /// Every linked account, with their tokens behind one async lock each.
 pub struct Accounts {
@@ -184,12 +199,7 @@ impl Accounts {
             match serde_json::from_slice::<Stored>(&bytes) {
                 Ok(stored) => {
                     meta.insert(stored.account.id.clone(), stored.account.clone());
-                    slots.insert(
-                        stored.account.id.clone(),
-                        Arc::new(Slot {
-                            state: tokio::sync::Mutex::new(stored),
-                        }),
-                    );
+                    slots.insert(stored.account.id.clone(), Slot::new(stored));
                 }
                 Err(_) => {
                     tracing::warn!(target: "chartlink", "skipping an unreadable account entry");
@@ -306,12 +316,7 @@ impl Accounts {
             tokens,
         };
         self.persist(&stored)?;
-        self.slots().insert(
-            account.id.clone(),
-            Arc::new(Slot {
-                state: tokio::sync::Mutex::new(stored),
-            }),
-        );
+        self.slots().insert(account.id.clone(), Slot::new(stored));
         Ok(account)
     }
 
@@ -336,14 +341,18 @@ impl Accounts {
             .tokens
             .access_expires_at_ms
             .is_some_and(|exp| exp.saturating_sub(REFRESH_MARGIN_MS) <= now);
-        if !due || !can_renew(&st.tokens) {
+        let still_valid = st.tokens.access_expires_at_ms.is_some_and(|exp| exp > now);
+        let backing_off = still_valid && now < slot.refresh_not_before_ms.load(Ordering::SeqCst);
+        if !due || !can_renew(&st.tokens) || backing_off {
             return Ok(st.tokens.access.clone());
         }
         match self.refresh_locked(&mut st).await {
             Ok(t) => Ok(t),
             Err(Error::Network(m)) => {
-                if st.tokens.access_expires_at_ms.is_some_and(|exp| exp > now) {
+                if still_valid {
                     tracing::info!(target: "chartlink", "refresh failed transiently; the current token is still valid");
+                    slot.refresh_not_before_ms
+                        .store(now.saturating_add(REFRESH_RETRY_MS), Ordering::SeqCst);
                     Ok(st.tokens.access.clone())
                 } else {
                     Err(Error::Network(m))

@@ -80,6 +80,11 @@ impl Admin {
         self.shared.faults.injected()
     }
 
+    /// Whether new grants get refresh tokens (off: every grant from now on is one that cannot renew itself).
+    pub fn set_refresh_tokens(&self, on: bool) {
+        self.shared.refresh_tokens.store(on, Ordering::SeqCst);
+    }
+
     /// Turns the Epic-style "Observation searches need a category" rule on or off.
     pub fn set_category_rule(&self, on: bool) {
         self.shared.category_rule.store(on, Ordering::SeqCst);

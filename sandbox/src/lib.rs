@@ -143,6 +143,9 @@ pub struct Shared {
     pub faults: faults::Faults,
     stats: Mutex<Stats>,
     pub category_rule: AtomicBool,
+    /// Whether grants with `offline_access` get a refresh token (off: a server like plain OpenID Connect that
+    /// drops it, for testing clients against grants that cannot renew themselves).
+    pub refresh_tokens: AtomicBool,
 }
 
 /// Locks a mutex even if a panicking thread poisoned it: the data behind these locks stays consistent because
@@ -222,6 +225,7 @@ impl Sandbox {
             base_url,
             faults: faults::Faults::new(config.seed, config.faults.clone()),
             category_rule: AtomicBool::new(config.require_observation_category),
+            refresh_tokens: AtomicBool::new(true),
             config,
             store: Mutex::new(db),
             clock,

@@ -801,7 +801,10 @@ fn issue_tokens(
         "patient": grant.patient_id,
         "need_patient_banner": true,
     });
-    if with_refresh && (scopes.offline_access || scopes.online_access) {
+    if with_refresh
+        && (scopes.offline_access || scopes.online_access)
+        && s.refresh_tokens.load(std::sync::atomic::Ordering::SeqCst)
+    {
         let refresh_token = random_token();
         store
             .insert_token(&token_hash(&refresh_token), &row("refresh", None))
