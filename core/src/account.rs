@@ -96,6 +96,9 @@ impl std::fmt::Debug for Tokens {
 struct Stored {
     account: LinkedAccount,
     tokens: Tokens,
+    /// Renewed tokens the secure store failed to save: saved again before the next use.
+    #[serde(skip)]
+    unsaved: bool,
 }
 
 /// How this app authenticates at the token endpoint.
@@ -314,10 +317,19 @@ impl Accounts {
         let stored = Stored {
             account: account.clone(),
             tokens,
+            unsaved: false,
         };
         self.persist(&stored)?;
         self.slots().insert(account.id.clone(), Slot::new(stored));
         Ok(account)
+    }
+
+    fn save_unsaved(&self, st: &mut Stored) -> Result<()> {
+        if st.unsaved {
+            self.persist(st)?;
+            st.unsaved = false;
+        }
+        Ok(())
     }
 
     fn persist(&self, stored: &Stored) -> Result<()> {
@@ -336,6 +348,7 @@ impl Accounts {
         let slot = self.slot(id)?;
         let mut st = slot.state.lock().await;
         usable(&st.account)?;
+        self.save_unsaved(&mut st)?;
         let now = self.clock.now_unix_ms();
         let due = st
             .tokens
@@ -368,6 +381,7 @@ impl Accounts {
         let slot = self.slot(id)?;
         let mut st = slot.state.lock().await;
         usable(&st.account)?;
+        self.save_unsaved(&mut st)?;
         if st.tokens.access.expose() != failed.expose() {
             return Ok(st.tokens.access.clone());
         }
@@ -414,8 +428,11 @@ impl Accounts {
                     st.account.granted = GrantedScope::parse(scope);
                 }
                 // The new tokens stay in memory even if the secure store fails (the spent refresh token must not
-                // be sent again); the failure is reported, and the next refresh persists again.
-                self.persist(st)?;
+                // be sent again); the failure is reported, and the tokens are saved again before their next use.
+                if let Err(e) = self.persist(st) {
+                    st.unsaved = true;
+                    return Err(e);
+                }
                 Ok(st.tokens.access.clone())
             }
             Err(TokenError::GrantGone { .. }) => {

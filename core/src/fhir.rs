@@ -122,6 +122,8 @@ pub struct FhirClient<'a> {
     cancelled: &'a (dyn Fn() -> bool + Send + Sync),
     /// Set when the server refused a token right after it was renewed: later 401s fail without refreshing again.
     fresh_token_refused: AtomicBool,
+    /// Largest answer read.
+    body_limit: usize,
 }
 
 impl std::fmt::Debug for FhirClient<'_> {
@@ -158,7 +160,14 @@ impl<'a> FhirClient<'a> {
             retry,
             cancelled,
             fresh_token_refused: AtomicBool::new(false),
+            body_limit: PAGE_BODY_LIMIT,
         }
+    }
+
+    /// Reads at most `limit` bytes of any answer (a larger one fails with [`FhirError::TooLarge`], not retried).
+    pub fn with_body_limit(mut self, limit: usize) -> Self {
+        self.body_limit = limit;
+        self
     }
 
     /// Resolves a reference or link against the base and checks it stays on the grant's origin.
@@ -270,7 +279,7 @@ impl<'a> FhirClient<'a> {
             .send()
             .await
             .map_err(|e| FhirError::Network(http::describe(&e)))?;
-        let r = http::read(resp, PAGE_BODY_LIMIT)
+        let r = http::read(resp, self.body_limit)
             .await
             .map_err(|e| match e {
                 HttpError::Network(m) => FhirError::Network(m),

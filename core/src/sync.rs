@@ -71,6 +71,9 @@ pub struct SyncOptions {
     /// Download the content of documents (after-visit summaries, notes).
     pub fetch_documents: bool,
     pub retry: RetryPolicy,
+    /// Largest single answer read (a page, a document); a larger one fails its query without being downloaded
+    /// again.
+    pub max_response_bytes: usize,
 }
 
 impl Default for SyncOptions {
@@ -82,6 +85,7 @@ impl Default for SyncOptions {
             force_full: false,
             fetch_documents: true,
             retry: RetryPolicy::default(),
+            max_response_bytes: crate::fhir::PAGE_BODY_LIMIT,
         }
     }
 }
@@ -300,7 +304,8 @@ pub async fn sync_account(
         account.server.fhir_base.clone(),
         options.retry,
         cancelled,
-    );
+    )
+    .with_body_limit(options.max_response_bytes);
     let support = match fhir
         .get_json(&fhir.resolve("metadata").map_err(Error::from)?)
         .await

@@ -206,3 +206,128 @@ async fn bad_token_responses_are_refused() {
         assert!(matches!(err, Error::Authorization(_)), "{body}: {err:?}");
     }
 }
+
+/// Starts a link at `base` and completes it with `extra` query parameters on the redirect.
+async fn complete(base: &str, extra: &str) -> Result<chartlink_core::LinkedAccount, Error> {
+    let sdk = sdk();
+    let req = sdk.begin_link(base).await.unwrap();
+    let state = req
+        .url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    sdk.complete_link(&format!("app://cb?code=c&state={state}{extra}"))
+        .await
+}
+
+#[tokio::test]
+async fn server_numbers_are_clamped_and_only_bearer_tokens_are_used() {
+    // A lifetime no clock can add (it used to overflow and panic debug builds), as a float, a string, negative.
+    static BODY: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+    for expires in [
+        "1e300",
+        "18446744073709551615",
+        "\"99999999999999999999\"",
+        "-3600",
+    ] {
+        *BODY.lock().unwrap() = format!(
+            r#"{{"access_token":"at","token_type":"Bearer","patient":"p1","expires_in":{expires}}}"#
+        );
+        let base = serve(|path| {
+            if path.starts_with("/fhir/.well-known") {
+                (200, "application/json", conf(""))
+            } else {
+                (
+                    200,
+                    "application/json",
+                    BODY.lock().unwrap().clone().into_bytes(),
+                )
+            }
+        })
+        .await;
+        let account = complete(&base, "").await.unwrap();
+        assert_eq!(account.patient_id, "p1", "{expires}");
+    }
+    // DPoP-bound or unknown token types are refused, not sent as Bearer.
+    for tt in ["DPoP", "mac", ""] {
+        *BODY.lock().unwrap() =
+            format!(r#"{{"access_token":"at","token_type":"{tt}","patient":"p1"}}"#);
+        let base = serve(|path| {
+            if path.starts_with("/fhir/.well-known") {
+                (200, "application/json", conf(""))
+            } else {
+                (
+                    200,
+                    "application/json",
+                    BODY.lock().unwrap().clone().into_bytes(),
+                )
+            }
+        })
+        .await;
+        let err = complete(&base, "").await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Authorization(m) if m.contains("Bearer")),
+            "{tt}: {err:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_always_sends_iss_is_not_trusted_without_it() {
+    // RFC 9207 §2.4: the server advertises authorization_response_iss_parameter_supported.
+    let base = serve(|path| {
+        if path.starts_with("/fhir/.well-known") {
+            (
+                200,
+                "application/json",
+                conf(r#","authorization_response_iss_parameter_supported":true"#),
+            )
+        } else {
+            (
+                200,
+                "application/json",
+                br#"{"access_token":"at","token_type":"Bearer","patient":"p1"}"#.to_vec(),
+            )
+        }
+    })
+    .await;
+    let err = complete(&base, "").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Authorization(m) if m.contains("iss")),
+        "{err:?}"
+    );
+    let iss = url::form_urlencoded::byte_serialize(base.as_bytes()).collect::<String>();
+    assert!(complete(&base, &format!("&iss={iss}")).await.is_ok());
+}
+
+#[tokio::test]
+async fn an_oauth_error_description_is_shown_sanitised_and_bounded() {
+    let base = serve(|path| {
+        if path.starts_with("/fhir/.well-known") {
+            (200, "application/json", conf(""))
+        } else {
+            let long = "x".repeat(5000);
+            (
+                400,
+                "application/json",
+                format!(
+                    "{{\"error\":\"invalid_request\",\"error_description\":\"Invalid redirect_uri \\u001b[2J\\u202e {long}\"}}"
+                )
+                .into_bytes(),
+            )
+        }
+    })
+    .await;
+    let err = complete(&base, "").await.unwrap_err();
+    let Error::Authorization(m) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(m.contains("Invalid redirect_uri"), "{m}");
+    assert!(
+        !m.chars().any(|c| c.is_control() || c == '\u{202e}'),
+        "{m:?}"
+    );
+    assert!(m.len() < 400, "{}", m.len());
+}

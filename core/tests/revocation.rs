@@ -471,3 +471,44 @@ async fn a_query_that_hit_the_page_cap_is_not_resumed_forever() {
     );
     f.sb.shutdown().await;
 }
+
+/// A deterministic failure (an answer over the size limit) is not downloaded again and again: one request per
+/// query, each failing with its reason, the rest of the record untouched.
+#[tokio::test]
+async fn an_answer_over_the_size_limit_is_not_downloaded_five_times() {
+    let f = Fixture::new().await;
+    let (sdk, id, before) = linked(&f).await;
+    let requests = f.sb.admin().stats().fhir_requests;
+    let mut queries = 0;
+    let small = SyncOptions {
+        max_response_bytes: 3_000,
+        force_full: true,
+        retry: chartlink_core::fhir::RetryPolicy {
+            attempts: 5,
+            base_delay: std::time::Duration::from_millis(1),
+            max_delay: std::time::Duration::from_millis(2),
+        },
+        ..fast()
+    };
+    let report = sdk
+        .sync_with(&id, &small, &mut |p| queries = p.queries_total)
+        .await
+        .unwrap();
+    let too_large = report
+        .failures
+        .iter()
+        .filter(|q| q.reason.contains("larger than"))
+        .count();
+    assert!(too_large > 0, "{:?}", report.failures);
+    let made = f.sb.admin().stats().fhir_requests - requests;
+    assert!(
+        made <= (queries + 1) as u64 + report.documents_fetched as u64 * 2,
+        "{made} requests for {queries} queries"
+    );
+    assert_eq!(
+        record(&sdk, &id),
+        before,
+        "nothing removed by a failed pass"
+    );
+    f.sb.shutdown().await;
+}
