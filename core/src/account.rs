@@ -29,7 +29,7 @@ use crate::jose::{self, Signer, SoftwareSigner};
 use crate::scopes::GrantedScope;
 use crate::secret::Secret;
 
-const ACCOUNT_PREFIX: &str = "chartlink/account/";
+pub(crate) const ACCOUNT_PREFIX: &str = "chartlink/account/";
 /// Refresh this long before the access token expires.
 const REFRESH_MARGIN_MS: i64 = 60_000;
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -139,6 +139,8 @@ pub struct Accounts {
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     /// The accounts' metadata (no secrets), readable without waiting for a refresh in progress.
     meta: Mutex<HashMap<String, LinkedAccount>>,
+    /// Secure-store keys of account entries skipped at the last load (unreadable or damaged).
+    unreadable: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -171,11 +173,19 @@ impl Accounts {
     ) -> Result<Self> {
         let mut slots = HashMap::new();
         let mut meta = HashMap::new();
+        let mut unreadable = Vec::new();
         for k in store.keys(ACCOUNT_PREFIX)? {
-            let Some(bytes) = store.get(&k)? else {
-                continue;
+            // An entry the host cannot return, or that is damaged, is skipped and reported (see `unreadable`), not
+            // fatal: the other accounts still work.
+            let bytes = match store.get(&k) {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => continue,
+                Err(_) => {
+                    tracing::warn!(target: "chartlink", "skipping an account entry the secure store could not return");
+                    unreadable.push(k);
+                    continue;
+                }
             };
-            // A damaged entry is skipped (and reported once), not fatal: the other accounts still work.
             match serde_json::from_slice::<Stored>(&bytes) {
                 Ok(stored) => {
                     meta.insert(stored.account.id.clone(), stored.account.clone());
@@ -187,11 +197,13 @@ impl Accounts {
                     );
                 }
                 Err(_) => {
-                    tracing::warn!(target: "chartlink", "skipping an unreadable account entry")
+                    tracing::warn!(target: "chartlink", "skipping an unreadable account entry");
+                    unreadable.push(k);
                 }
             }
         }
         Ok(Self {
+            unreadable: Mutex::new(unreadable),
             store,
             clock,
             http,
@@ -223,7 +235,33 @@ impl Accounts {
         let meta = std::mem::take(&mut *fresh.meta());
         *self.slots() = slots;
         *self.meta() = meta;
+        *self.unreadable_guard() = fresh.unreadable_entries();
         Ok(())
+    }
+
+    fn unreadable_guard(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.unreadable.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The secure-store keys of the account entries skipped at the last load because they could not be read.
+    pub fn unreadable_entries(&self) -> Vec<String> {
+        self.unreadable_guard().clone()
+    }
+
+    /// Deletes the skipped entries from the secure store; returns the ids of the accounts they were for.
+    pub fn discard_unreadable(&self) -> Result<Vec<String>> {
+        let keys = std::mem::take(&mut *self.unreadable_guard());
+        let mut ids = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            if let Err(e) = self.store.delete(k) {
+                self.unreadable_guard().extend_from_slice(&keys[i..]);
+                return Err(e.into());
+            }
+            if let Some(id) = k.strip_prefix(ACCOUNT_PREFIX) {
+                ids.push(id.to_owned());
+            }
+        }
+        Ok(ids)
     }
 
     /// Removes an account locally without contacting the provider (its access already ended).
