@@ -6,8 +6,9 @@
 //! be read under another account's key or moved to another id. Look-ups by code and category use keyed hashes
 //! (HMAC-SHA256 under the account's key), and so do resource ids (real ids can embed names); the position of an
 //! interrupted search (a next link naming the patient) is sealed too. The file holds no names, codes, values, notes
-//! or ids in the clear; what is in the clear: account ids (random), resource types, versionIds, the server's
-//! lastUpdated stamps and sync counters.
+//! or ids in the clear; what is in the clear: account ids (random), resource types, versionIds, the server's time of
+//! each sync query run and sync counters (a resource's lastUpdated stamp is kept only as a keyed hash: it is often
+//! the clinical time).
 //!
 //! No clinical date is stored in the clear either: the date of a result lives only inside its sealed projection
 //! (the brief), and the newest result per code is chosen in Rust by opening the briefs of that code.
@@ -136,6 +137,9 @@ CREATE TABLE latest (
 -- v3: no clinical date in the clear (the date lives only in the sealed brief); a sealed canary that tells a wrong key
 -- from damage; the codes whose newest result must be chosen again (after deletions), done in Rust with the key.
 ALTER TABLE resources DROP COLUMN sort_key;
+-- lastUpdated stamps are often the clinical time: from now on only their keyed hash is kept (equality is all sync
+-- needs); the clear ones go, so the next sync sees those rows as changed and writes them again.
+UPDATE resources SET last_updated = NULL;
 CREATE TABLE meta (name TEXT PRIMARY KEY, nonce BLOB NOT NULL, sealed BLOB NOT NULL);
 CREATE TABLE latest_stale (account TEXT NOT NULL, code_tag BLOB NOT NULL, PRIMARY KEY (account, code_tag));
 "];
@@ -615,7 +619,10 @@ impl Store {
         r: &Incoming<'_>,
     ) -> Result<Change> {
         let id_tag = keys.tag(r.id);
-        let existing: Option<(Option<String>, Option<String>)> = tx
+        let lu_tag = r
+            .last_updated
+            .map(|lu| keys.tag(&format!("lastUpdated\u{1f}{lu}")));
+        let existing: Option<(Option<String>, Option<Vec<u8>>)> = tx
             .query_row(
                 "SELECT version, last_updated FROM resources WHERE account = ? AND type = ? AND id_tag = ?",
                 params![account, r.ty, id_tag],
@@ -624,11 +631,7 @@ impl Store {
             .optional()?;
         let change = match &existing {
             None => Change::New,
-            Some((v, lu))
-                if v.as_deref() == r.version
-                    && lu.as_deref() == r.last_updated
-                    && r.version.is_some() =>
-            {
+            Some((v, lu)) if v.as_deref() == r.version && *lu == lu_tag && r.version.is_some() => {
                 Change::Unchanged
             }
             Some(_) => Change::Changed,
@@ -664,7 +667,7 @@ impl Store {
                 r.ty,
                 id_tag,
                 r.version,
-                r.last_updated,
+                lu_tag,
                 query,
                 pass,
                 r.code.map(|c| keys.tag(c)),
