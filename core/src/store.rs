@@ -146,6 +146,10 @@ CREATE TABLE latest_stale (account TEXT NOT NULL, code_tag BLOB NOT NULL, PRIMAR
 
 /// A stored row: type, id tag, nonce, sealed payload.
 type Row = (String, Vec<u8>, Vec<u8>, Vec<u8>);
+/// A stored row with its account.
+type AccountRow = (String, String, Vec<u8>, Vec<u8>, Vec<u8>);
+/// A sealed brief: id tag, nonce, sealed bytes.
+type BriefRow = (Vec<u8>, Vec<u8>, Vec<u8>);
 
 /// The keys of one account, derived from the master key. Only the derived bytes are held, in a zeroizing buffer;
 /// ring's key objects are built per operation and dropped at once.
@@ -529,7 +533,7 @@ impl Store {
         }
         // No canary yet: rows written before it must open under this key (one that opens is enough: a damaged row
         // is not a wrong key).
-        let sample: Vec<(String, String, Vec<u8>, Vec<u8>, Vec<u8>)> = {
+        let sample: Vec<AccountRow> = {
             let mut stmt = conn.prepare(
                 "SELECT account, type, id_tag, nonce, payload FROM resources ORDER BY rowid LIMIT 8",
             )?;
@@ -735,7 +739,7 @@ impl Store {
         &self,
         keys: &AccountKeys,
         account: &str,
-        rows: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+        rows: Vec<BriefRow>,
     ) -> Result<Vec<Zeroizing<Vec<u8>>>> {
         let mut out = Vec::with_capacity(rows.len());
         let mut damaged = Vec::new();
@@ -761,11 +765,7 @@ impl Store {
         self.open_briefs(keys, account, rows)
     }
 
-    fn brief_rows(
-        &self,
-        account: &str,
-        code_tag: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>> {
+    fn brief_rows(&self, account: &str, code_tag: &[u8]) -> Result<Vec<BriefRow>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT id_tag, brief_nonce, brief FROM resources WHERE account = ? AND code_tag = ? AND brief IS NOT NULL",
@@ -785,7 +785,7 @@ impl Store {
         account: &str,
     ) -> Result<Vec<Zeroizing<Vec<u8>>>> {
         self.refresh_stale_latest(keys, account)?;
-        let rows: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = {
+        let rows: Vec<BriefRow> = {
             let conn = self.conn();
             let mut stmt =
                 conn.prepare_cached("SELECT id_tag, nonce, brief FROM latest WHERE account = ?")?;
@@ -833,14 +833,14 @@ impl Store {
         };
         for code_tag in stale {
             let rows = self.brief_rows(account, &code_tag)?;
-            let mut best: Option<(i64, Vec<u8>, Vec<u8>, Vec<u8>)> = None;
+            let mut best: Option<(i64, BriefRow)> = None;
             let mut damaged = Vec::new();
             for (id_tag, n, b) in rows {
                 match keys.open(&aad(account, "brief", &id_tag), &n, b.clone()) {
                     Ok(plain) => {
                         let k = brief_sort_key(&plain);
                         if best.as_ref().is_none_or(|(bk, ..)| k >= *bk) {
-                            best = Some((k, id_tag, n, b));
+                            best = Some((k, (id_tag, n, b)));
                         }
                     }
                     Err(StoreError::Decrypt) => damaged.push(("Observation".to_owned(), id_tag)),
@@ -852,7 +852,7 @@ impl Store {
                     "DELETE FROM latest WHERE account = ? AND code_tag = ?",
                     params![account, code_tag],
                 )?;
-                if let Some((_, id_tag, n, b)) = &best {
+                if let Some((_, (id_tag, n, b))) = &best {
                     tx.execute(
                         "INSERT INTO latest (account, code_tag, id_tag, nonce, brief) VALUES (?, ?, ?, ?, ?)",
                         params![account, code_tag, id_tag, n, b],
@@ -1398,6 +1398,100 @@ mod tests {
             store.binary(&k, "a", "b1").expect("get"),
             Some(("application/pdf".into(), b"%PDF-1.4".to_vec()))
         );
+    }
+
+    fn put_lab(store: &Store, id: &str, date: &str, pass: i64) {
+        let k = keys("a");
+        let date_value = crate::views::FhirDate::parse(date).expect("date");
+        let when = date_value.sort_key();
+        let brief = serde_json::json!({"id": id, "date": date_value}).to_string();
+        store
+            .write(|tx| {
+                Store::upsert(
+                    tx,
+                    &k,
+                    "a",
+                    "q",
+                    pass,
+                    &Incoming {
+                        ty: "Observation",
+                        id,
+                        version: Some("1"),
+                        last_updated: Some(date),
+                        code: Some("4548-4"),
+                        category: Some("laboratory"),
+                        json: b"{}",
+                        brief: Some((brief.as_bytes(), when)),
+                    },
+                )
+            })
+            .expect("upsert");
+    }
+
+    fn latest_ids(store: &Store) -> Vec<String> {
+        store
+            .latest_briefs(&keys("a"), "a")
+            .expect("latest")
+            .iter()
+            .map(|b| serde_json::from_slice::<Value>(b).expect("json")["id"].to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_newest_result_per_code_is_chosen_from_sealed_dates_and_again_after_a_deletion() {
+        let store = Store::open_in_memory().expect("open");
+        put_lab(&store, "old", "2019-05-03", 1);
+        put_lab(&store, "new", "2021-01-01T10:00:00Z", 1);
+        put_lab(&store, "mid", "2020-02-02", 1);
+        assert_eq!(latest_ids(&store), [r#""new""#]);
+        // A full pass that no longer sees "new" (and "mid" seen again): the code's newest is chosen again.
+        put_lab(&store, "old", "2019-05-03", 2);
+        put_lab(&store, "mid", "2020-02-02", 2);
+        store
+            .write(|tx| Store::reconcile(tx, "a", "q", 2))
+            .expect("reconcile");
+        assert_eq!(latest_ids(&store), [r#""mid""#]);
+    }
+
+    #[test]
+    fn migration_v3_drops_the_clear_dates_and_keeps_the_latest_table() {
+        let dir = std::env::temp_dir().join(format!("cl-store-v3-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("chartlink.db");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(MIGRATIONS[0]).expect("v1");
+            conn.execute_batch(MIGRATIONS[1]).expect("v2");
+            conn.execute_batch(
+                "INSERT INTO resources (account, type, id_tag, version, last_updated, query, pass, nonce, payload, sort_key)
+                 VALUES ('a', 'Observation', x'01', '1', '2019-05-03T10:00:00Z', 'q', 1, x'00', x'00', 1556877600);
+                 INSERT INTO latest VALUES ('a', x'02', x'01', x'00', x'00');
+                 PRAGMA user_version = 2;",
+            )
+            .expect("v2 data");
+        }
+        let store = Store::open(&path).expect("migrates");
+        let conn = store.conn();
+        let columns: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('resources')")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<std::result::Result<_, _>>()
+            .expect("rows");
+        assert!(!columns.iter().any(|c| c == "sort_key"));
+        let lu: Option<String> = conn
+            .query_row("SELECT last_updated FROM resources", [], |r| r.get(0))
+            .expect("row");
+        assert_eq!(lu, None);
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM latest", [], |r| r.get(0))
+            .expect("latest");
+        assert_eq!(n, 1);
+        drop(conn);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
