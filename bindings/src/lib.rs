@@ -304,6 +304,33 @@ impl ChartLink {
             self.inner.locked().map(Into::into)
         })
     }
+
+    // ---- the device's own files ----
+
+    /// What happened to the device's own files since the last call: a damaged database moved aside (rebuilt by the
+    /// next sync), damaged rows removed (fetched again by the next sync), secure-store entries that could not be
+    /// read. Show them, or attach them to a bug report; none holds health data.
+    pub fn take_store_notices(&self) -> Vec<StoreNotice> {
+        guard_or(Vec::new(), || records::all(self.inner.take_store_notices()))
+    }
+
+    /// Deletes the account entries the secure store could not return (see `StoreNotice.UnreadableAccountEntry`)
+    /// and the records of those accounts. Returns how many were deleted.
+    pub fn discard_unreadable_account_entries(&self) -> Result<u64> {
+        guard(|| Ok(self.inner.discard_unreadable_account_entries()? as u64))
+    }
+}
+
+/// Deletes everything ChartLink keeps on this device for `config`: the database and its copies, the store key and
+/// every account entry in `secure_store`. The way out of `WrongStoreKey`, `StoreFromNewerVersion` or unreadable
+/// entries when the user chooses to start over; release every `ChartLink` first. Nothing is revoked at the
+/// provider.
+#[uniffi::export]
+pub fn reset_chartlink(config: ChartLinkConfig, secure_store: Arc<dyn SecureStore>) -> Result<()> {
+    guard(|| {
+        let host = core::Host::new(Arc::new(host::StoreAdapter(secure_store)));
+        Ok(core::ChartLink::reset(&config.into_core()?, &host)?)
+    })
 }
 
 /// TEST ONLY — panics inside a synchronous ChartLink call, to prove the panic reaches the app as
