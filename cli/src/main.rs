@@ -126,7 +126,10 @@ impl From<Error> for CliError {
             Error::Locked => 4,
             Error::AccessRevoked => 5,
             Error::Authorization(_) | Error::Cancelled => 6,
-            Error::Storage(_) => 7,
+            Error::Storage(_)
+            | Error::WrongStoreKey(_)
+            | Error::StoreFromNewerVersion(_)
+            | Error::StoreBusy => 7,
         };
         let message = match e {
             Error::Locked => "ChartLink is locked: run `chartlink unlock`".to_owned(),
