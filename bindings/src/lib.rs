@@ -62,8 +62,10 @@ pub struct ChartLink {
 #[uniffi::export]
 impl ChartLink {
     /// Builds the SDK: opens the encrypted store (reading its key from `secure_store`) and loads the accounts
-    /// linked earlier. Starts unlocked. Fails with `InvalidInput` for a bad configuration and `Storage` when the
-    /// secure store or the database cannot be used.
+    /// linked earlier. Starts unlocked. Fails with `InvalidInput` for a bad configuration, `Storage` when the
+    /// secure store or the database cannot be used, `WrongStoreKey` when the store key does not open the database,
+    /// `StoreFromNewerVersion` after a downgrade and `StoreBusy` when another process holds it (see
+    /// `reset_chartlink` and `take_store_notices`).
     #[uniffi::constructor(default(browser = None, listener = None, clock = None))]
     pub fn new(
         config: ChartLinkConfig,

@@ -204,6 +204,12 @@ fn storage(e: store::StoreError) -> Error {
 
 impl ChartLink {
     /// Builds the SDK: opens the encrypted store and loads the accounts linked earlier. Starts unlocked.
+    ///
+    /// Fails closed: [`Error::WrongStoreKey`] when the secure store's key does not open the database (nothing is
+    /// deleted), [`Error::StoreFromNewerVersion`] after an app downgrade (the file is untouched), [`Error::StoreBusy`]
+    /// when another process holds the database. A damaged database is moved aside and reported by
+    /// [`ChartLink::take_store_notices`], as are account entries the secure store cannot return (they are skipped).
+    /// [`ChartLink::reset`] starts over.
     pub fn new(config: AppConfig, host: Host) -> Result<Self> {
         if config.client_id.is_empty() {
             return Err(Error::InvalidInput("client_id is empty".into()));
