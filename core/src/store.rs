@@ -323,6 +323,35 @@ fn create_private(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Whether the database file is shorter than its header says (a copy cut off, a full disk): SQLite itself would only
+/// notice when it reads a missing page. Only decided when the header's size is valid and no WAL holds pages.
+fn is_truncated(path: &Path) -> bool {
+    use std::io::Read;
+    let mut header = [0u8; 100];
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let Ok(meta) = f.metadata() else {
+        return false;
+    };
+    if f.read_exact(&mut header).is_err() || &header[..16] != b"SQLite format 3\0" {
+        return false; // empty, or not a database: SQLite answers that itself
+    }
+    // Pages in a WAL, or a hot rollback journal, are SQLite's to apply first.
+    let wal_in_use = ["-wal", "-journal"]
+        .iter()
+        .any(|s| std::fs::metadata(sibling(path, s)).is_ok_and(|m| m.len() > 0));
+    let be32 =
+        |i: usize| u32::from_be_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+    let size_valid = be32(24) == be32(92);
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        n => u64::from(n),
+    };
+    let pages = u64::from(be32(28));
+    !wal_in_use && size_valid && meta.len() < pages * page_size
+}
+
 /// `path` with `suffix` appended to its file name (`chartlink.db` -> `chartlink.db-wal`).
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
@@ -466,6 +495,9 @@ impl Store {
             return Err(StoreError::Corrupt);
         }
         create_private(path)?;
+        if is_truncated(path) {
+            return Err(StoreError::Corrupt);
+        }
         let conn = Connection::open(path)?;
         // Short waits inside SQLite; `open_with` retries for longer.
         conn.busy_timeout(Duration::from_millis(200))?;

@@ -324,6 +324,26 @@ fn a_truncated_file_is_moved_aside_and_a_purge_deletes_the_copy() {
 }
 
 #[test]
+fn a_file_cut_off_mid_way_is_moved_aside_not_opened() {
+    let dir = temp_dir("cut-off");
+    let path = dir.join("chartlink.db");
+    drop(store_with_rows(&path, 200));
+    let len = std::fs::metadata(&path).unwrap().len();
+    assert!(len > 8 * 4096, "several pages: {len}");
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(len / 2).unwrap();
+    drop(f);
+    let store = Store::open(&path).unwrap();
+    assert!(matches!(
+        store.take_notices().as_slice(),
+        [StoreNotice::DatabaseMovedAside { .. }]
+    ));
+    assert_eq!(observations(&store), 0);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn one_damaged_row_is_reported_and_the_others_stay_readable() {
     let dir = temp_dir("damaged-row");
     let path = dir.join("chartlink.db");
