@@ -35,6 +35,16 @@ pub enum ChartLinkError {
     /// The user cancelled (closed the browser).
     #[error("cancelled by the user")]
     Cancelled,
+    /// The store key does not open this device's database (a restored backup, a re-enrolled biometric, another
+    /// secure store, a missing key). Nothing was deleted: retry with the right key, or `reset` to start over.
+    #[error("the store key does not open this database: {0}")]
+    WrongStoreKey(String),
+    /// The database was written by a newer version of the app (a downgrade); it was left untouched.
+    #[error("{0}")]
+    StoreFromNewerVersion(String),
+    /// The database is in use by another process: try again later.
+    #[error("the database is busy in another process")]
+    StoreBusy,
     /// A bug in ChartLink (a panic, caught before it reached the app). Report it; the SDK stays usable.
     #[error("internal error in ChartLink: {0}")]
     Internal(String),
@@ -62,6 +72,9 @@ impl From<chartlink_core::Error> for ChartLinkError {
             E::InvalidInput(m) => ChartLinkError::InvalidInput(m),
             E::Storage(m) => ChartLinkError::Storage(m),
             E::Cancelled => ChartLinkError::Cancelled,
+            E::WrongStoreKey(m) => ChartLinkError::WrongStoreKey(m),
+            E::StoreFromNewerVersion(m) => ChartLinkError::StoreFromNewerVersion(m),
+            E::StoreBusy => ChartLinkError::StoreBusy,
         }
     }
 }
@@ -133,6 +146,15 @@ mod tests {
                 ChartLinkError::Storage("disk".into()),
             ),
             (E::Cancelled, ChartLinkError::Cancelled),
+            (
+                E::WrongStoreKey("restored".into()),
+                ChartLinkError::WrongStoreKey("restored".into()),
+            ),
+            (
+                E::StoreFromNewerVersion("newer".into()),
+                ChartLinkError::StoreFromNewerVersion("newer".into()),
+            ),
+            (E::StoreBusy, ChartLinkError::StoreBusy),
         ];
         for (core, ffi) in cases {
             let text = core.to_string();

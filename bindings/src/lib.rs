@@ -62,8 +62,10 @@ pub struct ChartLink {
 #[uniffi::export]
 impl ChartLink {
     /// Builds the SDK: opens the encrypted store (reading its key from `secure_store`) and loads the accounts
-    /// linked earlier. Starts unlocked. Fails with `InvalidInput` for a bad configuration and `Storage` when the
-    /// secure store or the database cannot be used.
+    /// linked earlier. Starts unlocked. Fails with `InvalidInput` for a bad configuration, `Storage` when the
+    /// secure store or the database cannot be used, `WrongStoreKey` when the store key does not open the database,
+    /// `StoreFromNewerVersion` after a downgrade and `StoreBusy` when another process holds it (see
+    /// `reset_chartlink` and `take_store_notices`).
     #[uniffi::constructor(default(browser = None, listener = None, clock = None))]
     pub fn new(
         config: ChartLinkConfig,
@@ -304,6 +306,33 @@ impl ChartLink {
             self.inner.locked().map(Into::into)
         })
     }
+
+    // ---- the device's own files ----
+
+    /// What happened to the device's own files since the last call: a damaged database moved aside (rebuilt by the
+    /// next sync), damaged rows removed (fetched again by the next sync), secure-store entries that could not be
+    /// read. Show them, or attach them to a bug report; none holds health data.
+    pub fn take_store_notices(&self) -> Vec<StoreNotice> {
+        guard_or(Vec::new(), || records::all(self.inner.take_store_notices()))
+    }
+
+    /// Deletes the account entries the secure store could not return (see `StoreNotice.UnreadableAccountEntry`)
+    /// and the records of those accounts. Returns how many were deleted.
+    pub fn discard_unreadable_account_entries(&self) -> Result<u64> {
+        guard(|| Ok(self.inner.discard_unreadable_account_entries()? as u64))
+    }
+}
+
+/// Deletes everything ChartLink keeps on this device for `config`: the database and its copies, the store key and
+/// every account entry in `secure_store`. The way out of `WrongStoreKey`, `StoreFromNewerVersion` or unreadable
+/// entries when the user chooses to start over; release every `ChartLink` first. Nothing is revoked at the
+/// provider.
+#[uniffi::export]
+pub fn reset_chartlink(config: ChartLinkConfig, secure_store: Arc<dyn SecureStore>) -> Result<()> {
+    guard(|| {
+        let host = core::Host::new(Arc::new(host::StoreAdapter(secure_store)));
+        Ok(core::ChartLink::reset(&config.into_core()?, &host)?)
+    })
 }
 
 /// TEST ONLY — panics inside a synchronous ChartLink call, to prove the panic reaches the app as

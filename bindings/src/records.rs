@@ -414,6 +414,35 @@ pub enum Event {
     },
 }
 
+/// Something the app should know about the device's own files (`ChartLink.take_store_notices`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum StoreNotice {
+    /// The database was damaged: it was moved to `moved_to` and a fresh one started; the next sync fills it again.
+    /// The copy is deleted by an unlink or a reset.
+    DatabaseMovedAside { moved_to: String },
+    /// `count` rows of an account were damaged: removed, and fetched again by its next sync.
+    DamagedRows { account_id: String, count: u64 },
+    /// An account entry of the secure store could not be read; the account was skipped.
+    UnreadableAccountEntry { key: String },
+}
+
+impl From<core::StoreNotice> for StoreNotice {
+    fn from(n: core::StoreNotice) -> Self {
+        match n {
+            core::StoreNotice::DatabaseMovedAside { moved_to } => Self::DatabaseMovedAside {
+                moved_to: moved_to.to_string_lossy().into_owned(),
+            },
+            core::StoreNotice::DamagedRows { account_id, count } => Self::DamagedRows {
+                account_id,
+                count: count as u64,
+            },
+            core::StoreNotice::UnreadableAccountEntry { key } => {
+                Self::UnreadableAccountEntry { key }
+            }
+        }
+    }
+}
+
 impl From<core::Event> for Event {
     fn from(e: core::Event) -> Self {
         match e {

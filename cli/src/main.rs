@@ -132,7 +132,10 @@ impl From<Error> for CliError {
             Error::Locked => 4,
             Error::AccessRevoked => 5,
             Error::Authorization(_) | Error::Cancelled => 6,
-            Error::Storage(_) => 7,
+            Error::Storage(_)
+            | Error::WrongStoreKey(_)
+            | Error::StoreFromNewerVersion(_)
+            | Error::StoreBusy => 7,
             Error::RelinkNeeded => 9,
         };
         let message = match e {

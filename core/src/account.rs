@@ -29,7 +29,7 @@ use crate::scopes::GrantedScope;
 use crate::secret::Secret;
 use crate::token::{self, ServerClock, TokenAnswer, TokenError};
 
-const ACCOUNT_PREFIX: &str = "chartlink/account/";
+pub(crate) const ACCOUNT_PREFIX: &str = "chartlink/account/";
 /// Refresh this long before the access token expires.
 const REFRESH_MARGIN_MS: i64 = 60_000;
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -152,7 +152,7 @@ pub struct Accounts {
     locked: AtomicBool,
     /// Each server's clock, from the `Date` of its token answers (client assertions are timed by it).
     server_clock: Arc<ServerClock>,
-    /// Secure-store entries that could not be read at load (skipped; see [`Accounts::unreadable`]).
+    /// Secure-store keys of account entries skipped at the last load (unreadable or damaged).
     unreadable: Mutex<Vec<String>>,
 }
 
@@ -188,13 +188,13 @@ impl Accounts {
         let mut meta = HashMap::new();
         let mut unreadable = Vec::new();
         for k in store.keys(ACCOUNT_PREFIX)? {
-            // One entry the secure store cannot give back (a key invalidated by a new biometric enrolment, a
-            // damaged item) is skipped and reported, not fatal: the other accounts still work.
+            // An entry the host cannot return, or that is damaged, is skipped and reported (see `unreadable`), not
+            // fatal: the other accounts still work.
             let bytes = match store.get(&k) {
-                Ok(Some(b)) => b,
+                Ok(Some(bytes)) => bytes,
                 Ok(None) => continue,
                 Err(_) => {
-                    tracing::warn!(target: "chartlink", "skipping an account entry the secure store could not read");
+                    tracing::warn!(target: "chartlink", "skipping an account entry the secure store could not return");
                     unreadable.push(k);
                     continue;
                 }
@@ -221,14 +221,6 @@ impl Accounts {
             server_clock: Arc::new(ServerClock::default()),
             unreadable: Mutex::new(unreadable),
         })
-    }
-
-    /// The secure-store keys of account entries that could not be read at the last load (skipped).
-    pub fn unreadable(&self) -> Vec<String> {
-        self.unreadable
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
     }
 
     /// The servers' clocks as seen in their answers.
@@ -259,9 +251,34 @@ impl Accounts {
         let meta = std::mem::take(&mut *fresh.meta());
         *self.slots() = slots;
         *self.meta() = meta;
-        *self.unreadable.lock().unwrap_or_else(|e| e.into_inner()) = fresh.unreadable();
+        *self.unreadable_guard() = fresh.unreadable_entries();
         self.locked.store(false, Ordering::SeqCst);
         Ok(())
+    }
+
+    fn unreadable_guard(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.unreadable.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The secure-store keys of the account entries skipped at the last load because they could not be read.
+    pub fn unreadable_entries(&self) -> Vec<String> {
+        self.unreadable_guard().clone()
+    }
+
+    /// Deletes the skipped entries from the secure store; returns the ids of the accounts they were for.
+    pub fn discard_unreadable(&self) -> Result<Vec<String>> {
+        let keys = std::mem::take(&mut *self.unreadable_guard());
+        let mut ids = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            if let Err(e) = self.store.delete(k) {
+                self.unreadable_guard().extend_from_slice(&keys[i..]);
+                return Err(e.into());
+            }
+            if let Some(id) = k.strip_prefix(ACCOUNT_PREFIX) {
+                ids.push(id.to_owned());
+            }
+        }
+        Ok(ids)
     }
 
     /// Removes an account locally without contacting the provider (its access already ended).

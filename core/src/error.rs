@@ -5,6 +5,7 @@ use crate::discovery::DiscoveryError;
 use crate::host::SecureStoreError;
 use crate::http::HttpError;
 use crate::jose::JwtError;
+use crate::store::StoreError;
 
 /// What went wrong, and so what the app should do about it.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -36,12 +37,38 @@ pub enum Error {
     /// The user cancelled (closed the browser).
     #[error("cancelled by the user")]
     Cancelled,
+    /// The store key held by the host does not open this device's database (the message names the cause: a
+    /// restored backup, a re-enrolled biometric, another secure store, or a missing or damaged key). Nothing was
+    /// read or deleted: retry with the right key, or call [`crate::ChartLink::reset`] to start over empty.
+    #[error("the store key does not open this database: {0}")]
+    WrongStoreKey(String),
+    /// The database was written by a newer version of ChartLink (the app was downgraded). The file was left
+    /// untouched: update the app, or [`crate::ChartLink::reset`] to start over empty.
+    #[error("{0}")]
+    StoreFromNewerVersion(String),
+    /// The database is in use by another process and stayed busy: try again later.
+    #[error("the database is busy in another process")]
+    StoreBusy,
 }
 
 impl Error {
     /// Whether retrying the same call later may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Network(_))
+        matches!(self, Error::Network(_) | Error::StoreBusy)
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::WrongKey => Error::WrongStoreKey(
+                "it was sealed under another key (a restored backup, a re-enrolled biometric or another secure store)"
+                    .into(),
+            ),
+            e @ StoreError::NewerVersion { .. } => Error::StoreFromNewerVersion(e.to_string()),
+            StoreError::Busy => Error::StoreBusy,
+            other => Error::Storage(other.to_string()),
+        }
     }
 }
 

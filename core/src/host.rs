@@ -246,12 +246,15 @@ impl SecureStore for FileSecureStore {
     fn keys(&self, prefix: &str) -> Result<Vec<String>, SecureStoreError> {
         let mut out = Vec::new();
         for entry in std::fs::read_dir(&self.dir).map_err(io)? {
-            let name = entry
-                .map_err(io)?
-                .file_name()
-                .to_string_lossy()
-                .into_owned();
-            if name.len() % 2 != 0 || name.ends_with(".tmp") {
+            // Every name we write is ASCII hex; a name that is not UTF-8 is not ours and cannot be read as a key.
+            let name = entry.map_err(io)?.file_name();
+            let Some(name) = name.to_str() else {
+                return Err(SecureStoreError(
+                    "the key directory holds a file whose name is not UTF-8 (not a ChartLink key)"
+                        .into(),
+                ));
+            };
+            if name.len() % 2 != 0 || name.ends_with(".tmp") || !name.is_ascii() {
                 continue;
             }
             let bytes: Option<Vec<u8>> = (0..name.len())
@@ -318,6 +321,24 @@ mod tests {
                 0o600
             );
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_name_that_is_not_utf8_is_an_error_not_a_panic() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = std::env::temp_dir().join(format!("cl-secure-utf8-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = FileSecureStore::new(&dir).expect("store");
+        store.put("chartlink/a/1", b"one").expect("put");
+        std::fs::write(
+            dir.join(std::ffi::OsStr::from_bytes(b"\xff\xfe\xfd\xfc")),
+            b"x",
+        )
+        .expect("stray file");
+        let err = store.keys("chartlink/").expect_err("an error");
+        assert!(err.0.contains("not UTF-8"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -60,6 +60,7 @@ pub use link::AuthorizationRequest;
 pub use lock::{LockConfig, LockEvent, LockReason};
 pub use scopes::DataCategory;
 pub use secret::Secret;
+pub use store::StoreNotice;
 pub use sync::{SyncOptions, SyncProgress, SyncReport};
 
 /// What the app is, as registered with the provider, and how the SDK should behave.
@@ -205,11 +206,17 @@ impl std::fmt::Debug for ChartLink {
 pub const STORE_KEY: &str = "chartlink/store-key";
 
 fn storage(e: store::StoreError) -> Error {
-    Error::Storage(e.to_string())
+    e.into()
 }
 
 impl ChartLink {
     /// Builds the SDK: opens the encrypted store and loads the accounts linked earlier. Starts unlocked.
+    ///
+    /// Fails closed: [`Error::WrongStoreKey`] when the secure store's key does not open the database (nothing is
+    /// deleted), [`Error::StoreFromNewerVersion`] after an app downgrade (the file is untouched), [`Error::StoreBusy`]
+    /// when another process holds the database. A damaged database is moved aside and reported by
+    /// [`ChartLink::take_store_notices`], as are account entries the secure store cannot return (they are skipped).
+    /// [`ChartLink::reset`] starts over.
     pub fn new(config: AppConfig, host: Host) -> Result<Self> {
         if config.client_id.is_empty() {
             return Err(Error::InvalidInput("client_id is empty".into()));
@@ -237,7 +244,10 @@ impl ChartLink {
             None => store::Store::open_in_memory(),
         }
         .map_err(storage)?;
-        let master = Self::load_or_create_master_key(host.secure_store.as_ref())?;
+        let master = Self::load_or_create_master_key(host.secure_store.as_ref(), &store)?;
+        for key in accounts.unreadable_entries() {
+            store.notify(StoreNotice::UnreadableAccountEntry { key });
+        }
         let idle = lock::IdleLock::new(config.lock, host.clock.clone());
         Ok(Self {
             config,
@@ -252,13 +262,24 @@ impl ChartLink {
         })
     }
 
-    fn load_or_create_master_key(secure: &dyn SecureStore) -> Result<Zeroizing<[u8; 32]>> {
+    /// Reads the store key and checks it against the database's sealed canary; creates it only for a database that
+    /// belongs to no key yet (a missing key is never silently replaced: the old rows would be unreadable).
+    fn load_or_create_master_key(
+        secure: &dyn SecureStore,
+        store: &store::Store,
+    ) -> Result<Zeroizing<[u8; 32]>> {
         let mut key = Zeroizing::new([0u8; 32]);
         match secure.get(STORE_KEY)? {
             Some(bytes) if bytes.len() == 32 => key.copy_from_slice(&bytes),
             Some(_) => {
-                return Err(Error::Storage(
+                return Err(Error::WrongStoreKey(
                     "the store key in secure storage is damaged".into(),
+                ));
+            }
+            None if store.is_keyed().map_err(storage)? => {
+                return Err(Error::WrongStoreKey(
+                    "the secure store holds no key for it (a restored or reset secure store)"
+                        .into(),
                 ));
             }
             None => {
@@ -267,7 +288,44 @@ impl ChartLink {
                 secure.put(STORE_KEY, &key[..])?;
             }
         }
+        store.check_key(&key).map_err(storage)?;
         Ok(key)
+    }
+
+    /// Deletes everything ChartLink keeps on this device for `config` and `host`: the database with its `-wal`/`-shm`
+    /// files and moved-aside copies, the store key and every account entry and pending link in the secure store.
+    /// This is the way out of a store that can never be opened again ([`Error::WrongStoreKey`],
+    /// [`Error::StoreFromNewerVersion`] the user does not want to update for, unreadable account entries); the next
+    /// [`ChartLink::new`] starts empty and the user links again. Drop every `ChartLink` built on these files first.
+    /// Nothing is revoked at the provider (the tokens may be unreadable).
+    pub fn reset(config: &AppConfig, host: &Host) -> Result<()> {
+        if let Some(dir) = &config.data_dir {
+            store::Store::delete_files(&dir.join("chartlink.db")).map_err(storage)?;
+        }
+        let secure = host.secure_store.as_ref();
+        secure.delete(STORE_KEY)?;
+        for key in secure.keys("chartlink/")? {
+            secure.delete(&key)?;
+        }
+        Ok(())
+    }
+
+    /// What happened to the device's own files since the last call: a damaged database moved aside, damaged rows
+    /// removed (and fetched again by the next sync), account entries of the secure store that could not be read.
+    /// Hosts show these (or attach them to a bug report); none holds health data.
+    pub fn take_store_notices(&self) -> Vec<StoreNotice> {
+        self.store.take_notices()
+    }
+
+    /// Deletes the account entries the secure store could not return at start-up or unlock (see
+    /// [`StoreNotice::UnreadableAccountEntry`]) and the records of those accounts. Returns how many were deleted.
+    pub fn discard_unreadable_account_entries(&self) -> Result<usize> {
+        self.guard()?;
+        let ids = self.accounts.discard_unreadable()?;
+        for id in &ids {
+            self.store.purge(id).map_err(storage)?;
+        }
+        Ok(ids.len())
     }
 
     fn emit(&self, event: Event) {
@@ -336,8 +394,12 @@ impl ChartLink {
         if self.idle.locked().is_none() {
             return Ok(());
         }
-        let key = Self::load_or_create_master_key(self.host.secure_store.as_ref())?;
+        let key = Self::load_or_create_master_key(self.host.secure_store.as_ref(), &self.store)?;
         self.accounts.reload()?;
+        for entry in self.accounts.unreadable_entries() {
+            self.store
+                .notify(StoreNotice::UnreadableAccountEntry { key: entry });
+        }
         *self.master() = Some(key);
         self.apply(self.idle.unlock());
         Ok(())

@@ -6,15 +6,29 @@
 //! be read under another account's key or moved to another id. Look-ups by code and category use keyed hashes
 //! (HMAC-SHA256 under the account's key), and so do resource ids (real ids can embed names); the position of an
 //! interrupted search (a next link naming the patient) is sealed too. The file holds no names, codes, values, notes
-//! or ids in the clear; what is in the clear: account ids (random), resource types, versionIds, the server's
-//! lastUpdated stamps and sync counters.
+//! or ids in the clear; what is in the clear: account ids (random), resource types, versionIds, the server's time of
+//! each sync query run and sync counters (a resource's lastUpdated stamp is kept only as a keyed hash: it is often
+//! the clinical time).
 //!
-//! Corrupt database policy: a file that fails SQLite's `quick_check` (or is not a database) is moved aside and a
-//! fresh one is created; the next sync rebuilds it from the provider. A single row that fails to decrypt is
-//! dropped and its query resynced.
+//! No clinical date is stored in the clear either: the date of a result lives only inside its sealed projection
+//! (the brief), and the newest result per code is chosen in Rust by opening the briefs of that code.
+//!
+//! Failure policy (the device's own files fail closed):
+//! - A wrong master key (a restored backup, a re-enrolled biometric, another secure store) is detected up front by
+//!   a sealed canary ([`Store::check_key`]) and answered with [`StoreError::WrongKey`]; no row is touched.
+//! - A database from a newer ChartLink is refused with [`StoreError::NewerVersion`]; the file is left as it is.
+//! - A database busy in another process is waited for (bounded), then [`StoreError::Busy`]; it is never moved.
+//! - Only real corruption (the file is not a database, or it was marked by a failed `quick_check`) moves the file
+//!   aside and starts empty; the host is told ([`StoreNotice::DatabaseMovedAside`]) and the moved copy is deleted by
+//!   [`Store::purge`] and [`Store::delete_files`].
+//! - A single row that fails to decrypt once the key is known to be right is damage to that row: it is removed, its
+//!   queries are fetched again at the next sync, and the host is told ([`StoreNotice::DamagedRows`]).
+//!
+//! On unix the database and its `-wal`/`-shm` files are created with mode 0600.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::hkdf;
@@ -33,17 +47,64 @@ pub enum StoreError {
     Decrypt,
     #[error("encryption failed")]
     Encrypt,
+    /// The master key does not open this database (the canary did not open): nothing was read or changed.
+    #[error("the store key does not open this database")]
+    WrongKey,
+    /// The database was written by a newer ChartLink (after an app downgrade): the file was left untouched.
+    #[error(
+        "the database was written by a newer ChartLink (schema version {found}, this version knows up to {known})"
+    )]
+    NewerVersion { found: i64, known: i64 },
+    /// Another process holds the database and did not let go in time.
+    #[error("the database is busy in another process")]
+    Busy,
+    /// The file is not a database or is damaged.
+    #[error("the database file is damaged")]
+    Corrupt,
+    /// A file-system operation on the database's files failed.
+    #[error("file system error: {0}")]
+    Io(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Sqlite(e.to_string())
+        use rusqlite::ErrorCode as C;
+        match e.sqlite_error_code() {
+            Some(C::DatabaseBusy | C::DatabaseLocked) => StoreError::Busy,
+            Some(C::NotADatabase | C::DatabaseCorrupt) => StoreError::Corrupt,
+            _ => StoreError::Sqlite(e.to_string()),
+        }
     }
 }
 
+fn io(e: &std::io::Error) -> StoreError {
+    StoreError::Io(e.kind().to_string())
+}
+
+/// Something the host should know about the device's own files (see [`Store::take_notices`]). Holds no health data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreNotice {
+    /// The database was damaged: it was moved to `moved_to` and a fresh one started, which the next sync of each
+    /// account fills again. The copy is deleted when an account is unlinked or purged, and by a reset.
+    DatabaseMovedAside { moved_to: PathBuf },
+    /// `count` rows of an account were damaged (they no longer decrypt under the right key): they were removed and
+    /// will be fetched again by the next sync of that account.
+    DamagedRows { account_id: String, count: usize },
+    /// An account entry in the secure store could not be read (the host failed to return it, or it is not a
+    /// ChartLink entry); the account was skipped. `key` is the secure-store key.
+    UnreadableAccountEntry { key: String },
+}
+
+/// How long an open waits for a database busy in another process before failing with [`StoreError::Busy`].
+pub const DEFAULT_BUSY_WAIT: Duration = Duration::from_secs(10);
+
+/// The pseudo-account under which the canary is sealed (not a possible account id: those are random and printable).
+const CANARY_ACCOUNT: &str = "\u{0}canary";
+const CANARY_TEXT: &[u8] = b"chartlink store canary v1";
+
 type Result<T> = std::result::Result<T, StoreError>;
 
-const MIGRATIONS: [&str; 2] = ["
+const MIGRATIONS: [&str; 3] = ["
 CREATE TABLE resources (
     account TEXT NOT NULL, type TEXT NOT NULL, id_tag BLOB NOT NULL,
     version TEXT, last_updated TEXT,
@@ -72,10 +133,23 @@ ALTER TABLE resources ADD COLUMN sort_key INTEGER;
 CREATE TABLE latest (
     account TEXT NOT NULL, code_tag BLOB NOT NULL, id_tag BLOB NOT NULL, nonce BLOB NOT NULL, brief BLOB NOT NULL,
     PRIMARY KEY (account, code_tag));
+", "
+-- v3: no clinical date in the clear (the date lives only in the sealed brief); a sealed canary that tells a wrong key
+-- from damage; the codes whose newest result must be chosen again (after deletions), done in Rust with the key.
+ALTER TABLE resources DROP COLUMN sort_key;
+-- lastUpdated stamps are often the clinical time: from now on only their keyed hash is kept (equality is all sync
+-- needs); the clear ones go, so the next sync sees those rows as changed and writes them again.
+UPDATE resources SET last_updated = NULL;
+CREATE TABLE meta (name TEXT PRIMARY KEY, nonce BLOB NOT NULL, sealed BLOB NOT NULL);
+CREATE TABLE latest_stale (account TEXT NOT NULL, code_tag BLOB NOT NULL, PRIMARY KEY (account, code_tag));
 "];
 
 /// A stored row: type, id tag, nonce, sealed payload.
 type Row = (String, Vec<u8>, Vec<u8>, Vec<u8>);
+/// A stored row with its account.
+type AccountRow = (String, String, Vec<u8>, Vec<u8>, Vec<u8>);
+/// A sealed brief: id tag, nonce, sealed bytes.
+type BriefRow = (Vec<u8>, Vec<u8>, Vec<u8>);
 
 /// The keys of one account, derived from the master key. Only the derived bytes are held, in a zeroizing buffer;
 /// ring's key objects are built per operation and dropped at once.
@@ -161,6 +235,18 @@ fn aad(account: &str, ty: &str, id_tag: &[u8]) -> String {
     format!("{account}\u{1f}{ty}\u{1f}{hex}")
 }
 
+/// The clinical date of a brief (a serialized lab result), as sort key; `i64::MIN` without one.
+fn brief_sort_key(brief: &[u8]) -> i64 {
+    #[derive(serde::Deserialize)]
+    struct Dated {
+        date: Option<crate::views::FhirDate>,
+    }
+    serde_json::from_slice::<Dated>(brief)
+        .ok()
+        .and_then(|d| d.date)
+        .map_or(i64::MIN, |d| d.sort_key())
+}
+
 /// What an upsert did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
@@ -201,29 +287,185 @@ pub struct QueryState {
 pub struct Store {
     conn: Mutex<Connection>,
     path: Option<PathBuf>,
+    notices: Mutex<Vec<StoreNotice>>,
+}
+
+/// Creates the database file with mode 0600 (SQLite gives its `-wal` and `-shm` files the mode of the database), and
+/// narrows existing files to 0600.
+fn create_private(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if !path.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| io(&e))?;
+        }
+        for p in [
+            path.to_owned(),
+            sibling(path, "-wal"),
+            sibling(path, "-shm"),
+        ] {
+            if let Ok(m) = std::fs::metadata(&p)
+                && m.permissions().mode() & 0o077 != 0
+            {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| io(&e))?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Whether the database file is shorter than its header says (a copy cut off, a full disk): SQLite itself would only
+/// notice when it reads a missing page. Only decided when the header's size is valid and no WAL holds pages.
+fn is_truncated(path: &Path) -> bool {
+    use std::io::Read;
+    let mut header = [0u8; 100];
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let Ok(meta) = f.metadata() else {
+        return false;
+    };
+    if f.read_exact(&mut header).is_err() || &header[..16] != b"SQLite format 3\0" {
+        return false; // empty, or not a database: SQLite answers that itself
+    }
+    // Pages in a WAL, or a hot rollback journal, are SQLite's to apply first.
+    let wal_in_use = ["-wal", "-journal"]
+        .iter()
+        .any(|s| std::fs::metadata(sibling(path, s)).is_ok_and(|m| m.len() > 0));
+    let be32 =
+        |i: usize| u32::from_be_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+    let size_valid = be32(24) == be32(92);
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        n => u64::from(n),
+    };
+    let pages = u64::from(be32(28));
+    !wal_in_use && size_valid && meta.len() < pages * page_size
+}
+
+/// `path` with `suffix` appended to its file name (`chartlink.db` -> `chartlink.db-wal`).
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// The prefix of the moved-aside copies of a damaged database (`chartlink.corrupt-<unix seconds>`).
+fn aside_prefix(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("{stem}.corrupt-")
 }
 
 impl Store {
-    /// Opens (creating or migrating) the database at `path`, applying the corrupt-database policy.
+    /// Opens (creating or migrating) the database at `path`, waiting up to [`DEFAULT_BUSY_WAIT`] for another
+    /// process, and applying the corrupt-database policy.
     pub fn open(path: &Path) -> Result<Self> {
-        match Self::open_checked(path) {
-            Ok(s) => Ok(s),
-            Err(_) => {
-                // Move the damaged file aside (keep it for a bug report) and start empty; sync rebuilds it.
-                let stamp = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                let aside = path.with_extension(format!("corrupt-{stamp}"));
-                let _ = std::fs::rename(path, &aside);
-                for ext in ["db-wal", "db-shm"] {
-                    let _ = std::fs::remove_file(path.with_extension(ext));
+        Self::open_with(path, DEFAULT_BUSY_WAIT)
+    }
+
+    /// Like [`Store::open`], waiting at most `busy_wait` for a database busy in another process.
+    ///
+    /// Errors: [`StoreError::Busy`] when it stays busy, [`StoreError::NewerVersion`] for a database of a newer
+    /// ChartLink (untouched), [`StoreError::Io`]/[`StoreError::Sqlite`] for other failures (the file is not moved).
+    /// Only a damaged file is moved aside: the store then opens empty with a [`StoreNotice::DatabaseMovedAside`].
+    pub fn open_with(path: &Path, busy_wait: Duration) -> Result<Self> {
+        let deadline = Instant::now() + busy_wait;
+        let mut delay = Duration::from_millis(10);
+        loop {
+            match Self::open_checked(path) {
+                Ok(s) => return Ok(s),
+                Err(StoreError::Busy) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(StoreError::Busy);
+                    }
+                    std::thread::sleep(delay.min(left));
+                    delay = (delay * 2).min(Duration::from_millis(250));
                 }
-                tracing::warn!(target: "chartlink", "the local database was damaged; it was moved aside and will be rebuilt by a sync");
-                let _ = std::fs::remove_file(path.with_extension("rebuild"));
-                Self::open_checked(path)
+                Err(StoreError::Corrupt) => {
+                    let moved_to = Self::move_aside(path)?;
+                    tracing::warn!(target: "chartlink", "the local database was damaged; it was moved aside and will be rebuilt by a sync");
+                    let store = Self::open_checked(path)?;
+                    store.notify(StoreNotice::DatabaseMovedAside { moved_to });
+                    return Ok(store);
+                }
+                Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Moves a damaged database aside (kept for a bug report until a purge or reset deletes it).
+    fn move_aside(path: &Path) -> Result<PathBuf> {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let aside = path.with_file_name(format!("{}{stamp}", aside_prefix(path)));
+        std::fs::rename(path, &aside).map_err(|e| io(&e))?;
+        for p in [sibling(path, "-wal"), sibling(path, "-shm")] {
+            match std::fs::remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&e)),
+                _ => {}
+            }
+        }
+        let _ = std::fs::remove_file(path.with_extension("rebuild"));
+        Ok(aside)
+    }
+
+    /// Deletes the moved-aside copies of a damaged database next to `path`. Returns how many were deleted.
+    pub fn delete_moved_aside(path: &Path) -> Result<usize> {
+        let Some(dir) = path.parent() else {
+            return Ok(0);
+        };
+        let prefix = aside_prefix(path);
+        let mut n = 0;
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io(&e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| io(&e))?;
+            if entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix))
+            {
+                std::fs::remove_file(entry.path()).map_err(|e| io(&e))?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Deletes the database at `path` with its `-wal`/`-shm` files, its rebuild mark and its moved-aside copies: the
+    /// reset of a store that can never be opened again. No connection to it may be open.
+    pub fn delete_files(path: &Path) -> Result<()> {
+        for p in [
+            path.to_owned(),
+            sibling(path, "-wal"),
+            sibling(path, "-shm"),
+            path.with_extension("rebuild"),
+        ] {
+            match std::fs::remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&e)),
+                _ => {}
+            }
+        }
+        Self::delete_moved_aside(path)?;
+        Ok(())
     }
 
     /// SQLite's full integrity check. A damaged file is marked so that the next open rebuilds it.
@@ -247,18 +489,23 @@ impl Store {
 
     fn open_checked(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Sqlite(e.kind().to_string()))?;
+            std::fs::create_dir_all(dir).map_err(|e| io(&e))?;
+        }
+        if path.with_extension("rebuild").exists() {
+            return Err(StoreError::Corrupt);
+        }
+        create_private(path)?;
+        if is_truncated(path) {
+            return Err(StoreError::Corrupt);
         }
         let conn = Connection::open(path)?;
+        // Short waits inside SQLite; `open_with` retries for longer.
+        conn.busy_timeout(Duration::from_millis(200))?;
         // A cheap check at open (a damaged header or a file that is not a database fails here); the full
-        // integrity check runs at the start of each full-pass sync, and corruption met while reading marks the file
-        // for rebuild at the next open.
+        // integrity check runs at the start of each full-pass sync and marks the file for rebuild at the next open.
         conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
             r.get::<_, i64>(0)
         })?;
-        if path.with_extension("rebuild").exists() {
-            return Err(StoreError::Sqlite("marked for rebuild".into()));
-        }
         Self::setup(conn, Some(path.to_owned()))
     }
 
@@ -268,27 +515,116 @@ impl Store {
     }
 
     fn setup(mut conn: Connection, path: Option<PathBuf>) -> Result<Self> {
+        // The version is read before anything writes: a newer database is left exactly as it is.
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::NewerVersion {
+                found: version,
+                known,
+            });
+        }
+        let version = usize::try_from(version).unwrap_or(0);
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "secure_delete", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        let version = usize::try_from(version).unwrap_or(usize::MAX);
-        if version > MIGRATIONS.len() {
-            return Err(StoreError::Sqlite(
-                "the database is from a newer ChartLink".into(),
-            ));
-        }
         let tx = conn.transaction()?;
         for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
             tx.execute_batch(m)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         }
         tx.commit()?;
+        conn.busy_timeout(Duration::from_secs(5))?;
         Ok(Self {
             conn: Mutex::new(conn),
             path,
+            notices: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Checks that `master` is the key of this database, through the sealed canary; a database without one gets it
+    /// (after checking, for a database from before the canary, that its rows open under `master`).
+    ///
+    /// Errors: [`StoreError::WrongKey`] when the canary (or the old rows) do not open; nothing is changed then.
+    pub fn check_key(&self, master: &[u8; 32]) -> Result<()> {
+        let keys = AccountKeys::derive(master, CANARY_ACCOUNT)?;
+        let canary_aad = aad(CANARY_ACCOUNT, "canary", b"");
+        let conn = self.conn();
+        let canary: Option<(Vec<u8>, Vec<u8>)> = conn
+            .query_row(
+                "SELECT nonce, sealed FROM meta WHERE name = 'canary'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((nonce, sealed)) = canary {
+            return match keys.open(&canary_aad, &nonce, sealed) {
+                Ok(p) if p.as_slice() == CANARY_TEXT => Ok(()),
+                _ => Err(StoreError::WrongKey),
+            };
+        }
+        // No canary yet: rows written before it must open under this key (one that opens is enough: a damaged row
+        // is not a wrong key).
+        let sample: Vec<AccountRow> = {
+            let mut stmt = conn.prepare(
+                "SELECT account, type, id_tag, nonce, payload FROM resources ORDER BY rowid LIMIT 8",
+            )?;
+            stmt.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect::<std::result::Result<_, _>>()?
+        };
+        if !sample.is_empty() {
+            let opens = sample
+                .into_iter()
+                .any(|(account, ty, id_tag, nonce, payload)| {
+                    AccountKeys::derive(master, &account)
+                        .and_then(|k| k.open(&aad(&account, &ty, &id_tag), &nonce, payload))
+                        .is_ok()
+                });
+            if !opens {
+                return Err(StoreError::WrongKey);
+            }
+        }
+        let (nonce, sealed) = keys.seal(&canary_aad, CANARY_TEXT)?;
+        conn.execute(
+            "INSERT INTO meta (name, nonce, sealed) VALUES ('canary', ?, ?)",
+            params![nonce, sealed],
+        )?;
+        Ok(())
+    }
+
+    /// Whether this database belongs to a key already (it has a canary or records): a missing key must then not be
+    /// replaced by a new one.
+    pub fn is_keyed(&self) -> Result<bool> {
+        let n: i64 = self.conn().query_row(
+            "SELECT (SELECT count(*) FROM meta WHERE name = 'canary') + (SELECT count(*) FROM (SELECT 1 FROM resources LIMIT 1))",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Records something the host should know (an identical notice still pending is not repeated; damaged-row
+    /// counts of an account add up).
+    pub fn notify(&self, notice: StoreNotice) {
+        let mut list = self.notices.lock().unwrap_or_else(|e| e.into_inner());
+        if let StoreNotice::DamagedRows { account_id, count } = &notice
+            && let Some(StoreNotice::DamagedRows { count: c, .. }) = list.iter_mut().find(
+                |n| matches!(n, StoreNotice::DamagedRows { account_id: a, .. } if a == account_id),
+            )
+        {
+            *c += count;
+            return;
+        }
+        if !list.contains(&notice) {
+            list.push(notice);
+        }
+    }
+
+    /// The notices since the last call (the host shows them, or sends them with a bug report).
+    pub fn take_notices(&self) -> Vec<StoreNotice> {
+        std::mem::take(&mut *self.notices.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Where the database lives (None in memory).
@@ -319,7 +655,10 @@ impl Store {
         r: &Incoming<'_>,
     ) -> Result<Change> {
         let id_tag = keys.tag(r.id);
-        let existing: Option<(Option<String>, Option<String>)> = tx
+        let lu_tag = r
+            .last_updated
+            .map(|lu| keys.tag(&format!("lastUpdated\u{1f}{lu}")));
+        let existing: Option<(Option<String>, Option<Vec<u8>>)> = tx
             .query_row(
                 "SELECT version, last_updated FROM resources WHERE account = ? AND type = ? AND id_tag = ?",
                 params![account, r.ty, id_tag],
@@ -328,11 +667,7 @@ impl Store {
             .optional()?;
         let change = match &existing {
             None => Change::New,
-            Some((v, lu))
-                if v.as_deref() == r.version
-                    && lu.as_deref() == r.last_updated
-                    && r.version.is_some() =>
-            {
+            Some((v, lu)) if v.as_deref() == r.version && *lu == lu_tag && r.version.is_some() => {
                 Change::Unchanged
             }
             Some(_) => Change::Changed,
@@ -352,24 +687,23 @@ impl Store {
         let (brief_nonce, brief_blob) = brief
             .clone()
             .map_or((None, None), |(n, b)| (Some(n), Some(b)));
-        let sort_key = r.brief.map(|(_, k)| k);
-        if let (Some(code), Some((bn, bb)), Some(key)) = (r.code, brief, sort_key) {
+        if let (Some(code), Some((bn, bb)), Some((_, key))) = (r.code, brief, r.brief) {
             Self::update_latest(tx, keys, account, &keys.tag(code), &id_tag, key, (bn, bb))?;
         }
         tx.execute(
             "INSERT INTO resources (account, type, id_tag, version, last_updated, query, pass, code_tag, category_tag, nonce, payload,
-                 brief_nonce, brief, sort_key)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                 brief_nonce, brief)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
              ON CONFLICT (account, type, id_tag) DO UPDATE SET version = excluded.version, last_updated = excluded.last_updated,
                  query = excluded.query, pass = excluded.pass, code_tag = excluded.code_tag,
                  category_tag = excluded.category_tag, nonce = excluded.nonce, payload = excluded.payload,
-                 brief_nonce = excluded.brief_nonce, brief = excluded.brief, sort_key = excluded.sort_key",
+                 brief_nonce = excluded.brief_nonce, brief = excluded.brief",
             params![
                 account,
                 r.ty,
                 id_tag,
                 r.version,
-                r.last_updated,
+                lu_tag,
                 query,
                 pass,
                 r.code.map(|c| keys.tag(c)),
@@ -378,35 +712,44 @@ impl Store {
                 payload,
                 brief_nonce,
                 brief_blob,
-                sort_key
             ],
         )?;
         Ok(change)
     }
 
-    /// Keeps the newest brief per code. The comparison uses the sort key stored next to the current latest row.
+    /// Keeps the newest brief per code. The date of the current latest result is read from its sealed brief (no
+    /// date is stored in the clear).
     fn update_latest(
         tx: &Transaction<'_>,
-        _keys: &AccountKeys,
+        keys: &AccountKeys,
         account: &str,
         code_tag: &[u8],
         id_tag: &[u8],
         sort_key: i64,
         (nonce, brief): (Vec<u8>, Vec<u8>),
     ) -> Result<()> {
-        let current: Option<(Vec<u8>, Option<i64>)> = tx
+        let current: Option<(Vec<u8>, Vec<u8>, Vec<u8>)> = tx
             .query_row(
-                "SELECT l.id_tag, r.sort_key FROM latest l LEFT JOIN resources r
-                   ON r.account = l.account AND r.id_tag = l.id_tag AND r.type = 'Observation'
-                 WHERE l.account = ? AND l.code_tag = ?",
+                "SELECT id_tag, nonce, brief FROM latest WHERE account = ? AND code_tag = ?",
                 params![account, code_tag],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
-        let replace = match current {
-            None => true,
-            Some((cur_id, _)) if cur_id == id_tag => true,
-            Some((_, cur_key)) => cur_key.is_none_or(|k| sort_key >= k),
+        let (replace, recompute) = match current {
+            None => (true, false),
+            Some((cur_id, cur_nonce, cur_brief)) => {
+                // An unreadable current row is replaced (and the code's newest chosen again).
+                let cur_key = keys
+                    .open(&aad(account, "brief", &cur_id), &cur_nonce, cur_brief)
+                    .ok()
+                    .map(|b| brief_sort_key(&b));
+                match cur_key {
+                    None => (true, true),
+                    // The same result moved back in time: another result of the code may now be the newest.
+                    Some(k) if cur_id == id_tag => (true, sort_key < k),
+                    Some(k) => (sort_key >= k, false),
+                }
+            }
         };
         if replace {
             tx.execute(
@@ -414,18 +757,33 @@ impl Store {
                 params![account, code_tag, id_tag, nonce, brief],
             )?;
         }
+        if recompute {
+            tx.execute(
+                "INSERT OR IGNORE INTO latest_stale (account, code_tag) VALUES (?, ?)",
+                params![account, code_tag],
+            )?;
+        }
         Ok(())
     }
 
+    /// Opens sealed briefs; one that does not open is damage to its row, which is removed and reported.
     fn open_briefs(
         &self,
         keys: &AccountKeys,
         account: &str,
-        rows: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>,
-    ) -> Vec<Zeroizing<Vec<u8>>> {
-        rows.into_iter()
-            .filter_map(|(id_tag, n, b)| keys.open(&aad(account, "brief", &id_tag), &n, b).ok())
-            .collect()
+        rows: Vec<BriefRow>,
+    ) -> Result<Vec<Zeroizing<Vec<u8>>>> {
+        let mut out = Vec::with_capacity(rows.len());
+        let mut damaged = Vec::new();
+        for (id_tag, n, b) in rows {
+            match keys.open(&aad(account, "brief", &id_tag), &n, b) {
+                Ok(p) => out.push(p),
+                Err(StoreError::Decrypt) => damaged.push(("Observation".to_owned(), id_tag)),
+                Err(e) => return Err(e),
+            }
+        }
+        self.drop_damaged(account, damaged)?;
+        Ok(out)
     }
 
     /// The briefs of every result with `code` (for a trend).
@@ -435,52 +793,126 @@ impl Store {
         account: &str,
         code: &str,
     ) -> Result<Vec<Zeroizing<Vec<u8>>>> {
-        let rows: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = {
-            let conn = self.conn();
-            let mut stmt = conn.prepare_cached(
-                "SELECT id_tag, brief_nonce, brief FROM resources WHERE account = ? AND code_tag = ? AND brief IS NOT NULL",
-            )?;
-            stmt.query_map(params![account, keys.tag(code)], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?
-            .collect::<std::result::Result<_, _>>()?
-        };
-        Ok(self.open_briefs(keys, account, rows))
+        let rows = self.brief_rows(account, &keys.tag(code))?;
+        self.open_briefs(keys, account, rows)
     }
 
-    /// The newest brief of each code (for a summary's latest results): one row per code.
+    fn brief_rows(&self, account: &str, code_tag: &[u8]) -> Result<Vec<BriefRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id_tag, brief_nonce, brief FROM resources WHERE account = ? AND code_tag = ? AND brief IS NOT NULL",
+        )?;
+        Ok(stmt
+            .query_map(params![account, code_tag], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// The newest brief of each code (for a summary's latest results): one row per code. Codes whose newest result
+    /// was deleted are chosen again first, by opening the briefs of those codes only.
     pub fn latest_briefs(
         &self,
         keys: &AccountKeys,
         account: &str,
     ) -> Result<Vec<Zeroizing<Vec<u8>>>> {
-        let rows: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = {
+        self.refresh_stale_latest(keys, account)?;
+        let rows: Vec<BriefRow> = {
             let conn = self.conn();
             let mut stmt =
                 conn.prepare_cached("SELECT id_tag, nonce, brief FROM latest WHERE account = ?")?;
             stmt.query_map([account], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<std::result::Result<_, _>>()?
         };
-        Ok(self.open_briefs(keys, account, rows))
+        let mut out = Vec::with_capacity(rows.len());
+        let mut damaged = false;
+        for (id_tag, n, b) in rows {
+            match keys.open(&aad(account, "brief", &id_tag), &n, b) {
+                Ok(p) => out.push(p),
+                Err(StoreError::Decrypt) => {
+                    // The copy in `latest` is damaged: choose that code's newest again from the results.
+                    damaged = true;
+                    self.write(|tx| {
+                        tx.execute(
+                            "INSERT OR IGNORE INTO latest_stale (account, code_tag)
+                             SELECT account, code_tag FROM latest WHERE account = ? AND id_tag = ?",
+                            params![account, id_tag],
+                        )?;
+                        tx.execute(
+                            "DELETE FROM latest WHERE account = ? AND id_tag = ?",
+                            params![account, id_tag],
+                        )?;
+                        Ok(())
+                    })?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if damaged {
+            return self.latest_briefs(keys, account);
+        }
+        Ok(out)
     }
 
-    /// After deletions: drops latest rows whose result is gone and puts the newest remaining result of those codes
-    /// back, in one grouped pass.
+    /// Chooses the newest result again for the codes marked stale (deletions, damage), in Rust with the key.
+    fn refresh_stale_latest(&self, keys: &AccountKeys, account: &str) -> Result<()> {
+        let stale: Vec<Vec<u8>> = {
+            let conn = self.conn();
+            let mut stmt =
+                conn.prepare_cached("SELECT code_tag FROM latest_stale WHERE account = ?")?;
+            stmt.query_map([account], |r| r.get(0))?
+                .collect::<std::result::Result<_, _>>()?
+        };
+        for code_tag in stale {
+            let rows = self.brief_rows(account, &code_tag)?;
+            let mut best: Option<(i64, BriefRow)> = None;
+            let mut damaged = Vec::new();
+            for (id_tag, n, b) in rows {
+                match keys.open(&aad(account, "brief", &id_tag), &n, b.clone()) {
+                    Ok(plain) => {
+                        let k = brief_sort_key(&plain);
+                        if best.as_ref().is_none_or(|(bk, ..)| k >= *bk) {
+                            best = Some((k, (id_tag, n, b)));
+                        }
+                    }
+                    Err(StoreError::Decrypt) => damaged.push(("Observation".to_owned(), id_tag)),
+                    Err(e) => return Err(e),
+                }
+            }
+            self.write(|tx| {
+                tx.execute(
+                    "DELETE FROM latest WHERE account = ? AND code_tag = ?",
+                    params![account, code_tag],
+                )?;
+                if let Some((_, (id_tag, n, b))) = &best {
+                    tx.execute(
+                        "INSERT INTO latest (account, code_tag, id_tag, nonce, brief) VALUES (?, ?, ?, ?, ?)",
+                        params![account, code_tag, id_tag, n, b],
+                    )?;
+                }
+                tx.execute(
+                    "DELETE FROM latest_stale WHERE account = ? AND code_tag = ?",
+                    params![account, code_tag],
+                )?;
+                Ok(())
+            })?;
+            self.drop_damaged(account, damaged)?;
+        }
+        Ok(())
+    }
+
+    /// After deletions: drops latest rows whose result is gone and marks their codes, whose newest remaining result
+    /// is chosen (with the key) at the next read.
     fn repair_latest(tx: &Transaction<'_>, account: &str) -> Result<()> {
         tx.execute(
-            "DELETE FROM latest WHERE account = ?1 AND NOT EXISTS
+            "INSERT OR IGNORE INTO latest_stale (account, code_tag)
+             SELECT account, code_tag FROM latest WHERE account = ?1 AND NOT EXISTS
                  (SELECT 1 FROM resources r WHERE r.account = ?1 AND r.type = 'Observation' AND r.id_tag = latest.id_tag)",
             [account],
         )?;
         tx.execute(
-            "INSERT OR REPLACE INTO latest (account, code_tag, id_tag, nonce, brief)
-             SELECT r.account, r.code_tag, r.id_tag, r.brief_nonce, r.brief
-             FROM resources r
-             JOIN (SELECT code_tag, max(sort_key) AS k FROM resources
-                   WHERE account = ?1 AND type = 'Observation' AND brief IS NOT NULL AND code_tag IS NOT NULL
-                     AND code_tag NOT IN (SELECT code_tag FROM latest WHERE account = ?1)
-                   GROUP BY code_tag) m ON m.code_tag = r.code_tag AND m.k = r.sort_key
-             WHERE r.account = ?1 AND r.type = 'Observation' AND r.brief IS NOT NULL",
+            "DELETE FROM latest WHERE account = ?1 AND NOT EXISTS
+                 (SELECT 1 FROM resources r WHERE r.account = ?1 AND r.type = 'Observation' AND r.id_tag = latest.id_tag)",
             [account],
         )?;
         Ok(())
@@ -494,10 +926,14 @@ impl Store {
         ty: &str,
         id: &str,
     ) -> Result<bool> {
-        Ok(tx.execute(
+        let removed = tx.execute(
             "DELETE FROM resources WHERE account = ? AND type = ? AND id_tag = ?",
             params![account, ty, keys.tag(id)],
-        )? > 0)
+        )? > 0;
+        if removed && ty == "Observation" {
+            Self::repair_latest(tx, account)?;
+        }
+        Ok(removed)
     }
 
     /// After a complete full pass of `query`: removes what the pass did not see (deleted on the server). Returns the
@@ -605,21 +1041,36 @@ impl Store {
                 Err(e) => return Err(e),
             }
         }
-        if !damaged.is_empty() {
-            // Drop what cannot be read; the next sync fetches it again (a full pass, as `since` is cleared).
-            let conn = self.conn();
-            for (ty, id_tag) in damaged {
-                conn.execute(
+        self.drop_damaged(account, damaged)?;
+        Ok(out)
+    }
+
+    /// Rows that do not open once the key is known to be right are damaged: they are removed (with their latest
+    /// entries), the account's queries are fetched whole at the next sync, and the host is told.
+    fn drop_damaged(&self, account: &str, damaged: Vec<(String, Vec<u8>)>) -> Result<()> {
+        if damaged.is_empty() {
+            return Ok(());
+        }
+        let count = damaged.len();
+        self.write(|tx| {
+            for (ty, id_tag) in &damaged {
+                tx.execute(
                     "DELETE FROM resources WHERE account = ? AND type = ? AND id_tag = ?",
                     params![account, ty, id_tag],
                 )?;
             }
-            conn.execute(
+            tx.execute(
                 "UPDATE sync_queries SET since = NULL WHERE account = ?",
                 params![account],
             )?;
-        }
-        Ok(out)
+            Self::repair_latest(tx, account)
+        })?;
+        tracing::warn!(target: "chartlink", count, "damaged rows were removed; the next sync fetches them again");
+        self.notify(StoreNotice::DamagedRows {
+            account_id: account.to_owned(),
+            count,
+        });
+        Ok(())
     }
 
     fn select(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<Row>> {
@@ -732,6 +1183,7 @@ impl Store {
                 "sync_queries",
                 "sync_accounts",
                 "latest",
+                "latest_stale",
             ] {
                 tx.execute(&format!("DELETE FROM {table} WHERE account = ?"), [account])?;
             }
@@ -740,6 +1192,11 @@ impl Store {
         // Reclaim the pages so deleted ciphertext does not linger in the file.
         let conn = self.conn();
         conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        drop(conn);
+        // A moved-aside copy of a damaged database holds this account's records too.
+        if let Some(p) = &self.path {
+            Self::delete_moved_aside(p)?;
+        }
         Ok(())
     }
 
@@ -1012,6 +1469,100 @@ mod tests {
             store.binary(&k, "a", "b1").expect("get"),
             Some(("application/pdf".into(), b"%PDF-1.4".to_vec()))
         );
+    }
+
+    fn put_lab(store: &Store, id: &str, date: &str, pass: i64) {
+        let k = keys("a");
+        let date_value = crate::views::FhirDate::parse(date).expect("date");
+        let when = date_value.sort_key();
+        let brief = serde_json::json!({"id": id, "date": date_value}).to_string();
+        store
+            .write(|tx| {
+                Store::upsert(
+                    tx,
+                    &k,
+                    "a",
+                    "q",
+                    pass,
+                    &Incoming {
+                        ty: "Observation",
+                        id,
+                        version: Some("1"),
+                        last_updated: Some(date),
+                        code: Some("4548-4"),
+                        category: Some("laboratory"),
+                        json: b"{}",
+                        brief: Some((brief.as_bytes(), when)),
+                    },
+                )
+            })
+            .expect("upsert");
+    }
+
+    fn latest_ids(store: &Store) -> Vec<String> {
+        store
+            .latest_briefs(&keys("a"), "a")
+            .expect("latest")
+            .iter()
+            .map(|b| serde_json::from_slice::<Value>(b).expect("json")["id"].to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_newest_result_per_code_is_chosen_from_sealed_dates_and_again_after_a_deletion() {
+        let store = Store::open_in_memory().expect("open");
+        put_lab(&store, "old", "2019-05-03", 1);
+        put_lab(&store, "new", "2021-01-01T10:00:00Z", 1);
+        put_lab(&store, "mid", "2020-02-02", 1);
+        assert_eq!(latest_ids(&store), [r#""new""#]);
+        // A full pass that no longer sees "new" (and "mid" seen again): the code's newest is chosen again.
+        put_lab(&store, "old", "2019-05-03", 2);
+        put_lab(&store, "mid", "2020-02-02", 2);
+        store
+            .write(|tx| Store::reconcile(tx, "a", "q", 2))
+            .expect("reconcile");
+        assert_eq!(latest_ids(&store), [r#""mid""#]);
+    }
+
+    #[test]
+    fn migration_v3_drops_the_clear_dates_and_keeps_the_latest_table() {
+        let dir = std::env::temp_dir().join(format!("cl-store-v3-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("chartlink.db");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(MIGRATIONS[0]).expect("v1");
+            conn.execute_batch(MIGRATIONS[1]).expect("v2");
+            conn.execute_batch(
+                "INSERT INTO resources (account, type, id_tag, version, last_updated, query, pass, nonce, payload, sort_key)
+                 VALUES ('a', 'Observation', x'01', '1', '2019-05-03T10:00:00Z', 'q', 1, x'00', x'00', 1556877600);
+                 INSERT INTO latest VALUES ('a', x'02', x'01', x'00', x'00');
+                 PRAGMA user_version = 2;",
+            )
+            .expect("v2 data");
+        }
+        let store = Store::open(&path).expect("migrates");
+        let conn = store.conn();
+        let columns: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('resources')")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<std::result::Result<_, _>>()
+            .expect("rows");
+        assert!(!columns.iter().any(|c| c == "sort_key"));
+        let lu: Option<String> = conn
+            .query_row("SELECT last_updated FROM resources", [], |r| r.get(0))
+            .expect("row");
+        assert_eq!(lu, None);
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM latest", [], |r| r.get(0))
+            .expect("latest");
+        assert_eq!(n, 1);
+        drop(conn);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
