@@ -512,3 +512,69 @@ async fn an_answer_over_the_size_limit_is_not_downloaded_five_times() {
     );
     f.sb.shutdown().await;
 }
+
+/// A secure store that fails its writes while `fail` is set (a Keychain error, a full disk).
+struct FlakyStore {
+    inner: chartlink_core::MemorySecureStore,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+impl chartlink_core::SecureStore for FlakyStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, chartlink_core::SecureStoreError> {
+        self.inner.get(key)
+    }
+    fn put(&self, key: &str, value: &[u8]) -> Result<(), chartlink_core::SecureStoreError> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(chartlink_core::SecureStoreError(
+                "keychain unavailable".into(),
+            ));
+        }
+        self.inner.put(key, value)
+    }
+    fn delete(&self, key: &str) -> Result<(), chartlink_core::SecureStoreError> {
+        self.inner.delete(key)
+    }
+    fn keys(&self, prefix: &str) -> Result<Vec<String>, chartlink_core::SecureStoreError> {
+        self.inner.keys(prefix)
+    }
+}
+
+/// The secure store failing to save a renewed token is "needs attention", not revocation: the renewed tokens stay
+/// in memory (the spent refresh token is never sent again), are saved once the store works, and a new SDK started
+/// from the store then still has access.
+#[tokio::test]
+async fn a_secure_store_failure_during_a_refresh_is_not_revocation() {
+    let f = Fixture::new().await;
+    let flaky = std::sync::Arc::new(FlakyStore {
+        inner: chartlink_core::MemorySecureStore::default(),
+        fail: false.into(),
+    });
+    let host = |browser: bool| chartlink_core::Host {
+        secure_store: flaky.clone(),
+        browser: browser.then(|| {
+            std::sync::Arc::new(common::RobotBrowser(Fixture::robot("maria")))
+                as std::sync::Arc<dyn chartlink_core::AuthBrowser>
+        }),
+        clock: f.clock.clone(),
+        listener: None,
+    };
+    let sdk = chartlink_core::ChartLink::new(config(RevocationPolicy::PurgeNow), host(true)).unwrap();
+    let id = sdk.link(&f.sb.fhir_base()).await.unwrap().id;
+    sdk.sync_with(&id, &fast(), &mut |_| {}).await.unwrap();
+    let before = record(&sdk, &id);
+    flaky.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    f.sb.admin().expire_access_tokens(None).unwrap();
+    let err = sdk.sync_with(&id, &fast(), &mut |_| {}).await.unwrap_err();
+    assert!(matches!(err, Error::Storage(_)), "{err:?}");
+    assert_eq!(status(&sdk, &id), AccountStatus::Active);
+    assert_eq!(record(&sdk, &id), before);
+    flaky.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    sdk.sync_with(&id, &fast(), &mut |_| {}).await.unwrap();
+    // A fresh start reads the saved (rotated) refresh token: access continues, nothing was reused.
+    drop(sdk);
+    let again = chartlink_core::ChartLink::new(config(RevocationPolicy::PurgeNow), host(false)).unwrap();
+    f.advance(2 * 3600 * 1000);
+    assert!(again.access_token(&id).await.is_ok());
+    assert_eq!(status(&again, &id), AccountStatus::Active);
+    f.sb.shutdown().await;
+}
