@@ -44,17 +44,23 @@ pub struct FaultConfig {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum FaultKind {
     /// The status with an OperationOutcome (FHIR paths) or an OAuth `server_error` (the OAuth endpoints).
-    Status { status: u16 },
+    Status {
+        status: u16,
+    },
     /// Exactly this answer: e.g. a load balancer's HTML page, `{"error":"temporarily_unavailable"}`, or a 401.
     Body {
         status: u16,
         content_type: String,
         body: String,
     },
-    RateLimit { retry_after_secs: u64 },
+    RateLimit {
+        retry_after_secs: u64,
+    },
     Reset,
     Truncate,
-    Latency { ms: u64 },
+    Latency {
+        ms: u64,
+    },
 }
 
 /// A fault for the next `count` requests whose path starts with `path_prefix`.
