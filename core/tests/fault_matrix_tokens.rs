@@ -107,10 +107,12 @@ fn inventory(sdk: &ChartLink, account: &str) -> Vec<(String, String, Option<Stri
 
 /// A token-endpoint fault that is not a revocation.
 fn token_fault(rng: &mut StdRng) -> (&'static str, FaultKind) {
-    let json = |status: u16| FaultKind::Body {
+    let json = |status: u16| {
+        FaultKind::Body {
         status,
         content_type: "application/json".into(),
         body: r#"{"error":"temporarily_unavailable","error_description":"the authorization server is overloaded"}"#.into(),
+    }
     };
     match rng.random_range(0..6) {
         0 => (
@@ -287,7 +289,10 @@ async fn token_endpoint_faults_expiry_clock_jumps_and_locks_over_200_seeds_lose_
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    fault(format!("the recovery sync failed with {e:?}"), &mut failures);
+                    fault(
+                        format!("the recovery sync failed with {e:?}"),
+                        &mut failures,
+                    );
                     break;
                 }
             }
@@ -325,7 +330,12 @@ async fn token_endpoint_faults_expiry_clock_jumps_and_locks_over_200_seeds_lose_
         if failures.last().is_some_and(|f| f.seed == seed) {
             // The account is dead or damaged: link a fresh one so the next seeds are tested too.
             if status != Some(AccountStatus::Active) {
-                if let Some(old) = sdk.accounts().unwrap().into_iter().find(|a| a.id == account) {
+                if let Some(old) = sdk
+                    .accounts()
+                    .unwrap()
+                    .into_iter()
+                    .find(|a| a.id == account)
+                {
                     let _ = sdk.confirm_revoked(&old.id).await;
                 }
                 account = sdk.link(&sb.fhir_base()).await.unwrap().id;

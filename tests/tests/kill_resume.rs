@@ -108,7 +108,9 @@ async fn link(bin: &Path, data_dir: &Path, fhir_base: &str) -> Value {
 
 /// The SDK on the CLI's data directory, as the CLI opens it.
 fn open_store(data_dir: &Path) -> ChartLink {
-    let host = Host::new(Arc::new(FileSecureStore::new(data_dir.join("keys")).unwrap()));
+    let host = Host::new(Arc::new(
+        FileSecureStore::new(data_dir.join("keys")).unwrap(),
+    ));
     let host = Host {
         clock: Arc::new(SystemClock),
         ..host
