@@ -672,6 +672,83 @@ fn a_valid_token_answer_links() {
     }
 }
 
+/// Found by the property below (a value of its number list): `expires_in` is a u64 the server picks, and the SDK
+/// adds it in milliseconds to the clock as an i64 (core/src/link.rs:349), which overflows in a debug build and wraps
+/// in a release build. Whatever the SDK does with such an answer (refuse it, or clamp the lifetime), it must not
+/// panic.
+#[test]
+fn an_absurd_expires_in_at_the_code_exchange_does_not_panic() {
+    for expires_in in [9_223_372_036_854_775u64, u64::MAX / 1000, u64::MAX] {
+        let mut body = token_seeds()[0].clone();
+        body["expires_in"] = json!(expires_in);
+        let r = std::panic::catch_unwind(|| {
+            link_with_token_answer(200, "application/json", serde_json::to_vec(&body).unwrap())
+        });
+        assert!(
+            r.is_ok(),
+            "expires_in {expires_in} panicked the code exchange"
+        );
+    }
+}
+
+/// The same sum on refresh (core/src/account.rs:343): a refresh answered with an absurd `expires_in`.
+#[test]
+fn an_absurd_expires_in_on_refresh_does_not_panic() {
+    let w = world();
+    let s = fuzz_server();
+    for expires_in in [9_223_372_036_854_775u64, u64::MAX / 1000] {
+        let clock = Arc::new(ManualClock::new());
+        let host = Host {
+            secure_store: Arc::new(MemorySecureStore::default()),
+            browser: Some(Arc::new(RobotBrowser(PortalRobot::allowing(
+                "maria",
+                "maria-demo",
+                Some("leo-garcia"),
+            )))),
+            clock: clock.clone(),
+            listener: None,
+        };
+        let config = AppConfig {
+            // The clock jumps by hours; the idle lock must not fire.
+            lock: chartlink_core::LockConfig {
+                timeout_ms: 365 * 24 * 3600 * 1000,
+                warning_ms: None,
+                background_grace_ms: 0,
+            },
+            ..AppConfig::new("chartlink-demo", "chartlink-demo://callback")
+        };
+        let sdk = ChartLink::new(config, host).unwrap();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            runtime().block_on(async {
+                let _turn = s.turn.lock().await;
+                w.sandbox.admin().clear_faults();
+                let account = sdk.link(&w.sandbox.fhir_base()).await.unwrap();
+                let mut body = token_seeds()[0].clone();
+                body["expires_in"] = json!(expires_in);
+                w.sandbox.admin().script_fault(ScriptedFault {
+                    path_prefix: "/oauth2/token".into(),
+                    kind: FaultKind::Body {
+                        status: 200,
+                        content_type: "application/json".into(),
+                        body: body.to_string(),
+                    },
+                    count: 1,
+                });
+                // Two hours later the access token is due for a refresh.
+                clock.advance_ms(2 * 3600 * 1000);
+                let first = sdk.access_token(&account.id).await;
+                // And once more, with whatever expiry the SDK stored.
+                clock.advance_ms(2 * 3600 * 1000);
+                let second = sdk.access_token(&account.id).await;
+                w.sandbox.admin().clear_faults();
+                eprintln!("refresh with expires_in {expires_in}: {first:?} then {second:?}");
+                (first.is_ok(), second.is_ok())
+            })
+        }));
+        assert!(r.is_ok(), "expires_in {expires_in} on refresh panicked");
+    }
+}
+
 proptest! {
     #![proptest_config(cases(48))]
 
