@@ -750,7 +750,7 @@ fn an_absurd_expires_in_on_refresh_does_not_panic() {
 }
 
 proptest! {
-    #![proptest_config(cases(48))]
+    #![proptest_config(cases(200))]
 
     /// The whole code exchange over HTTP with a fuzzed token endpoint answer: a typed error or an account, no panic.
     #[test]
