@@ -126,7 +126,8 @@ pub fn check_id_token(
         return Err(JwtError::Claim("aud"));
     }
     let exp = claims["exp"].as_i64().ok_or(JwtError::Claim("exp"))?;
-    if exp + skew_secs < now_secs {
+    // Saturating: a server may send any i64 as `exp` (i64::MAX overflowed here before).
+    if exp.saturating_add(skew_secs) < now_secs {
         return Err(JwtError::Expired);
     }
     Ok(())
