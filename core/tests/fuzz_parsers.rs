@@ -1,7 +1,7 @@
 //! Property tests ("fuzzing" without a fuzzing engine: `cargo fuzz` needs cargo-fuzz and libFuzzer, not
 //! installed here) for every parser that reads what a server sends:
 //!
-//! - the token response: serde into [`SmartTokenResponse`], and the whole code exchange of a link over real HTTP
+//! - the token response: [`chartlink_core::token::classify`] under every status, and the whole code exchange of a link over real HTTP
 //!   (the sandbox's token endpoint answering the fuzzed body),
 //! - the SMART configuration and the CapabilityStatement fallback, through [`discover`] against a loopback HTTP
 //!   server serving the fuzzed body,
@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chartlink_core::account::{Accounts, SmartTokenResponse, Tokens};
+use chartlink_core::account::{Accounts, Tokens};
 use chartlink_core::discovery::{DiscoveryError, ScopeSyntax, ServerInfo, discover};
 use chartlink_core::fhir::RetryPolicy;
 use chartlink_core::http::Http;
@@ -35,7 +35,6 @@ use chartlink_core::{
     ManualClock, MemorySecureStore, Secret,
 };
 use chartlink_sandbox::{Config, FaultKind, PortalRobot, Sandbox, ScriptedFault};
-use oauth2::TokenResponse;
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 use serde_json::{Value, json};
@@ -590,18 +589,35 @@ fn token_seeds() -> Vec<Value> {
 proptest! {
     #![proptest_config(cases(4096))]
 
-    /// serde into the token response type, then every accessor the SDK uses.
+    /// The token answer classifier under the statuses a token endpoint answers with, then every field the SDK
+    /// uses (a lifetime is clamped: the expiry never overflows).
     #[test]
-    fn token_response_parse_never_panics(body in document(token_seeds())) {
-        if let Ok(r) = serde_json::from_slice::<SmartTokenResponse>(&body) {
-            let _ = r.access_token().secret().len();
-            let _ = r.expires_in().map(|d| d.as_millis());
-            let _ = r.refresh_token().map(|t| t.secret().len());
-            let _ = r.scopes().map(|s| s.len());
-            let _ = r.extra_fields().patient.as_deref();
-        } else {
-            // Garbage is a typed error, never a half-filled response.
-            prop_assert!(serde_json::from_slice::<SmartTokenResponse>(&body).is_err());
+    fn token_response_parse_never_panics(
+        body in document(token_seeds()),
+        status in prop::sample::select(vec![200u16, 400, 401, 429, 500, 503]),
+        json_type in any::<bool>(),
+    ) {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let ct = if json_type { "application/json" } else { "text/html" };
+        headers.insert("content-type", reqwest::header::HeaderValue::from_static(ct));
+        let resp = chartlink_core::http::Response {
+            status: reqwest::StatusCode::from_u16(status).unwrap(),
+            headers,
+            body,
+        };
+        match chartlink_core::token::classify(&resp) {
+            Ok(t) => {
+                prop_assert_eq!(status, 200);
+                let _ = t.access.expose().len();
+                let _ = t.expires_at_ms(i64::MAX);
+                let _ = t.expires_at_ms(i64::MIN);
+                prop_assert!(t.expires_in_secs.is_none_or(|s| s <= chartlink_core::token::MAX_LIFETIME_SECS));
+            }
+            Err(chartlink_core::token::TokenError::GrantGone { .. }) => {
+                // Only a well-formed JSON OAuth error below 500 ends a grant.
+                prop_assert!(json_type && (400..500).contains(&status) && status != 429);
+            }
+            Err(_) => {}
         }
     }
 }
@@ -961,6 +977,7 @@ fn fake_account(base: &str) -> (LinkedAccount, Tokens) {
     let account = LinkedAccount {
         id: "fuzz".into(),
         server: ServerInfo {
+            iss_parameter_supported: false,
             fhir_base: fhir.clone(),
             issuer: None,
             authorization_endpoint: fhir.clone(),
@@ -1105,6 +1122,14 @@ fn run_views(resources: &[Value]) {
 #[test]
 fn real_search_pages_are_stored_whole() {
     for seed in bundle_seeds() {
+        // The pages are another patient's record served to an account linked to `p1`: they name p1 here, since
+        // the sync refuses what belongs to anyone else (see `a_page_of_another_patient_is_refused`).
+        let seed: Value = serde_json::from_str(
+            &seed
+                .to_string()
+                .replace("Patient/daniel-chen", "Patient/p1"),
+        )
+        .unwrap();
         let run = sync_page(serde_json::to_vec(&seed).unwrap(), None);
         let report = run.report.unwrap();
         assert!(report.failures.is_empty(), "{:?}", report.failures);
@@ -1139,6 +1164,20 @@ fn real_search_pages_are_stored_whole() {
         got.sort();
         assert_eq!(got, want);
         run_views(&run.stored);
+    }
+}
+
+#[test]
+fn a_page_of_another_patient_is_refused() {
+    for seed in bundle_seeds() {
+        let run = sync_page(serde_json::to_vec(&seed).unwrap(), None);
+        let report = run.report.unwrap();
+        let entries = seed["entry"].as_array().map_or(0, Vec::len);
+        assert!(report.refused > 0 || entries == 0, "{entries} entries");
+        assert!(
+            run.stored.iter().all(|r| r["resourceType"] == "Patient"),
+            "only the linked patient's own Patient resource is stored"
+        );
     }
 }
 

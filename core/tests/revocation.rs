@@ -558,7 +558,8 @@ async fn a_secure_store_failure_during_a_refresh_is_not_revocation() {
         clock: f.clock.clone(),
         listener: None,
     };
-    let sdk = chartlink_core::ChartLink::new(config(RevocationPolicy::PurgeNow), host(true)).unwrap();
+    let sdk =
+        chartlink_core::ChartLink::new(config(RevocationPolicy::PurgeNow), host(true)).unwrap();
     let id = sdk.link(&f.sb.fhir_base()).await.unwrap().id;
     sdk.sync_with(&id, &fast(), &mut |_| {}).await.unwrap();
     let before = record(&sdk, &id);
@@ -572,7 +573,8 @@ async fn a_secure_store_failure_during_a_refresh_is_not_revocation() {
     sdk.sync_with(&id, &fast(), &mut |_| {}).await.unwrap();
     // A fresh start reads the saved (rotated) refresh token: access continues, nothing was reused.
     drop(sdk);
-    let again = chartlink_core::ChartLink::new(config(RevocationPolicy::PurgeNow), host(false)).unwrap();
+    let again =
+        chartlink_core::ChartLink::new(config(RevocationPolicy::PurgeNow), host(false)).unwrap();
     f.advance(2 * 3600 * 1000);
     assert!(again.access_token(&id).await.is_ok());
     assert_eq!(status(&again, &id), AccountStatus::Active);
