@@ -194,6 +194,12 @@ fn run(data: &Path, db: Option<&Path>, label: &str) {
     };
     let load = started.elapsed();
     let hwm = vm_hwm_kib(pid);
+    let counted = loop {
+        let line = lines.next().expect("the banner").expect("stdout");
+        if line.contains(" resources across ") {
+            break line;
+        }
+    };
     let (first, size) = get(&addr, "/fhir/metadata");
     let mut times: Vec<Duration> = (0..50).map(|_| get(&addr, "/fhir/metadata").0).collect();
     times.sort();
@@ -201,7 +207,7 @@ fn run(data: &Path, db: Option<&Path>, label: &str) {
     child.kill().unwrap();
     let _ = child.wait();
     println!(
-        "{label}: ready in {:.2} s, peak RSS {:.0} MiB ({:.0} MiB after 51 metadata GETs); \
+        "{label}: {counted} Ready in {:.2} s, peak RSS {:.0} MiB ({:.0} MiB after 51 metadata GETs); \
          GET /fhir/metadata first {:.2} ms, median of 50 {:.2} ms, p90 {:.2} ms ({size} bytes)",
         load.as_secs_f64(),
         hwm as f64 / 1024.0,
