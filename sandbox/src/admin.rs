@@ -167,9 +167,12 @@ impl Admin {
 
     /// Loads more FHIR data (a Bundle or a resource) while running; returns the logins made for new patients.
     pub fn load(&self, document: Value) -> Result<Vec<(String, String)>, AdminError> {
-        let resources = crate::loader::resources_of(document, std::path::Path::new("upload"))?;
-        let people =
-            crate::loader::load_into(&mut self.shared.store(), resources, self.shared.clock.now())?;
+        let people = crate::loader::load_document(
+            &mut self.shared.store(),
+            document,
+            std::path::Path::new("upload"),
+            self.shared.clock.now(),
+        )?;
         Ok(people
             .into_iter()
             .filter_map(|(p, pw)| p.username.map(|u| (u, pw)))
@@ -184,7 +187,11 @@ impl Admin {
 
     /// The counters.
     pub fn stats(&self) -> Stats {
-        self.shared.stats().clone()
+        let type_scans = self.shared.store().type_scans();
+        Stats {
+            type_scans,
+            ..self.shared.stats().clone()
+        }
     }
 }
 
@@ -251,7 +258,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/state", get(state))
         .route(
             "/stats",
-            get(|State(s): State<Arc<Shared>>| async move { Json(s.stats().clone()) }),
+            get(|State(s): State<Arc<Shared>>| async move { Json(admin(&s).stats()) }),
         )
         .route("/clock/advance", post(advance))
         .route(

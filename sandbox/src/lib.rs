@@ -129,6 +129,9 @@ pub struct Stats {
     pub fhir_requests: u64,
     pub authorize_requests: u64,
     pub revocations: u64,
+    /// How many times the resource table was scanned to count types (the CapabilityStatement's types are
+    /// cached, so this stays at one or two however often `/metadata` is asked).
+    pub type_scans: u64,
 }
 
 /// State shared by every handler.

@@ -5,6 +5,8 @@
 //! Every multi-row write runs in one transaction, so a failed load (say, broken JSON in `--data`) leaves the
 //! database exactly as it was.
 
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use rusqlite::types::Value as SqlValue;
@@ -140,7 +142,15 @@ pub struct TokenRow {
 #[derive(Debug)]
 pub struct Store {
     conn: Connection,
+    /// Live resources per type, counted once (on first use) and then kept up to date by every write, so the
+    /// CapabilityStatement and the banner never scan the table again.
+    type_counts: RefCell<Option<BTreeMap<String, i64>>>,
+    /// How many times the table was scanned to count types (tests check the cache with it).
+    type_scans: Cell<u64>,
 }
+
+/// Per-type changes of the live count made by a write, applied to the cache once the write committed.
+type CountDeltas = HashMap<String, i64>;
 
 impl Store {
     /// Opens (and creates or migrates) the database; `None` keeps it in memory.
@@ -157,7 +167,40 @@ impl Store {
             conn.execute_batch(SCHEMA)?;
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
-        Ok(Self { conn })
+        Ok(Self {
+            conn,
+            type_counts: RefCell::new(None),
+            type_scans: Cell::new(0),
+        })
+    }
+
+    /// Adds committed changes to the cached type counts.
+    fn apply(&self, deltas: CountDeltas) {
+        apply(&self.type_counts, deltas);
+    }
+
+    /// A bulk write: everything put through it is one transaction, committed by [`Bulk::commit`] (dropping it
+    /// rolls everything back). Statements are prepared once and reused.
+    pub fn bulk(&mut self) -> Result<Bulk<'_>> {
+        Ok(Bulk {
+            tx: self.conn.transaction()?,
+            deltas: CountDeltas::new(),
+            counts: &self.type_counts,
+        })
+    }
+
+    /// Every username in use.
+    pub fn usernames(&self) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT username FROM people WHERE username IS NOT NULL")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// How many times the resources table has been scanned to count types.
+    pub fn type_scans(&self) -> u64 {
+        self.type_scans.get()
     }
 
     /// Whether the database holds no resources yet (a fresh `--db` gets the generated population).
@@ -192,27 +235,23 @@ impl Store {
         resources: impl IntoIterator<Item = Value>,
         now: i64,
     ) -> Result<usize> {
-        let tx = self.conn.transaction()?;
+        let mut bulk = self.bulk()?;
         let mut n = 0;
         for r in resources {
-            put(&tx, r, now, false)?;
+            bulk.put(r, now)?;
             n += 1;
         }
-        tx.execute(
-            "UPDATE resources SET patient = (SELECT d.patient FROM resources d
-                 WHERE d.type || '/' || d.id = json_extract(resources.json, '$.securityContext.reference'))
-             WHERE type = 'Binary' AND patient IS NULL",
-            [],
-        )?;
-        tx.commit()?;
+        bulk.commit()?;
         Ok(n)
     }
 
     /// Stores one resource as a new version (an edit); returns its new `versionId`.
     pub fn update(&mut self, resource: Value, now: i64) -> Result<i64> {
         let tx = self.conn.transaction()?;
-        let v = put(&tx, resource, now, true)?;
+        let mut deltas = CountDeltas::new();
+        let v = put(&tx, resource, now, true, &mut deltas)?;
         tx.commit()?;
+        self.apply(deltas);
         Ok(v)
     }
 
@@ -222,6 +261,9 @@ impl Store {
             "UPDATE resources SET deleted = 1, version = version + 1, last_updated = ? WHERE type = ? AND id = ? AND deleted = 0",
             params![now, ty, id],
         )?;
+        if n > 0 {
+            self.apply(CountDeltas::from([(ty.to_owned(), -1)]));
+        }
         Ok(n > 0)
     }
 
@@ -276,13 +318,20 @@ impl Store {
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
-    /// The resource types present, with counts (for the CapabilityStatement and the start-up banner).
+    /// The resource types present, with counts (for the CapabilityStatement and the start-up banner). The table
+    /// is scanned only the first time; every write keeps the counts current after that.
     pub fn type_counts(&self) -> Result<Vec<(String, i64)>> {
+        if let Some(counts) = self.type_counts.borrow().as_ref() {
+            return Ok(counts.iter().map(|(t, n)| (t.clone(), *n)).collect());
+        }
         let mut stmt = self.conn.prepare(
             "SELECT type, COUNT(*) FROM resources WHERE deleted = 0 GROUP BY type ORDER BY type",
         )?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<std::result::Result<_, _>>()?)
+        let counts: Vec<(String, i64)> = rows.collect::<std::result::Result<_, _>>()?;
+        self.type_scans.set(self.type_scans.get() + 1);
+        *self.type_counts.borrow_mut() = Some(counts.iter().cloned().collect());
+        Ok(counts)
     }
 
     // --- people and proxies ---
@@ -557,7 +606,93 @@ fn row_to_resource(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredResource> {
     })
 }
 
-fn put(tx: &rusqlite::Transaction<'_>, mut r: Value, now: i64, bump: bool) -> Result<i64> {
+/// Many writes in one transaction (a `--data` load, an upload): see [`Store::bulk`].
+#[derive(Debug)]
+pub struct Bulk<'a> {
+    tx: rusqlite::Transaction<'a>,
+    deltas: CountDeltas,
+    counts: &'a RefCell<Option<BTreeMap<String, i64>>>,
+}
+
+impl Bulk<'_> {
+    /// Stores a resource: new at version 1 (or the version its `meta` gives), existing as a new version.
+    pub fn put(&mut self, r: Value, now: i64) -> Result<i64> {
+        put(&self.tx, r, now, false, &mut self.deltas)
+    }
+
+    /// Adds or replaces a person.
+    pub fn put_person(&self, p: &PersonRow, password: Option<&str>) -> Result<()> {
+        self.tx.prepare_cached(
+            "INSERT OR REPLACE INTO people (patient_id, display_name, birth_date, username, password) VALUES (?, ?, ?, ?, ?)",
+        )?
+        .execute(params![p.patient_id, p.display_name, p.birth_date, p.username, password])?;
+        Ok(())
+    }
+
+    /// Adds or replaces a proxy authorization.
+    pub fn put_proxy(&self, p: &ProxyRow) -> Result<()> {
+        self.tx.prepare_cached(
+            "INSERT OR REPLACE INTO proxies (proxy_patient, patient_id, kind, related_person_id, ended_at) VALUES (?, ?, ?, ?, ?)",
+        )?
+        .execute(params![p.proxy_patient, p.patient_id, p.kind, p.related_person_id, p.ended_at])?;
+        Ok(())
+    }
+
+    /// The id of a live resource of a type with this identifier (`system` `None`: any system), for conditional
+    /// references (`Practitioner?identifier=system|value`) to resources stored before.
+    pub fn find_by_identifier(
+        &self,
+        ty: &str,
+        system: Option<&str>,
+        value: &str,
+    ) -> Result<Option<String>> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT r.id FROM resources r, json_each(r.json, '$.identifier') i
+                 WHERE r.type = ?1 AND r.deleted = 0 AND json_extract(i.value, '$.value') = ?2
+                   AND (?3 IS NULL OR json_extract(i.value, '$.system') = ?3)
+                 ORDER BY r.seq LIMIT 1",
+            )?
+            .query_row(params![ty, value, system], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Puts `Binary` resources into the compartment of their `securityContext` and commits everything.
+    pub fn commit(self) -> Result<()> {
+        self.tx.execute(
+            "UPDATE resources SET patient = (SELECT d.patient FROM resources d
+                 WHERE d.type = substr(json_extract(resources.json, '$.securityContext.reference'), 1,
+                           instr(json_extract(resources.json, '$.securityContext.reference'), '/') - 1)
+                   AND d.id = substr(json_extract(resources.json, '$.securityContext.reference'),
+                           instr(json_extract(resources.json, '$.securityContext.reference'), '/') + 1))
+             WHERE type = 'Binary' AND patient IS NULL
+               AND instr(json_extract(json, '$.securityContext.reference'), '/') > 1",
+            [],
+        )?;
+        self.tx.commit()?;
+        apply(self.counts, self.deltas);
+        Ok(())
+    }
+}
+
+/// Adds committed changes to cached type counts (when they are cached at all).
+fn apply(cache: &RefCell<Option<BTreeMap<String, i64>>>, deltas: CountDeltas) {
+    if let Some(counts) = cache.borrow_mut().as_mut() {
+        for (ty, d) in deltas {
+            *counts.entry(ty).or_insert(0) += d;
+        }
+        counts.retain(|_, n| *n > 0);
+    }
+}
+
+fn put(
+    tx: &rusqlite::Transaction<'_>,
+    mut r: Value,
+    now: i64,
+    bump: bool,
+    deltas: &mut CountDeltas,
+) -> Result<i64> {
     let ty = r["resourceType"]
         .as_str()
         .ok_or(StoreError::MissingId)?
@@ -566,13 +701,14 @@ fn put(tx: &rusqlite::Transaction<'_>, mut r: Value, now: i64, bump: bool) -> Re
     if !r.is_object() || ty.is_empty() || id.is_empty() {
         return Err(StoreError::MissingId);
     }
-    let previous: Option<i64> = tx
-        .query_row(
-            "SELECT version FROM resources WHERE type = ? AND id = ?",
-            params![ty, id],
-            |row| row.get(0),
-        )
+    let existing: Option<(i64, bool)> = tx
+        .prepare_cached("SELECT version, deleted FROM resources WHERE type = ? AND id = ?")?
+        .query_row(params![ty, id], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
+    let previous = existing.map(|(v, _)| v);
+    if existing.is_none_or(|(_, deleted)| deleted) {
+        *deltas.entry(ty.clone()).or_insert(0) += 1;
+    }
     let given_version = r["meta"]["versionId"]
         .as_str()
         .and_then(|v| v.parse::<i64>().ok());
@@ -603,14 +739,15 @@ fn put(tx: &rusqlite::Transaction<'_>, mut r: Value, now: i64, bump: bool) -> Re
         confidential,
     } = index::index(&r);
     let json = serde_json::to_string(&r)?;
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO resources (type, id, patient, version, last_updated, categories, codes, date_lo, date_hi, confidential, deleted, json)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11)
          ON CONFLICT (type, id) DO UPDATE SET patient = excluded.patient, version = excluded.version,
              last_updated = excluded.last_updated, categories = excluded.categories, codes = excluded.codes,
              date_lo = excluded.date_lo, date_hi = excluded.date_hi, confidential = excluded.confidential,
              deleted = 0, json = excluded.json",
-        params![ty, id, patient, version, last_updated, categories, codes, date.map(|d| d.0), date.map(|d| d.1), confidential, json],
+    )?
+    .execute(params![ty, id, patient, version, last_updated, categories, codes, date.map(|d| d.0), date.map(|d| d.1), confidential, json],
     )?;
     Ok(version)
 }
