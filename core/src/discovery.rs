@@ -126,9 +126,7 @@ pub async fn discover(http: &Http, fhir_base: &str) -> Result<ServerInfo, Discov
         .get(&well_known, None, "application/json", SMALL_BODY_LIMIT)
         .await?;
     if resp.status.is_success() {
-        let conf: SmartConfiguration = serde_json::from_value(resp.json()?)
-            .map_err(|_| DiscoveryError::InvalidField("document"))?;
-        return from_configuration(base, conf);
+        return parse_smart_configuration(base, &resp.json()?);
     }
     // Legacy servers (and SMART v1 clients such as client-py) use the CapabilityStatement.
     let status = resp.status.as_u16();
@@ -143,7 +141,24 @@ pub async fn discover(http: &Http, fhir_base: &str) -> Result<ServerInfo, Discov
     if !metadata.status.is_success() {
         return Err(DiscoveryError::NotSmart { status });
     }
-    from_capability_statement(base, &metadata.json()?).ok_or(DiscoveryError::NotSmart { status })
+    parse_capability_statement(base, &metadata.json()?).ok_or(DiscoveryError::NotSmart { status })
+}
+
+/// Reads a `.well-known/smart-configuration` document for the server at `base` (what [`discover`] does with the
+/// answer; public for property tests and fuzzing).
+pub fn parse_smart_configuration(
+    base: Url,
+    document: &Value,
+) -> Result<ServerInfo, DiscoveryError> {
+    let conf: SmartConfiguration = serde_json::from_value(document.clone())
+        .map_err(|_| DiscoveryError::InvalidField("document"))?;
+    from_configuration(base, conf)
+}
+
+/// Reads the OAuth endpoints from a CapabilityStatement's oauth-uris extension (legacy discovery); None when it has
+/// none.
+pub fn parse_capability_statement(base: Url, cs: &Value) -> Option<ServerInfo> {
+    from_capability_statement(base, cs)
 }
 
 fn resolve(

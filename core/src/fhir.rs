@@ -124,6 +124,9 @@ pub struct FhirClient<'a> {
     fresh_token_refused: AtomicBool,
     /// Largest answer read.
     body_limit: usize,
+    /// The server asked to slow down (429, or 503 with Retry-After): no request of this client (every query of
+    /// the sync shares it) starts before this instant.
+    paused_until: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 impl std::fmt::Debug for FhirClient<'_> {
@@ -161,6 +164,27 @@ impl<'a> FhirClient<'a> {
             cancelled,
             fresh_token_refused: AtomicBool::new(false),
             body_limit: PAGE_BODY_LIMIT,
+            paused_until: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Waits while the server asked every request to wait.
+    async fn respect_pause(&self) {
+        loop {
+            let until = *self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+            match until {
+                Some(t) if t > tokio::time::Instant::now() => tokio::time::sleep_until(t).await,
+                _ => return,
+            }
+        }
+    }
+
+    /// Holds every request of this client back for `delay` (extends, never shortens, a pause in force).
+    fn pause_all(&self, delay: Duration) {
+        let until = tokio::time::Instant::now() + delay;
+        let mut p = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        if p.is_none_or(|t| t < until) {
+            *p = Some(until);
         }
     }
 
@@ -198,6 +222,10 @@ impl<'a> FhirClient<'a> {
             if (self.cancelled)() {
                 return Err(FhirError::Cancelled);
             }
+            self.respect_pause().await;
+            if (self.cancelled)() {
+                return Err(FhirError::Cancelled);
+            }
             attempt += 1;
             let result = self.once(url, accept, &token).await;
             let retry_after = match &result {
@@ -231,11 +259,16 @@ impl<'a> FhirClient<'a> {
                     if !err.is_transient() || attempt >= self.retry.attempts {
                         return Err(err);
                     }
-                    headers
+                    let asked = headers
                         .get("retry-after")
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(|s| Duration::from_secs(s.min(120)))
+                        .map(|s| Duration::from_secs(s.min(120)));
+                    // Throttling is the server's word for every query, not just this one.
+                    if *status == StatusCode::TOO_MANY_REQUESTS || asked.is_some() {
+                        self.pause_all(asked.unwrap_or_else(|| self.backoff(attempt)));
+                    }
+                    asked
                 }
                 Err(e) => {
                     // Only a broken connection is worth another try; a body over the limit would be again.

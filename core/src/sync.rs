@@ -20,7 +20,11 @@
 //!   revoked is decided by [`crate::account`], never here.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
+
+use futures_util::StreamExt;
 
 use serde_json::Value;
 use url::Url;
@@ -60,8 +64,11 @@ pub const SEARCHED_TYPES: [&str; 10] = [
 /// How to sync.
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
-    /// Page size asked of the server.
+    /// Page size asked of the server (the largest a server is asked for; a server that refuses it is asked for
+    /// [`FALLBACK_PAGE_SIZE`]).
     pub page_size: usize,
+    /// Queries in flight at once against the server (each query's pages stay in order).
+    pub concurrency: usize,
     /// Give up a query after this many pages (a runaway server).
     pub max_pages: usize,
     /// Reconcile deletions with a full pass at least this often.
@@ -80,6 +87,7 @@ impl Default for SyncOptions {
     fn default() -> Self {
         Self {
             page_size: 200,
+            concurrency: 4,
             max_pages: 2_000,
             full_pass_every_ms: 7 * 24 * 3600 * 1000,
             force_full: false,
@@ -350,42 +358,100 @@ pub async fn sync_account(
     if full {
         withdraw_ungranted(ctx, account, options, &mut report)?;
     }
+    // Independent queries run concurrently over the one connection pool (at most `options.concurrency` in flight
+    // to this server); the pages of one query stay in order, each written in its own transaction through the
+    // store's single writer. The first query that meets a token, lock or storage failure stops the others from
+    // starting; those in flight stop at their next request.
+    let total = queries.len();
+    let done = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let progress = Mutex::new(progress);
+    let emit = |p: SyncProgress| {
+        let mut f = progress.lock().unwrap_or_else(|e| e.into_inner());
+        (*f)(p);
+    };
+    let outcomes: Vec<(usize, SyncReport, std::result::Result<(), FhirError>)> =
+        futures_util::stream::iter(0..total)
+            .map(|i| {
+                let (fhir, support, stop, done, emit) = (&fhir, &support, &stop, &done, &emit);
+                let q = &queries[i];
+                async move {
+                    let mut part = SyncReport::default();
+                    // The idle lock stops the sync between queries too (each query's position is saved).
+                    if stop.load(Ordering::SeqCst) || cancelled() {
+                        return (i, part, Err(FhirError::Cancelled));
+                    }
+                    let outcome = run_query(
+                        ctx,
+                        fhir,
+                        account,
+                        keys,
+                        q,
+                        pass,
+                        full,
+                        support,
+                        options,
+                        &mut part,
+                        &mut |pages, resources| {
+                            emit(SyncProgress {
+                                account_id: account.id.clone(),
+                                query: q.key.clone(),
+                                pages,
+                                resources,
+                                queries_done: done.load(Ordering::SeqCst),
+                                queries_total: total,
+                            })
+                        },
+                    )
+                    .await;
+                    if matches!(
+                        outcome,
+                        Err(FhirError::Token(_) | FhirError::Local(_) | FhirError::Cancelled)
+                    ) {
+                        stop.store(true, Ordering::SeqCst);
+                    }
+                    let finished = done.fetch_add(1, Ordering::SeqCst) + 1;
+                    emit(SyncProgress {
+                        account_id: account.id.clone(),
+                        query: q.key.clone(),
+                        pages: 0,
+                        resources: 0,
+                        queries_done: finished,
+                        queries_total: total,
+                    });
+                    (i, part, outcome)
+                }
+            })
+            .buffer_unordered(options.concurrency.max(1))
+            .collect()
+            .await;
+    let mut outcomes = outcomes;
+    outcomes.sort_by_key(|(i, _, _)| *i);
+    // A failure of the grant or the device ends the sync with its own error (revocation first: it decides).
+    let fatal = outcomes
+        .iter()
+        .filter_map(|(_, _, o)| match o {
+            Err(FhirError::Token(e)) => Some(e.clone()),
+            Err(FhirError::Local(m)) => Some(Error::Storage(m.clone())),
+            Err(FhirError::Cancelled) => Some(Error::Locked),
+            _ => None,
+        })
+        .min_by_key(|e| match e {
+            Error::AccessRevoked => 0,
+            Error::RelinkNeeded => 1,
+            Error::Locked => 3,
+            _ => 2,
+        });
+    if let Some(e) = fatal {
+        return Err(e);
+    }
     // Failures that keep the full pass from counting as done (not those that would fail the same way again).
     let mut blocking = 0;
-    let total = queries.len();
-    for (i, q) in queries.iter().enumerate() {
-        // The idle lock stops the sync between queries too (the position of each query is already saved).
-        if cancelled() {
-            return Err(Error::Locked);
-        }
-        let outcome = run_query(
-            ctx,
-            &fhir,
-            account,
-            keys,
-            q,
-            pass,
-            full,
-            &support,
-            options,
-            &mut report,
-            &mut |pages, resources| {
-                progress(SyncProgress {
-                    account_id: account.id.clone(),
-                    query: q.key.clone(),
-                    pages,
-                    resources,
-                    queries_done: i,
-                    queries_total: total,
-                })
-            },
-        )
-        .await;
+    for (i, part, outcome) in outcomes {
+        let q = &queries[i];
+        merge(&mut report, part);
         match outcome {
             Ok(()) => {}
-            Err(FhirError::Token(e)) => return Err(e),
-            Err(FhirError::Local(m)) => return Err(Error::Storage(m)),
-            Err(FhirError::Cancelled) => return Err(Error::Locked),
             Err(_) if cancelled() => return Err(Error::Locked),
             Err(e) => {
                 let not_granted = e == FhirError::Forbidden;
@@ -412,14 +478,6 @@ pub async fn sync_account(
                 });
             }
         }
-        progress(SyncProgress {
-            account_id: account.id.clone(),
-            query: q.key.clone(),
-            pages: 0,
-            resources: 0,
-            queries_done: i + 1,
-            queries_total: total,
-        });
     }
     let all_done = blocking == 0
         && report
@@ -502,47 +560,61 @@ async fn run_query(
     let mut refused = 0;
     let base = account.server.fhir_base.as_str();
     let mut docs: Vec<(String, Url)> = Vec::new();
-    let result = fhir
-        .pages(first.clone(), options.max_pages, |bundle, next| {
-            pages += 1;
-            if state.pending_since.is_none() {
-                state.pending_since = bundle["meta"]["lastUpdated"].as_str().map(str::to_owned);
-            }
-            let entries = bundle["entry"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            let mut changes = Vec::with_capacity(entries.len());
-            store
-                .write(|tx| {
-                    for e in entries {
-                        let r = &e["resource"];
-                        // Only what was searched (a server may include OperationOutcomes or _include'd resources).
-                        if r["resourceType"].as_str() != Some(q.resource_type.as_str()) {
-                            continue;
+    // The largest page is asked for; a server that refuses that page size (a 400 before any page) is asked again
+    // with a page size every server takes.
+    let mut first = first;
+    let result = loop {
+        let r = fhir
+            .pages(first.clone(), options.max_pages, |bundle, next| {
+                pages += 1;
+                if state.pending_since.is_none() {
+                    state.pending_since = bundle["meta"]["lastUpdated"].as_str().map(str::to_owned);
+                }
+                let entries = bundle["entry"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let mut changes = Vec::with_capacity(entries.len());
+                store
+                    .write(|tx| {
+                        for e in entries {
+                            let r = &e["resource"];
+                            // Only what was searched (a server may include OperationOutcomes or _include'd resources).
+                            if r["resourceType"].as_str() != Some(q.resource_type.as_str()) {
+                                continue;
+                            }
+                            // Only this patient's: another patient's result must never appear in this record.
+                            if !belongs_to(r, &account.patient_id, base) {
+                                refused += 1;
+                                continue;
+                            }
+                            changes.push(upsert(tx, keys, id, &q.key, pass, r)?);
                         }
-                        // Only this patient's: another patient's result must never appear in this record.
-                        if !belongs_to(r, &account.patient_id, base) {
-                            refused += 1;
-                            continue;
-                        }
-                        changes.push(upsert(tx, keys, id, &q.key, pass, r)?);
-                    }
-                    state.resume_url = next.map(|u| u.to_string());
-                    Store::set_query_state(tx, keys, id, &q.key, &state, None)
-                })
-                .map_err(err)?;
-            for c in changes {
-                count(report, &q.resource_type, c);
-                resources += 1;
-            }
-            if q.resource_type == "DocumentReference" && options.fetch_documents {
-                docs.extend(attachments(fhir, entries));
-            }
-            progress(pages, resources);
-            Ok(true)
-        })
-        .await;
+                        state.resume_url = next.map(|u| u.to_string());
+                        Store::set_query_state(tx, keys, id, &q.key, &state, None)
+                    })
+                    .map_err(err)?;
+                for c in changes {
+                    count(report, &q.resource_type, c);
+                    resources += 1;
+                }
+                if q.resource_type == "DocumentReference" && options.fetch_documents {
+                    docs.extend(attachments(fhir, entries));
+                }
+                progress(pages, resources);
+                Ok(true)
+            })
+            .await;
+        if let Err(FhirError::Status { status: 400, .. }) = &r
+            && pages == 0
+            && !resuming
+            && let Some(smaller) = smaller_page(&first)
+        {
+            first = smaller;
+            continue;
+        }
+        break r;
+    };
     report.resources_seen += resources;
     report.refused += refused;
     if let Err(e @ (FhirError::TooManyPages(_) | FhirError::PagingLoop)) = result {
@@ -680,6 +752,46 @@ fn names_patient(reference: &str, patient_id: &str, base: &str) -> bool {
     };
     let rel = rel.split("/_history/").next().unwrap_or(rel);
     rel.strip_prefix("Patient/") == Some(patient_id)
+}
+
+/// The page size asked for when a server refuses a larger one.
+pub const FALLBACK_PAGE_SIZE: usize = 100;
+
+/// `url` with a `_count` above [`FALLBACK_PAGE_SIZE`] lowered to it (None when it asks for no more already).
+fn smaller_page(url: &Url) -> Option<Url> {
+    let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    let count = pairs
+        .iter()
+        .find(|(k, _)| k == "_count")
+        .and_then(|(_, v)| v.parse::<usize>().ok())?;
+    if count <= FALLBACK_PAGE_SIZE {
+        return None;
+    }
+    let mut out = url.clone();
+    out.query_pairs_mut()
+        .clear()
+        .extend_pairs(pairs.iter().map(|(k, v)| {
+            if k == "_count" {
+                (k.as_str(), FALLBACK_PAGE_SIZE.to_string())
+            } else {
+                (k.as_str(), v.clone())
+            }
+        }));
+    Some(out)
+}
+
+/// Adds one query's part of the report to the whole.
+fn merge(report: &mut SyncReport, part: SyncReport) {
+    for (ty, c) in part.per_type {
+        let e = report.per_type.entry(ty).or_default();
+        e.new += c.new;
+        e.changed += c.changed;
+        e.deleted += c.deleted;
+    }
+    report.failures.extend(part.failures);
+    report.resources_seen += part.resources_seen;
+    report.refused += part.refused;
+    report.documents_fetched += part.documents_fetched;
 }
 
 fn count(report: &mut SyncReport, ty: &str, c: Change) {

@@ -533,3 +533,60 @@ async fn the_fast_read_paths_agree_with_the_full_records() {
     );
     sb.shutdown().await;
 }
+
+/// Queries run concurrently (issue 13): against a sandbox that answers each request after 60 ms, the request log
+/// shows several searches in flight at once, never more than the setting (one at a time when set to 1), and the
+/// record is the server's, exactly as a one-at-a-time sync makes it.
+#[tokio::test]
+async fn independent_queries_overlap_in_time_and_give_the_same_record() {
+    let sb = Sandbox::start(Config::default()).await.unwrap();
+    let mut records = Vec::new();
+    for concurrency in [1usize, 4] {
+        let (sdk, account) = linked(&sb, "daniel", None, None).await;
+        sb.admin().set_faults(chartlink_sandbox::FaultConfig {
+            latency_ms: 60,
+            ..Default::default()
+        });
+        sb.admin().clear_request_log();
+        let options = SyncOptions {
+            concurrency,
+            ..fast()
+        };
+        let report = sdk
+            .sync_with(&account, &options, &mut |_| {})
+            .await
+            .unwrap();
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+        sb.admin().clear_faults();
+        let log: Vec<_> = sb
+            .admin()
+            .request_log()
+            .into_iter()
+            .filter(|r| r.path.starts_with("/fhir/") && r.path != "/fhir/metadata")
+            .collect();
+        // The most requests in flight at one moment (a sweep over starts and ends; an end before a start at the
+        // same millisecond).
+        let mut edges: Vec<(u64, i32)> = log
+            .iter()
+            .flat_map(|r| [(r.start_ms, 1), (r.end_ms, -1)])
+            .collect();
+        edges.sort();
+        let (mut now, mut most) = (0i32, 0i32);
+        for (_, d) in edges {
+            now += d;
+            most = most.max(now);
+        }
+        let most = most as usize;
+        if concurrency == 1 {
+            assert_eq!(most, 1, "one at a time");
+        } else {
+            assert!(most >= 3, "several queries in flight: {most}");
+            assert!(most <= concurrency, "never more than the setting: {most}");
+        }
+        let got = inventory(&sdk, &account);
+        assert_eq!(got, truth(&sb, "daniel-chen", true));
+        records.push(got);
+    }
+    assert_eq!(records[0], records[1]);
+    sb.shutdown().await;
+}

@@ -185,6 +185,24 @@ impl Admin {
         Ok(self.shared.store().put_app(&app.client_id, &json)?)
     }
 
+    /// The FHIR and OAuth requests served, with their time spans, oldest first.
+    pub fn request_log(&self) -> Vec<crate::faults::LoggedRequest> {
+        self.shared
+            .request_log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Empties the request log.
+    pub fn clear_request_log(&self) {
+        self.shared
+            .request_log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     /// The counters.
     pub fn stats(&self) -> Stats {
         let type_scans = self.shared.store().type_scans();

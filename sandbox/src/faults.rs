@@ -202,9 +202,46 @@ impl Faults {
     }
 }
 
-/// The middleware in front of the FHIR API and the OAuth endpoints.
+/// One FHIR request as the server saw it: what was asked and when (ms since the sandbox started).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LoggedRequest {
+    pub path: String,
+    pub query: String,
+    pub start_ms: u64,
+    pub end_ms: u64,
+}
+
+/// How many requests the log keeps.
+pub const REQUEST_LOG_CAP: usize = 100_000;
+
+fn started() -> std::time::Instant {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *START.get_or_init(std::time::Instant::now)
+}
+
+/// The middleware in front of the FHIR API and the OAuth endpoints: logs each request's time span, then injects
+/// the faults in force.
 pub async fn inject(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let start = started().elapsed();
+    let resp = inject_faults(&s, &path, req, next).await;
+    let end = started().elapsed();
+    let mut log = s.request_log.lock().unwrap_or_else(|e| e.into_inner());
+    if log.len() >= REQUEST_LOG_CAP {
+        log.drain(..REQUEST_LOG_CAP / 10);
+    }
+    log.push(LoggedRequest {
+        path,
+        query,
+        start_ms: start.as_millis() as u64,
+        end_ms: end.as_millis() as u64,
+    });
+    resp
+}
+
+async fn inject_faults(s: &Shared, path: &str, req: Request, next: Next) -> Response {
+    let path = path.to_owned();
     let (latency, fault) = s.faults.decide(&path);
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;

@@ -145,6 +145,8 @@ pub struct Shared {
     pub flows: Mutex<oauth::Flows>,
     pub faults: faults::Faults,
     stats: Mutex<Stats>,
+    /// When each FHIR request started and ended (the most recent [`faults::REQUEST_LOG_CAP`]).
+    pub request_log: Mutex<Vec<faults::LoggedRequest>>,
     pub category_rule: AtomicBool,
     /// Whether grants with `offline_access` get a refresh token (off: a server like plain OpenID Connect that
     /// drops it, for testing clients against grants that cannot renew themselves).
@@ -235,6 +237,7 @@ impl Sandbox {
             key,
             flows: Mutex::new(oauth::Flows::default()),
             stats: Mutex::new(Stats::default()),
+            request_log: Mutex::new(Vec::new()),
         });
         let app = router(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();

@@ -23,8 +23,8 @@ def hidden(page, name):
     return html.unescape(m.group(1))
 
 
-def main():
-    fhir_base, user, password, patient = sys.argv[1:5]
+def launch(fhir_base, user, password, patient=None):
+    """Links client-py to `user`'s record (or `patient`'s, picked in the account chooser) through the portal."""
     root = fhir_base.rsplit("/fhir", 1)[0]
     settings = {
         "app_id": "client-py",
@@ -39,13 +39,19 @@ def main():
     page.raise_for_status()
     tx = hidden(page.text, "tx")
     page = browser.post(root + "/portal/login", data={"tx": tx, "username": user, "password": password})
-    if "Which account" in page.text:
+    if "Which account" in page.text and patient:
         page = browser.post(root + "/portal/choose", data={"tx": tx, "patient": patient})
     boxes = [html.unescape(v) for v in re.findall(r'name="scope" id="scope-\d+" value="([^"]*)"', page.text)]
     form = [("tx", tx), ("decision", "allow"), ("acknowledged", "yes")] + [("scope", b) for b in boxes]
     answer = browser.post(root + "/portal/consent", data=form, allow_redirects=False)
     callback = answer.headers["Location"]
     smart.handle_callback(callback)
+    return smart
+
+
+def main():
+    fhir_base, user, password, patient = sys.argv[1:5]
+    smart = launch(fhir_base, user, password, patient)
     name = smart.human_name(smart.patient.name[0])
     conditions = Condition.where(struct={"patient": smart.patient_id}).perform_resources(smart.server)
     labs = Observation.where(struct={"patient": smart.patient_id, "category": "laboratory", "_count": "50"}).perform_resources(smart.server)
