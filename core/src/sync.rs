@@ -264,20 +264,16 @@ fn storage(e: StoreError) -> Error {
     Error::Storage(e.to_string())
 }
 
-/// The primary code (LOINC preferred) and the first category code of a resource, for the store's tags.
+/// The primary code (LOINC preferred, as every view reads it) and the first category code of a resource, for the
+/// store's tags.
 fn tags(r: &Value) -> (Option<String>, Option<String>) {
     let concept = ["code", "vaccineCode", "medicationCodeableConcept"]
         .iter()
         .map(|f| &r[*f])
         .find(|v| v.is_object());
-    let codings = concept.and_then(|c| c["coding"].as_array());
-    let code = codings.and_then(|cs| {
-        cs.iter()
-            .find(|c| c["system"] == "http://loinc.org")
-            .or_else(|| cs.first())
-            .and_then(|c| c["code"].as_str())
-            .map(str::to_owned)
-    });
+    let code = concept
+        .and_then(crate::views::preferred_code)
+        .and_then(|c| c.code);
     let category_of = |v: &Value| v["coding"][0]["code"].as_str().map(str::to_owned);
     let category = match &r["category"] {
         Value::Array(list) => list.iter().find_map(category_of),
@@ -704,15 +700,10 @@ fn upsert(
     };
     let (code, category) = tags(r);
     let json = serde_json::to_vec(r).map_err(|e| StoreError::Sqlite(e.to_string()))?;
-    // Lab results also get a small projection, so trends and the summary need not parse whole resources.
+    // Lab results also get a small projection (a private, versioned brief), so trends and the summary need not
+    // parse whole resources.
     let brief = if ty == "Observation" {
-        crate::views::lab_result(r).and_then(|lab| {
-            let key = lab
-                .date
-                .as_ref()
-                .map_or(i64::MIN, crate::views::FhirDate::sort_key);
-            serde_json::to_vec(&lab).ok().map(|b| (b, key))
-        })
+        crate::views::lab_brief(r)
     } else {
         None
     };
