@@ -31,22 +31,29 @@ use crate::fhir::{FhirClient, FhirError, RetryPolicy};
 use crate::http::Http;
 use crate::store::{AccountKeys, Change, Incoming, QueryState, Store, StoreError};
 
-/// The observation categories fanned out over when the grant does not restrict them.
-const OBSERVATION_CATEGORIES: [&str; 9] = [
+/// The observation categories fanned out over when the grant does not restrict them: the observation-category
+/// code system, "functional-status" (US Core), "sdoh" (US Core 4+), and Synthea's "vital-sign".
+const OBSERVATION_CATEGORIES: [&str; 12] = [
     "laboratory",
     "vital-signs",
+    "vital-sign",
     "social-history",
+    "sdoh",
     "survey",
     "exam",
     "imaging",
     "procedure",
     "therapy",
     "activity",
+    "functional-status",
 ];
-/// The searched types, in the order they are synced (Patient is read, not searched).
-pub const SEARCHED_TYPES: [&str; 10] = [
+/// The searched types, in the order they are synced (Patient is read, not searched). Only the granted ones are
+/// searched (see [`plan`]).
+pub const SEARCHED_TYPES: [&str; 19] = [
     "AllergyIntolerance",
     "MedicationRequest",
+    "MedicationDispense",
+    "MedicationStatement",
     "Immunization",
     "Condition",
     "Observation",
@@ -55,6 +62,13 @@ pub const SEARCHED_TYPES: [&str; 10] = [
     "Encounter",
     "DocumentReference",
     "Appointment",
+    "CarePlan",
+    "Goal",
+    "CareTeam",
+    "Device",
+    "ServiceRequest",
+    "Coverage",
+    "QuestionnaireResponse",
 ];
 
 /// How to sync.

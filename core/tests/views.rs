@@ -1,6 +1,6 @@
 //! The views over whole charts: the sandbox's synthetic population (every resource of a viewed type parses, lab
 //! results carry values and flags, HbA1c trends, results link to their reports and notes to their visits) and the
-//! real Synthea R4 bundles in `../shared/data/synthea-r4` (nothing panics, every resource of a supported type yields
+//! real Synthea R4 bundles in `tests/data/synthea-r4` (nothing panics, every resource of a supported type yields
 //! a view with a non-empty name). Run with `--nocapture` to see the counts.
 #![allow(clippy::unwrap_used)]
 
@@ -225,10 +225,10 @@ fn the_sandbox_population_parses_into_views() {
 
 #[test]
 fn real_synthea_bundles_parse_without_loss() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/synthea-r4");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/synthea-r4");
     assert!(
         dir.is_dir(),
-        "../shared/data/synthea-r4 is expected beside the checkout"
+        "tests/data/synthea-r4 ships with the repository"
     );
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
