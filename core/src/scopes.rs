@@ -280,4 +280,26 @@ mod tests {
         );
         assert!(g.resources.is_empty());
     }
+
+    #[test]
+    fn every_category_and_record_kind_is_asked_for() {
+        let v2 = request_scope(&DataCategory::ALL, ScopeSyntax::V2);
+        for code in ["vital-sign", "sdoh", "survey", "exam", "functional-status"] {
+            assert!(v2.contains(&format!("{OBS_CATEGORY}|{code}")), "{code}");
+        }
+        for ty in [
+            "Procedure",
+            "CarePlan",
+            "Goal",
+            "CareTeam",
+            "Device",
+            "ServiceRequest",
+            "Coverage",
+            "MedicationDispense",
+            "MedicationStatement",
+            "QuestionnaireResponse",
+        ] {
+            assert!(v2.contains(&format!("patient/{ty}.rs")), "{ty}");
+        }
+    }
 }

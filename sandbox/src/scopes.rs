@@ -491,4 +491,38 @@ mod tests {
         assert_eq!(items.len(), PATIENT_TYPES.len());
         assert!(items.iter().all(|i| i.scope.ends_with(".read")));
     }
+
+    #[test]
+    fn consent_groups_category_spellings_into_one_item() {
+        // The SDK asks per category, Synthea's "vital-sign" beside "vital-signs": one "Vital signs" line.
+        let q = |code: &str| {
+            format!("patient/Observation.rs?category={OBSERVATION_CATEGORY_SYSTEM}|{code}")
+        };
+        let request = [
+            q("vital-signs"),
+            q("vital-sign"),
+            q("survey"),
+            q("functional-status"),
+            "patient/Goal.rs".to_owned(),
+        ]
+        .join(" ");
+        let items = consent_items(&Scopes::parse(&request).expect("parse"));
+        let labels: Vec<&str> = items.iter().map(|i| i.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "Vital signs",
+                "Other observations (surveys, exams, imaging and more)",
+                "Goals"
+            ]
+        );
+        let vitals = Scopes::parse(&items[0].scope).expect("reparse");
+        assert!(vitals.allows_search_category("Observation", None, "vital-sign"));
+        assert!(vitals.allows_search_category("Observation", None, "vital-signs"));
+        let unfiltered = consent_items(&Scopes::parse("patient/Observation.rs").expect("parse"));
+        let other = Scopes::parse(&unfiltered[3].scope).expect("reparse");
+        assert!(other.allows_search_category("Observation", None, "functional-status"));
+        let social = Scopes::parse(&unfiltered[2].scope).expect("reparse");
+        assert!(social.allows_search_category("Observation", None, "sdoh"));
+    }
 }

@@ -375,4 +375,42 @@ mod tests {
             None
         );
     }
+
+    #[test]
+    fn each_observation_has_one_view_and_smoking_status_is_social_history_in_any_category() {
+        let obs = |category: Value, code: &str| {
+            json!({"resourceType": "Observation", "id": "x", "category": category,
+                "code": {"coding": [{"system": LOINC, "code": code}]}})
+        };
+        let cat = |c: &str| json!([{"coding": [{"code": c}]}]);
+        let smoking = obs(cat("survey"), "72166-2");
+        assert!(other_observation(&smoking).is_some());
+        assert!(
+            social_history(&smoking).is_some(),
+            "Synthea files it under survey"
+        );
+        assert!(social_history(&obs(cat("survey"), "44249-1")).is_none());
+        assert!(social_history(&obs(cat("sdoh"), "x")).is_some());
+        for (category, kind) in [
+            (json!(null), ObservationKind::Lab),
+            (cat("laboratory"), ObservationKind::Lab),
+            (cat("vital-sign"), ObservationKind::Vital),
+            (
+                json!([{"coding": [{"code": "vital-signs"}]}, {"coding": [{"code": "laboratory"}]}]),
+                ObservationKind::Lab,
+            ),
+            (cat("exam"), ObservationKind::Other),
+            (
+                json!([{"text": "Functional status"}]),
+                ObservationKind::Other,
+            ),
+        ] {
+            let o = any_observation(&obs(category.clone(), "1")).unwrap();
+            assert_eq!(ObservationKind::of(&o.category), kind, "{category}");
+            assert_eq!(
+                other_observation(&obs(category, "1")).is_some(),
+                kind == ObservationKind::Other
+            );
+        }
+    }
 }
