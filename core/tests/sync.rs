@@ -541,7 +541,6 @@ fn shown(
     let mut m: std::collections::BTreeMap<&'static str, std::collections::BTreeSet<String>> =
         Default::default();
     let mut add = |ty: &'static str, ids: Vec<String>| m.entry(ty).or_default().extend(ids);
-    let ids = |v: Vec<String>| v;
     add(
         "Patient",
         sdk.demographics()
@@ -552,12 +551,11 @@ fn shown(
     );
     add(
         "Observation",
-        ids(sdk
-            .lab_results()
+        sdk.lab_results()
             .unwrap()
             .into_iter()
             .map(|r| r.id)
-            .collect()),
+            .collect(),
     );
     add(
         "Observation",
