@@ -243,6 +243,72 @@ impl ChartLink {
         guard(|| Ok(self.inner.demographics()?.map(Into::into)))
     }
 
+    /// Observations that are neither lab results nor vital signs (surveys, exams, imaging, social history),
+    /// newest first.
+    pub fn observations(&self) -> Result<Vec<Observation>> {
+        guard(|| Ok(records::all(self.inner.observations()?)))
+    }
+
+    /// Social history (smoking status, alcohol use), whichever category the provider files it under.
+    pub fn social_history(&self) -> Result<Vec<Observation>> {
+        guard(|| Ok(records::all(self.inner.social_history()?)))
+    }
+
+    /// Procedures, newest first.
+    pub fn procedures(&self) -> Result<Vec<Procedure>> {
+        guard(|| Ok(records::all(self.inner.procedures()?)))
+    }
+
+    /// Reports (lab panels, imaging, pathology), newest first, with their results.
+    pub fn diagnostic_reports(&self) -> Result<Vec<DiagnosticReport>> {
+        guard(|| Ok(records::all(self.inner.diagnostic_reports()?)))
+    }
+
+    /// Care plans, newest first.
+    pub fn care_plans(&self) -> Result<Vec<CarePlan>> {
+        guard(|| Ok(records::all(self.inner.care_plans()?)))
+    }
+
+    /// Goals, newest first.
+    pub fn goals(&self) -> Result<Vec<Goal>> {
+        guard(|| Ok(records::all(self.inner.goals()?)))
+    }
+
+    /// Care teams.
+    pub fn care_teams(&self) -> Result<Vec<CareTeam>> {
+        guard(|| Ok(records::all(self.inner.care_teams()?)))
+    }
+
+    /// Implants and other devices.
+    pub fn devices(&self) -> Result<Vec<Device>> {
+        guard(|| Ok(records::all(self.inner.devices()?)))
+    }
+
+    /// Orders and referrals, newest first.
+    pub fn service_requests(&self) -> Result<Vec<ServiceRequest>> {
+        guard(|| Ok(records::all(self.inner.service_requests()?)))
+    }
+
+    /// Insurance coverages.
+    pub fn coverages(&self) -> Result<Vec<Coverage>> {
+        guard(|| Ok(records::all(self.inner.coverages()?)))
+    }
+
+    /// Medications dispensed, newest first.
+    pub fn medication_dispenses(&self) -> Result<Vec<MedicationDispense>> {
+        guard(|| Ok(records::all(self.inner.medication_dispenses()?)))
+    }
+
+    /// Medications taken as recorded (older servers), newest first.
+    pub fn medication_statements(&self) -> Result<Vec<MedicationStatement>> {
+        guard(|| Ok(records::all(self.inner.medication_statements()?)))
+    }
+
+    /// Answered questionnaires, newest first.
+    pub fn questionnaire_responses(&self) -> Result<Vec<QuestionnaireResponse>> {
+        guard(|| Ok(records::all(self.inner.questionnaire_responses()?)))
+    }
+
     /// The health summary: allergies, active medications and problems, immunizations, the latest results.
     pub fn summary(&self) -> Result<HealthSummary> {
         guard(|| Ok(self.inner.summary()?.into()))

@@ -29,6 +29,7 @@ use chartlink_core::{AppConfig, ChartLink, Error, FileSecureStore, Host, LockCon
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
+use crate::render::Line;
 use crate::session::Session;
 
 /// ChartLink: your health record from your provider's portal, on your computer.
@@ -101,6 +102,30 @@ enum Command {
     Visits,
     Documents,
     Appointments,
+    /// Vital signs.
+    Vitals,
+    /// Observations that are neither labs nor vitals (surveys, exams, imaging, social history).
+    Observations,
+    /// Social history (smoking status), whichever category carries it.
+    SocialHistory,
+    Procedures,
+    /// Reports (DiagnosticReport) with their results.
+    Reports,
+    CarePlans,
+    Goals,
+    CareTeams,
+    /// Implants and other devices.
+    Devices,
+    /// Orders and referrals (ServiceRequest).
+    Orders,
+    /// Insurance (Coverage).
+    Coverage,
+    /// Medications dispensed (MedicationDispense).
+    Dispenses,
+    /// Medications taken, as recorded (MedicationStatement; older servers).
+    MedStatements,
+    /// Answered questionnaires (QuestionnaireResponse).
+    Questionnaires,
     /// Revoke a link at the provider and delete its data here.
     Unlink {
         id: String,
@@ -460,6 +485,20 @@ async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
                 a.description.clone().unwrap_or_default()
             )
         }),
+        Command::Vitals => list(app, sdk.vital_signs()?, Line::line),
+        Command::Observations => list(app, sdk.observations()?, Line::line),
+        Command::SocialHistory => list(app, sdk.social_history()?, Line::line),
+        Command::Procedures => list(app, sdk.procedures()?, Line::line),
+        Command::Reports => list(app, sdk.diagnostic_reports()?, Line::line),
+        Command::CarePlans => list(app, sdk.care_plans()?, Line::line),
+        Command::Goals => list(app, sdk.goals()?, Line::line),
+        Command::CareTeams => list(app, sdk.care_teams()?, Line::line),
+        Command::Devices => list(app, sdk.devices()?, Line::line),
+        Command::Orders => list(app, sdk.service_requests()?, Line::line),
+        Command::Coverage => list(app, sdk.coverages()?, Line::line),
+        Command::Dispenses => list(app, sdk.medication_dispenses()?, Line::line),
+        Command::MedStatements => list(app, sdk.medication_statements()?, Line::line),
+        Command::Questionnaires => list(app, sdk.questionnaire_responses()?, Line::line),
         Command::Unlink { id } => {
             let outcome = sdk.unlink(id).await?;
             if app.session.active_patient.as_deref() == Some(id) {

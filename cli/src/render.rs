@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use chartlink_core::HealthSummary;
-use chartlink_core::views::{Flag, LabResult, LabTrend, ObservationValue, Quantity};
+use chartlink_core::views::{self, Flag, LabResult, LabTrend, ObservationValue, Quantity};
 
 use crate::term::field;
 
@@ -74,6 +74,185 @@ fn truncate(s: &str, n: usize) -> String {
         s.to_owned()
     } else {
         format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}
+
+/// One line of a record list, as raw text: the CLI's `list` passes it through [`field`], so nothing a
+/// server sent reaches the terminal raw.
+pub trait Line {
+    fn line(&self) -> String;
+}
+
+fn day(d: Option<&chartlink_core::views::FhirDate>) -> String {
+    d.map(|d| d.to_fhir_string().chars().take(10).collect())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn opt(s: &Option<String>) -> &str {
+    s.as_deref().unwrap_or("")
+}
+
+impl Line for views::VitalSign {
+    fn line(&self) -> String {
+        format!(
+            "{:<10} {:<38} {:>14} {}",
+            day(self.date.as_ref()),
+            truncate(&self.name, 38),
+            raw_value_text(self.value.as_ref()),
+            flag_text(&self.flag)
+        )
+    }
+}
+
+impl Line for views::Observation {
+    fn line(&self) -> String {
+        format!(
+            "{:<10} {:<38} {:>14} [{}]",
+            day(self.date.as_ref()),
+            truncate(&self.name, 38),
+            raw_value_text(self.value.as_ref()),
+            self.category.join(", ")
+        )
+    }
+}
+
+impl Line for views::Procedure {
+    fn line(&self) -> String {
+        format!(
+            "{:<10} {} [{}] {}",
+            day(self.performed.as_ref()),
+            self.name,
+            self.status,
+            opt(&self.reason)
+        )
+    }
+}
+
+impl Line for views::DiagnosticReport {
+    fn line(&self) -> String {
+        let results: Vec<String> = self
+            .results
+            .iter()
+            .map(|r| format!("{} {}", r.name, raw_value_text(r.value.as_ref())))
+            .collect();
+        format!(
+            "{:<10} {} [{}] {} of {} results: {}",
+            day(self.date.as_ref()),
+            self.name,
+            self.status,
+            self.results.len(),
+            self.result_ids.len(),
+            results.join("; ")
+        )
+    }
+}
+
+impl Line for views::CarePlan {
+    fn line(&self) -> String {
+        format!(
+            "{:<10} {} [{}] {}",
+            day(self.start.as_ref()),
+            self.title,
+            self.status,
+            self.activities.join("; ")
+        )
+    }
+}
+
+impl Line for views::Goal {
+    fn line(&self) -> String {
+        format!(
+            "{:<10} {} [{}] {}",
+            day(self.start.as_ref()),
+            self.description,
+            self.lifecycle_status,
+            self.targets.join("; ")
+        )
+    }
+}
+
+impl Line for views::CareTeam {
+    fn line(&self) -> String {
+        let members: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| match &m.role {
+                Some(role) => format!("{} ({role})", m.name),
+                None => m.name.clone(),
+            })
+            .collect();
+        format!("{} [{}] {}", self.name, self.status, members.join(", "))
+    }
+}
+
+impl Line for views::Device {
+    fn line(&self) -> String {
+        format!("{} [{}] UDI {}", self.name, self.status, opt(&self.udi))
+    }
+}
+
+impl Line for views::ServiceRequest {
+    fn line(&self) -> String {
+        format!(
+            "{:<10} {} [{}] {}",
+            day(self.authored.as_ref()),
+            self.name,
+            self.status,
+            opt(&self.requester)
+        )
+    }
+}
+
+impl Line for views::Coverage {
+    fn line(&self) -> String {
+        format!(
+            "{} [{}] {} member {}",
+            self.payer,
+            self.status,
+            opt(&self.plan),
+            opt(&self.member_id)
+        )
+    }
+}
+
+impl Line for views::MedicationDispense {
+    fn line(&self) -> String {
+        format!(
+            "{:<10} {} [{}] {}",
+            day(self.handed_over.as_ref().or(self.prepared.as_ref())),
+            self.name,
+            self.status,
+            opt(&self.quantity)
+        )
+    }
+}
+
+impl Line for views::MedicationStatement {
+    fn line(&self) -> String {
+        format!(
+            "{:<10} {} [{}] {}",
+            day(self.taken.as_ref()),
+            self.name,
+            self.status,
+            opt(&self.dosage)
+        )
+    }
+}
+
+impl Line for views::QuestionnaireResponse {
+    fn line(&self) -> String {
+        let answers: Vec<String> = self
+            .answers
+            .iter()
+            .map(|a| format!("{}: {}", a.question, a.answer))
+            .collect();
+        format!(
+            "{:<10} {} [{}] {}",
+            day(self.authored.as_ref()),
+            self.title,
+            self.status,
+            answers.join("; ")
+        )
     }
 }
 

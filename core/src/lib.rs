@@ -703,33 +703,39 @@ impl ChartLink {
             .collect()
     }
 
-    fn read_all<T>(
-        &self,
-        ty: &str,
-        category: Option<&str>,
-        parse: impl Fn(&Value) -> Option<T>,
-        set_source: impl Fn(&mut T, String),
-    ) -> Result<Vec<T>> {
+    /// Every record of one kind of the active patient (the one read path of every view): each of the patient's
+    /// accounts is read for the kind's resource types, parsed, linked to the related records of the same account,
+    /// labelled with its provider, and the whole list sorted by the kind's order. Works for any [`views::View`]:
+    /// `sdk.records::<views::Procedure>()`.
+    pub fn records<V: views::View>(&self) -> Result<Vec<V>> {
         let mut out = Vec::new();
         for (id, keys, label) in self.active_accounts()? {
-            let rows = match category {
-                Some(c) => self.store.by_category(&keys, &id, ty, c),
-                None => self.store.of_type(&keys, &id, ty),
+            let of_type = |ty: &str| self.store.of_type(&keys, &id, ty).map_err(storage);
+            let mut related = views::Related::default();
+            for ty in V::RELATED {
+                related.insert(ty, of_type(ty)?);
             }
-            .map_err(storage)?;
-            for r in rows {
-                if let Some(mut v) = parse(&r) {
-                    set_source(&mut v, label.clone());
-                    out.push(v);
-                }
+            let mut resources = Vec::new();
+            for ty in V::RESOURCE_TYPES {
+                resources.extend(of_type(ty)?);
             }
+            out.extend(views::collect::<V>(&resources, &related, &label));
         }
+        views::sort(&mut out);
         Ok(out)
     }
 
     /// Every FHIR resource of a type of the active patient, as JSON.
     pub fn resources_of_active(&self, resource_type: &str) -> Result<Vec<Value>> {
-        self.read_all(resource_type, None, |v| Some(v.clone()), |_, _| {})
+        let mut out = Vec::new();
+        for (id, keys, _) in self.active_accounts()? {
+            out.extend(
+                self.store
+                    .of_type(&keys, &id, resource_type)
+                    .map_err(storage)?,
+            );
+        }
+        Ok(out)
     }
 
     /// Every stored resource of a type for one account, as FHIR JSON (decrypted).
@@ -743,45 +749,27 @@ impl ChartLink {
 
     /// Lab results of the active patient, newest first, each with the report it belongs to.
     pub fn lab_results(&self) -> Result<Vec<views::LabResult>> {
-        let mut out = self.read_all(
-            "Observation",
-            Some("laboratory"),
-            views::lab_result,
-            |v, s| v.source = Some(s),
-        )?;
-        let reports = self.resources_of_active("DiagnosticReport")?;
-        views::link_reports(&mut out, &reports);
-        out.sort_by_key(|r| std::cmp::Reverse(r.date.as_ref().map(views::FhirDate::sort_key)));
-        Ok(out)
+        self.records()
     }
 
     /// One test over time (by LOINC code), for a graph.
     pub fn lab_trend(&self, code: &str) -> Result<Option<views::LabTrend>> {
         let mut results = Vec::new();
         for (id, keys, label) in self.active_accounts()? {
-            // The results' small sealed projections; records synced before projections existed are parsed whole.
+            // The results' small sealed projections; when one does not decode (records synced by an older
+            // release, damage), the account's results of that code are parsed whole.
             let briefs = self
                 .store
                 .briefs_by_code(&keys, &id, code)
                 .map_err(storage)?;
-            if !briefs.is_empty() {
-                for b in &briefs {
-                    if let Ok(mut r) = serde_json::from_slice::<views::LabResult>(b) {
-                        r.source = Some(label.clone());
-                        results.push(r);
-                    }
-                }
-                continue;
-            }
-            for r in self
-                .store
-                .by_code(&keys, &id, "Observation", code)
-                .map_err(storage)?
-            {
-                if let Some(mut v) = views::lab_result(&r) {
-                    v.source = Some(label.clone());
-                    results.push(v);
-                }
+            let full = || {
+                self.store
+                    .by_code(&keys, &id, "Observation", code)
+                    .map_err(storage)
+            };
+            for mut r in views::results_from_briefs(&briefs, full)? {
+                r.source = Some(label.clone());
+                results.push(r);
             }
         }
         Ok(views::lab_trend(&results, code))
@@ -789,62 +777,62 @@ impl ChartLink {
 
     /// Vital signs of the active patient, newest first.
     pub fn vital_signs(&self) -> Result<Vec<views::VitalSign>> {
-        let mut out = self.read_all(
-            "Observation",
-            Some("vital-signs"),
-            views::vital_sign,
-            |v, s| v.source = Some(s),
-        )?;
-        out.sort_by_key(|r| std::cmp::Reverse(r.date.as_ref().map(views::FhirDate::sort_key)));
+        self.records()
+    }
+
+    /// Observations of the active patient that are neither lab results nor vital signs (surveys, exams,
+    /// imaging, social history, ...), newest first.
+    pub fn observations(&self) -> Result<Vec<views::Observation>> {
+        self.records()
+    }
+
+    /// Social history of the active patient (smoking status, alcohol use, ...), whichever Observation category
+    /// the provider files it under, newest first.
+    pub fn social_history(&self) -> Result<Vec<views::Observation>> {
+        let all: Vec<views::Observation> = self.records::<views::Observation>()?;
+        let mut out: Vec<views::Observation> = all
+            .into_iter()
+            .filter(views::Observation::is_social_history)
+            .collect();
+        // Social history filed under laboratory (or uncategorised) shows as a lab result too: include it.
+        for lab in self.lab_results()? {
+            let o = views::Observation::from(lab);
+            if o.is_social_history() {
+                out.push(o);
+            }
+        }
+        views::sort(&mut out);
         Ok(out)
     }
 
     /// Allergies of the active patient.
     pub fn allergies(&self) -> Result<Vec<views::Allergy>> {
-        self.read_all("AllergyIntolerance", None, views::allergy, |v, s| {
-            v.source = Some(s)
-        })
+        self.records()
     }
 
-    /// Medications of the active patient, newest first.
+    /// Prescriptions of the active patient, newest first.
     pub fn medications(&self) -> Result<Vec<views::Medication>> {
-        let mut out = self.read_all("MedicationRequest", None, views::medication, |v, s| {
-            v.source = Some(s)
-        })?;
-        out.sort_by_key(|m| std::cmp::Reverse(m.authored.as_ref().map(views::FhirDate::sort_key)));
-        Ok(out)
+        self.records()
     }
 
     /// Immunizations of the active patient, newest first.
     pub fn immunizations(&self) -> Result<Vec<views::Immunization>> {
-        let mut out = self.read_all("Immunization", None, views::immunization, |v, s| {
-            v.source = Some(s)
-        })?;
-        out.sort_by_key(|m| std::cmp::Reverse(m.date.as_ref().map(views::FhirDate::sort_key)));
-        Ok(out)
+        self.records()
     }
 
     /// The problem list of the active patient.
     pub fn problems(&self) -> Result<Vec<views::Problem>> {
-        self.read_all("Condition", None, views::problem, |v, s| v.source = Some(s))
+        self.records()
     }
 
     /// Visits of the active patient, newest first, with their after-visit summaries.
     pub fn visits(&self) -> Result<Vec<views::Visit>> {
-        let mut out = self.read_all("Encounter", None, views::visit, |v, s| v.source = Some(s))?;
-        let docs = self.documents()?;
-        views::link_visit_documents(&mut out, &docs);
-        out.sort_by_key(|v| std::cmp::Reverse(v.start.as_ref().map(views::FhirDate::sort_key)));
-        Ok(out)
+        self.records()
     }
 
     /// Documents (notes, after-visit summaries) of the active patient, newest first.
     pub fn documents(&self) -> Result<Vec<views::Document>> {
-        let mut out = self.read_all("DocumentReference", None, views::document, |v, s| {
-            v.source = Some(s)
-        })?;
-        out.sort_by_key(|d| std::cmp::Reverse(d.date.as_ref().map(views::FhirDate::sort_key)));
-        Ok(out)
+        self.records()
     }
 
     /// The content of a document of the active patient (downloaded during sync).
@@ -871,35 +859,86 @@ impl ChartLink {
 
     /// Appointments of the active patient, soonest first.
     pub fn appointments(&self) -> Result<Vec<views::Appointment>> {
-        let mut out = self.read_all("Appointment", None, views::appointment, |v, s| {
-            v.source = Some(s)
-        })?;
-        out.sort_by_key(|a| a.start.as_ref().map(views::FhirDate::sort_key));
-        Ok(out)
+        self.records()
     }
 
     /// The active patient's demographics.
     pub fn demographics(&self) -> Result<Option<views::Demographics>> {
-        Ok(self
-            .read_all("Patient", None, views::demographics, |v, s| {
-                v.source = Some(s)
-            })?
-            .into_iter()
-            .next())
+        Ok(self.records()?.into_iter().next())
+    }
+
+    /// Procedures of the active patient, newest first.
+    pub fn procedures(&self) -> Result<Vec<views::Procedure>> {
+        self.records()
+    }
+
+    /// Reports (DiagnosticReport) of the active patient, newest first, with their results.
+    pub fn diagnostic_reports(&self) -> Result<Vec<views::DiagnosticReport>> {
+        self.records()
+    }
+
+    /// Care plans of the active patient, newest first.
+    pub fn care_plans(&self) -> Result<Vec<views::CarePlan>> {
+        self.records()
+    }
+
+    /// Goals of the active patient, newest first.
+    pub fn goals(&self) -> Result<Vec<views::Goal>> {
+        self.records()
+    }
+
+    /// Care teams of the active patient.
+    pub fn care_teams(&self) -> Result<Vec<views::CareTeam>> {
+        self.records()
+    }
+
+    /// Devices (implants and others) of the active patient.
+    pub fn devices(&self) -> Result<Vec<views::Device>> {
+        self.records()
+    }
+
+    /// Orders and referrals (ServiceRequest) of the active patient, newest first.
+    pub fn service_requests(&self) -> Result<Vec<views::ServiceRequest>> {
+        self.records()
+    }
+
+    /// Insurance coverages of the active patient.
+    pub fn coverages(&self) -> Result<Vec<views::Coverage>> {
+        self.records()
+    }
+
+    /// Medications dispensed to the active patient, newest first.
+    pub fn medication_dispenses(&self) -> Result<Vec<views::MedicationDispense>> {
+        self.records()
+    }
+
+    /// Medication statements (what the patient takes, as recorded; older servers), newest first.
+    pub fn medication_statements(&self) -> Result<Vec<views::MedicationStatement>> {
+        self.records()
+    }
+
+    /// Questionnaires the active patient answered, newest first.
+    pub fn questionnaire_responses(&self) -> Result<Vec<views::QuestionnaireResponse>> {
+        self.records()
     }
 
     /// The newest result of each test of the active patient, newest first (from the store's latest-per-code table).
     pub fn latest_results(&self) -> Result<Vec<views::LabResult>> {
         let mut out = Vec::new();
         for (id, keys, label) in self.active_accounts()? {
-            for b in self.store.latest_briefs(&keys, &id).map_err(storage)? {
-                if let Ok(mut r) = serde_json::from_slice::<views::LabResult>(&b) {
-                    r.source = Some(label.clone());
-                    out.push(r);
-                }
+            let briefs = self.store.latest_briefs(&keys, &id).map_err(storage)?;
+            // A brief that does not decode: this account's lab results, parsed whole, instead.
+            let full = || {
+                self.store
+                    .of_type(&keys, &id, "Observation")
+                    .map_err(storage)
+            };
+            for mut r in views::results_from_briefs(&briefs, full)? {
+                r.source = Some(label.clone());
+                out.push(r);
             }
         }
-        // Across providers, keep the newest per code.
+        // Across providers (and over a full parse), keep the newest per code.
         let mut out = views::latest_per_code(&out);
         out.sort_by_key(|r| std::cmp::Reverse(r.date.as_ref().map(views::FhirDate::sort_key)));
         Ok(out)

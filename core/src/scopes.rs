@@ -22,11 +22,24 @@ pub enum DataCategory {
     Visits,
     Documents,
     Appointments,
+    /// Observations outside labs, vitals and social history: surveys, exams, imaging, procedure results,
+    /// therapy, activity, functional status.
+    OtherObservations,
+    /// Care plans, goals and care teams.
+    CarePlans,
+    /// Implants and other devices.
+    Devices,
+    /// Orders and referrals (ServiceRequest).
+    Orders,
+    /// Insurance (Coverage).
+    Coverage,
+    /// Answered questionnaires.
+    Questionnaires,
 }
 
 impl DataCategory {
     /// Every category, in the order an app usually lists them.
-    pub const ALL: [DataCategory; 12] = [
+    pub const ALL: [DataCategory; 18] = [
         Self::Demographics,
         Self::LabResults,
         Self::VitalSigns,
@@ -39,6 +52,12 @@ impl DataCategory {
         Self::Visits,
         Self::Documents,
         Self::Appointments,
+        Self::OtherObservations,
+        Self::CarePlans,
+        Self::Devices,
+        Self::Orders,
+        Self::Coverage,
+        Self::Questionnaires,
     ];
 
     /// The resource types (and, for Observations, the category) behind this data.
@@ -49,16 +68,42 @@ impl DataCategory {
                 ("Observation", Some("laboratory")),
                 ("DiagnosticReport", None),
             ],
-            Self::VitalSigns => &[("Observation", Some("vital-signs"))],
-            Self::SocialHistory => &[("Observation", Some("social-history"))],
+            // "vital-sign" is how Synthea (and servers loaded from it) spell the category.
+            Self::VitalSigns => &[
+                ("Observation", Some("vital-signs")),
+                ("Observation", Some("vital-sign")),
+            ],
+            Self::SocialHistory => &[
+                ("Observation", Some("social-history")),
+                ("Observation", Some("sdoh")),
+            ],
             Self::Allergies => &[("AllergyIntolerance", None)],
-            Self::Medications => &[("MedicationRequest", None)],
+            // MedicationStatement: what older servers record instead of (or beside) prescriptions.
+            Self::Medications => &[
+                ("MedicationRequest", None),
+                ("MedicationDispense", None),
+                ("MedicationStatement", None),
+            ],
             Self::Immunizations => &[("Immunization", None)],
             Self::Problems => &[("Condition", None)],
             Self::Procedures => &[("Procedure", None)],
             Self::Visits => &[("Encounter", None)],
             Self::Documents => &[("DocumentReference", None), ("Binary", None)],
             Self::Appointments => &[("Appointment", None)],
+            Self::OtherObservations => &[
+                ("Observation", Some("survey")),
+                ("Observation", Some("exam")),
+                ("Observation", Some("imaging")),
+                ("Observation", Some("procedure")),
+                ("Observation", Some("therapy")),
+                ("Observation", Some("activity")),
+                ("Observation", Some("functional-status")),
+            ],
+            Self::CarePlans => &[("CarePlan", None), ("Goal", None), ("CareTeam", None)],
+            Self::Devices => &[("Device", None)],
+            Self::Orders => &[("ServiceRequest", None)],
+            Self::Coverage => &[("Coverage", None)],
+            Self::Questionnaires => &[("QuestionnaireResponse", None)],
         }
     }
 }
@@ -234,5 +279,27 @@ mod tests {
             "system/*.read patient/Observation patient/Observation.xyz  \t garbage",
         );
         assert!(g.resources.is_empty());
+    }
+
+    #[test]
+    fn every_category_and_record_kind_is_asked_for() {
+        let v2 = request_scope(&DataCategory::ALL, ScopeSyntax::V2);
+        for code in ["vital-sign", "sdoh", "survey", "exam", "functional-status"] {
+            assert!(v2.contains(&format!("{OBS_CATEGORY}|{code}")), "{code}");
+        }
+        for ty in [
+            "Procedure",
+            "CarePlan",
+            "Goal",
+            "CareTeam",
+            "Device",
+            "ServiceRequest",
+            "Coverage",
+            "MedicationDispense",
+            "MedicationStatement",
+            "QuestionnaireResponse",
+        ] {
+            assert!(v2.contains(&format!("patient/{ty}.rs")), "{ty}");
+        }
     }
 }

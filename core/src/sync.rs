@@ -35,22 +35,29 @@ use crate::fhir::{FhirClient, FhirError, RetryPolicy};
 use crate::http::Http;
 use crate::store::{AccountKeys, Change, Incoming, QueryState, Store, StoreError};
 
-/// The observation categories fanned out over when the grant does not restrict them.
-const OBSERVATION_CATEGORIES: [&str; 9] = [
+/// The observation categories fanned out over when the grant does not restrict them: the observation-category
+/// code system, "functional-status" (US Core), "sdoh" (US Core 4+), and Synthea's "vital-sign".
+const OBSERVATION_CATEGORIES: [&str; 12] = [
     "laboratory",
     "vital-signs",
+    "vital-sign",
     "social-history",
+    "sdoh",
     "survey",
     "exam",
     "imaging",
     "procedure",
     "therapy",
     "activity",
+    "functional-status",
 ];
-/// The searched types, in the order they are synced (Patient is read, not searched).
-pub const SEARCHED_TYPES: [&str; 10] = [
+/// The searched types, in the order they are synced (Patient is read, not searched). Only the granted ones are
+/// searched (see [`plan`]).
+pub const SEARCHED_TYPES: [&str; 19] = [
     "AllergyIntolerance",
     "MedicationRequest",
+    "MedicationDispense",
+    "MedicationStatement",
     "Immunization",
     "Condition",
     "Observation",
@@ -59,6 +66,13 @@ pub const SEARCHED_TYPES: [&str; 10] = [
     "Encounter",
     "DocumentReference",
     "Appointment",
+    "CarePlan",
+    "Goal",
+    "CareTeam",
+    "Device",
+    "ServiceRequest",
+    "Coverage",
+    "QuestionnaireResponse",
 ];
 
 /// How to sync.
@@ -272,20 +286,16 @@ fn storage(e: StoreError) -> Error {
     Error::Storage(e.to_string())
 }
 
-/// The primary code (LOINC preferred) and the first category code of a resource, for the store's tags.
+/// The primary code (LOINC preferred, as every view reads it) and the first category code of a resource, for the
+/// store's tags.
 fn tags(r: &Value) -> (Option<String>, Option<String>) {
     let concept = ["code", "vaccineCode", "medicationCodeableConcept"]
         .iter()
         .map(|f| &r[*f])
         .find(|v| v.is_object());
-    let codings = concept.and_then(|c| c["coding"].as_array());
-    let code = codings.and_then(|cs| {
-        cs.iter()
-            .find(|c| c["system"] == "http://loinc.org")
-            .or_else(|| cs.first())
-            .and_then(|c| c["code"].as_str())
-            .map(str::to_owned)
-    });
+    let code = concept
+        .and_then(crate::views::preferred_code)
+        .and_then(|c| c.code);
     let category_of = |v: &Value| v["coding"][0]["code"].as_str().map(str::to_owned);
     let category = match &r["category"] {
         Value::Array(list) => list.iter().find_map(category_of),
@@ -816,15 +826,10 @@ fn upsert(
     };
     let (code, category) = tags(r);
     let json = serde_json::to_vec(r).map_err(|e| StoreError::Sqlite(e.to_string()))?;
-    // Lab results also get a small projection, so trends and the summary need not parse whole resources.
+    // Lab results also get a small projection (a private, versioned brief), so trends and the summary need not
+    // parse whole resources.
     let brief = if ty == "Observation" {
-        crate::views::lab_result(r).and_then(|lab| {
-            let key = lab
-                .date
-                .as_ref()
-                .map_or(i64::MIN, crate::views::FhirDate::sort_key);
-            serde_json::to_vec(&lab).ok().map(|b| (b, key))
-        })
+        crate::views::lab_brief(r)
     } else {
         None
     };

@@ -395,7 +395,7 @@ async fn the_database_file_holds_no_plaintext_health_data() {
 
 #[tokio::test]
 async fn real_synthea_data_syncs_with_every_resource_accounted_for() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/synthea-r4");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/synthea-r4");
     let sb = Sandbox::start(Config {
         data: vec![dir],
         demo_data: false,
@@ -588,5 +588,255 @@ async fn independent_queries_overlap_in_time_and_give_the_same_record() {
         records.push(got);
     }
     assert_eq!(records[0], records[1]);
+    sb.shutdown().await;
+}
+
+/// The ids each view shows of the active patient, by the resource type they come from.
+fn shown(
+    sdk: &ChartLink,
+) -> std::collections::BTreeMap<&'static str, std::collections::BTreeSet<String>> {
+    let mut m: std::collections::BTreeMap<&'static str, std::collections::BTreeSet<String>> =
+        Default::default();
+    let mut add = |ty: &'static str, ids: Vec<String>| m.entry(ty).or_default().extend(ids);
+    add(
+        "Patient",
+        sdk.demographics()
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect(),
+    );
+    add(
+        "Observation",
+        sdk.lab_results()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect(),
+    );
+    add(
+        "Observation",
+        sdk.vital_signs()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect(),
+    );
+    add(
+        "Observation",
+        sdk.observations()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect(),
+    );
+    add(
+        "AllergyIntolerance",
+        sdk.allergies().unwrap().into_iter().map(|r| r.id).collect(),
+    );
+    add(
+        "MedicationRequest",
+        sdk.medications()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect(),
+    );
+    add(
+        "MedicationDispense",
+        sdk.medication_dispenses()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect(),
+    );
+    add(
+        "MedicationStatement",
+        sdk.medication_statements()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect(),
+    );
+    add(
+        "Immunization",
+        sdk.immunizations()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect(),
+    );
+    add(
+        "Condition",
+        sdk.problems().unwrap().into_iter().map(|r| r.id).collect(),
+    );
+    add(
+        "DiagnosticReport",
+        sdk.diagnostic_reports()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect(),
+    );
+    add(
+        "Procedure",
+        sdk.procedures()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect(),
+    );
+    add(
+        "Encounter",
+        sdk.visits().unwrap().into_iter().map(|r| r.id).collect(),
+    );
+    add(
+        "DocumentReference",
+        sdk.documents().unwrap().into_iter().map(|r| r.id).collect(),
+    );
+    add(
+        "Appointment",
+        sdk.appointments()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect(),
+    );
+    add(
+        "CarePlan",
+        sdk.care_plans()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect(),
+    );
+    add(
+        "Goal",
+        sdk.goals().unwrap().into_iter().map(|r| r.id).collect(),
+    );
+    add(
+        "CareTeam",
+        sdk.care_teams()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect(),
+    );
+    add(
+        "Device",
+        sdk.devices().unwrap().into_iter().map(|r| r.id).collect(),
+    );
+    add(
+        "ServiceRequest",
+        sdk.service_requests()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect(),
+    );
+    add(
+        "Coverage",
+        sdk.coverages().unwrap().into_iter().map(|r| r.id).collect(),
+    );
+    add(
+        "QuestionnaireResponse",
+        sdk.questionnaire_responses()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect(),
+    );
+    m
+}
+
+/// Issue 12's "Done means": the shipped Synthea patients, synced through the sandbox with everything allowed at
+/// consent, show every resource of every granted type in some view, and every one the server holds arrived.
+#[tokio::test]
+async fn every_granted_synthea_resource_shows_in_a_view() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/synthea-r4");
+    let sb = Sandbox::start(Config {
+        data: vec![dir],
+        demo_data: false,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let _ = chartlink_core::http::Http::new().unwrap();
+    let people: serde_json::Value = reqwest::get(format!("{}/admin/state", sb.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let people = people["people"].as_array().unwrap();
+    assert!(people.len() >= 4, "the shipped bundles");
+    let mut totals: std::collections::BTreeMap<String, (usize, usize, usize)> = Default::default();
+    let mut smokers = 0;
+    for person in people {
+        let user = person["username"].as_str().unwrap();
+        let patient = person["patient_id"].as_str().unwrap();
+        let robot = PortalRobot::allowing(user, chartlink_sandbox::loader::LOADED_PASSWORD, None);
+        let sdk = sdk(robot, None, Arc::new(ManualClock::new()));
+        let account = sdk.link(&sb.fhir_base()).await.unwrap();
+        let report = sdk
+            .sync_with(&account.id, &fast(), &mut |_| {})
+            .await
+            .unwrap();
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+        sdk.switch_patient(&account.id).unwrap();
+        let shown = shown(&sdk);
+        let server = truth(&sb, patient, true);
+        for ty in std::iter::once("Patient").chain(chartlink_core::sync::SEARCHED_TYPES) {
+            if ty != "Patient" && !account.granted.can_search(ty) {
+                continue;
+            }
+            let stored: std::collections::BTreeSet<String> = sdk
+                .resources(&account.id, ty)
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_owned())
+                .collect();
+            let on_server = server.iter().filter(|(t, _, _)| t == ty).count();
+            let in_views = shown.get(ty).cloned().unwrap_or_default();
+            let missing: Vec<_> = stored.difference(&in_views).collect();
+            assert!(
+                missing.is_empty(),
+                "{patient}: {ty} stored but in no view: {missing:?}"
+            );
+            assert_eq!(
+                stored.len(),
+                on_server,
+                "{patient}: every {ty} of the server arrived"
+            );
+            let t = totals.entry(ty.to_owned()).or_default();
+            t.0 += on_server;
+            t.1 += stored.len();
+            t.2 += stored.intersection(&in_views).count();
+        }
+        // Smoking status, which Synthea files under "survey", shows as social history.
+        let social = sdk.social_history().unwrap();
+        if social
+            .iter()
+            .any(|o| o.code.as_ref().and_then(|c| c.code.as_deref()) == Some("72166-2"))
+        {
+            smokers += 1;
+        }
+    }
+    eprintln!("synthea, per type (on server, stored, shown): {totals:?}");
+    for ty in [
+        "Observation",
+        "Procedure",
+        "DiagnosticReport",
+        "CarePlan",
+        "Goal",
+        "AllergyIntolerance",
+    ] {
+        assert!(totals[ty].2 > 0, "{ty} shown");
+    }
+    assert_eq!(
+        smokers,
+        people.len(),
+        "every patient's smoking status is social history"
+    );
     sb.shutdown().await;
 }

@@ -1,6 +1,6 @@
 //! The views over whole charts: the sandbox's synthetic population (every resource of a viewed type parses, lab
 //! results carry values and flags, HbA1c trends, results link to their reports and notes to their visits) and the
-//! real Synthea R4 bundles in `../shared/data/synthea-r4` (nothing panics, every resource of a supported type yields
+//! real Synthea R4 bundles in `tests/data/synthea-r4` (nothing panics, every resource of a supported type yields
 //! a view with a non-empty name). Run with `--nocapture` to see the counts.
 #![allow(clippy::unwrap_used)]
 
@@ -38,11 +38,16 @@ fn view_name(r: &Value) -> Option<String> {
             let vital = categories
                 .iter()
                 .any(|c| c == "vital-signs" || c == "vital-sign");
-            match (views::lab_result(r), views::vital_sign(r)) {
-                (Some(l), _) => l.name,
-                (None, Some(v)) => v.name,
-                (None, None) if lab || vital => panic!("{refused}"),
-                (None, None) => return None,
+            // Every Observation lands in exactly one of lab results, vital signs and other observations.
+            match (
+                views::lab_result(r),
+                views::vital_sign(r),
+                views::other_observation(r),
+            ) {
+                (Some(l), None, None) => l.name,
+                (None, Some(v), None) if vital && !lab => v.name,
+                (None, None, Some(o)) if !lab && !vital => o.name,
+                _ => panic!("{refused}"),
             }
         }
         "AllergyIntolerance" => views::allergy(r).expect(&refused).substance,
@@ -56,6 +61,17 @@ fn view_name(r: &Value) -> Option<String> {
             .service
             .unwrap_or("appointment".into()),
         "Patient" => views::demographics(r).expect(&refused).name,
+        "Procedure" => views::procedure(r).expect(&refused).name,
+        "DiagnosticReport" => views::diagnostic_report(r).expect(&refused).name,
+        "CarePlan" => views::care_plan(r).expect(&refused).title,
+        "Goal" => views::goal(r).expect(&refused).description,
+        "CareTeam" => views::care_team(r).expect(&refused).name,
+        "Device" => views::device(r).expect(&refused).name,
+        "ServiceRequest" => views::service_request(r).expect(&refused).name,
+        "Coverage" => views::coverage(r).expect(&refused).payer,
+        "MedicationDispense" => views::medication_dispense(r).expect(&refused).name,
+        "MedicationStatement" => views::medication_statement(r).expect(&refused).name,
+        "QuestionnaireResponse" => views::questionnaire_response(r).expect(&refused).title,
         "Binary" => {
             views::document_content(r).expect(&refused);
             "binary".into()
@@ -72,7 +88,29 @@ fn only_its_own_parser_accepts(r: &Value) {
     let accepted = [
         (
             "Observation",
-            views::lab_result(r).is_some() || views::vital_sign(r).is_some(),
+            views::lab_result(r).is_some()
+                || views::vital_sign(r).is_some()
+                || views::other_observation(r).is_some(),
+        ),
+        ("Procedure", views::procedure(r).is_some()),
+        ("DiagnosticReport", views::diagnostic_report(r).is_some()),
+        ("CarePlan", views::care_plan(r).is_some()),
+        ("Goal", views::goal(r).is_some()),
+        ("CareTeam", views::care_team(r).is_some()),
+        ("Device", views::device(r).is_some()),
+        ("ServiceRequest", views::service_request(r).is_some()),
+        ("Coverage", views::coverage(r).is_some()),
+        (
+            "MedicationDispense",
+            views::medication_dispense(r).is_some(),
+        ),
+        (
+            "MedicationStatement",
+            views::medication_statement(r).is_some(),
+        ),
+        (
+            "QuestionnaireResponse",
+            views::questionnaire_response(r).is_some(),
         ),
         ("AllergyIntolerance", views::allergy(r).is_some()),
         ("MedicationRequest", views::medication(r).is_some()),
@@ -225,10 +263,10 @@ fn the_sandbox_population_parses_into_views() {
 
 #[test]
 fn real_synthea_bundles_parse_without_loss() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/synthea-r4");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/synthea-r4");
     assert!(
         dir.is_dir(),
-        "../shared/data/synthea-r4 is expected beside the checkout"
+        "tests/data/synthea-r4 ships with the repository"
     );
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -265,6 +303,11 @@ fn real_synthea_bundles_parse_without_loss() {
         "Condition",
         "Encounter",
         "Patient",
+        "Observation",
+        "Procedure",
+        "DiagnosticReport",
+        "CarePlan",
+        "Goal",
     ] {
         let (all, parsed) = counts[ty];
         assert_eq!(all, parsed, "{ty}");

@@ -3,31 +3,41 @@
 
 use std::fmt;
 
-/// Observation categories from `http://terminology.hl7.org/CodeSystem/observation-category` shown one by one at
-/// consent when an app asks for Observations in v2 syntax.
+/// The system of the Observation category codes.
 pub const OBSERVATION_CATEGORY_SYSTEM: &str =
     "http://terminology.hl7.org/CodeSystem/observation-category";
-const CONSENT_OBSERVATION_CATEGORIES: [(&str, &str); 3] = [
-    ("laboratory", "Lab results"),
-    ("vital-signs", "Vital signs"),
-    ("social-history", "Social history (such as smoking status)"),
-];
 
-/// The other codes of the observation-category code system, offered together as one consent item.
-const OTHER_OBSERVATION_CATEGORIES: [&str; 6] = [
-    "imaging",
-    "procedure",
-    "survey",
-    "exam",
-    "therapy",
-    "activity",
+/// The Observation categories as the consent page groups them when an app asks for Observations in v2 syntax:
+/// each line is one tickable item granting every category code in it. "vital-sign" is Synthea's spelling;
+/// "sdoh" and "functional-status" are US Core's additions to the code system.
+const CONSENT_OBSERVATION_GROUPS: [(&str, &[&str]); 4] = [
+    ("Lab results", &["laboratory"]),
+    ("Vital signs", &["vital-signs", "vital-sign"]),
+    (
+        "Social history (such as smoking status)",
+        &["social-history", "sdoh"],
+    ),
+    (
+        "Other observations (surveys, exams, imaging and more)",
+        &[
+            "imaging",
+            "procedure",
+            "survey",
+            "exam",
+            "therapy",
+            "activity",
+            "functional-status",
+        ],
+    ),
 ];
 
 /// Resource types the sandbox's patient compartment serves, in the order the consent page lists them.
-pub const PATIENT_TYPES: [&str; 12] = [
+pub const PATIENT_TYPES: [&str; 21] = [
     "Patient",
     "AllergyIntolerance",
     "MedicationRequest",
+    "MedicationDispense",
+    "MedicationStatement",
     "Immunization",
     "Condition",
     "Observation",
@@ -37,6 +47,13 @@ pub const PATIENT_TYPES: [&str; 12] = [
     "DocumentReference",
     "Binary",
     "Appointment",
+    "CarePlan",
+    "Goal",
+    "CareTeam",
+    "Device",
+    "ServiceRequest",
+    "Coverage",
+    "QuestionnaireResponse",
 ];
 
 /// A scope the sandbox could not understand.
@@ -283,9 +300,18 @@ pub struct ConsentItem {
 /// Observation scopes per category, so that a patient can untick "Vital signs" but share "Lab results".
 pub fn consent_items(requested: &Scopes) -> Vec<ConsentItem> {
     let mut items: Vec<ConsentItem> = Vec::new();
+    // Scopes with the same label are one item (an app asking for "vital-signs" and "vital-sign" separately
+    // still sees one "Vital signs" line); an item may grant several scopes (space-separated).
     let mut push = |label: String, scope: String| {
-        if !items.iter().any(|i| i.scope == scope) {
-            items.push(ConsentItem { label, scope });
+        if items.iter().any(|i| i.scope.split(' ').any(|s| s == scope)) {
+            return;
+        }
+        match items.iter_mut().find(|i| i.label == label) {
+            Some(item) => {
+                item.scope.push(' ');
+                item.scope.push_str(&scope);
+            }
+            None => items.push(ConsentItem { label, scope }),
         }
     };
     for s in &requested.resources {
@@ -297,24 +323,18 @@ pub fn consent_items(requested: &Scopes) -> Vec<ConsentItem> {
         };
         for ty in types {
             if ty == "Observation" && s.v2 && s.categories.is_empty() {
-                let scope_for = |code: &str| {
-                    format!(
-                        "{}/Observation.{perms}?category={OBSERVATION_CATEGORY_SYSTEM}|{code}",
-                        s.context
-                    )
-                };
-                for (code, label) in CONSENT_OBSERVATION_CATEGORIES {
-                    push(label.to_owned(), scope_for(code));
+                for (label, codes) in CONSENT_OBSERVATION_GROUPS {
+                    let scopes: Vec<String> = codes
+                        .iter()
+                        .map(|code| {
+                            format!(
+                                "{}/Observation.{perms}?category={OBSERVATION_CATEGORY_SYSTEM}|{code}",
+                                s.context
+                            )
+                        })
+                        .collect();
+                    push(label.to_owned(), scopes.join(" "));
                 }
-                // One item may grant several scopes (space-separated), like the portal's "other results".
-                let others: Vec<String> = OTHER_OBSERVATION_CATEGORIES
-                    .iter()
-                    .map(|c| scope_for(c))
-                    .collect();
-                push(
-                    "Other observations (surveys, exams, imaging and more)".to_owned(),
-                    others.join(" "),
-                );
             } else if s.resource_type.is_none() {
                 push(
                     type_label(ty).to_owned(),
@@ -333,17 +353,11 @@ pub fn consent_items(requested: &Scopes) -> Vec<ConsentItem> {
 }
 
 fn category_label(code: &str) -> String {
-    CONSENT_OBSERVATION_CATEGORIES
+    CONSENT_OBSERVATION_GROUPS
         .iter()
-        .find(|(c, _)| *c == code)
-        .map(|(_, l)| (*l).to_owned())
-        .unwrap_or_else(|| {
-            if OTHER_OBSERVATION_CATEGORIES.contains(&code) {
-                "Other observations (surveys, exams, imaging and more)".to_owned()
-            } else {
-                format!("Records in category {code}")
-            }
-        })
+        .find(|(_, codes)| codes.contains(&code))
+        .map(|(label, _)| (*label).to_owned())
+        .unwrap_or_else(|| format!("Records in category {code}"))
 }
 
 /// What the portal calls each resource type.
@@ -361,6 +375,15 @@ pub fn type_label(ty: &str) -> &str {
         "DocumentReference" => "Clinical notes and after-visit summaries",
         "Binary" => "Contents of documents",
         "Appointment" => "Appointments",
+        "MedicationDispense" => "Medications dispensed",
+        "MedicationStatement" => "Medications you take (as recorded)",
+        "CarePlan" => "Care plans",
+        "Goal" => "Goals",
+        "CareTeam" => "Care team",
+        "Device" => "Implants and devices",
+        "ServiceRequest" => "Orders and referrals",
+        "Coverage" => "Insurance",
+        "QuestionnaireResponse" => "Questionnaires you answered",
         other => other,
     }
 }
@@ -467,5 +490,39 @@ mod tests {
         let items = consent_items(&s);
         assert_eq!(items.len(), PATIENT_TYPES.len());
         assert!(items.iter().all(|i| i.scope.ends_with(".read")));
+    }
+
+    #[test]
+    fn consent_groups_category_spellings_into_one_item() {
+        // The SDK asks per category, Synthea's "vital-sign" beside "vital-signs": one "Vital signs" line.
+        let q = |code: &str| {
+            format!("patient/Observation.rs?category={OBSERVATION_CATEGORY_SYSTEM}|{code}")
+        };
+        let request = [
+            q("vital-signs"),
+            q("vital-sign"),
+            q("survey"),
+            q("functional-status"),
+            "patient/Goal.rs".to_owned(),
+        ]
+        .join(" ");
+        let items = consent_items(&Scopes::parse(&request).expect("parse"));
+        let labels: Vec<&str> = items.iter().map(|i| i.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "Vital signs",
+                "Other observations (surveys, exams, imaging and more)",
+                "Goals"
+            ]
+        );
+        let vitals = Scopes::parse(&items[0].scope).expect("reparse");
+        assert!(vitals.allows_search_category("Observation", None, "vital-sign"));
+        assert!(vitals.allows_search_category("Observation", None, "vital-signs"));
+        let unfiltered = consent_items(&Scopes::parse("patient/Observation.rs").expect("parse"));
+        let other = Scopes::parse(&unfiltered[3].scope).expect("reparse");
+        assert!(other.allows_search_category("Observation", None, "functional-status"));
+        let social = Scopes::parse(&unfiltered[2].scope).expect("reparse");
+        assert!(social.allows_search_category("Observation", None, "sdoh"));
     }
 }

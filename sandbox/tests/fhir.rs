@@ -677,7 +677,7 @@ async fn random_faults_are_deterministic_for_a_seed() {
 // ---- data loading and bad input ----
 
 fn synthea_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/synthea-r4")
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/synthea-r4")
 }
 
 #[tokio::test]
@@ -685,7 +685,7 @@ async fn real_synthea_bundles_are_served_with_logins() {
     let dir = synthea_dir();
     assert!(
         dir.is_dir(),
-        "../shared/data/synthea-r4 is expected beside the checkout"
+        "tests/data/synthea-r4 ships with the repository"
     );
     let sb = start_with(Config {
         data: vec![dir.clone()],
