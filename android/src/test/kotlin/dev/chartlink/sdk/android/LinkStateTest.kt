@@ -14,7 +14,7 @@ class LinkStateTest {
     private val links = LinkState()
 
     @Test
-    fun `the redirect reaches the waiting link`() = runBlocking {
+    fun `the redirect reaches the waiting link`() = runBlocking<Unit> {
         val pending = links.begin("chartlink-demo://callback")
         assertTrue(links.inProgress)
         assertEquals(LinkState.Delivery.IGNORED, links.deliver("chartlink-demo://callbackevil?code=1"))
@@ -25,7 +25,7 @@ class LinkStateTest {
     }
 
     @Test
-    fun `a second link fails the first, and ending the first leaves the second`() = runBlocking {
+    fun `a second link fails the first, and ending the first leaves the second`() = runBlocking<Unit> {
         val first = links.begin("chartlink-demo://callback")
         val second = links.begin("chartlink-demo://callback")
         assertThrows<BrowserException.Failed> { runBlocking { first.redirect.await() } }
