@@ -1,21 +1,24 @@
 // ChartLink's Android library: the generated Kotlin bindings, the platform-independent shell (src/portable, also
 // compiled and tested on the JVM by `cargo xtask bindings`) and the Android adapters (src/main): Keystore, Custom
-// Tabs, lifecycle. The native library comes from build-rust.sh (cargo-ndk, one .so per ABI) and the Kotlin
-// bindings from the workspace's pinned uniffi-bindgen; both land under build/ and are never committed.
+// Tabs, lifecycle — on the Android framework alone (no AndroidX). The native library comes from build-rust.sh
+// (cargo-ndk, one .so per ABI) and the Kotlin bindings from the workspace's pinned uniffi-bindgen; both land under
+// build/ and are never committed.
 //
-// Needs the Android SDK + NDK, Rust with the Android targets and cargo-ndk (see build-rust.sh). Repositories are in
-// settings.gradle.kts; an app that includes this module needs the same ones (rustls-platform-verifier's included).
+// `cargo xtask ci` compiles every .kt file here (src/main, src/portable, src/sample) against android-all 36,
+// kotlinx-coroutines-android 1.11.0 and JNA 5.18.1 from Maven Central, and runs src/test with JUnit 5; a Gradle build
+// needs the Android SDK + NDK, Rust with the Android targets and cargo-ndk (see build-rust.sh). Plugin versions and
+// repositories are in settings.gradle.kts.
 
 plugins {
-    id("com.android.library") version "8.7.3"
-    id("org.jetbrains.kotlin.android") version "2.1.0"
+    id("com.android.library")
+    id("org.jetbrains.kotlin.android")
 }
 
 val rustOut = layout.buildDirectory.dir("rust")
 
 android {
     namespace = "dev.chartlink.sdk"
-    compileSdk = 35
+    compileSdk = 36
 
     defaultConfig {
         minSdk = 26
@@ -26,11 +29,14 @@ android {
         java.srcDirs("src/main/kotlin", "src/portable/kotlin", rustOut.map { it.dir("kotlin") })
         jniLibs.srcDir(rustOut.map { it.dir("jniLibs") })
     }
+    sourceSets["test"].java.srcDirs("src/test/kotlin")
 
     compileOptions {
         sourceCompatibility = JavaVersion.VERSION_17
         targetCompatibility = JavaVersion.VERSION_17
     }
+
+    testOptions { unitTests.all { it.useJUnitPlatform() } }
 }
 
 kotlin {
@@ -47,24 +53,14 @@ val buildRust by tasks.registering(Exec::class) {
 }
 tasks.named("preBuild") { dependsOn(buildRust) }
 
-// rustls-platform-verifier (the TLS verifier of core's HTTP client) checks certificates with Android's
-// TrustManager through a small Kotlin component. Its version must equal that of the crate
-// rustls-platform-verifier-android in Cargo.lock, so it is read from there.
-val rustlsPlatformVerifier: Provider<String> =
-    providers.fileContents(layout.projectDirectory.file("../Cargo.lock")).asText.map { lock ->
-        val lines = lock.lines()
-        val at = lines.indexOfFirst { it.trim() == "name = \"rustls-platform-verifier-android\"" }
-        val version = lines.drop(at + 1).firstOrNull { it.trimStart().startsWith("version = ") }
-            ?.substringAfter('"')?.substringBefore('"')
-        require(at >= 0 && version != null) { "rustls-platform-verifier-android is not in Cargo.lock" }
-        "rustls:rustls-platform-verifier:$version"
-    }
-
 dependencies {
-    // The generated bindings load the library with JNA (the aar carries JNA's native parts for each ABI).
-    implementation("net.java.dev.jna:jna:5.14.0@aar")
-    implementation("org.jetbrains.kotlinx:kotlinx-coroutines-android:1.8.1")
-    implementation("androidx.browser:browser:1.8.0")
-    implementation("androidx.lifecycle:lifecycle-process:2.8.7")
-    implementation(rustlsPlatformVerifier)
+    // The generated bindings load the library with JNA; the aar carries JNA's native parts for each ABI (5.17+ are
+    // 16 KB-page aligned).
+    implementation("net.java.dev.jna:jna:5.18.1@aar")
+    implementation("org.jetbrains.kotlinx:kotlinx-coroutines-android:1.11.0")
+    // Coordinates from the verifier crate's Maven metadata (settings.gradle.kts).
+    implementation(gradle.extensions.extraProperties["chartlink.rustlsPlatformVerifier"] as String)
+
+    testImplementation("org.junit.jupiter:junit-jupiter:6.1.3")
+    testRuntimeOnly("org.junit.platform:junit-platform-launcher:6.1.3")
 }

@@ -1,17 +1,23 @@
-//! `cargo xtask bindings`: the host tests of the Kotlin and Swift bindings.
+//! `cargo xtask bindings`: the host tests of the Kotlin and Swift bindings, and the Android compile check.
 //!
-//! 1. Builds `chartlink-ffi` (debug, with its pinned `uniffi-bindgen` binary: feature `bindgen`) and the sandbox.
-//! 2. Generates Kotlin and Swift from the built library into `<target>/bindings/{kotlin,swift}` (never committed).
-//! 3. Compiles the generated Kotlin + the platform-independent Kotlin shell (`android/src/portable`) + the tests
-//!    (`bindings/tests/kotlin`) with kotlinc (skipped when none of them changed), starts the sandbox on a free
-//!    loopback port, and runs the tests on the JVM with JNA loading the library.
-//! 4. Parses every generated and hand-written `.swift` file with tree-sitter-swift and fails on any syntax error
+//! 1. Checks that the README's Android quickstart is the sample file CI compiles (android/src/sample).
+//! 2. Builds `chartlink-ffi` (debug, with its pinned `uniffi-bindgen` binary: feature `bindgen`) and the sandbox.
+//! 3. Generates Kotlin and Swift from the built library into `<target>/bindings/{kotlin,swift}` (never committed).
+//! 4. Compiles every Kotlin file of android/ (main, portable, sample) plus the generated bindings with kotlinc against
+//!    the real Android framework classes (android-all), coroutines-android, JNA and, where its crate ships them,
+//!    rustls-platform-verifier's classes, all from Maven Central (tools.rs). Any error fails the step.
+//! 5. Compiles the JVM set (generated Kotlin + android/src/portable + android/src/test + bindings/tests/kotlin) and
+//!    runs android/'s JUnit 5 tests with the JUnit console launcher.
+//! 6. Starts the sandbox on a free loopback port and runs the Kotlin host tests on the JVM with JNA loading the
+//!    library.
+//! 7. Parses every generated and hand-written `.swift` file with tree-sitter-swift and fails on any syntax error
 //!    (no Swift compiler exists on these machines; this catches syntax, not types).
 //!
-//! kotlinc, JNA and the Python venv come from `cargo xtask tools` (see tools.rs); `cargo xtask bindings` installs
-//! them when missing.
+//! Each kotlinc run is skipped when its sources, classpath and options did not change. kotlinc, the Maven jars and
+//! the Python venv come from `cargo xtask tools` (see tools.rs); `cargo xtask bindings` installs them when missing.
 
 use std::collections::hash_map::DefaultHasher;
+use std::ffi::OsString;
 use std::fs;
 use std::hash::{Hash, Hasher};
 use std::io::{BufRead, BufReader};
@@ -19,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::tools::Tools;
+use crate::tools::{self, Tools};
 use crate::{Workspace, cmd, human};
 
 /// The JVM test's main class (bindings/tests/kotlin/ChartLinkHostTest.kt).
@@ -80,6 +86,7 @@ struct Paths {
     kotlin: PathBuf,
     swift: PathBuf,
     test_jar: PathBuf,
+    android_jar: PathBuf,
 }
 
 impl Paths {
@@ -98,17 +105,24 @@ impl Paths {
             kotlin: out.join("kotlin"),
             swift: out.join("swift"),
             test_jar: out.join("kotlin-tests.jar"),
+            android_jar: out.join("android-classes.jar"),
             out,
             debug,
         }
     }
 }
 
-/// The tool paths the tests need, by the names tools.rs gives them.
+/// The tool paths and jars the tests need.
 struct Jvm {
     kotlinc: PathBuf,
-    jna: PathBuf,
     python: PathBuf,
+    kotlin_stdlib: PathBuf,
+    kotlin_test: PathBuf,
+    jna: PathBuf,
+    coroutines_core: PathBuf,
+    coroutines_android: PathBuf,
+    android_all: PathBuf,
+    junit_console: PathBuf,
 }
 
 impl Jvm {
@@ -120,46 +134,70 @@ impl Jvm {
                 .map(|(_, p)| p.to_path_buf())
                 .ok_or_else(|| format!("{name} is not installed; run `cargo xtask tools`"))
         };
+        let kotlinc = find("CHARTLINK_KOTLINC")?;
+        let lib = |jar: &str| -> Result<PathBuf, String> {
+            let path = kotlinc
+                .parent()
+                .and_then(Path::parent)
+                .map(|home| home.join("lib").join(jar))
+                .ok_or_else(|| format!("cannot find kotlinc's lib/ from {}", kotlinc.display()))?;
+            if path.is_file() {
+                Ok(path)
+            } else {
+                Err(format!("{} is missing from kotlinc's lib/", path.display()))
+            }
+        };
         Ok(Self {
-            kotlinc: find("CHARTLINK_KOTLINC")?,
-            jna: find("CHARTLINK_JNA_JAR")?,
+            kotlin_stdlib: lib("kotlin-stdlib.jar")?,
+            kotlin_test: lib("kotlin-test.jar")?,
             python: find("CHARTLINK_PYTHON")?,
+            jna: tools.maven_jar(tools::JNA)?,
+            coroutines_core: tools.maven_jar(tools::COROUTINES_CORE)?,
+            coroutines_android: tools.maven_jar(tools::COROUTINES_ANDROID)?,
+            android_all: tools.maven_jar(tools::ANDROID_ALL)?,
+            junit_console: tools.maven_jar(tools::JUNIT_CONSOLE)?,
+            kotlinc,
         })
     }
 
-    /// kotlinc's `lib/`: kotlin-stdlib, kotlin-test and kotlinx-coroutines-core-jvm.
-    fn lib(&self, jar: &str) -> Result<PathBuf, String> {
-        let path = self
-            .kotlinc
-            .parent()
-            .and_then(Path::parent)
-            .map(|home| home.join("lib").join(jar))
-            .ok_or_else(|| format!("cannot find kotlinc's lib/ from {}", self.kotlinc.display()))?;
-        if path.is_file() {
-            Ok(path)
-        } else {
-            Err(format!("{} is missing from kotlinc's lib/", path.display()))
-        }
+    /// The JVM classpath of the host tests and unit tests: `first`, then JNA, coroutines, kotlin-test, JUnit and
+    /// the standard library (the same coroutines and JNA versions android/ ships with).
+    fn classpath(&self, first: &[&Path]) -> Result<OsString, String> {
+        join_classpath(first.iter().copied().chain([
+            self.jna.as_path(),
+            &self.coroutines_core,
+            &self.kotlin_test,
+            &self.junit_console,
+            &self.kotlin_stdlib,
+        ]))
     }
 
-    fn classpath(&self, first: &[&Path]) -> Result<std::ffi::OsString, String> {
-        let mut parts: Vec<PathBuf> = first.iter().map(|p| p.to_path_buf()).collect();
-        parts.push(self.jna.clone());
-        for jar in [
-            "kotlinx-coroutines-core-jvm.jar",
-            "kotlin-test.jar",
-            "kotlin-stdlib.jar",
-        ] {
-            parts.push(self.lib(jar)?);
-        }
-        std::env::join_paths(parts).map_err(|e| format!("bad classpath: {e}"))
+    /// What android/ is compiled against: the Android framework (android-all), coroutines-android + -core, JNA and,
+    /// when its crate ships them, rustls-platform-verifier's classes. (java.* comes from the JDK: android-all has almost none).
+    fn android_classpath(&self, verifier: Option<&Path>) -> Result<OsString, String> {
+        join_classpath(
+            [
+                self.android_all.as_path(),
+                &self.coroutines_android,
+                &self.coroutines_core,
+                &self.jna,
+                &self.kotlin_stdlib,
+            ]
+            .into_iter()
+            .chain(verifier),
+        )
     }
+}
+
+fn join_classpath<'a>(parts: impl IntoIterator<Item = &'a Path>) -> Result<OsString, String> {
+    std::env::join_paths(parts).map_err(|e| format!("bad classpath: {e}"))
 }
 
 /// `cargo xtask bindings`, after tools are in place.
 pub fn run(ws: &Workspace, tools: &Tools) -> Result<(), String> {
     let jvm = Jvm::from(tools)?;
     let paths = Paths::new(ws);
+    check_readme_quickstart(ws)?;
 
     let started = Instant::now();
     // One build for the library and the generator: the same features, so the library is not built twice.
@@ -178,8 +216,17 @@ pub fn run(ws: &Workspace, tools: &Tools) -> Result<(), String> {
     );
 
     generate(&paths)?;
-    let kotlin_sources = kotlin_sources(ws, &paths)?;
-    compile_kotlin(&jvm, &paths, &kotlin_sources)?;
+    compile_android(ws, &jvm, &paths)?;
+    let jvm_sources = jvm_sources(ws, &paths)?;
+    compile_kotlin(
+        &jvm,
+        &jvm.classpath(&[])?,
+        &jvm_sources,
+        &paths.test_jar,
+        &["-jvm-target", "17"],
+        "the JVM set (bindings, android/src/portable, host tests, unit tests)",
+    )?;
+    run_unit_tests(&jvm, &paths)?;
     run_kotlin_tests(&jvm, &paths)?;
     parse_swift(ws, &jvm, &paths)
 }
@@ -226,55 +273,257 @@ fn files_with_extension(dir: &Path, extension: &str, out: &mut Vec<PathBuf>) -> 
     Ok(())
 }
 
-/// The generated Kotlin, the platform-independent shell and the tests.
-fn kotlin_sources(ws: &Workspace, paths: &Paths) -> Result<Vec<PathBuf>, String> {
+/// What runs on the JVM: the generated Kotlin, the platform-independent shell (android/src/portable: the client,
+/// and the plain classes the Android adapters are built on), the host tests and android/'s JUnit tests.
+fn jvm_sources(ws: &Workspace, paths: &Paths) -> Result<Vec<PathBuf>, String> {
     let mut sources = Vec::new();
     files_with_extension(&paths.kotlin, "kt", &mut sources)?;
-    files_with_extension(
-        &ws.root.join("android/src/portable/kotlin"),
-        "kt",
-        &mut sources,
-    )?;
-    files_with_extension(&ws.root.join("bindings/tests/kotlin"), "kt", &mut sources)?;
+    for dir in [
+        "android/src/portable/kotlin",
+        "android/src/test/kotlin",
+        "bindings/tests/kotlin",
+    ] {
+        files_with_extension(&ws.root.join(dir), "kt", &mut sources)?;
+    }
     Ok(sources)
 }
 
-/// Compiles the Kotlin into one jar, unless the same sources were compiled last time (kotlinc takes ~50 s).
-fn compile_kotlin(jvm: &Jvm, paths: &Paths, sources: &[PathBuf]) -> Result<(), String> {
+/// android/'s source folders that the Android library (and its sample) is made of; every `.kt` file under them is
+/// compiled against android-all. `src/test` is JVM-only (JUnit).
+const ANDROID_SOURCE_DIRS: [&str; 3] = [
+    "android/src/main/kotlin",
+    "android/src/portable/kotlin",
+    "android/src/sample/kotlin",
+];
+
+/// Compiles every Kotlin file of android/ plus the generated bindings against the real Android framework classes,
+/// coroutines-android, JNA and the verifier's classes: any error fails the step. A check, not a build (Gradle on
+/// a machine with the Android SDK builds the aar); the jar is kept only to skip an unchanged recompile.
+fn compile_android(ws: &Workspace, jvm: &Jvm, paths: &Paths) -> Result<(), String> {
+    let mut sources = Vec::new();
+    files_with_extension(&paths.kotlin, "kt", &mut sources)?;
+    let generated = sources.len();
+    for dir in ANDROID_SOURCE_DIRS {
+        files_with_extension(&ws.root.join(dir), "kt", &mut sources)?;
+    }
+    // Every .kt file of android/ must be in one of the compiled folders: none escapes the check.
+    let mut everywhere = Vec::new();
+    files_with_extension(&ws.root.join("android"), "kt", &mut everywhere)?;
+    let stray: Vec<String> = everywhere
+        .iter()
+        .filter(|p| !sources.contains(p) && !p.starts_with(ws.root.join("android/src/test")))
+        .map(|p| p.display().to_string())
+        .collect();
+    if !stray.is_empty() {
+        return Err(format!(
+            "Kotlin files outside the compiled source folders ({}): {}",
+            ANDROID_SOURCE_DIRS.join(", "),
+            stray.join(", ")
+        ));
+    }
+    let verifier = verifier_classes(ws, paths)?;
+    let label = format!(
+        "android/ ({} files + {generated} generated) against {}, {}, {}{}",
+        sources.len() - generated,
+        tools::ANDROID_ALL,
+        tools::COROUTINES_ANDROID,
+        tools::JNA,
+        if verifier.is_some() {
+            " and rustls-platform-verifier's classes"
+        } else {
+            ""
+        },
+    );
+    compile_kotlin(
+        jvm,
+        &jvm.android_classpath(verifier.as_deref())?,
+        &sources,
+        &paths.android_jar,
+        // android-all holds android.* but not java.* (Robolectric runs it on a JDK): java.* comes from the JDK, so a
+        // JDK-only API (java.net.http, ...) would not be caught here.
+        &["-jvm-target", "17"],
+        &label,
+    )
+}
+
+/// rustls-platform-verifier's Android classes, from the Maven repository folder (`maven/`) its crate
+/// `rustls-platform-verifier-android` ships in some releases: group, artifact and version are read from that
+/// folder's maven-metadata.xml, and classes.jar is extracted from the aar. `None` when the locked crate ships no such
+/// folder (0.2.0 publishes its aar only to the upstream project's own Maven archive, which these machines cannot
+/// reach): android/ has no compile-time reference to those classes (Rust calls them through JNI), so the compile
+/// check stays complete without them.
+fn verifier_classes(ws: &Workspace, paths: &Paths) -> Result<Option<PathBuf>, String> {
+    let metadata = cmd::stdout_of(ws.cargo().args([
+        "metadata",
+        "--format-version",
+        "1",
+        "--filter-platform",
+        "aarch64-linux-android",
+        "--offline",
+    ]))
+    .or_else(|_| {
+        cmd::stdout_of(ws.cargo().args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--filter-platform",
+            "aarch64-linux-android",
+        ]))
+    })?;
+    let metadata: serde_json::Value =
+        serde_json::from_str(&metadata).map_err(|e| format!("bad cargo metadata: {e}"))?;
+    let crate_dir = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == "rustls-platform-verifier-android")
+        .and_then(|p| p["manifest_path"].as_str())
+        .and_then(|m| Path::new(m).parent().map(Path::to_path_buf))
+        .ok_or("rustls-platform-verifier-android is not in the Android dependency graph")?;
+    let maven = crate_dir.join("maven");
+    let mut listings = Vec::new();
+    if maven.is_dir() {
+        files_with_extension(&maven, "xml", &mut listings)?;
+    }
+    let Some(listing) = listings
+        .iter()
+        .find(|p| p.file_name().is_some_and(|n| n == "maven-metadata.xml"))
+    else {
+        println!(
+            "bindings: {} ships no maven/ folder; android/ does not reference the verifier's classes at compile time",
+            crate_dir
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        );
+        return Ok(None);
+    };
+    let xml = fs::read_to_string(listing)
+        .map_err(|e| format!("cannot read {}: {e}", listing.display()))?;
+    let tag = |name: &str| {
+        xml.split_once(&format!("<{name}>"))
+            .and_then(|(_, rest)| rest.split_once(&format!("</{name}>")))
+            .map(|(value, _)| value.trim().to_owned())
+            .ok_or_else(|| format!("{} has no <{name}>", listing.display()))
+    };
+    let (group, artifact) = (tag("groupId")?, tag("artifactId")?);
+    let version = tag("release").or_else(|_| tag("version"))?;
+    let aar = maven
+        .join(group.replace('.', "/"))
+        .join(&artifact)
+        .join(&version)
+        .join(format!("{artifact}-{version}.aar"));
+    let jar = paths.out.join(format!("{artifact}-{version}-classes.jar"));
+    if !jar.is_file() {
+        let bytes =
+            cmd::stdout_bytes_of(Command::new("unzip").arg("-p").arg(&aar).arg("classes.jar"))?;
+        fs::write(&jar, bytes).map_err(|e| format!("cannot write {}: {e}", jar.display()))?;
+    }
+    println!(
+        "bindings: rustls-platform-verifier classes {group}:{artifact}:{version} from {}",
+        aar.display()
+    );
+    Ok(Some(jar))
+}
+
+/// Compiles `sources` into `jar` with kotlinc, unless the same sources, classpath and options were compiled last
+/// time (kotlinc takes 30-60 CPU-s a set).
+fn compile_kotlin(
+    jvm: &Jvm,
+    classpath: &OsString,
+    sources: &[PathBuf],
+    jar: &Path,
+    options: &[&str],
+    label: &str,
+) -> Result<(), String> {
     let mut hasher = DefaultHasher::new();
     jvm.kotlinc.hash(&mut hasher);
+    classpath.hash(&mut hasher);
+    options.hash(&mut hasher);
     for source in sources {
         source.hash(&mut hasher);
         fs::read(source)
             .map_err(|e| format!("cannot read {}: {e}", source.display()))?
             .hash(&mut hasher);
     }
-    let stamp = paths.out.join("kotlin-tests.stamp");
+    let stamp = jar.with_extension("stamp");
     let digest = format!("{:016x}", hasher.finish());
-    if paths.test_jar.is_file() && fs::read_to_string(&stamp).is_ok_and(|s| s == digest) {
-        println!(
-            "bindings: Kotlin unchanged since the last compile; reusing {}",
-            paths.test_jar.display()
-        );
+    if jar.is_file() && fs::read_to_string(&stamp).is_ok_and(|s| s == digest) {
+        println!("bindings: unchanged since the last compile: {label}");
         return Ok(());
     }
     let started = Instant::now();
     let _ = fs::remove_file(&stamp);
     cmd::run(
         Command::new(&jvm.kotlinc)
-            .args(["-nowarn", "-cp"])
-            .arg(jvm.classpath(&[])?)
+            .arg("-nowarn")
+            .args(options)
+            .arg("-cp")
+            .arg(classpath)
             .args(sources)
             .arg("-d")
-            .arg(&paths.test_jar),
-    )?;
+            .arg(jar),
+    )
+    .map_err(|e| format!("{e}\n    kotlinc failed to compile {label}"))?;
     fs::write(&stamp, digest).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
     println!(
-        "bindings: compiled {} Kotlin files with kotlinc in {}",
-        sources.len(),
+        "bindings: compiled {label} with kotlinc in {}",
         human(started.elapsed())
     );
     Ok(())
+}
+
+/// android/'s JUnit 5 tests (android/src/test/kotlin), run by the JUnit platform's console launcher: the plain
+/// classes the Android adapters are built on (redirect matching, the started-activity counter, the Keystore
+/// store's record format, the link state). No native library is loaded.
+fn run_unit_tests(jvm: &Jvm, paths: &Paths) -> Result<(), String> {
+    let started = Instant::now();
+    cmd::run(
+        Command::new("java")
+            .arg("-jar")
+            .arg(&jvm.junit_console)
+            .args([
+                "execute",
+                "--disable-banner",
+                "--disable-ansi-colors",
+                "--details=tree",
+                "--fail-if-no-tests",
+            ])
+            .arg("--class-path")
+            .arg(jvm.classpath(&[&paths.test_jar])?)
+            .arg("--scan-class-path")
+            .arg(&paths.test_jar)
+            // The host tests (package dev.chartlink.sdk.test) need the sandbox and run next, on their own.
+            .args(["--exclude-package", "dev.chartlink.sdk.test"])
+            .stdin(Stdio::null()),
+    )
+    .map_err(|e| format!("{e}\n    android/'s JVM unit tests failed (see the tree above)"))?;
+    println!(
+        "bindings: android/ JVM unit tests passed in {}",
+        human(started.elapsed())
+    );
+    Ok(())
+}
+
+/// The README's Android quickstart is the sample file that `compile_android` compiles: the README must contain it
+/// verbatim (between its ```kotlin fence lines).
+pub(crate) const ANDROID_SAMPLE: &str =
+    "android/src/sample/kotlin/dev/chartlink/sample/Quickstart.kt";
+
+pub(crate) fn check_readme_quickstart(ws: &Workspace) -> Result<(), String> {
+    let read = |path: &Path| {
+        fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let sample = read(&ws.root.join(ANDROID_SAMPLE))?;
+    let readme = read(&ws.root.join("README.md"))?;
+    if readme.contains(&format!("```kotlin\n{sample}```\n")) {
+        Ok(())
+    } else {
+        Err(format!(
+            "README.md's Android quickstart differs from {ANDROID_SAMPLE}, which CI compiles: copy the file into \
+             the README's ```kotlin block"
+        ))
+    }
 }
 
 /// The sandbox, stopped when dropped.

@@ -74,6 +74,19 @@ pub fn stdout_of(cmd: &mut Command) -> Result<String, String> {
     }
 }
 
+/// Like [`stdout_of`], for binary output.
+pub fn stdout_bytes_of(cmd: &mut Command) -> Result<Vec<u8>, String> {
+    let output = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("could not start `{}`: {e}", display(cmd)))?;
+    if output.status.success() {
+        Ok(output.stdout)
+    } else {
+        Err(format!("`{}` failed ({})", display(cmd), output.status))
+    }
+}
+
 /// Whether `cmd` starts and exits zero; its output is discarded. For probes such as `cargo nextest --version`.
 pub fn succeeds(cmd: &mut Command) -> bool {
     cmd.stdin(Stdio::null())

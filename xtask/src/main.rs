@@ -1,7 +1,7 @@
 //! `cargo xtask`: ChartLink's build and test automation, in Rust so it runs the same on every machine.
 //!
 //! - `cargo xtask ci [--skip-lint]`: the project's test command (the README and `.ci/run` call exactly this).
-//! - `cargo xtask tools`: installs the external tools the tests drive (Chromium, chromedriver, JNA, a Python venv,
+//! - `cargo xtask tools`: installs the external tools the tests drive (Chromium, chromedriver, Maven jars, a Python venv,
 //!   kotlinc) if they are missing; prints "all tools present" when nothing was.
 //! - `cargo xtask sandbox [ARGS...]`: `cargo run -p chartlink-sandbox -- ARGS`.
 //! - `cargo xtask bindings`: generates the Kotlin and Swift bindings, runs the Kotlin host tests on the JVM against
@@ -19,7 +19,7 @@
 // 2. clippy  `cargo clippy --workspace --all-targets -- -D warnings`. All targets, so tests, examples and benches are
 //            linted too; `-D warnings` makes the workspace lints binding. Passed on the command line rather than
 //            through RUSTFLAGS so that it does not invalidate the build cache that the test step then reuses.
-// 3. tools   Installs Chromium + chromedriver, JNA, the Python venv and kotlinc if missing (see tools.rs). Before
+// 3. tools   Installs Chromium + chromedriver, the Maven Central jars, the Python venv and kotlinc if missing (see tools.rs). Before
 //            the tests, so a test never half-installs something itself; idempotent and fast when all is there.
 // 4. test    `cargo nextest run --workspace` when cargo-nextest is installed (one process per test: a test that
 //            hangs or leaks a server or browser cannot disturb the others, and slow tests are reported), otherwise
@@ -27,7 +27,8 @@
 //            usual paths); a missing tool fails its test with the command that installs it, never a silent skip.
 // 5. doctests `cargo test --workspace --doc`, only after nextest, which cannot run doctests. The examples in our
 //            `///` docs are part of the public API's contract, so they are tests too.
-// 6. bindings Generates Kotlin and Swift from the debug library with the pinned uniffi-bindgen, runs the Kotlin host
+// 6. bindings Generates Kotlin and Swift from the debug library with the pinned uniffi-bindgen, compiles all of
+//            android/ against android-all + coroutines-android + JNA, runs android/'s JUnit tests and the Kotlin host
 //            tests on the JVM (JNA) against the sandbox, and parses every Swift file (bindings.rs). Last: it builds
 //            the FFI crate with the bindgen feature, the costliest unit, and tests what the Rust tests cannot reach.
 //
@@ -62,10 +63,10 @@ enum Task {
         #[arg(long)]
         skip_lint: bool,
     },
-    /// Install the tools the tests use (Chromium, chromedriver, JNA, Python venv, kotlinc) if missing.
+    /// Install the tools the tests use (Chromium, chromedriver, Maven Central jars, Python venv, kotlinc) if missing.
     Tools,
     /// Host tests of the bindings: generate Kotlin and Swift, run the Kotlin tests on the JVM against the sandbox,
-    /// parse every Swift file (installs kotlinc, JNA and the venv when missing).
+    /// parse every Swift file (installs kotlinc, the Maven jars and the venv when missing).
     Bindings,
     /// Run the local SMART-on-FHIR sandbox EHR: `cargo run -p chartlink-sandbox -- ARGS`.
     #[command(disable_help_flag = true)]
@@ -243,6 +244,20 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("xtask: error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's Android quickstart is the file `cargo xtask bindings` compiles against android-all.
+    #[test]
+    fn readme_android_quickstart_is_the_compiled_sample() {
+        let ws = Workspace::locate().expect("workspace");
+        if let Err(e) = bindings::check_readme_quickstart(&ws) {
+            panic!("{e}");
         }
     }
 }

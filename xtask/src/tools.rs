@@ -1,11 +1,14 @@
 //! The external tools the tests drive, installed on demand and found again quickly when present.
 //!
 //! - Debian packages: `chromium` + `chromium-driver` (a real headless browser for the end-to-end OAuth tests) and
-//!   `libjna-java` (JNA, which the generated Kotlin bindings load the Rust library with).
+//!   `maven` (Maven's client, for the artifacts below).
 //! - A Python venv under `<target>/tools/venv`: `fhirclient` (SMART client-py, a second-opinion client against the
 //!   sandbox), `requests`, and `tree-sitter` + `tree-sitter-swift` (the only Swift syntax check possible here).
 //! - kotlinc from the npm package `kotlin-compiler`, unpacked under `<target>/tools/kotlin-compiler` (its `lib/`
 //!   already holds kotlin-stdlib, kotlin-test and kotlinx-coroutines).
+//! - `maven` (Debian) and, through it, from Maven Central into `<target>/tools/maven/jars` (local repository
+//!   `<target>/tools/maven/repo`): android-all (the Android framework's classes), kotlinx-coroutines-android and
+//!   -core-jvm, JNA (which the generated Kotlin loads the Rust library with) and the JUnit 5 console launcher: the classpath android/ is compiled and unit-tested against.
 //!
 //! Everything lives under the target dir, so `cargo clean` removes it and nothing is committed.
 
@@ -19,7 +22,28 @@ use std::process::Command;
 const DEBIAN_PACKAGES: [(&str, &str); 3] = [
     ("chromium", "/usr/bin/chromium"),
     ("chromium-driver", "/usr/bin/chromedriver"),
-    ("libjna-java", "/usr/share/java/jna.jar"),
+    // Maven's own client fetches the Android compile classpath and JUnit from Maven Central (see MAVEN_ARTIFACTS).
+    ("maven", "/usr/bin/mvn"),
+];
+
+/// The Android framework's classes (API 36, Android 16), the real jar Robolectric ships: android/ is compiled
+/// against it. A compile-time stand-in only: most of its classes need native code to run.
+pub const ANDROID_ALL: &str = "org.robolectric:android-all:16-robolectric-13921718";
+/// The same coroutines android/build.gradle.kts depends on (`-android` brings `Dispatchers.Main`).
+pub const COROUTINES_ANDROID: &str = "org.jetbrains.kotlinx:kotlinx-coroutines-android:1.11.0";
+pub const COROUTINES_CORE: &str = "org.jetbrains.kotlinx:kotlinx-coroutines-core-jvm:1.11.0";
+/// JNA as android/build.gradle.kts has it (there as `@aar`, whose classes.jar holds the same classes as this jar);
+/// 5.17+ has 16 KB-page-aligned native parts.
+pub const JNA: &str = "net.java.dev.jna:jna:5.18.1";
+/// The JUnit 5 platform's console launcher with the Jupiter API and engine: runs android/'s JVM unit tests.
+pub const JUNIT_CONSOLE: &str = "org.junit.platform:junit-platform-console-standalone:6.1.3";
+/// Everything `ensure` fetches from Maven Central, as `group:artifact:version[:type]`.
+const MAVEN_ARTIFACTS: [&str; 5] = [
+    ANDROID_ALL,
+    COROUTINES_ANDROID,
+    COROUTINES_CORE,
+    JNA,
+    JUNIT_CONSOLE,
 ];
 
 /// pip requirement, and the module it provides (imported to tell a working install).
@@ -59,6 +83,7 @@ pub struct Tools {
     jna_jar: Option<PathBuf>,
     python: Option<PathBuf>,
     kotlinc: Option<PathBuf>,
+    maven_jars: PathBuf,
 }
 
 impl Tools {
@@ -68,9 +93,23 @@ impl Tools {
         Self {
             chromium: existing(PathBuf::from(DEBIAN_PACKAGES[0].1)),
             chromedriver: existing(PathBuf::from(DEBIAN_PACKAGES[1].1)),
-            jna_jar: existing(PathBuf::from(DEBIAN_PACKAGES[2].1)),
+            jna_jar: existing(maven_jars_dir(ws).join(maven_file_name(JNA))),
             python: existing(venv_python(ws)),
             kotlinc: existing(kotlinc(ws)),
+            maven_jars: maven_jars_dir(ws),
+        }
+    }
+
+    /// The jar of a `MAVEN_ARTIFACTS` entry, when it has been fetched.
+    pub fn maven_jar(&self, coordinates: &str) -> Result<PathBuf, String> {
+        let path = self.maven_jars.join(maven_file_name(coordinates));
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!(
+                "{coordinates} is not fetched ({} is missing); run `cargo xtask tools`",
+                path.display()
+            ))
         }
     }
 
@@ -97,6 +136,7 @@ pub fn ensure(ws: &Workspace) -> Result<Tools, String> {
     let mut installed = ensure_debian_packages()?;
     installed |= ensure_python_venv(ws)?;
     installed |= ensure_kotlinc(ws)?;
+    installed |= ensure_maven_artifacts(ws)?;
     if installed {
         println!("tools: installed what was missing; all tools present");
     } else {
@@ -119,6 +159,68 @@ fn kotlin_dir(ws: &Workspace) -> PathBuf {
 
 fn kotlinc(ws: &Workspace) -> PathBuf {
     kotlin_dir(ws).join("package/bin/kotlinc-jvm")
+}
+
+fn maven_dir(ws: &Workspace) -> PathBuf {
+    ws.tools_dir().join("maven")
+}
+
+fn maven_jars_dir(ws: &Workspace) -> PathBuf {
+    maven_dir(ws).join("jars")
+}
+
+/// `group:artifact:version[:type]` -> `artifact-version.type`, the name `mvn dependency:copy` gives the file.
+fn maven_file_name(coordinates: &str) -> String {
+    let mut parts = coordinates.split(':').skip(1);
+    let artifact = parts.next().unwrap_or_default();
+    let version = parts.next().unwrap_or_default();
+    let kind = parts.next().unwrap_or("jar");
+    format!("{artifact}-{version}.{kind}")
+}
+
+/// Fetches the missing `MAVEN_ARTIFACTS` from Maven Central with Maven's own client, its local repository under
+/// the tools dir (never `~/.m2`). Each file is copied into a staging dir and renamed into place when complete.
+/// Returns whether it fetched anything; with every jar present it starts no process at all.
+fn ensure_maven_artifacts(ws: &Workspace) -> Result<bool, String> {
+    let jars = maven_jars_dir(ws);
+    let missing: Vec<&str> = MAVEN_ARTIFACTS
+        .iter()
+        .copied()
+        .filter(|coordinates| !jars.join(maven_file_name(coordinates)).is_file())
+        .collect();
+    if missing.is_empty() {
+        println!(
+            "tools: {} Maven Central artifacts present ({})",
+            MAVEN_ARTIFACTS.len(),
+            jars.display()
+        );
+        return Ok(false);
+    }
+    let staging = maven_dir(ws).join("jars.partial");
+    let io = |what: &str, path: &Path, e: std::io::Error| {
+        format!("cannot {what} {}: {e}", path.display())
+    };
+    for dir in [&jars, &staging] {
+        fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
+    }
+    for coordinates in missing {
+        println!("tools: fetching {coordinates} from Maven Central");
+        let mut mvn = Command::new("mvn");
+        mvn.current_dir(maven_dir(ws))
+            .args(["--batch-mode", "--quiet", "-Dstyle.color=never"])
+            .arg(format!(
+                "-Dmaven.repo.local={}",
+                maven_dir(ws).join("repo").display()
+            ))
+            .arg("dependency:copy")
+            .arg(format!("-Dartifact={coordinates}"))
+            .arg(format!("-DoutputDirectory={}", staging.display()));
+        cmd::run_keeping_stderr_tail(&mut mvn)?;
+        let name = maven_file_name(coordinates);
+        fs::rename(staging.join(&name), jars.join(&name))
+            .map_err(|e| io("move into place", &jars.join(&name), e))?;
+    }
+    Ok(true)
 }
 
 /// Returns whether it installed anything.

@@ -5,8 +5,9 @@
 //
 // They prove the bindings, not core (core has its own tests): linking through a Kotlin AuthBrowser that completes
 // the portal's pages over HTTP, sync with the event Flow, typed records, switching patients, the lock, typed
-// errors as Kotlin exceptions, a Kotlin SecureStore, listener and clock, cancellation, and a Rust panic arriving
-// as an exception.
+// errors as Kotlin exceptions, a Kotlin SecureStore, listener and clock, cancellation, a Rust panic arriving
+// as an exception, a pending link completed in a fresh client (process death), a slow login not counted as
+// background, and the typed "no browser" error.
 package dev.chartlink.sdk.test
 
 import dev.chartlink.sdk.*
@@ -405,6 +406,88 @@ suspend fun panicsArriveAsExceptions() = coroutineScopeTest { _ ->
     ChartLinkClient(config(), MemorySecureStore()).use { assertNull(it.locked()) }
 }
 
+suspend fun pendingLinkSurvivesProcessDeath() = coroutineScopeTest { _ ->
+    // The process is killed while the user is at the portal (Android does that to a backgrounded app); the redirect
+    // restarts it, and a fresh client over the same secure store and files completes the login the first one began.
+    val store = MemorySecureStore()
+    val dir = kotlin.io.path.createTempDirectory("chartlink-process").toFile()
+    try {
+        val cfg = config().copy(dataDir = dir.path)
+        val request = ChartLinkClient(cfg, store).use { first -> first.beginLink(FHIR_BASE) }
+        assertTrue(store.keys("chartlink/pending/").isNotEmpty(), "the pending authorization is in the secure store")
+        val redirect = PortalBrowser("daniel", "daniel-demo", "daniel-chen").authorize(request.url, request.redirectUri)
+        ChartLinkClient(cfg, store).use { fresh ->
+            val account = fresh.completeLink(redirect)
+            assertEquals(listOf(account.id), fresh.accounts().map { it.id })
+            fresh.sync(account.id)
+            assertTrue(fresh.labResults().isNotEmpty())
+            assertTrue(store.keys("chartlink/pending/").isEmpty(), "spent")
+        }
+        // A replayed redirect in yet another process is refused, typed.
+        ChartLinkClient(cfg, store).use { again ->
+            assertFailsWith<ChartLinkException> { again.completeLink(redirect) }
+        }
+    } finally {
+        dir.deleteRecursively()
+    }
+}
+
+suspend fun slowLoginIsNotBackground() = coroutineScopeTest { _ ->
+    // The Custom Tab covers the app, which the lifecycle reports as background; a login slower than the grace
+    // period must neither lock the SDK nor waste the authorization code.
+    val clock = ManualClock()
+    val portal = PortalBrowser("daniel", "daniel-demo", "daniel-chen")
+    var client: ChartLinkClient? = null
+    var backAfterLogin = true
+    val slow = object : AuthBrowser {
+        override suspend fun authorize(url: String, redirectUri: String): String {
+            val c = client!!
+            c.onBackground()
+            assertTrue(c.backgroundHeldByLink)
+            clock.advanceSeconds(120) // grace is 30 s
+            val redirect = portal.authorize(url, redirectUri)
+            if (backAfterLogin) c.onForeground() // the redirect brings the app back
+            return redirect
+        }
+    }
+    ChartLinkClient(config(backgroundGraceSeconds = 30), MemorySecureStore(), slow, clock).use { c ->
+        client = c
+        c.onForeground()
+        val account = c.link(FHIR_BASE)
+        assertNull(c.locked(), "a link in progress is not background")
+        c.sync(account.id)
+        // A real absence after the link still locks.
+        c.onBackground()
+        clock.advanceSeconds(60)
+        c.onForeground()
+        assertEquals(LockReason.BACKGROUND, c.locked())
+        c.unlock()
+        // The link ends while the app is still away: the background is reported then, and counts from then.
+        backAfterLogin = false
+        c.link(FHIR_BASE)
+        assertNull(c.locked())
+        assertFalse(c.backgroundHeldByLink)
+        clock.advanceSeconds(60)
+        c.onForeground()
+        assertEquals(LockReason.BACKGROUND, c.locked())
+    }
+}
+
+suspend fun noBrowserAndCloseActions() = coroutineScopeTest { _ ->
+    val store = MemorySecureStore()
+    val none = object : AuthBrowser, BrowserAvailability {
+        override fun isAvailable() = false
+        override suspend fun authorize(url: String, redirectUri: String): String = fail("must not open")
+    }
+    var closed = 0
+    ChartLinkClient(config(), store, none).use { client ->
+        client.doOnClose { closed++ }
+        assertFailsWith<NoBrowserException> { client.link(FHIR_BASE) }
+        assertTrue(store.keys("chartlink/pending/").isEmpty(), "nothing was started")
+    }
+    assertEquals(1, closed, "close() runs the close actions (the Android observer uninstalls itself so)")
+}
+
 // ---- a small runner ------------------------------------------------------------------------------------------------
 
 suspend fun coroutineScopeTest(body: suspend (CoroutineScope) -> Unit) {
@@ -420,6 +503,9 @@ fun main() {
         "a Kotlin SecureStore, listener and logger" to ::kotlinSecureStoreAndListener,
         "cancelling a coroutine cancels the Rust call and the Kotlin browser" to ::cancellation,
         "a Rust panic arrives as ChartLinkException.Internal" to ::panicsArriveAsExceptions,
+        "a pending link survives process death: a fresh client completes the redirect" to ::pendingLinkSurvivesProcessDeath,
+        "a login slower than the background grace neither locks nor wastes the code" to ::slowLoginIsNotBackground,
+        "no browser is a typed error before anything starts; close() runs the close actions" to ::noBrowserAndCloseActions,
     )
     val only = System.getProperty("chartlink.only")
     val started = System.nanoTime()

@@ -1,5 +1,6 @@
 package dev.chartlink.sdk
 
+import java.util.concurrent.CopyOnWriteArrayList
 import kotlinx.coroutines.flow.Flow
 
 /**
@@ -19,18 +20,25 @@ import kotlinx.coroutines.flow.Flow
  * val labs = client.labResults()
  * ```
  *
- * Errors are [ChartLinkException] subclasses (`Locked`, `Network`, `Cancelled`, ...). Close the client when the
- * app no longer needs it (it stops the idle timer and frees the Rust object).
+ * A link in progress is not "background": while the provider's login is open (in [link], or between [beginLink]
+ * and [completeLink]) [onBackground] is held back (see [BackgroundGate]), so a slow login does not lock the SDK.
+ *
+ * Errors are [ChartLinkException] subclasses (`Locked`, `Network`, `Cancelled`, ...); [link] also throws
+ * [NoBrowserException]. Close the client when the app no longer needs it (it stops the idle timer, runs the
+ * [doOnClose] actions such as uninstalling the lifecycle observer, and frees the Rust object).
  */
 class ChartLinkClient private constructor(
     /** The generated object, for anything this class does not wrap. */
     val sdk: ChartLink,
     private val hub: EventHub,
+    private val browser: AuthBrowser?,
+    clock: HostClock?,
 ) : ChartLinkInterface by sdk, AutoCloseable {
 
     /**
      * Builds the SDK (see [ChartLink]'s constructor): fails with [ChartLinkException.InvalidInput] for a bad
-     * configuration and [ChartLinkException.Storage] when the secure store cannot be used.
+     * configuration, [ChartLinkException.Storage] when the secure store cannot be used and
+     * [ChartLinkException.WrongStoreKey] when its key does not open the database (see `resetChartlink`).
      */
     constructor(
         config: ChartLinkConfig,
@@ -45,7 +53,7 @@ class ChartLinkClient private constructor(
         browser: AuthBrowser?,
         clock: HostClock?,
         hub: EventHub,
-    ) : this(ChartLink(config, secureStore, browser, hub, clock), hub)
+    ) : this(ChartLink(config, secureStore, browser, hub, clock), hub, browser, clock)
 
     /** Everything the SDK reports: sync progress and results, lock warnings, locked/unlocked, revoked access. */
     val events: Flow<Event> = hub.events()
@@ -54,6 +62,48 @@ class ChartLinkClient private constructor(
     val eventCollectors: Int get() = hub.collectors
 
     private var idleTimer: SubscriptionHandle? = null
+    private val gate = BackgroundGate({ clock?.monotonicMs() ?: (System.nanoTime() / 1_000_000) })
+    private val appDrivenLink = Any()
+    private val closeActions = CopyOnWriteArrayList<() -> Unit>()
+
+    /**
+     * Links in one call (see [ChartLink.link]). Throws [NoBrowserException] before anything starts when the
+     * browser says it cannot open; the app is not reported in the background while the login is open.
+     */
+    override suspend fun link(fhirBase: String): LinkedAccount {
+        if ((browser as? BrowserAvailability)?.isAvailable() == false) throw NoBrowserException()
+        val token = Any()
+        gate.linkStarted(token)
+        try {
+            return sdk.link(fhirBase)
+        } finally {
+            if (gate.linkEnded(token)) reportBackground()
+        }
+    }
+
+    /** Starts an app-driven link (see [ChartLink.beginLink]); until [completeLink] or [cancelLink] it holds back the
+     * background report, at most 15 minutes. */
+    override suspend fun beginLink(fhirBase: String): AuthorizationRequest {
+        val request = sdk.beginLink(fhirBase)
+        gate.linkStarted(appDrivenLink)
+        return request
+    }
+
+    override suspend fun completeLink(redirectUrl: String): LinkedAccount {
+        try {
+            return sdk.completeLink(redirectUrl)
+        } finally {
+            if (gate.linkEnded(appDrivenLink)) reportBackground()
+        }
+    }
+
+    override fun cancelLink() {
+        try {
+            sdk.cancelLink()
+        } finally {
+            if (gate.linkEnded(appDrivenLink)) reportBackground()
+        }
+    }
 
     /**
      * The app is visible: report it (this may lock after a long absence) and start the idle timer. The timer is
@@ -61,13 +111,25 @@ class ChartLinkClient private constructor(
      */
     @Synchronized
     fun onForeground() {
+        gate.foreground()
         sdk.appForegrounded()
         if (idleTimer == null) idleTimer = runCatching { sdk.startIdleTimer() }.getOrNull()
     }
 
-    /** The app left the screen: stop the idle timer and start the background grace period. */
+    /**
+     * The app left the screen: stop the idle timer and start the background grace period — unless a link is in
+     * progress, in which case this happens when it ends (if the app is still away then).
+     */
     @Synchronized
     fun onBackground() {
+        if (gate.background()) reportBackground()
+    }
+
+    /** Whether a link in progress holds back the background report now. */
+    val backgroundHeldByLink: Boolean get() = gate.holding
+
+    @Synchronized
+    private fun reportBackground() {
         stopIdleTimer()
         sdk.appBackgrounded()
     }
@@ -85,9 +147,16 @@ class ChartLinkClient private constructor(
         idleTimer = null
     }
 
-    /** Stops the idle timer and frees the Rust object; the client is unusable afterwards. */
+    /** Runs [action] when the client is closed (the Android lifecycle observer uninstalls itself this way). */
+    fun doOnClose(action: () -> Unit) {
+        closeActions.add(action)
+    }
+
+    /** Stops the idle timer, runs the [doOnClose] actions and frees the Rust object; unusable afterwards. */
     override fun close() {
         stopIdleTimer()
+        for (action in closeActions) runCatching(action)
+        closeActions.clear()
         sdk.close()
     }
 }

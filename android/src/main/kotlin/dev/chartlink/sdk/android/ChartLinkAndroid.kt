@@ -2,18 +2,24 @@ package dev.chartlink.sdk.android
 
 import android.content.Context
 import android.os.SystemClock
+import dev.chartlink.sdk.AuthBrowser
 import dev.chartlink.sdk.ChartLinkClient
 import dev.chartlink.sdk.ChartLinkConfig
 import dev.chartlink.sdk.HostClock
+import dev.chartlink.sdk.SecureStore
+import dev.chartlink.sdk.resetChartlink
 import java.io.File
 
 /**
- * Builds a [ChartLinkClient] wired to Android: the Keystore-backed [KeystoreSecureStore], Custom Tabs for the login
- * ([CustomTabsAuthBrowser]), the device clock that counts through sleep, and the database in `noBackupFilesDir`.
+ * Builds a [ChartLinkClient] wired to Android: the Keystore-backed [KeystoreSecureStore] (or the app's own
+ * [SecureStore]), Custom Tabs for the login ([CustomTabsAuthBrowser]), the device clock that counts through sleep,
+ * and the database in `noBackupFilesDir`.
  *
  * With the default [KeystoreSecureStore], the store key needs a recent user authentication (BiometricPrompt or the
  * device credential): authenticate before [create] and before `unlock()`, or they fail with
- * `ChartLinkException.Storage`.
+ * `ChartLinkException.Storage`. When [create] fails with `ChartLinkException.WrongStoreKey` (the Keystore key was
+ * invalidated, e.g. the screen lock was removed, or the data came from another device), the records cannot be
+ * opened again: tell the user, call [reset] and link again.
  */
 object ChartLinkAndroid {
     init {
@@ -21,23 +27,61 @@ object ChartLinkAndroid {
         System.loadLibrary("chartlink_ffi")
     }
 
+    @Volatile
+    private var tlsReady = false
+
+    /**
+     * Gives core's TLS verifier (rustls-platform-verifier) the app context it needs to reach Android's trust store.
+     * [create] calls it; an app that builds [ChartLinkClient] itself calls it first. Idempotent.
+     */
+    @JvmStatic
+    @Synchronized
+    fun initialize(context: Context) {
+        if (tlsReady) return
+        initTls(context.applicationContext)
+        tlsReady = true
+    }
+
     fun create(
         context: Context,
         config: ChartLinkConfig,
-        secureStore: KeystoreSecureStore = KeystoreSecureStore(context.applicationContext),
+        secureStore: SecureStore = KeystoreSecureStore(context.applicationContext),
+        browser: AuthBrowser = CustomTabsAuthBrowser(context.applicationContext),
+        clock: HostClock = DeviceClock,
     ): ChartLinkClient {
-        val app = context.applicationContext
-        initTls(app)
-        val dataDir = config.dataDir ?: File(app.noBackupFilesDir, "chartlink").apply { mkdirs() }.path
-        return ChartLinkClient(
-            config.copy(dataDir = dataDir),
-            secureStore,
-            CustomTabsAuthBrowser(app),
-            DeviceClock,
-        )
+        initialize(context)
+        return ChartLinkClient(withDataDir(context, config), secureStore, browser, clock)
     }
 
-    /** Gives core's TLS verifier (rustls-platform-verifier) the context it needs to reach Android's trust store. */
+    /**
+     * Deletes everything ChartLink keeps on this device for [config] (the database, the store key, every account and
+     * pending-link entry, and the Keystore keys of a [KeystoreSecureStore]): the way out of `WrongStoreKey`,
+     * `StoreFromNewerVersion` or unreadable entries once the user agreed to start over. Close every client first.
+     * Nothing is revoked at the provider.
+     */
+    fun reset(
+        context: Context,
+        config: ChartLinkConfig,
+        secureStore: SecureStore = KeystoreSecureStore(context.applicationContext),
+    ) {
+        initialize(context)
+        resetChartlink(withDataDir(context, config), secureStore)
+        (secureStore as? KeystoreSecureStore)?.deleteKeystoreKeys()
+    }
+
+    /**
+     * The login redirect that arrived while no link waited for it: the process was killed while the user was in
+     * the browser and restarted by the redirect. Pass it to `completeLink` (once the client exists): the pending
+     * authorization was kept in the secure store. Null when there is none; returns it once.
+     */
+    fun takeOrphanedRedirect(): String? = ChartLinkAuthActivity.links.takeOrphanedRedirect()
+
+    private fun withDataDir(context: Context, config: ChartLinkConfig): ChartLinkConfig {
+        val app = context.applicationContext
+        val dataDir = config.dataDir ?: File(app.noBackupFilesDir, "chartlink").apply { mkdirs() }.path
+        return config.copy(dataDir = dataDir)
+    }
+
     @JvmStatic
     private external fun initTls(context: Context)
 }

@@ -6,26 +6,31 @@ import android.security.keystore.KeyGenParameterSpec
 import android.security.keystore.KeyPermanentlyInvalidatedException
 import android.security.keystore.KeyProperties
 import android.security.keystore.UserNotAuthenticatedException
-import android.util.Base64
 import dev.chartlink.sdk.SecureStore
 import dev.chartlink.sdk.SecureStoreException
 import java.security.GeneralSecurityException
 import java.security.KeyStore
-import javax.crypto.Cipher
+import javax.crypto.AEADBadTagException
 import javax.crypto.KeyGenerator
 import javax.crypto.SecretKey
-import javax.crypto.spec.GCMParameterSpec
 
 /**
  * ChartLink's [SecureStore] on the Android Keystore. Values are encrypted with AES-256-GCM under keys generated
  * inside the Keystore (they never leave it; on devices with StrongBox or a TEE, not even the OS sees them) and kept,
- * encrypted, in private SharedPreferences. Each value is bound to its name (GCM associated data), so values cannot
- * be swapped between entries.
+ * encrypted, in private SharedPreferences in the [SealedRecord] format (bound to their name). The preferences file
+ * is excluded from cloud backup and device transfer (res/xml, referenced from the manifest): its values are useless
+ * without this device's Keystore keys.
  *
- * Two Keystore keys: one for tokens, usable whenever the app runs (syncs continue in the background), and one for
- * ChartLink's store key that requires the user to have authenticated (biometric or device credential) within
- * [authValiditySeconds]: reading it is what `unlock()` does, so the records open only after the user proved who
- * they are. Show BiometricPrompt (no CryptoObject needed) before creating the client and before `unlock()`.
+ * Two Keystore keys: one for tokens and pending logins, usable whenever the app runs (syncs continue in the
+ * background; a login survives the process being killed), and one for ChartLink's store key that requires the user
+ * to have authenticated (biometric or device credential) within [authValiditySeconds]: reading it is what `unlock()`
+ * does. Show BiometricPrompt (no CryptoObject needed) before creating the client and before `unlock()`.
+ *
+ * Values that can never be read again — the Keystore key was permanently invalidated (screen lock removed), is
+ * missing (data restored onto another device) or the record does not decrypt — are not a dead end:
+ * - the store key reads as absent, so ChartLink answers `WrongStoreKey` and the app offers `ChartLinkAndroid.reset`;
+ * - an account entry fails as unreadable, which ChartLink reports as `StoreNotice.UnreadableAccountEntry`; the app
+ *   calls `discardUnreadableAccountEntries()` and the user links that account again.
  */
 class KeystoreSecureStore(
     context: Context,
@@ -36,13 +41,38 @@ class KeystoreSecureStore(
 
     override fun get(key: String): ByteArray? {
         val stored = prefs.getString(key, null) ?: return null
-        return keystore { decrypt(key, Base64.decode(stored, Base64.NO_WRAP)) }
+        val alias = aliasFor(key)
+        return try {
+            val secret = keyStore.getKey(alias, null) as SecretKey? ?: return unreadable(key)
+            SealedRecord.open(secret, key, stored)
+        } catch (e: UserNotAuthenticatedException) {
+            throw SecureStoreException.Failed("authenticate first (biometric or device credential)")
+        } catch (e: KeyPermanentlyInvalidatedException) {
+            // Unusable for ever: drop it so that the next put creates a fresh one.
+            runCatching { keyStore.deleteEntry(alias) }
+            unreadable(key)
+        } catch (e: AEADBadTagException) {
+            unreadable(key)
+        } catch (e: DamagedRecordException) {
+            unreadable(key)
+        } catch (e: GeneralSecurityException) {
+            throw SecureStoreException.Failed("Keystore error: ${e.javaClass.simpleName}")
+        }
     }
 
     override fun put(key: String, value: ByteArray) {
-        val sealed = keystore { encrypt(key, value) }
+        val alias = aliasFor(key)
+        val sealed = keystore {
+            try {
+                SealedRecord.seal(keyFor(alias), key, value)
+            } catch (e: KeyPermanentlyInvalidatedException) {
+                // A dead key (screen lock removed) is replaced: the value is new, nothing old is lost by it.
+                keyStore.deleteEntry(alias)
+                SealedRecord.seal(keyFor(alias), key, value)
+            }
+        }
         // commit(), not apply(): a rotated refresh token must be on disk before ChartLink uses it.
-        if (!prefs.edit().putString(key, Base64.encodeToString(sealed, Base64.NO_WRAP)).commit()) {
+        if (!prefs.edit().putString(key, sealed).commit()) {
             throw SecureStoreException.Failed("could not write the secure preferences")
         }
     }
@@ -53,25 +83,21 @@ class KeystoreSecureStore(
 
     override fun keys(prefix: String): List<String> = prefs.all.keys.filter { it.startsWith(prefix) }.sorted()
 
-    private fun encrypt(name: String, value: ByteArray): ByteArray {
-        val cipher = Cipher.getInstance(TRANSFORMATION)
-        cipher.init(Cipher.ENCRYPT_MODE, keyFor(name))
-        cipher.updateAAD(name.toByteArray())
-        return cipher.iv + cipher.doFinal(value)
+    /** Deletes both Keystore keys and every stored value (`ChartLinkAndroid.reset` calls it after the core's reset). */
+    fun deleteKeystoreKeys() {
+        prefs.edit().clear().commit()
+        for (alias in listOf(DATA_ALIAS, AUTH_ALIAS)) runCatching { keyStore.deleteEntry(alias) }
     }
 
-    private fun decrypt(name: String, sealed: ByteArray): ByteArray {
-        if (sealed.size <= IV_BYTES) throw SecureStoreException.Failed("a stored value is damaged")
-        val cipher = Cipher.getInstance(TRANSFORMATION)
-        cipher.init(Cipher.DECRYPT_MODE, keyFor(name), GCMParameterSpec(TAG_BITS, sealed, 0, IV_BYTES))
-        cipher.updateAAD(name.toByteArray())
-        return cipher.doFinal(sealed, IV_BYTES, sealed.size - IV_BYTES)
+    /** What ChartLink is told about a value that can never be decrypted (see the class comment). */
+    private fun unreadable(key: String): ByteArray? {
+        if (key == STORE_KEY) return null
+        throw SecureStoreException.Failed("this entry can no longer be decrypted on this device")
     }
 
-    private fun keyFor(name: String): SecretKey {
-        val alias = if (name == STORE_KEY) AUTH_ALIAS else DATA_ALIAS
-        return keyStore.getKey(alias, null) as SecretKey? ?: generate(alias)
-    }
+    private fun aliasFor(name: String) = if (name == STORE_KEY) AUTH_ALIAS else DATA_ALIAS
+
+    private fun keyFor(alias: String): SecretKey = keyStore.getKey(alias, null) as SecretKey? ?: generate(alias)
 
     private fun generate(alias: String): SecretKey {
         val spec = KeyGenParameterSpec.Builder(alias, KeyProperties.PURPOSE_ENCRYPT or KeyProperties.PURPOSE_DECRYPT)
@@ -115,9 +141,6 @@ class KeystoreSecureStore(
     private companion object {
         const val KEYSTORE = "AndroidKeyStore"
         const val PREFS = "dev.chartlink.sdk.secure"
-        const val TRANSFORMATION = "AES/GCM/NoPadding"
-        const val IV_BYTES = 12
-        const val TAG_BITS = 128
         const val DATA_ALIAS = "dev.chartlink.sdk.data"
         const val AUTH_ALIAS = "dev.chartlink.sdk.store-key"
         /** chartlink_core::STORE_KEY: the entry that holds the database's key. */

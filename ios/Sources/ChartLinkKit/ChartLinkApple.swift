@@ -7,7 +7,7 @@ extension ChartLinkClient {
     /// Application Support (excluded from backups).
     public static func forDevice(
         config: ChartLinkConfig,
-        secureStore: KeychainSecureStore = KeychainSecureStore(),
+        secureStore: SecureStore = KeychainSecureStore(),
         anchor: @escaping @MainActor () -> ASPresentationAnchor
     ) throws -> ChartLinkClient {
         var dataDir = config.dataDir

@@ -3,8 +3,13 @@ import Foundation
 
 /// ChartLink's `AuthBrowser` on `ASWebAuthenticationSession` (Kotlin: `CustomTabsAuthBrowser`): the provider's
 /// login and consent pages in a system browser sheet (the app never sees the password) that closes itself on the
-/// redirect to the app's scheme. Closing the sheet ends the link with `BrowserError.Cancelled`; cancelling the Swift
+/// redirect back to the app. Closing the sheet ends the link with `BrowserError.Cancelled`; cancelling the Swift
 /// task of `link` closes the sheet.
+///
+/// Redirects: a custom scheme (`myapp://callback`) works on every supported iOS; an https redirect (a universal
+/// link of the app's associated domain, `https://app.example.org/callback`) works from iOS 17.4, where the session
+/// matches it by host and path (`ASWebAuthenticationSession.Callback.https`). Before 17.4 an https redirect fails
+/// with `BrowserError.Failed` before the sheet opens: register a custom scheme for those devices.
 public final class WebAuthenticationBrowser: NSObject, AuthBrowser, ASWebAuthenticationPresentationContextProviding,
     @unchecked Sendable
 {
@@ -26,13 +31,23 @@ public final class WebAuthenticationBrowser: NSObject, AuthBrowser, ASWebAuthent
     }
 
     public func authorize(url: String, redirectUri: String) async throws -> String {
-        guard let authorizeURL = URL(string: url), let scheme = URL(string: redirectUri)?.scheme else {
+        guard let authorizeURL = URL(string: url), let redirect = URL(string: redirectUri),
+            let scheme = redirect.scheme?.lowercased()
+        else {
             throw BrowserError.Failed(reason: "invalid authorization or redirect URL")
+        }
+        if scheme == "https" {
+            guard #available(iOS 17.4, macOS 14.4, *) else {
+                throw BrowserError.Failed(reason: "https (universal link) redirects need iOS 17.4 or later")
+            }
+            guard redirect.host != nil else {
+                throw BrowserError.Failed(reason: "the https redirect URL has no host")
+            }
         }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<String, Error>) in
                 Task { @MainActor in
-                    self.start(authorizeURL, scheme: scheme, continuation: continuation)
+                    self.start(authorizeURL, redirect: redirect, continuation: continuation)
                 }
             }
         } onCancel: {
@@ -41,14 +56,14 @@ public final class WebAuthenticationBrowser: NSObject, AuthBrowser, ASWebAuthent
     }
 
     @MainActor
-    private func start(_ url: URL, scheme: String, continuation: CheckedContinuation<String, Error>) {
+    private func start(_ url: URL, redirect: URL, continuation: CheckedContinuation<String, Error>) {
         var resumed = false
         let finish: (Result<String, Error>) -> Void = { result in
             guard !resumed else { return }
             resumed = true
             continuation.resume(with: result)
         }
-        let session = ASWebAuthenticationSession(url: url, callbackURLScheme: scheme) { [weak self] callback, error in
+        let completion: ASWebAuthenticationSession.CompletionHandler = { [weak self] callback, error in
             self?.forget()
             if let callback {
                 finish(.success(callback.absoluteString))
@@ -58,6 +73,7 @@ public final class WebAuthenticationBrowser: NSObject, AuthBrowser, ASWebAuthent
                 finish(.failure(BrowserError.Failed(reason: error?.localizedDescription ?? "no redirect")))
             }
         }
+        let session = Self.session(url: url, redirect: redirect, completion: completion)
         session.presentationContextProvider = self
         session.prefersEphemeralWebBrowserSession = ephemeral
         remember(session)
@@ -65,6 +81,23 @@ public final class WebAuthenticationBrowser: NSObject, AuthBrowser, ASWebAuthent
             forget()
             finish(.failure(BrowserError.Failed(reason: "the authentication session could not start")))
         }
+    }
+
+    /// A session that ends on `redirect`: by host and path for https (iOS 17.4+), by scheme otherwise.
+    private static func session(
+        url: URL, redirect: URL, completion: @escaping ASWebAuthenticationSession.CompletionHandler
+    ) -> ASWebAuthenticationSession {
+        let scheme = redirect.scheme?.lowercased() ?? ""
+        if #available(iOS 17.4, macOS 14.4, *) {
+            let callback: ASWebAuthenticationSession.Callback
+            if scheme == "https", let host = redirect.host {
+                callback = .https(host: host, path: redirect.path.isEmpty ? "/" : redirect.path)
+            } else {
+                callback = .customScheme(scheme)
+            }
+            return ASWebAuthenticationSession(url: url, callback: callback, completionHandler: completion)
+        }
+        return ASWebAuthenticationSession(url: url, callbackURLScheme: scheme, completionHandler: completion)
     }
 
     @MainActor

@@ -16,7 +16,8 @@ import Foundation
 /// let labs = try client.labResults()
 /// ```
 ///
-/// Errors are `ChartLinkError` cases (`.Locked`, `.Network`, `.Cancelled`, ...).
+/// Errors are `ChartLinkError` cases (`.Locked`, `.Network`, `.Cancelled`, ...); `error.userMessage` is a sentence
+/// to show (the generated `errorDescription` is a debug rendering).
 public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
     /// The generated object, for anything this class does not wrap.
     public let sdk: ChartLink
@@ -173,4 +174,27 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
     public func unlock() throws { try sdk.unlock() }
 
     public func locked() -> LockReason? { sdk.locked() }
+
+    public func discardUnreadableAccountEntries() throws -> UInt64 { try sdk.discardUnreadableAccountEntries() }
+}
+
+extension ChartLinkError {
+    /// What went wrong, as a sentence a person can read: the SDK's own message (it never holds a token or health
+    /// data), without the case name that `errorDescription` (generated: `String(reflecting:)`) shows.
+    public var userMessage: String {
+        switch self {
+        case .Network(let message): return "Network problem: \(message)"
+        case .Authorization(let message): return "The provider did not grant access: \(message)"
+        case .AccessRevoked: return "The provider ended this app's access. Link the account again."
+        case .RelinkNeeded: return "Access has to be renewed. Link the account again."
+        case .Locked: return "Your health records are locked. Unlock to continue."
+        case .InvalidInput(let message): return message
+        case .Storage(let message): return "Secure storage problem: \(message)"
+        case .Cancelled: return "Cancelled."
+        case .WrongStoreKey: return "The health records on this device can no longer be opened. Start over to link again."
+        case .StoreFromNewerVersion(let message): return message
+        case .StoreBusy: return "The health records are busy. Try again in a moment."
+        case .Internal: return "Something went wrong inside ChartLink. Please try again."
+        }
+    }
 }

@@ -3,13 +3,21 @@ import LocalAuthentication
 import Security
 
 /// ChartLink's `SecureStore` on the iOS Keychain (Kotlin: `KeystoreSecureStore`). Every item is a generic password
-/// of `service`, readable only while the device is unlocked and never leaving it (no iCloud Keychain, no backup to
-/// another device: `kSecAttrAccessibleWhenUnlockedThisDeviceOnly`).
+/// of `service` in the data-protection keychain that never leaves the device (no iCloud Keychain, no restore onto
+/// another device: a `…ThisDeviceOnly` class). Two classes of items, by key:
 ///
-/// ChartLink's store key — the key of the encrypted records — additionally carries an access control: reading it,
-/// which is what `ChartLink.init` and `unlock()` do, shows Face ID / Touch ID (or the passcode, with
-/// `.userPresence`). So the records open only after the user proved who they are. Tokens have no such check, so
-/// syncs can continue in the background. Calls come from ChartLink's threads; the system shows the prompt itself.
+/// - **The store key** (`chartlink/store-key`, the key of the encrypted records) carries an access control:
+///   reading it, which is what creating the client and `unlock()` do, shows Face ID / Touch ID (or the passcode,
+///   with `.userPresence`); it is readable only while the device is unlocked
+///   (`kSecAttrAccessibleWhenPasscodeSetThisDeviceOnly`: removing the passcode destroys it, and ChartLink then
+///   answers `WrongStoreKey`, whose way out is `resetChartlink`).
+/// - **Everything else** — account tokens (`chartlink/account/…`) and pending logins (`chartlink/pending/…`) — is
+///   readable after the first unlock since boot (`kSecAttrAccessibleAfterFirstUnlockThisDeviceOnly`), so a
+///   background sync can renew access while the phone is locked in a pocket, without any prompt.
+///
+/// The app's Info.plist needs `NSFaceIDUsageDescription` (why the app uses Face ID, e.g. "Face ID unlocks your
+/// health records"): without it, iOS refuses Face ID and falls back to the passcode (`.userPresence`) or fails
+/// (`.biometryCurrentSet`). Calls come from ChartLink's threads; the system shows the prompt itself.
 public final class KeychainSecureStore: SecureStore, @unchecked Sendable {
     /// How the store key is protected.
     public enum StoreKeyProtection: Sendable {
@@ -37,11 +45,16 @@ public final class KeychainSecureStore: SecureStore, @unchecked Sendable {
         self.prompt = prompt
     }
 
+    /// Whether `key` is the biometric-protected store key (every other key is readable after first unlock).
+    public static func isBiometricProtected(_ key: String) -> Bool {
+        key == storeKey
+    }
+
     public func get(key: String) throws -> Data? {
         var query = base(key)
         query[kSecReturnData as String] = true
         query[kSecMatchLimit as String] = kSecMatchLimitOne
-        if key == Self.storeKey {
+        if Self.isBiometricProtected(key) {
             let context = LAContext()
             context.localizedReason = prompt
             query[kSecUseAuthenticationContext as String] = context
@@ -59,18 +72,27 @@ public final class KeychainSecureStore: SecureStore, @unchecked Sendable {
         }
     }
 
-    /// Replaces the value in place (SecItemUpdate), so a rotated token is never missing in between.
+    /// Replaces the value in place (SecItemUpdate), so a rotated token is never missing in between. The update also
+    /// sets the item's protection class, so an item written by an older version moves to the class of its key.
+    /// The store key (written once, when the database is created) is replaced by delete + add instead: updating an
+    /// item behind an access control would itself ask for Face ID.
     public func put(key: String, value: Data) throws {
-        let update = [kSecValueData as String: value] as CFDictionary
-        var status = SecItemUpdate(base(key) as CFDictionary, update)
+        var item = base(key)
+        item[kSecValueData as String] = value
+        if Self.isBiometricProtected(key) {
+            item[kSecAttrAccessControl as String] = try accessControl()
+            try delete(key: key)
+            let status = SecItemAdd(item as CFDictionary, nil)
+            guard status == errSecSuccess else { throw failure(status) }
+            return
+        }
+        let update: [String: Any] = [
+            kSecValueData as String: value,
+            kSecAttrAccessible as String: kSecAttrAccessibleAfterFirstUnlockThisDeviceOnly,
+        ]
+        var status = SecItemUpdate(base(key) as CFDictionary, update as CFDictionary)
         if status == errSecItemNotFound {
-            var item = base(key)
-            item[kSecValueData as String] = value
-            if key == Self.storeKey {
-                item[kSecAttrAccessControl as String] = try accessControl()
-            } else {
-                item[kSecAttrAccessible as String] = kSecAttrAccessibleWhenUnlockedThisDeviceOnly
-            }
+            item[kSecAttrAccessible as String] = kSecAttrAccessibleAfterFirstUnlockThisDeviceOnly
             status = SecItemAdd(item as CFDictionary, nil)
         }
         guard status == errSecSuccess else { throw failure(status) }
@@ -82,12 +104,10 @@ public final class KeychainSecureStore: SecureStore, @unchecked Sendable {
     }
 
     public func keys(prefix: String) throws -> [String] {
-        var query: [String: Any] = [
-            kSecClass as String: kSecClassGenericPassword,
-            kSecAttrService as String: service,
-            kSecReturnAttributes as String: true,
-            kSecMatchLimit as String: kSecMatchLimitAll,
-        ]
+        // The same base attributes as every other query (class, service, data-protection keychain), minus the account.
+        var query = base(nil)
+        query[kSecReturnAttributes as String] = true
+        query[kSecMatchLimit as String] = kSecMatchLimitAll
         // Listing names never needs (or shows) the biometric check.
         let context = LAContext()
         context.interactionNotAllowed = true
@@ -107,13 +127,16 @@ public final class KeychainSecureStore: SecureStore, @unchecked Sendable {
         }
     }
 
-    private func base(_ key: String) -> [String: Any] {
-        [
+    /// The attributes every query and item shares: one class, one service, the data-protection keychain (on iOS
+    /// the only one; stated so the same code behaves the same on a Mac running the app), and the account.
+    private func base(_ key: String?) -> [String: Any] {
+        var query: [String: Any] = [
             kSecClass as String: kSecClassGenericPassword,
             kSecAttrService as String: service,
-            kSecAttrAccount as String: key,
             kSecUseDataProtectionKeychain as String: true,
         ]
+        if let key { query[kSecAttrAccount as String] = key }
+        return query
     }
 
     private func accessControl() throws -> SecAccessControl {
@@ -122,7 +145,7 @@ public final class KeychainSecureStore: SecureStore, @unchecked Sendable {
         var error: Unmanaged<CFError>?
         guard
             let access = SecAccessControlCreateWithFlags(
-                nil, kSecAttrAccessibleWhenUnlockedThisDeviceOnly, flags, &error)
+                nil, kSecAttrAccessibleWhenPasscodeSetThisDeviceOnly, flags, &error)
         else {
             throw failure("cannot create the access control (is a passcode set?)")
         }

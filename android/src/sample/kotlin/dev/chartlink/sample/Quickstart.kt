@@ -1,0 +1,109 @@
+package dev.chartlink.sample
+
+import android.app.Activity
+import android.app.Application
+import dev.chartlink.sdk.*
+import dev.chartlink.sdk.android.ChartLinkAndroid
+import dev.chartlink.sdk.android.ChartLinkLifecycleObserver
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.SupervisorJob
+import kotlinx.coroutines.cancel
+import kotlinx.coroutines.launch
+
+/** Your screens: what the app shows (not part of ChartLink). */
+interface RecordScreen {
+    fun showProgress(done: Long, total: Long)
+    fun showNotice(text: String)
+    fun showStillThere(remainingMs: Long)
+    fun showLockScreen()
+    fun hideLockScreen()
+    fun showRelinkNotice(accountId: String)
+    fun showRetry(message: String?)
+    fun showStartOver(message: String?)
+}
+
+class App : Application() {
+    lateinit var chartLink: ChartLinkClient
+
+    private val config = ChartLinkConfig(
+        clientId = "chartlink-demo",
+        redirectUri = "chartlink-demo://callback",
+        appName = "My Health",
+        lockTimeoutSeconds = 600, // the portal's mobile timeout
+    )
+
+    // Call from the visible activity after the user authenticated (BiometricPrompt or device credential): the
+    // store key is bound to it.
+    fun startChartLink(activity: Activity, screen: RecordScreen) {
+        chartLink = try {
+            ChartLinkAndroid.create(this, config)
+        } catch (e: ChartLinkException.WrongStoreKey) {
+            // The records can never be opened on this device again (screen lock removed, data from another
+            // device). After the user agreed: start over and link again.
+            screen.showStartOver(e.message)
+            ChartLinkAndroid.reset(this, config)
+            ChartLinkAndroid.create(this, config)
+        }
+        // Foreground/background, touches and keys -> idle lock; uninstalled by chartLink.close().
+        ChartLinkLifecycleObserver(chartLink).install(this, activity)
+    }
+}
+
+/** Your screen's model: a plain class with its own scope (an AndroidX ViewModel works the same way). */
+class RecordModel(private val chartLink: ChartLinkClient, private val screen: RecordScreen) {
+    private val scope = CoroutineScope(SupervisorJob() + Dispatchers.Main)
+
+    init {
+        scope.launch {
+            chartLink.events.collect { event ->
+                when (event) {
+                    is Event.SyncProgress -> screen.showProgress(event.progress.queriesDone, event.progress.queriesTotal)
+                    is Event.SyncFinished -> screen.showNotice("${event.report.updated} new or updated items")
+                    is Event.LockWarning -> screen.showStillThere(event.remainingMs)
+                    is Event.Locked -> screen.showLockScreen()
+                    is Event.Unlocked -> screen.hideLockScreen()
+                    is Event.AccessRevoked -> screen.showRelinkNotice(event.accountId)
+                    is Event.RelinkNeeded -> screen.showRelinkNotice(event.accountId)
+                }
+            }
+        }
+        // The process was killed while the user was in the browser: finish that login now.
+        ChartLinkAndroid.takeOrphanedRedirect()?.let { redirect ->
+            scope.launch { runCatching { chartLink.sync(chartLink.completeLink(redirect).id) } }
+        }
+    }
+
+    fun linkAndSync(fhirBase: String) = scope.launch {
+        try {
+            // Opens the provider's login and consent pages in a Custom Tab; returns when the patient allowed access.
+            val account = chartLink.link(fhirBase)
+            chartLink.sync(account.id)
+
+            val labs: List<LabResult> = chartLink.labResults() // newest first
+            labs.forEach { println("${it.date} ${it.name}: ${it.valueText} (${it.rangeText ?: "no range"}) ${it.flag}") }
+            val hba1c: LabTrend? = chartLink.labTrend("4548-4") // for a chart: points oldest first
+            val summary: HealthSummary = chartLink.summary()
+            println("${hba1c?.points?.size ?: 0} HbA1c results; ${summary.allergies.size} allergies")
+
+            // A parent with a linked child: switch whose record the reads show.
+            val child = chartLink.patients().firstOrNull { it.relation == Relation.CHILD }
+            if (child != null) chartLink.switchPatient(child.id)
+        } catch (e: NoBrowserException) {
+            screen.showRetry(e.message) // ask the user to install or enable a browser
+        } catch (e: ChartLinkException.Cancelled) {
+            // The user closed the browser.
+        } catch (e: ChartLinkException.Network) {
+            screen.showRetry(e.message)
+        } catch (e: ChartLinkException.Locked) {
+            screen.showLockScreen()
+        }
+    }
+
+    fun lockNow() = chartLink.lock() // the store key and tokens leave memory; reads throw Locked
+
+    fun unlock() = chartLink.unlock() // after BiometricPrompt succeeded
+
+    /** Cancelling the scope cancels a link in progress too (its Custom Tab closes). */
+    fun clear() = scope.cancel()
+}
