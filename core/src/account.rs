@@ -516,7 +516,7 @@ impl Accounts {
 
     /// A request carrying a client assertion: refused with a skewed server clock, it is sent once more with an
     /// assertion timed by the server's clock (a phone whose clock is off is not a revoked grant).
-    async fn assertion_call(
+    pub(crate) async fn assertion_call(
         &self,
         url: &Url,
         build: impl Fn(i64) -> Result<Vec<(String, Secret)>>,

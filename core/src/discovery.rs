@@ -57,6 +57,11 @@ pub enum DiscoveryError {
     Http(#[from] HttpError),
     #[error("the server publishes no SMART configuration (HTTP {status})")]
     NotSmart { status: u16 },
+    /// The server speaks a FHIR version ChartLink does not read (it reads R4: 4.0.x and R4B 4.3.x).
+    #[error(
+        "the server speaks FHIR {0}; ChartLink needs FHIR R4 (ask the provider for its R4 endpoint)"
+    )]
+    UnsupportedFhirVersion(String),
     #[error("the SMART configuration is missing {0}")]
     Missing(&'static str),
     #[error("the SMART configuration has an invalid {0}")]
@@ -126,7 +131,23 @@ pub async fn discover(http: &Http, fhir_base: &str) -> Result<ServerInfo, Discov
         .get(&well_known, None, "application/json", SMALL_BODY_LIMIT)
         .await?;
     if resp.status.is_success() {
-        return parse_smart_configuration(base, &resp.json()?);
+        let info = parse_smart_configuration(base, &resp.json()?)?;
+        // The FHIR version, from the CapabilityStatement (a server without one is taken as it is).
+        let metadata = http
+            .get(
+                &join(&info.fhir_base, "metadata"),
+                None,
+                "application/fhir+json",
+                4 * SMALL_BODY_LIMIT,
+            )
+            .await;
+        if let Ok(m) = metadata
+            && m.status.is_success()
+            && let Ok(cs) = m.json()
+        {
+            check_fhir_version(&cs)?;
+        }
+        return Ok(info);
     }
     // Legacy servers (and SMART v1 clients such as client-py) use the CapabilityStatement.
     let status = resp.status.as_u16();
@@ -141,7 +162,40 @@ pub async fn discover(http: &Http, fhir_base: &str) -> Result<ServerInfo, Discov
     if !metadata.status.is_success() {
         return Err(DiscoveryError::NotSmart { status });
     }
-    parse_capability_statement(base, &metadata.json()?).ok_or(DiscoveryError::NotSmart { status })
+    let cs = metadata.json()?;
+    check_fhir_version(&cs)?;
+    parse_capability_statement(base, &cs).ok_or(DiscoveryError::NotSmart { status })
+}
+
+/// Refuses a CapabilityStatement whose `fhirVersion` is not R4 (4.0.x) or R4B (4.3.x): DSTU2 and STU3 resources
+/// have other shapes, so a link would sync a record the views misread. A missing or odd version is not refused.
+pub fn check_fhir_version(cs: &Value) -> Result<(), DiscoveryError> {
+    let Some(version) = cs["fhirVersion"].as_str() else {
+        return Ok(());
+    };
+    let major = version
+        .split('.')
+        .next()
+        .and_then(|m| m.trim().parse::<u32>().ok());
+    match major {
+        Some(4) | None => Ok(()),
+        Some(_) => {
+            let shown: String = version
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '-')
+                .take(20)
+                .collect();
+            let name = match version.get(..3) {
+                Some("1.0") => " (DSTU2)",
+                Some("3.0") => " (STU3)",
+                Some("5.0") => " (R5)",
+                _ => "",
+            };
+            Err(DiscoveryError::UnsupportedFhirVersion(format!(
+                "{shown}{name}"
+            )))
+        }
+    }
 }
 
 /// Reads a `.well-known/smart-configuration` document for the server at `base` (what [`discover`] does with the
@@ -261,6 +315,30 @@ fn from_capability_statement(base: Url, cs: &Value) -> Option<ServerInfo> {
         legacy_discovery: true,
         iss_parameter_supported: false,
     })
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_r4_servers_are_linked() {
+        for ok in ["4.0.1", "4.0.0", "4.3.0", "odd", ""] {
+            assert!(
+                check_fhir_version(&json!({"fhirVersion": ok})).is_ok(),
+                "{ok}"
+            );
+        }
+        assert!(check_fhir_version(&json!({})).is_ok());
+        for (bad, named) in [("1.0.2", "DSTU2"), ("3.0.2", "STU3"), ("5.0.0", "R5")] {
+            let e = check_fhir_version(&json!({"fhirVersion": bad})).expect_err(bad);
+            assert!(
+                e.to_string().contains(bad) && e.to_string().contains(named),
+                "{e}"
+            );
+        }
+    }
 }
 
 #[cfg(test)]

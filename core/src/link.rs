@@ -258,48 +258,64 @@ impl Linker {
         }
         let code = get("code")
             .ok_or_else(|| Error::Authorization("the redirect carries no code".into()))?;
-        let resp = self.exchange(&pending, code).await?;
+        let resp = self.exchange(&pending, code, accounts).await?;
         self.account_from(pending, resp, accounts).await
     }
 
-    async fn exchange(&self, pending: &PendingFlow, code: &str) -> Result<TokenAnswer> {
+    async fn exchange(
+        &self,
+        pending: &PendingFlow,
+        code: &str,
+        accounts: &Accounts,
+    ) -> Result<TokenAnswer> {
         let url = &pending.server.token_endpoint;
-        let mut form = vec![
+        let base = [
             ("grant_type", "authorization_code"),
             ("code", code),
             ("redirect_uri", pending.redirect_uri.as_str()),
             ("code_verifier", pending.verifier.expose()),
         ];
-        let assertion;
-        if let ClientAuth::PrivateKeyJwt(signer) = &self.client_auth {
-            // A confidential client authenticates with its assertion and omits client_id (SMART client req. 72).
-            let now = self.clock.now_unix_ms() / 1000;
-            assertion =
-                jose::client_assertion(signer.as_ref(), &self.client_id, url.as_str(), now)?;
-            form.push(("client_assertion_type", CLIENT_ASSERTION_TYPE));
-            form.push(("client_assertion", assertion.expose()));
+        let answer = if let ClientAuth::PrivateKeyJwt(signer) = &self.client_auth {
+            // A confidential client authenticates with its assertion and omits client_id (SMART client req. 72);
+            // the assertion is timed by the server's clock (sent again once if the first answer shows the device's
+            // clock is off).
+            let build = |now: i64| -> Result<Vec<(String, Secret)>> {
+                let assertion =
+                    jose::client_assertion(signer.as_ref(), &self.client_id, url.as_str(), now)?;
+                let mut form: Vec<(String, Secret)> = base
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), Secret::new((*v).to_owned())))
+                    .collect();
+                form.push((
+                    "client_assertion_type".into(),
+                    Secret::new(CLIENT_ASSERTION_TYPE.to_owned()),
+                ));
+                form.push(("client_assertion".into(), assertion));
+                Ok(form)
+            };
+            accounts.assertion_call(url, build).await?
         } else {
+            let mut form = base.to_vec();
             form.push(("client_id", self.client_id.as_str()));
-        }
-        token::request(&self.http, url, &form)
-            .await
-            .map_err(|e| match e {
-                // At the code exchange invalid_grant means a bad or replayed code, not a revoked link.
-                TokenError::GrantGone { .. } => Error::Authorization(
-                    "the portal refused the authorization code (invalid_grant)".into(),
-                ),
-                TokenError::Refused {
-                    code, description, ..
-                } => Error::Authorization(match description {
-                    Some(d) => format!("the portal refused the request ({code}: {d})"),
-                    None => format!("the portal refused the request ({code})"),
-                }),
-                TokenError::UnsupportedTokenType(t) => Error::Authorization(format!(
-                    "the provider issued a {t} token, which this app cannot use (only Bearer)"
-                )),
-                TokenError::Malformed(m) => Error::Authorization(m),
-                TokenError::Unavailable(m) => Error::Network(m),
-            })
+            token::request(&self.http, url, &form).await
+        };
+        answer.map_err(|e| match e {
+            // At the code exchange invalid_grant means a bad or replayed code, not a revoked link.
+            TokenError::GrantGone { .. } => Error::Authorization(
+                "the portal refused the authorization code (invalid_grant)".into(),
+            ),
+            TokenError::Refused {
+                code, description, ..
+            } => Error::Authorization(match description {
+                Some(d) => format!("the portal refused the request ({code}: {d})"),
+                None => format!("the portal refused the request ({code})"),
+            }),
+            TokenError::UnsupportedTokenType(t) => Error::Authorization(format!(
+                "the provider issued a {t} token, which this app cannot use (only Bearer)"
+            )),
+            TokenError::Malformed(m) => Error::Authorization(m),
+            TokenError::Unavailable(m) => Error::Network(m),
+        })
     }
 
     async fn account_from(

@@ -580,3 +580,46 @@ async fn a_secure_store_failure_during_a_refresh_is_not_revocation() {
     assert_eq!(status(&again, &id), AccountStatus::Active);
     f.sb.shutdown().await;
 }
+
+/// A confidential app (private_key_jwt) on a device whose clock is minutes ahead still links and refreshes: the
+/// client assertion is sent again timed by the server's clock.
+#[tokio::test]
+async fn a_confidential_client_with_a_wrong_clock_links_and_refreshes() {
+    use chartlink_core::jose::{Signer, SoftwareSigner};
+    let f = Fixture::new().await;
+    let signer = std::sync::Arc::new(SoftwareSigner::generate().unwrap());
+    f.sb.admin()
+        .register_app(&chartlink_sandbox::App {
+            client_id: "confidential-app".into(),
+            name: "Confidential".into(),
+            developer: "Tests".into(),
+            redirect_uris: vec!["chartlink-demo://callback".into()],
+            auth: chartlink_sandbox::ClientAuth::ConfidentialAsymmetric {
+                jwks: json!({"keys": [signer.public_jwk()]}),
+            },
+            questionnaire: None,
+            dynamic_registration: false,
+            legacy_pkce_optional: false,
+            bound_grant: None,
+        })
+        .unwrap();
+    // The phone is 4 minutes ahead of the provider: an assertion's exp would be more than 5 minutes away.
+    f.clock.advance_ms(240 * 1000);
+    let sdk = f.sdk(
+        chartlink_core::AppConfig {
+            client_id: "confidential-app".into(),
+            client_auth: chartlink_core::ClientAuth::PrivateKeyJwt(signer),
+            ..config(RevocationPolicy::PurgeNow)
+        },
+        Some(Fixture::robot("ava")),
+    );
+    let account = sdk.link(&f.sb.fhir_base()).await.unwrap();
+    f.sb.admin().expire_access_tokens(None).unwrap();
+    let report = sdk
+        .sync_with(&account.id, &fast(), &mut |_| {})
+        .await
+        .unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(status(&sdk, &account.id), AccountStatus::Active);
+    f.sb.shutdown().await;
+}

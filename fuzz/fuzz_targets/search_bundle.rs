@@ -1,26 +1,51 @@
-//! A search Bundle page: the compartment check and every view on each of its resources. Never a panic.
+//! A search Bundle page: the compartment check and every record kind's parser on each of its resources, then the
+//! links between them. Never a panic.
 #![no_main]
 
-use chartlink_core::{sync, views};
+use chartlink_core::views::{self, View};
+use chartlink_core::sync;
 use libfuzzer_sys::fuzz_target;
+
+fn all<V: View>(resources: &[serde_json::Value]) {
+    let related = views::Related::default();
+    let mut records: Vec<V> = views::collect(resources, &related, "https://ehr.example/fhir");
+    views::sort(&mut records);
+}
 
 fuzz_target!(|data: &[u8]| {
     let Ok(bundle) = serde_json::from_slice::<serde_json::Value>(data) else {
         return;
     };
-    for e in bundle["entry"].as_array().into_iter().flatten() {
-        let r = &e["resource"];
+    let resources: Vec<serde_json::Value> = bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e["resource"].clone())
+        .collect();
+    for r in &resources {
         let _ = sync::belongs_to(r, "p1", "https://ehr.example/fhir");
-        let _ = views::lab_result(r);
-        let _ = views::vital_sign(r);
-        let _ = views::allergy(r);
-        let _ = views::medication(r);
-        let _ = views::immunization(r);
-        let _ = views::problem(r);
-        let _ = views::visit(r);
-        let _ = views::document(r);
-        let _ = views::appointment(r);
-        let _ = views::demographics(r);
         let _ = views::document_content(r);
     }
+    all::<views::LabResult>(&resources);
+    all::<views::VitalSign>(&resources);
+    all::<views::Observation>(&resources);
+    all::<views::Allergy>(&resources);
+    all::<views::Medication>(&resources);
+    all::<views::Immunization>(&resources);
+    all::<views::Problem>(&resources);
+    all::<views::Visit>(&resources);
+    all::<views::Document>(&resources);
+    all::<views::Appointment>(&resources);
+    all::<views::Demographics>(&resources);
+    all::<views::Procedure>(&resources);
+    all::<views::DiagnosticReport>(&resources);
+    all::<views::CarePlan>(&resources);
+    all::<views::Goal>(&resources);
+    all::<views::CareTeam>(&resources);
+    all::<views::Device>(&resources);
+    all::<views::ServiceRequest>(&resources);
+    all::<views::Coverage>(&resources);
+    all::<views::MedicationDispense>(&resources);
+    all::<views::MedicationStatement>(&resources);
+    all::<views::QuestionnaireResponse>(&resources);
 });
