@@ -20,7 +20,6 @@ use chartlink_core::{
 use chartlink_sandbox::{Config, FaultConfig, PortalRobot, Sandbox};
 
 const LARGE: usize = 10_000;
-const PAGE: usize = 200;
 
 struct Robot(PortalRobot);
 
@@ -79,7 +78,7 @@ fn chartlink_sync(rt: &tokio::runtime::Runtime, sb: &Sandbox, concurrency: usize
     let s = sdk();
     let id = rt.block_on(s.link(&sb.fhir_base())).expect("link").id;
     let options = SyncOptions {
-        page_size: PAGE,
+        page_size: page(),
         concurrency,
         ..SyncOptions::default()
     };
@@ -122,7 +121,7 @@ fn client_py(sb: &Sandbox) -> Option<(f64, u64)> {
     let started = Instant::now();
     let out = std::process::Command::new(python)
         .arg(root.join("tests/py/client_py_sync.py"))
-        .args([&sb.fhir_base(), "large", "large-demo", &PAGE.to_string()])
+        .args([&sb.fhir_base(), "large", "large-demo", &page().to_string()])
         .output()
         .ok()?;
     let secs = started.elapsed().as_secs_f64();
@@ -137,6 +136,14 @@ fn client_py(sb: &Sandbox) -> Option<(f64, u64)> {
         return None;
     }
     Some((secs, sb.admin().stats().fhir_requests - before))
+}
+
+/// The page size asked for: the SDK's default, or `NETWORK_BENCH_PAGE`.
+fn page() -> usize {
+    std::env::var("NETWORK_BENCH_PAGE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(SyncOptions::default().page_size)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -167,7 +174,8 @@ fn main() {
         .expect("sandbox");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     println!(
-        "initial sync of the {LARGE}-resource patient, {PAGE} per page, median of {runs} (client-py: 1 run)"
+        "initial sync of the {LARGE}-resource patient, {} per page, median of {runs} (client-py: 1 run)",
+        page()
     );
     println!(
         "{:>8} {:>12} {:>9} {:>9} {:>10} {:>13} {:>12}",

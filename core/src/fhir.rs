@@ -127,6 +127,8 @@ pub struct FhirClient<'a> {
     /// The server asked to slow down (429, or 503 with Retry-After): no request of this client (every query of
     /// the sync shares it) starts before this instant.
     paused_until: std::sync::Mutex<Option<tokio::time::Instant>>,
+    /// Requests in flight to the server at once: every query and document download of the sync shares these.
+    permits: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for FhirClient<'_> {
@@ -165,7 +167,14 @@ impl<'a> FhirClient<'a> {
             fresh_token_refused: AtomicBool::new(false),
             body_limit: PAGE_BODY_LIMIT,
             paused_until: std::sync::Mutex::new(None),
+            permits: tokio::sync::Semaphore::new(1),
         }
+    }
+
+    /// Allows `n` requests in flight at once (at least one).
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.permits = tokio::sync::Semaphore::new(n.max(1));
+        self
     }
 
     /// Waits while the server asked every request to wait.
@@ -227,7 +236,11 @@ impl<'a> FhirClient<'a> {
                 return Err(FhirError::Cancelled);
             }
             attempt += 1;
-            let result = self.once(url, accept, &token).await;
+            let result = {
+                // A closed semaphore cannot happen (it is never closed); without a permit the request still goes.
+                let _permit = self.permits.acquire().await.ok();
+                self.once(url, accept, &token).await
+            };
             let retry_after = match &result {
                 Ok((status, _, _)) if *status == StatusCode::UNAUTHORIZED => {
                     if refreshed || self.fresh_token_refused.load(Ordering::SeqCst) {

@@ -100,7 +100,7 @@ pub struct SyncOptions {
 impl Default for SyncOptions {
     fn default() -> Self {
         Self {
-            page_size: 200,
+            page_size: 1000,
             concurrency: 4,
             max_pages: 2_000,
             full_pass_every_ms: 7 * 24 * 3600 * 1000,
@@ -323,7 +323,8 @@ pub async fn sync_account(
         options.retry,
         cancelled,
     )
-    .with_body_limit(options.max_response_bytes);
+    .with_body_limit(options.max_response_bytes)
+    .with_concurrency(options.concurrency);
     let support = match fhir
         .get_json(&fhir.resolve("metadata").map_err(Error::from)?)
         .await
@@ -381,7 +382,7 @@ pub async fn sync_account(
         (*f)(p);
     };
     let outcomes: Vec<(usize, SyncReport, std::result::Result<(), FhirError>)> =
-        futures_util::stream::iter(0..total)
+        futures_util::stream::iter(longest_first(&queries))
             .map(|i| {
                 let (fhir, support, stop, done, emit) = (&fhir, &support, &stop, &done, &emit);
                 let q = &queries[i];
@@ -671,11 +672,19 @@ async fn run_query(
     store
         .write(|tx| Store::set_query_state(tx, keys, id, &q.key, &state, None))
         .map_err(err)?;
-    for (binary_id, url) in docs {
-        if store.has_binary(keys, id, &binary_id).unwrap_or(false) {
-            continue;
-        }
-        match fhir.get(&url, "*/*").await {
+    // The documents' contents download concurrently (within the client's permits), each stored as it arrives.
+    let wanted: Vec<(String, Url)> = docs
+        .into_iter()
+        .filter(|(b, _)| !store.has_binary(keys, id, b).unwrap_or(false))
+        .collect();
+    let mut downloads = futures_util::stream::iter(wanted)
+        .map(|(binary_id, url)| async move {
+            let got = fhir.get(&url, "*/*").await;
+            (binary_id, got)
+        })
+        .buffer_unordered(options.concurrency.max(1));
+    while let Some((binary_id, got)) = downloads.next().await {
+        match got {
             Ok(f) => {
                 let ct = if f.content_type.is_empty() {
                     "application/octet-stream".to_owned()
@@ -762,6 +771,23 @@ fn names_patient(reference: &str, patient_id: &str, base: &str) -> bool {
     };
     let rel = rel.split("/_history/").next().unwrap_or(rel);
     rel.strip_prefix("Patient/") == Some(patient_id)
+}
+
+/// The order queries start in: those that tend to have the longest chains of pages (results, vital signs,
+/// documents with their contents, visits) first, so that the chain that sets the sync's floor starts at once and
+/// the short queries fill the other slots around it.
+fn longest_first(queries: &[PlannedQuery]) -> Vec<usize> {
+    let rank = |q: &PlannedQuery| match q.key.as_str() {
+        "Observation:laboratory" => 0,
+        "Observation:vital-signs" => 1,
+        "DocumentReference" => 2,
+        "Encounter" => 3,
+        k if k.starts_with("Observation:") => 4,
+        _ => 5,
+    };
+    let mut order: Vec<usize> = (0..queries.len()).collect();
+    order.sort_by_key(|&i| (rank(&queries[i]), i));
+    order
 }
 
 /// The page size asked for when a server refuses a larger one.
