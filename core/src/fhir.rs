@@ -11,7 +11,6 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rand::Rng;
 use reqwest::StatusCode;
 use serde_json::Value;
 use url::Url;
@@ -299,8 +298,12 @@ impl<'a> FhirClient<'a> {
         let exp = self.retry.base_delay.saturating_mul(1 << attempt.min(10));
         let capped = exp.min(self.retry.max_delay);
         // Full jitter: anywhere between half and all of the capped delay.
-        let ms = capped.as_millis() as u64;
-        Duration::from_millis(rand::rng().random_range(ms / 2..=ms.max(1)))
+        let ms = u64::try_from(capped.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut r = [0u8; 8];
+        // No randomness (never seen) only means no jitter.
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut r);
+        let half = ms / 2;
+        Duration::from_millis(half + u64::from_le_bytes(r) % (ms - half + 1))
     }
 
     async fn token(&self) -> Result<Secret, FhirError> {

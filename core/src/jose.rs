@@ -4,7 +4,6 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use rand::RngCore;
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
@@ -221,7 +220,8 @@ pub fn client_assertion(
     now_secs: i64,
 ) -> Result<Secret, JwtError> {
     let mut jti = [0u8; 24];
-    rand::rng().fill_bytes(&mut jti);
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut jti)
+        .map_err(|_| JwtError::Signing("no randomness".into()))?;
     let header = json!({"alg": signer.algorithm(), "kid": signer.key_id(), "typ": "JWT"});
     let claims = json!({"iss": client_id, "sub": client_id, "aud": token_url, "exp": now_secs + 240, "iat": now_secs, "jti": B64.encode(jti)});
     let input = format!(

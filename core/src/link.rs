@@ -345,7 +345,8 @@ impl Linker {
             None => (None, None),
         };
         let mut id_bytes = [0u8; 12];
-        rand::RngCore::fill_bytes(&mut rand::rng(), &mut id_bytes);
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id_bytes)
+            .map_err(|_| Error::Storage("no randomness for an account id".into()))?;
         let account = LinkedAccount {
             id: id_bytes.iter().map(|b| format!("{b:02x}")).collect(),
             server: pending.server,

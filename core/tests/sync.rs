@@ -126,9 +126,20 @@ async fn a_first_sync_brings_everything_granted_and_a_second_changes_nothing() {
         "after-visit summaries and notes are downloaded"
     );
     assert!(pages > 10);
-    let again = sdk.sync_with(&account, &fast(), &mut |_| {}).await.unwrap();
+    let requests = sb.admin().stats().fhir_requests;
+    let mut queries = 0;
+    let again = sdk
+        .sync_with(&account, &fast(), &mut |p| queries = p.queries_total)
+        .await
+        .unwrap();
     assert!(!again.full_pass, "the second sync is incremental");
     assert_eq!(again.updated(), 0, "{again:?}");
+    // A no-change resync costs one request per query (and the CapabilityStatement), concurrency or not.
+    assert!(
+        sb.admin().stats().fhir_requests - requests <= queries as u64 + 1,
+        "{} requests for {queries} queries",
+        sb.admin().stats().fhir_requests - requests
+    );
     assert_eq!(inventory(&sdk, &account), truth(&sb, "daniel-chen", true));
     sb.shutdown().await;
 }

@@ -1,7 +1,6 @@
 //! Loading a whole Synthea population: `cargo bench -p chartlink-sandbox --bench load`.
 //!
-//! Takes the Synthea sample bundles (`CHARTLINK_SYNTHEA`, else `/work/shared/data/synthea-r4`; the repository
-//! carries no copy), turns them into today's Synthea layout (the patient files name their practitioners by
+//! Takes the Synthea sample bundles (`CHARTLINK_SYNTHEA`, else the repository's `tests/data/synthea-r4`), turns them into today's Synthea layout (the patient files name their practitioners by
 //! `Practitioner?identifier=…` and the practitioners live only in `practitionerInformation*.json`), replicates
 //! them with fresh ids into a temporary directory (`BENCH_COPIES` copies, 27 by default: 297 patients), then runs
 //! the real binary `chartlink-sandbox --data DIR --db FILE` as a child process and measures the time until it
@@ -23,11 +22,7 @@ fn source_dir() -> PathBuf {
     if let Ok(d) = std::env::var("CHARTLINK_SYNTHEA") {
         return PathBuf::from(d);
     }
-    let in_repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/synthea-r4");
-    if in_repo.is_dir() {
-        return in_repo;
-    }
-    PathBuf::from("/work/shared/data/synthea-r4")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/synthea-r4")
 }
 
 fn is_uuid(b: &[u8]) -> bool {
