@@ -52,6 +52,24 @@ type Result<T> = std::result::Result<T, ChartLinkError>;
 /// How often the idle timer evaluates the lock.
 const IDLE_TICK: Duration = Duration::from_secs(1);
 
+/// The host capabilities the core takes, from the foreign implementations.
+fn host_of(
+    secure_store: Arc<dyn SecureStore>,
+    browser: Option<Arc<dyn AuthBrowser>>,
+    listener: Option<Arc<dyn EventListener>>,
+    clock: Option<Arc<dyn HostClock>>,
+) -> core::Host {
+    core::Host {
+        secure_store: Arc::new(host::StoreAdapter(secure_store)),
+        browser: browser.map(|b| Arc::new(host::BrowserAdapter(b)) as _),
+        clock: match clock {
+            Some(c) => Arc::new(host::ClockAdapter(c)),
+            None => Arc::new(core::SystemClock),
+        },
+        listener: listener.map(|l| Arc::new(host::ListenerAdapter(l)) as _),
+    }
+}
+
 /// The SDK: link a patient's record at their provider, sync it into the encrypted store, read it, lock when idle,
 /// switch between family members. One per app; share it.
 #[derive(Debug, uniffi::Object)]
@@ -75,16 +93,27 @@ impl ChartLink {
         clock: Option<Arc<dyn HostClock>>,
     ) -> Result<Arc<Self>> {
         guard(|| {
-            let host = core::Host {
-                secure_store: Arc::new(host::StoreAdapter(secure_store)),
-                browser: browser.map(|b| Arc::new(host::BrowserAdapter(b)) as _),
-                clock: match clock {
-                    Some(c) => Arc::new(host::ClockAdapter(c)),
-                    None => Arc::new(core::SystemClock),
-                },
-                listener: listener.map(|l| Arc::new(host::ListenerAdapter(l)) as _),
-            };
+            let host = host_of(secure_store, browser, listener, clock);
             let inner = core::ChartLink::new(config.into_core()?, host)?;
+            Ok(Arc::new(Self {
+                inner: Arc::new(inner),
+            }))
+        })
+    }
+
+    /// Builds the SDK locked, without reading the store key (so no Face ID / fingerprint prompt while the app
+    /// starts): every read answers `Locked` until `unlock` / `unlock_async`. The same errors as `new` otherwise.
+    #[uniffi::constructor(default(browser = None, listener = None, clock = None))]
+    pub fn new_locked(
+        config: ChartLinkConfig,
+        secure_store: Arc<dyn SecureStore>,
+        browser: Option<Arc<dyn AuthBrowser>>,
+        listener: Option<Arc<dyn EventListener>>,
+        clock: Option<Arc<dyn HostClock>>,
+    ) -> Result<Arc<Self>> {
+        guard(|| {
+            let host = host_of(secure_store, browser, listener, clock);
+            let inner = core::ChartLink::new_locked(config.into_core()?, host)?;
             Ok(Arc::new(Self {
                 inner: Arc::new(inner),
             }))
@@ -363,6 +392,20 @@ impl ChartLink {
     /// passcode check). `Storage` when the secure store refuses (the check failed or was dismissed).
     pub fn unlock(&self) -> Result<()> {
         guard(|| Ok(self.inner.unlock()?))
+    }
+
+    /// `unlock` off the caller's thread (a blocking thread of the SDK's runtime): call it from the main thread
+    /// or a UI coroutine while the platform shows its biometric prompt.
+    pub async fn unlock_async(&self) -> Result<()> {
+        let sdk = self.inner.clone();
+        run(async move {
+            match tokio::task::spawn_blocking(move || sdk.unlock()).await {
+                Ok(r) => Ok(r?),
+                Err(e) if e.is_panic() => Err(ChartLinkError::panicked()),
+                Err(_) => Err(ChartLinkError::Cancelled),
+            }
+        })
+        .await
     }
 
     /// Why the SDK is locked, or null/nil when it is not (evaluates the timers first).

@@ -218,6 +218,17 @@ impl ChartLink {
     /// [`ChartLink::take_store_notices`], as are account entries the secure store cannot return (they are skipped).
     /// [`ChartLink::reset`] starts over.
     pub fn new(config: AppConfig, host: Host) -> Result<Self> {
+        Self::build(config, host, false)
+    }
+
+    /// Builds the SDK locked: the store is opened but its key is not read, so no biometric or passcode prompt
+    /// runs while the app starts (iOS: never from `App.init`); every read answers [`Error::Locked`] until
+    /// [`ChartLink::unlock`] reads the key (and checks it against the store's canary) and the accounts.
+    pub fn new_locked(config: AppConfig, host: Host) -> Result<Self> {
+        Self::build(config, host, true)
+    }
+
+    fn build(config: AppConfig, host: Host, locked: bool) -> Result<Self> {
         if config.client_id.is_empty() {
             return Err(Error::InvalidInput("client_id is empty".into()));
         }
@@ -244,22 +255,34 @@ impl ChartLink {
             None => store::Store::open_in_memory(),
         }
         .map_err(storage)?;
-        let master = Self::load_or_create_master_key(host.secure_store.as_ref(), &store)?;
+        let master = if locked {
+            None
+        } else {
+            Some(Self::load_or_create_master_key(
+                host.secure_store.as_ref(),
+                &store,
+            )?)
+        };
         for key in accounts.unreadable_entries() {
             store.notify(StoreNotice::UnreadableAccountEntry { key });
         }
         let idle = lock::IdleLock::new(config.lock, host.clock.clone());
-        Ok(Self {
+        let sdk = Self {
             config,
             host,
             http,
             linker,
             accounts,
             store,
-            master_key: Mutex::new(Some(master)),
+            master_key: Mutex::new(master),
             idle,
             active: Mutex::new(None),
-        })
+        };
+        if locked {
+            // Locked means the tokens are out of memory too; `unlock` loads them again.
+            sdk.apply(sdk.idle.lock(LockReason::Explicit));
+        }
+        Ok(sdk)
     }
 
     /// Reads the store key and checks it against the database's sealed canary; creates it only for a database that

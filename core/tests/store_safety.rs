@@ -601,3 +601,60 @@ async fn an_unreadable_account_entry_does_not_stop_start_up() {
     sb.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Started locked (issue 11: no biometric prompt while the app starts): the store key is not read until `unlock`,
+/// every read and sync answers Locked, and after `unlock` the record is there as before.
+#[tokio::test]
+async fn a_client_started_locked_reads_its_key_only_at_unlock() {
+    let dir = temp_dir("started-locked");
+    let secure = Arc::new(CountingStore::default());
+    let sb = Sandbox::start(Config::default()).await.unwrap();
+    let account = linked_and_synced(&sb, &dir, secure.clone()).await;
+    let reads = secure.key_reads();
+    let sdk = ChartLink::new_locked(config(&dir), host(secure.clone(), None)).unwrap();
+    assert_eq!(
+        secure.key_reads(),
+        reads,
+        "the store key is not read at start"
+    );
+    assert!(sdk.locked().is_some());
+    assert_eq!(sdk.lab_results().unwrap_err(), Error::Locked);
+    assert_eq!(sdk.sync(&account).await.unwrap_err(), Error::Locked);
+    sdk.unlock().unwrap();
+    assert_eq!(secure.key_reads(), reads + 1);
+    sdk.switch_patient(&account).unwrap();
+    assert!(!sdk.lab_results().unwrap().is_empty());
+    sdk.sync(&account).await.unwrap();
+    sb.shutdown().await;
+}
+
+/// A memory secure store that counts the reads of the store key.
+#[derive(Default)]
+struct CountingStore {
+    inner: MemorySecureStore,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl CountingStore {
+    fn key_reads(&self) -> usize {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl SecureStore for CountingStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SecureStoreError> {
+        if key == STORE_KEY {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.get(key)
+    }
+    fn put(&self, key: &str, value: &[u8]) -> Result<(), SecureStoreError> {
+        self.inner.put(key, value)
+    }
+    fn delete(&self, key: &str) -> Result<(), SecureStoreError> {
+        self.inner.delete(key)
+    }
+    fn keys(&self, prefix: &str) -> Result<Vec<String>, SecureStoreError> {
+        self.inner.keys(prefix)
+    }
+}

@@ -627,5 +627,52 @@ fn parse_swift(ws: &Workspace, jvm: &Jvm, paths: &Paths) -> Result<(), String> {
     fs::write(&script, SWIFT_PARSE)
         .map_err(|e| format!("cannot write {}: {e}", script.display()))?;
     cmd::run(Command::new(&jvm.python).arg(&script).args(&files))
-        .map_err(|_| "a Swift file does not parse (see the lines above)".to_owned())
+        .map_err(|_| "a Swift file does not parse (see the lines above)".to_owned())?;
+    swift_client_conforms(ws, &files)
+}
+
+/// `ChartLinkClient` (ios/) declares conformance to the generated `ChartLinkProtocol`, so a method added to the
+/// FFI without its wrapper there breaks the Swift build on a Mac. No Swift compiler runs here, so the method names
+/// are compared: every `func` of the protocol must be a `func` of the client.
+fn swift_client_conforms(ws: &Workspace, files: &[PathBuf]) -> Result<(), String> {
+    let read =
+        |p: &Path| fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+    let funcs = |text: &str| -> std::collections::BTreeSet<String> {
+        text.split("func ")
+            .skip(1)
+            .filter_map(|rest| {
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                (!name.is_empty()).then_some(name)
+            })
+            .collect()
+    };
+    let mut protocol = None;
+    for f in files {
+        let text = read(f)?;
+        if let Some(start) = text.find("public protocol ChartLinkProtocol") {
+            let body = &text[start..];
+            let end = body.find("\n}").unwrap_or(body.len());
+            protocol = Some(funcs(&body[..end]));
+        }
+    }
+    let protocol = protocol.ok_or("the generated Swift has no ChartLinkProtocol")?;
+    let client = funcs(&read(
+        &ws.root
+            .join("ios/Sources/ChartLinkKit/ChartLinkClient.swift"),
+    )?);
+    let missing: Vec<&String> = protocol.difference(&client).collect();
+    if missing.is_empty() {
+        println!(
+            "swift: ChartLinkClient has all {} methods of ChartLinkProtocol",
+            protocol.len()
+        );
+        Ok(())
+    } else {
+        Err(format!(
+            "ios/Sources/ChartLinkKit/ChartLinkClient.swift lacks these methods of ChartLinkProtocol: {missing:?}"
+        ))
+    }
 }

@@ -432,6 +432,34 @@ suspend fun pendingLinkSurvivesProcessDeath() = coroutineScopeTest { _ ->
     }
 }
 
+suspend fun startedLocked() = coroutineScopeTest { _ ->
+    // Built locked, the client reads no store key (no biometric prompt while the app starts); reads answer Locked
+    // until unlockAsync() reads it off the caller's thread.
+    val store = MemorySecureStore()
+    val dir = kotlin.io.path.createTempDirectory("chartlink-locked").toFile()
+    try {
+        val cfg = config().copy(dataDir = dir.path)
+        val accountId = ChartLinkClient(cfg, store, PortalBrowser("daniel", "daniel-demo", "daniel-chen")).use { c ->
+            val account = c.link(FHIR_BASE)
+            c.sync(account.id)
+            account.id
+        }
+        val sdk = ChartLink.newLocked(cfg, store)
+        try {
+            assertNotNull(sdk.locked())
+            assertFailsWith<ChartLinkException.Locked> { sdk.labResults() }
+            sdk.unlockAsync()
+            assertNull(sdk.locked())
+            sdk.switchPatient(accountId)
+            assertTrue(sdk.labResults().isNotEmpty())
+        } finally {
+            sdk.close()
+        }
+    } finally {
+        dir.deleteRecursively()
+    }
+}
+
 suspend fun slowLoginIsNotBackground() = coroutineScopeTest { _ ->
     // The Custom Tab covers the app, which the lifecycle reports as background; a login slower than the grace
     // period must neither lock the SDK nor waste the authorization code.
@@ -506,6 +534,7 @@ fun main() {
         "a pending link survives process death: a fresh client completes the redirect" to ::pendingLinkSurvivesProcessDeath,
         "a login slower than the background grace neither locks nor wastes the code" to ::slowLoginIsNotBackground,
         "no browser is a typed error before anything starts; close() runs the close actions" to ::noBrowserAndCloseActions,
+        "started locked, the store key is read only by unlockAsync()" to ::startedLocked,
     )
     val only = System.getProperty("chartlink.only")
     val started = System.nanoTime()

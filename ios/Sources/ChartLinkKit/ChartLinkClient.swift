@@ -26,17 +26,25 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
     private var idleTimer: SubscriptionHandle?
 
     /// Builds the SDK (see `ChartLink.init`): throws `ChartLinkError.InvalidInput` for a bad configuration and
-    /// `ChartLinkError.Storage` when the secure store cannot be used.
+    /// `ChartLinkError.Storage` when the secure store cannot be used. With `startLocked` (the default) the store
+    /// key is not read: nothing prompts for Face ID while the app starts, and reads throw `.Locked` until
+    /// `unlock()`.
     public init(
         config: ChartLinkConfig,
         secureStore: SecureStore,
         browser: AuthBrowser? = nil,
-        clock: HostClock? = nil
+        clock: HostClock? = nil,
+        startLocked: Bool = true
     ) throws {
         let hub = EventHub()
         self.hub = hub
-        self.sdk = try ChartLink(
-            config: config, secureStore: secureStore, browser: browser, listener: hub, clock: clock)
+        if startLocked {
+            self.sdk = try ChartLink.newLocked(
+                config: config, secureStore: secureStore, browser: browser, listener: hub, clock: clock)
+        } else {
+            self.sdk = try ChartLink(
+                config: config, secureStore: secureStore, browser: browser, listener: hub, clock: clock)
+        }
     }
 
     deinit {
@@ -147,6 +155,32 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
 
     public func documents() throws -> [Document] { try sdk.documents() }
 
+    public func observations() throws -> [Observation] { try sdk.observations() }
+
+    public func socialHistory() throws -> [Observation] { try sdk.socialHistory() }
+
+    public func procedures() throws -> [Procedure] { try sdk.procedures() }
+
+    public func diagnosticReports() throws -> [DiagnosticReport] { try sdk.diagnosticReports() }
+
+    public func carePlans() throws -> [CarePlan] { try sdk.carePlans() }
+
+    public func goals() throws -> [Goal] { try sdk.goals() }
+
+    public func careTeams() throws -> [CareTeam] { try sdk.careTeams() }
+
+    public func devices() throws -> [Device] { try sdk.devices() }
+
+    public func serviceRequests() throws -> [ServiceRequest] { try sdk.serviceRequests() }
+
+    public func coverages() throws -> [Coverage] { try sdk.coverages() }
+
+    public func medicationDispenses() throws -> [MedicationDispense] { try sdk.medicationDispenses() }
+
+    public func medicationStatements() throws -> [MedicationStatement] { try sdk.medicationStatements() }
+
+    public func questionnaireResponses() throws -> [QuestionnaireResponse] { try sdk.questionnaireResponses() }
+
     public func documentContent(documentId: String) throws -> DocumentContent? {
         try sdk.documentContent(documentId: documentId)
     }
@@ -173,9 +207,15 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
 
     public func unlock() throws { try sdk.unlock() }
 
+    /// Reads the store key (the Keychain shows Face ID / Touch ID) off the main thread, then the accounts.
+    public func unlockAsync() async throws { try await sdk.unlockAsync() }
+
     public func locked() -> LockReason? { sdk.locked() }
 
     public func discardUnreadableAccountEntries() throws -> UInt64 { try sdk.discardUnreadableAccountEntries() }
+
+    /// What the store had to do at start-up (a damaged database moved aside, damaged rows, unreadable entries).
+    public func takeStoreNotices() -> [StoreNotice] { sdk.takeStoreNotices() }
 }
 
 extension ChartLinkError {
