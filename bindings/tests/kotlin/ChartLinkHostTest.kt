@@ -460,6 +460,26 @@ suspend fun startedLocked() = coroutineScopeTest { _ ->
     }
 }
 
+suspend fun observableState() = coroutineScopeTest { _ ->
+    // The lock state and the active patient are state with a current value, not only one-off events.
+    ChartLinkClient(config(), MemorySecureStore(), PortalBrowser("maria", "maria-demo", "maria-garcia")).use { c ->
+        assertNull(c.lockState.value)
+        assertNull(c.activePatientState.value, "nobody linked yet")
+        val own = c.link(FHIR_BASE)
+        assertNotNull(c.activePatientState.value, "the first link becomes the active patient")
+        c.sync(own.id)
+        assertEquals("Maria Garcia", c.activePatientState.value?.name, "the sync brought her name")
+        c.lock()
+        assertEquals(LockReason.EXPLICIT, c.lockState.value)
+        assertNull(c.activePatientState.value, "whose record it is is not shown while locked")
+        c.unlock()
+        assertNull(c.lockState.value)
+        assertEquals("Maria Garcia", c.activePatientState.value?.name)
+        c.unlink(own.id)
+        assertNull(c.activePatientState.value)
+    }
+}
+
 suspend fun slowLoginIsNotBackground() = coroutineScopeTest { _ ->
     // The Custom Tab covers the app, which the lifecycle reports as background; a login slower than the grace
     // period must neither lock the SDK nor waste the authorization code.
@@ -535,6 +555,7 @@ fun main() {
         "a login slower than the background grace neither locks nor wastes the code" to ::slowLoginIsNotBackground,
         "no browser is a typed error before anything starts; close() runs the close actions" to ::noBrowserAndCloseActions,
         "started locked, the store key is read only by unlockAsync()" to ::startedLocked,
+        "the lock state and the active patient are observable state" to ::observableState,
     )
     val only = System.getProperty("chartlink.only")
     val started = System.nanoTime()

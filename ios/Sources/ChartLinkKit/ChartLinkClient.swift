@@ -57,6 +57,48 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
     /// How many streams of `events` are active.
     public var eventCollectors: Int { hub.collectors }
 
+    /// Why the SDK is locked (nil while unlocked), as state: the stream starts with the current value, then each
+    /// change. Drive the lock screen from it.
+    public var lockStates: AsyncStream<LockReason?> {
+        let changes = events
+        let current = sdk.locked()
+        return AsyncStream { continuation in
+            continuation.yield(current)
+            let task = Task {
+                for await event in changes {
+                    switch event {
+                    case .locked(let reason): continuation.yield(reason)
+                    case .unlocked: continuation.yield(nil)
+                    default: continue
+                    }
+                }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    /// The patient whose record the reads show (nil when none is linked or while locked), as state: the current
+    /// value first, then the value after each lock, unlock and sync (`switchPatient` returns the new one).
+    public var activePatientStates: AsyncStream<PatientContext?> {
+        let changes = events
+        let sdk = self.sdk
+        return AsyncStream { continuation in
+            continuation.yield(try? sdk.activePatient())
+            let task = Task {
+                for await event in changes {
+                    switch event {
+                    case .locked: continuation.yield(nil)
+                    case .unlocked, .syncFinished: continuation.yield(try? sdk.activePatient())
+                    default: continue
+                    }
+                }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
     /// The app is visible: report it (this may lock after a long absence) and start the idle timer. The timer is
     /// best effort: if it cannot start, the lock is still evaluated on every call.
     public func onForeground() {

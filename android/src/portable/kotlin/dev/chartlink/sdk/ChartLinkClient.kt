@@ -2,6 +2,9 @@ package dev.chartlink.sdk
 
 import java.util.concurrent.CopyOnWriteArrayList
 import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.asStateFlow
 
 /**
  * ChartLink for a Kotlin app: the generated [ChartLink] (every method of [ChartLinkInterface] is available here:
@@ -61,6 +64,47 @@ class ChartLinkClient private constructor(
     /** How many collectors of [events] are active. */
     val eventCollectors: Int get() = hub.collectors
 
+    private val lockFlow = MutableStateFlow(runCatching { sdk.locked() }.getOrNull())
+    private val patientFlow = MutableStateFlow(currentPatient())
+
+    /**
+     * Why the SDK is locked, or null while it is unlocked: observable state that starts with the current value
+     * (collect it to show or hide the lock screen; [events] has the same changes as one-off events).
+     */
+    val lockState: StateFlow<LockReason?> = lockFlow.asStateFlow()
+
+    /**
+     * The patient whose record the reads show, or null (none linked, or locked: who the record belongs to is not
+     * shown while locked either). Follows [switchPatient], links, unlinks, syncs, lock and unlock.
+     */
+    val activePatientState: StateFlow<PatientContext?> = patientFlow.asStateFlow()
+
+    init {
+        hub.observe { event ->
+            when (event) {
+                is Event.Locked -> {
+                    lockFlow.value = event.reason
+                    patientFlow.value = null
+                }
+                is Event.Unlocked -> {
+                    lockFlow.value = null
+                    patientFlow.value = currentPatient()
+                }
+                // A sync may bring the patient's name and details.
+                is Event.SyncFinished -> patientFlow.value = currentPatient()
+                else -> {}
+            }
+        }
+    }
+
+    private fun currentPatient(): PatientContext? = runCatching { sdk.activePatient() }.getOrNull()
+
+    override fun switchPatient(contextId: String): PatientContext =
+        sdk.switchPatient(contextId).also { patientFlow.value = it }
+
+    override suspend fun unlink(accountId: String): UnlinkOutcome =
+        sdk.unlink(accountId).also { patientFlow.value = currentPatient() }
+
     private var idleTimer: SubscriptionHandle? = null
     private val gate = BackgroundGate({ clock?.monotonicMs() ?: (System.nanoTime() / 1_000_000) })
     private val appDrivenLink = Any()
@@ -75,7 +119,7 @@ class ChartLinkClient private constructor(
         val token = Any()
         gate.linkStarted(token)
         try {
-            return sdk.link(fhirBase)
+            return sdk.link(fhirBase).also { patientFlow.value = currentPatient() }
         } finally {
             if (gate.linkEnded(token)) reportBackground()
         }
@@ -91,7 +135,7 @@ class ChartLinkClient private constructor(
 
     override suspend fun completeLink(redirectUrl: String): LinkedAccount {
         try {
-            return sdk.completeLink(redirectUrl)
+            return sdk.completeLink(redirectUrl).also { patientFlow.value = currentPatient() }
         } finally {
             if (gate.linkEnded(appDrivenLink)) reportBackground()
         }

@@ -28,6 +28,11 @@ class EventHub : EventListener {
         awaitClose { sinks.remove(sink) }
     }.buffer(BUFFER, BufferOverflow.DROP_OLDEST)
 
+    /** Calls [sink] for every event from now on, on the SDK's thread (keep it quick); for the client's own state. */
+    fun observe(sink: (Event) -> Unit) {
+        sinks.add(sink)
+    }
+
     /** How many collectors are registered (tests use it to know a collector is listening). */
     val collectors: Int get() = sinks.size
 
