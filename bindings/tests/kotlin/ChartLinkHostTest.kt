@@ -444,16 +444,15 @@ suspend fun startedLocked() = coroutineScopeTest { _ ->
             c.sync(account.id)
             account.id
         }
-        val sdk = ChartLink.newLocked(cfg, store)
-        try {
+        ChartLinkClient(cfg, store, startLocked = true).use { sdk ->
             assertNotNull(sdk.locked())
+            assertNotNull(sdk.lockState.value)
             assertFailsWith<ChartLinkException.Locked> { sdk.labResults() }
             sdk.unlockAsync()
             assertNull(sdk.locked())
+            assertNull(sdk.lockState.value)
             sdk.switchPatient(accountId)
             assertTrue(sdk.labResults().isNotEmpty())
-        } finally {
-            sdk.close()
         }
     } finally {
         dir.deleteRecursively()

@@ -41,14 +41,17 @@ class ChartLinkClient private constructor(
     /**
      * Builds the SDK (see [ChartLink]'s constructor): fails with [ChartLinkException.InvalidInput] for a bad
      * configuration, [ChartLinkException.Storage] when the secure store cannot be used and
-     * [ChartLinkException.WrongStoreKey] when its key does not open the database (see `resetChartlink`).
+     * [ChartLinkException.WrongStoreKey] when its key does not open the database (see `resetChartlink`). With
+     * [startLocked] the store key is not read (no biometric prompt while the app starts): reads throw
+     * [ChartLinkException.Locked] until `unlockAsync()`.
      */
     constructor(
         config: ChartLinkConfig,
         secureStore: SecureStore,
         browser: AuthBrowser? = null,
         clock: HostClock? = null,
-    ) : this(config, secureStore, browser, clock, EventHub())
+        startLocked: Boolean = false,
+    ) : this(config, secureStore, browser, clock, EventHub(), startLocked)
 
     private constructor(
         config: ChartLinkConfig,
@@ -56,7 +59,17 @@ class ChartLinkClient private constructor(
         browser: AuthBrowser?,
         clock: HostClock?,
         hub: EventHub,
-    ) : this(ChartLink(config, secureStore, browser, hub, clock), hub, browser, clock)
+        startLocked: Boolean,
+    ) : this(
+        if (startLocked) {
+            ChartLink.newLocked(config, secureStore, browser, hub, clock)
+        } else {
+            ChartLink(config, secureStore, browser, hub, clock)
+        },
+        hub,
+        browser,
+        clock,
+    )
 
     /** Everything the SDK reports: sync progress and results, lock warnings, locked/unlocked, revoked access. */
     val events: Flow<Event> = hub.events()
