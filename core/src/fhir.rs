@@ -230,14 +230,16 @@ impl<'a> FhirClient<'a> {
             if (self.cancelled)() {
                 return Err(FhirError::Cancelled);
             }
-            self.respect_pause().await;
-            if (self.cancelled)() {
-                return Err(FhirError::Cancelled);
-            }
             attempt += 1;
             let result = {
                 // A closed semaphore cannot happen (it is never closed); without a permit the request still goes.
                 let _permit = self.permits.acquire().await.ok();
+                // The pause is checked with the permit in hand: a request that waited for a permit while another
+                // was throttled does not slip out before the pause ends.
+                self.respect_pause().await;
+                if (self.cancelled)() {
+                    return Err(FhirError::Cancelled);
+                }
                 self.once(url, accept, &token).await
             };
             let retry_after = match &result {
@@ -276,8 +278,12 @@ impl<'a> FhirClient<'a> {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<u64>().ok())
                         .map(|s| Duration::from_secs(s.min(120)));
-                    // Throttling is the server's word for every query, not just this one.
-                    if *status == StatusCode::TOO_MANY_REQUESTS || asked.is_some() {
+                    // Throttling (429, 503, or any Retry-After) is the server's word for every query, not just
+                    // this one.
+                    if *status == StatusCode::TOO_MANY_REQUESTS
+                        || *status == StatusCode::SERVICE_UNAVAILABLE
+                        || asked.is_some()
+                    {
                         self.pause_all(asked.unwrap_or_else(|| self.backoff(attempt)));
                     }
                     asked

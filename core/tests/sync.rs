@@ -851,3 +851,43 @@ async fn every_granted_synthea_resource_shows_in_a_view() {
     );
     sb.shutdown().await;
 }
+
+/// One throttled answer slows every query to that server (issue 13): after a 429 with `Retry-After: 1`, no other
+/// request to the FHIR API starts until the second has passed, though four queries were in flight.
+#[tokio::test]
+async fn a_throttled_answer_pauses_every_query_to_the_server() {
+    let sb = Sandbox::start(Config::default()).await.unwrap();
+    let (sdk, account) = linked(&sb, "daniel", None, None).await;
+    sb.admin().script_fault(chartlink_sandbox::ScriptedFault {
+        path_prefix: "/fhir/Condition".into(),
+        kind: chartlink_sandbox::FaultKind::RateLimit {
+            retry_after_secs: 1,
+        },
+        count: 1,
+    });
+    sb.admin().clear_request_log();
+    let report = sdk.sync_with(&account, &fast(), &mut |_| {}).await.unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let log: Vec<_> = sb
+        .admin()
+        .request_log()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/fhir/"))
+        .collect();
+    let throttled = log
+        .iter()
+        .find(|r| r.path == "/fhir/Condition")
+        .expect("the throttled request");
+    // (A request the client had sent before the 429 reached it may arrive a few ms after the server answered.)
+    let during: Vec<_> = log
+        .iter()
+        .filter(|r| r.start_ms > throttled.end_ms + 20 && r.start_ms < throttled.end_ms + 900)
+        .collect();
+    assert!(during.is_empty(), "requests during the pause: {during:?}");
+    assert!(
+        log.iter().any(|r| r.start_ms >= throttled.end_ms + 900),
+        "the sync went on after the pause"
+    );
+    assert_eq!(inventory(&sdk, &account), truth(&sb, "daniel-chen", true));
+    sb.shutdown().await;
+}
