@@ -533,13 +533,27 @@ fn a_key_file_name_that_is_not_utf8_is_an_error_not_a_panic() {
 }
 
 /// A secure store whose `get` fails for some keys (a Keychain item the host cannot return).
+/// A memory secure store whose reads of the keys in `failing` fail (a Keychain item that cannot be decrypted), and
+/// that counts the reads of the store key.
+#[derive(Default)]
 struct FailingGets {
     inner: MemorySecureStore,
     failing: Vec<String>,
+    key_reads: std::sync::atomic::AtomicUsize,
+}
+
+impl FailingGets {
+    fn key_reads(&self) -> usize {
+        self.key_reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 impl SecureStore for FailingGets {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SecureStoreError> {
+        if key == STORE_KEY {
+            self.key_reads
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         if self.failing.iter().any(|k| k == key) {
             return Err(SecureStoreError("the item could not be decrypted".into()));
         }
@@ -561,8 +575,8 @@ async fn an_unreadable_account_entry_does_not_stop_start_up() {
     let sb = Sandbox::start(Config::default()).await.unwrap();
     let dir = temp_dir("unreadable");
     let secure = Arc::new(FailingGets {
-        inner: MemorySecureStore::default(),
         failing: vec!["chartlink/account/broken".into()],
+        ..FailingGets::default()
     });
     let account = linked_and_synced(&sb, &dir, secure.clone()).await;
     secure.put("chartlink/account/broken", b"{}").unwrap();
@@ -607,7 +621,7 @@ async fn an_unreadable_account_entry_does_not_stop_start_up() {
 #[tokio::test]
 async fn a_client_started_locked_reads_its_key_only_at_unlock() {
     let dir = temp_dir("started-locked");
-    let secure = Arc::new(CountingStore::default());
+    let secure = Arc::new(FailingGets::default());
     let sb = Sandbox::start(Config::default()).await.unwrap();
     let account = linked_and_synced(&sb, &dir, secure.clone()).await;
     let reads = secure.key_reads();
@@ -626,35 +640,4 @@ async fn a_client_started_locked_reads_its_key_only_at_unlock() {
     assert!(!sdk.lab_results().unwrap().is_empty());
     sdk.sync(&account).await.unwrap();
     sb.shutdown().await;
-}
-
-/// A memory secure store that counts the reads of the store key.
-#[derive(Default)]
-struct CountingStore {
-    inner: MemorySecureStore,
-    reads: std::sync::atomic::AtomicUsize,
-}
-
-impl CountingStore {
-    fn key_reads(&self) -> usize {
-        self.reads.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-impl SecureStore for CountingStore {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SecureStoreError> {
-        if key == STORE_KEY {
-            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
-        self.inner.get(key)
-    }
-    fn put(&self, key: &str, value: &[u8]) -> Result<(), SecureStoreError> {
-        self.inner.put(key, value)
-    }
-    fn delete(&self, key: &str) -> Result<(), SecureStoreError> {
-        self.inner.delete(key)
-    }
-    fn keys(&self, prefix: &str) -> Result<Vec<String>, SecureStoreError> {
-        self.inner.keys(prefix)
-    }
 }
