@@ -1,0 +1,41 @@
+//! The schema, as the migrations that build it (`PRAGMA user_version` counts those applied).
+
+pub(super) const MIGRATIONS: [&str; 3] = ["
+CREATE TABLE resources (
+    account TEXT NOT NULL, type TEXT NOT NULL, id_tag BLOB NOT NULL,
+    version TEXT, last_updated TEXT,
+    query TEXT NOT NULL, pass INTEGER NOT NULL,
+    code_tag BLOB, category_tag BLOB,
+    nonce BLOB NOT NULL, payload BLOB NOT NULL,
+    PRIMARY KEY (account, type, id_tag));
+CREATE INDEX resources_by_code ON resources (account, code_tag);
+CREATE INDEX resources_by_query ON resources (account, query, pass);
+CREATE TABLE binaries (
+    account TEXT NOT NULL, id_tag BLOB NOT NULL, nonce BLOB NOT NULL, payload BLOB NOT NULL,
+    PRIMARY KEY (account, id_tag));
+CREATE TABLE sync_queries (
+    account TEXT NOT NULL, query TEXT NOT NULL,
+    since TEXT, pending_since TEXT, resume_nonce BLOB, resume_sealed BLOB, pass INTEGER NOT NULL DEFAULT 0, full_pass_done INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    PRIMARY KEY (account, query));
+CREATE TABLE sync_accounts (
+    account TEXT PRIMARY KEY, pass INTEGER NOT NULL DEFAULT 0, last_full_ms INTEGER, last_sync_ms INTEGER);
+", "
+-- v2: a small sealed projection of each result (what trends and summaries read instead of the whole resource),
+-- and the newest result per code, kept up to date by sync.
+ALTER TABLE resources ADD COLUMN brief_nonce BLOB;
+ALTER TABLE resources ADD COLUMN brief BLOB;
+ALTER TABLE resources ADD COLUMN sort_key INTEGER;
+CREATE TABLE latest (
+    account TEXT NOT NULL, code_tag BLOB NOT NULL, id_tag BLOB NOT NULL, nonce BLOB NOT NULL, brief BLOB NOT NULL,
+    PRIMARY KEY (account, code_tag));
+", "
+-- v3: no clinical date in the clear (the date lives only in the sealed brief); a sealed canary that tells a wrong key
+-- from damage; the codes whose newest result must be chosen again (after deletions), done in Rust with the key.
+ALTER TABLE resources DROP COLUMN sort_key;
+-- lastUpdated stamps are often the clinical time: from now on only their keyed hash is kept (equality is all sync
+-- needs); the clear ones go, so the next sync sees those rows as changed and writes them again.
+UPDATE resources SET last_updated = NULL;
+CREATE TABLE meta (name TEXT PRIMARY KEY, nonce BLOB NOT NULL, sealed BLOB NOT NULL);
+CREATE TABLE latest_stale (account TEXT NOT NULL, code_tag BLOB NOT NULL, PRIMARY KEY (account, code_tag));
+"];
