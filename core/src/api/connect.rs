@@ -1,0 +1,197 @@
+//! Linking, accounts and sync: the operations that talk to a provider.
+
+use crate::*;
+
+impl ChartLink {
+    /// Discovers a provider's SMART endpoints.
+    pub async fn discover(&self, fhir_base: &str) -> Result<ServerInfo> {
+        Ok(discovery::discover(&self.http, fhir_base).await?)
+    }
+
+    /// Starts linking: returns the portal URL to open. Finish with [`ChartLink::complete_link`].
+    pub async fn begin_link(&self, fhir_base: &str) -> Result<AuthorizationRequest> {
+        self.guard()?;
+        self.linker.begin(fhir_base, None).await
+    }
+
+    /// Like [`ChartLink::begin_link`] with another redirect URI (a desktop loopback port).
+    pub async fn begin_link_with_redirect(
+        &self,
+        fhir_base: &str,
+        redirect_uri: &str,
+    ) -> Result<AuthorizationRequest> {
+        self.guard()?;
+        self.linker.begin(fhir_base, Some(redirect_uri)).await
+    }
+
+    /// Finishes linking with the URL the portal redirected to (from the app's deep-link handler). The new account
+    /// becomes the active patient when none was.
+    pub async fn complete_link(&self, redirect_url: &str) -> Result<LinkedAccount> {
+        self.guard()?;
+        let account = self.linker.complete(redirect_url, &self.accounts).await?;
+        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        if active.is_none() {
+            *active = Some(account.id.clone());
+        }
+        Ok(account)
+    }
+
+    /// Links in one call through the host's [`AuthBrowser`].
+    pub async fn link(&self, fhir_base: &str) -> Result<LinkedAccount> {
+        let browser = self
+            .host
+            .browser
+            .clone()
+            .ok_or_else(|| Error::InvalidInput("no AuthBrowser was provided".into()))?;
+        let req = self.begin_link(fhir_base).await?;
+        match browser
+            .authorize(req.url.to_string(), req.redirect_uri.clone())
+            .await
+        {
+            Ok(redirect) => self.complete_link(&redirect).await,
+            Err(BrowserError::Cancelled) => {
+                self.linker.cancel_all()?;
+                Err(Error::Cancelled)
+            }
+            Err(BrowserError::Failed(m)) => {
+                self.linker.cancel_all()?;
+                Err(Error::Authorization(format!("the browser failed: {m}")))
+            }
+        }
+    }
+
+    /// Abandons any link in progress.
+    pub fn cancel_link(&self) -> Result<()> {
+        self.linker.cancel_all()
+    }
+
+    /// The linked accounts.
+    pub fn accounts(&self) -> Result<Vec<LinkedAccount>> {
+        self.guard()?;
+        Ok(self.accounts.list())
+    }
+
+    /// A valid access token for an account (refreshing it when needed; concurrent callers share one refresh).
+    pub async fn access_token(&self, account_id: &str) -> Result<Secret> {
+        self.guard()?;
+        self.accounts.access_token(account_id).await
+    }
+
+    /// Registers this device with the provider so access continues through the jwt-bearer grant.
+    pub async fn register_device(&self, account_id: &str) -> Result<String> {
+        self.guard()?;
+        self.accounts
+            .register_device(account_id, &self.config.app_name)
+            .await
+    }
+
+    /// Revokes the account's tokens at the provider and removes every local trace of it (tokens and records).
+    pub async fn unlink(&self, account_id: &str) -> Result<UnlinkOutcome> {
+        self.guard()?;
+        let outcome = self.accounts.unlink(account_id).await?;
+        self.store.purge(account_id).map_err(storage)?;
+        self.forget_active(account_id);
+        Ok(outcome)
+    }
+
+    pub(crate) fn forget_active(&self, account_id: &str) {
+        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        if active.as_deref() == Some(account_id) {
+            *active = None;
+        }
+    }
+
+    // ---- sync ----
+
+    /// Syncs one account's record into the encrypted store.
+    pub async fn sync(&self, account_id: &str) -> Result<SyncReport> {
+        self.sync_with(account_id, &SyncOptions::default(), &mut |_| {})
+            .await
+    }
+
+    /// Syncs with options and a progress callback (progress also goes to the listener). The idle lock stops a sync
+    /// cleanly between requests: it answers [`Error::Locked`] and resumes on the next run after unlock.
+    pub async fn sync_with(
+        &self,
+        account_id: &str,
+        options: &SyncOptions,
+        progress: &mut (dyn FnMut(SyncProgress) + Send),
+    ) -> Result<SyncReport> {
+        self.guard()?;
+        let account = self.accounts.get(account_id)?;
+        match account.status {
+            AccountStatus::Active => {}
+            AccountStatus::Revoked => return Err(Error::AccessRevoked),
+            AccountStatus::RelinkNeeded => return Err(Error::RelinkNeeded),
+        }
+        let keys = self.account_keys(account_id)?;
+        let ctx = sync::SyncContext {
+            http: &self.http,
+            accounts: &self.accounts,
+            store: &self.store,
+            now_ms: self.host.clock.now_unix_ms(),
+        };
+        let cancelled = || {
+            self.tick();
+            self.idle.locked().is_some()
+        };
+        let mut forward = |p: SyncProgress| {
+            self.emit(Event::SyncProgress(p.clone()));
+            progress(p);
+        };
+        let result =
+            sync::sync_account(&ctx, &account, &keys, options, &mut forward, &cancelled).await;
+        drop(keys);
+        match result {
+            Ok(report) => {
+                self.emit(Event::SyncFinished(report.clone()));
+                Ok(report)
+            }
+            // Only the authorization server's own answer gets here (see `account`): the host's policy decides.
+            Err(Error::AccessRevoked) => {
+                self.revoked(account_id).await?;
+                Err(Error::AccessRevoked)
+            }
+            Err(Error::RelinkNeeded) => {
+                self.emit(Event::RelinkNeeded {
+                    account_id: account_id.to_owned(),
+                });
+                Err(Error::RelinkNeeded)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Syncs every account, one result each: an account that is revoked or needs linking again answers that
+    /// error (it is not skipped silently).
+    pub async fn sync_all(&self) -> Result<Vec<(String, Result<SyncReport>)>> {
+        let mut out = Vec::new();
+        for a in self.accounts()? {
+            let r = self.sync(&a.id).await;
+            out.push((a.id, r));
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn revoked(&self, account_id: &str) -> Result<()> {
+        self.accounts.mark_revoked(account_id).await?;
+        if self.config.revocation == RevocationPolicy::PurgeNow {
+            self.store.purge(account_id).map_err(storage)?;
+        }
+        self.emit(Event::AccessRevoked {
+            account_id: account_id.to_owned(),
+        });
+        Ok(())
+    }
+
+    /// After a revocation kept read-only: the user has seen it; remove the record and the account.
+    pub async fn confirm_revoked(&self, account_id: &str) -> Result<()> {
+        self.guard()?;
+        self.store.purge(account_id).map_err(storage)?;
+        self.accounts.forget(account_id)?;
+        self.forget_active(account_id);
+        Ok(())
+    }
+
+    // ---- patients ----
+}

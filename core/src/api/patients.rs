@@ -1,0 +1,94 @@
+//! Whose record the reads show: the patients the user may see, and switching between them.
+
+use crate::*;
+
+impl ChartLink {
+    pub(crate) fn today(&self) -> String {
+        context::date_from_unix_days(self.host.clock.now_unix_ms().div_euclid(86_400_000))
+    }
+
+    /// Every patient the user has linked (themselves, children, adults under proxy), one per person.
+    pub fn patients(&self) -> Result<Vec<PatientContext>> {
+        self.guard()?;
+        let today = self.today();
+        let mut contexts = Vec::new();
+        for a in self.accounts.list() {
+            let keys = self.account_keys(&a.id)?;
+            let patient = self
+                .store
+                .get(&keys, &a.id, "Patient", &a.patient_id)
+                .map_err(storage)?;
+            contexts.push(context::for_account(&a, patient.as_ref(), &today));
+        }
+        Ok(context::merge(contexts))
+    }
+
+    /// The patient whose record the reads show.
+    pub fn active_patient(&self) -> Result<Option<PatientContext>> {
+        let id = self
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let patients = self.patients()?;
+        Ok(id.and_then(|id| {
+            patients
+                .into_iter()
+                .find(|p| p.id == id || p.account_ids.contains(&id))
+        }))
+    }
+
+    /// Makes `context_id` the active patient: every read after it shows only that patient's record.
+    pub fn switch_patient(&self, context_id: &str) -> Result<PatientContext> {
+        let patients = self.patients()?;
+        let ctx = patients
+            .into_iter()
+            .find(|p| p.id == context_id || p.account_ids.iter().any(|a| a == context_id))
+            .ok_or_else(|| Error::InvalidInput("no such patient".into()))?;
+        *self.active.lock().unwrap_or_else(|e| e.into_inner()) = Some(ctx.id.clone());
+        Ok(ctx)
+    }
+
+    /// The active patient's accounts, with their keys and provider labels.
+    pub(crate) fn active_accounts(&self) -> Result<Vec<(String, store::AccountKeys, String)>> {
+        self.guard()?;
+        let active = self
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| Error::InvalidInput("no patient is active".into()))?;
+        // The context's accounts: the active account plus others merged with it (same person, other providers).
+        let today = self.today();
+        let accounts = self.accounts.list();
+        let contexts: Vec<PatientContext> = context::merge(
+            accounts
+                .iter()
+                .map(|a| {
+                    let patient = self.account_keys(&a.id).ok().and_then(|k| {
+                        self.store
+                            .get(&k, &a.id, "Patient", &a.patient_id)
+                            .ok()
+                            .flatten()
+                    });
+                    context::for_account(a, patient.as_ref(), &today)
+                })
+                .collect(),
+        );
+        let ctx = contexts
+            .into_iter()
+            .find(|c| c.id == active || c.account_ids.contains(&active))
+            .ok_or_else(|| Error::InvalidInput("no patient is active".into()))?;
+        ctx.account_ids
+            .iter()
+            .map(|id| {
+                let label = accounts
+                    .iter()
+                    .find(|a| &a.id == id)
+                    .map(|a| a.server.fhir_base.to_string())
+                    .unwrap_or_default();
+                Ok((id.clone(), self.account_keys(id)?, label))
+            })
+            .collect()
+    }
+}

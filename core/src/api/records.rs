@@ -1,0 +1,267 @@
+//! Reading the active patient's record: one generic path for every record kind, and the named reads over it.
+
+use crate::*;
+
+impl ChartLink {
+    /// Every record of one kind of the active patient (the one read path of every view): each of the patient's
+    /// accounts is read for the kind's resource types, parsed, linked to the related records of the same account,
+    /// labelled with its provider, and the whole list sorted by the kind's order. Works for any [`views::View`]:
+    /// `sdk.records::<views::Procedure>()`.
+    pub fn records<V: views::View>(&self) -> Result<Vec<V>> {
+        let mut out = Vec::new();
+        for (id, keys, label) in self.active_accounts()? {
+            let of_type = |ty: &str| self.store.of_type(&keys, &id, ty).map_err(storage);
+            let mut related = views::Related::default();
+            for ty in V::RELATED {
+                related.insert(ty, of_type(ty)?);
+            }
+            let mut resources = Vec::new();
+            for ty in V::RESOURCE_TYPES {
+                resources.extend(of_type(ty)?);
+            }
+            out.extend(views::collect::<V>(&resources, &related, &label));
+        }
+        views::sort(&mut out);
+        Ok(out)
+    }
+
+    /// Every FHIR resource of a type of the active patient, as JSON.
+    pub fn resources_of_active(&self, resource_type: &str) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        for (id, keys, _) in self.active_accounts()? {
+            out.extend(
+                self.store
+                    .of_type(&keys, &id, resource_type)
+                    .map_err(storage)?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Every stored resource of a type for one account, as FHIR JSON (decrypted).
+    pub fn resources(&self, account_id: &str, resource_type: &str) -> Result<Vec<Value>> {
+        self.guard()?;
+        let keys = self.account_keys(account_id)?;
+        self.store
+            .of_type(&keys, account_id, resource_type)
+            .map_err(storage)
+    }
+
+    /// Lab results of the active patient, newest first, each with the report it belongs to.
+    pub fn lab_results(&self) -> Result<Vec<views::LabResult>> {
+        self.records()
+    }
+
+    /// One test over time (by LOINC code), for a graph.
+    pub fn lab_trend(&self, code: &str) -> Result<Option<views::LabTrend>> {
+        let mut results = Vec::new();
+        for (id, keys, label) in self.active_accounts()? {
+            // The results' small sealed projections; when one does not decode (records synced by an older
+            // release, damage), the account's results of that code are parsed whole.
+            let briefs = self
+                .store
+                .briefs_by_code(&keys, &id, code)
+                .map_err(storage)?;
+            let full = || {
+                self.store
+                    .by_code(&keys, &id, "Observation", code)
+                    .map_err(storage)
+            };
+            for mut r in views::results_from_briefs(&briefs, full)? {
+                r.source = Some(label.clone());
+                results.push(r);
+            }
+        }
+        Ok(views::lab_trend(&results, code))
+    }
+
+    /// Vital signs of the active patient, newest first.
+    pub fn vital_signs(&self) -> Result<Vec<views::VitalSign>> {
+        self.records()
+    }
+
+    /// Observations of the active patient that are neither lab results nor vital signs (surveys, exams,
+    /// imaging, social history, ...), newest first.
+    pub fn observations(&self) -> Result<Vec<views::Observation>> {
+        self.records()
+    }
+
+    /// Social history of the active patient (smoking status, alcohol use, ...), whichever Observation category
+    /// the provider files it under, newest first.
+    pub fn social_history(&self) -> Result<Vec<views::Observation>> {
+        let all: Vec<views::Observation> = self.records::<views::Observation>()?;
+        let mut out: Vec<views::Observation> = all
+            .into_iter()
+            .filter(views::Observation::is_social_history)
+            .collect();
+        // Social history filed under laboratory (or uncategorised) shows as a lab result too: include it.
+        for lab in self.lab_results()? {
+            let o = views::Observation::from(lab);
+            if o.is_social_history() {
+                out.push(o);
+            }
+        }
+        views::sort(&mut out);
+        Ok(out)
+    }
+
+    /// Allergies of the active patient.
+    pub fn allergies(&self) -> Result<Vec<views::Allergy>> {
+        self.records()
+    }
+
+    /// Prescriptions of the active patient, newest first.
+    pub fn medications(&self) -> Result<Vec<views::Medication>> {
+        self.records()
+    }
+
+    /// Immunizations of the active patient, newest first.
+    pub fn immunizations(&self) -> Result<Vec<views::Immunization>> {
+        self.records()
+    }
+
+    /// The problem list of the active patient.
+    pub fn problems(&self) -> Result<Vec<views::Problem>> {
+        self.records()
+    }
+
+    /// Visits of the active patient, newest first, with their after-visit summaries.
+    pub fn visits(&self) -> Result<Vec<views::Visit>> {
+        self.records()
+    }
+
+    /// Documents (notes, after-visit summaries) of the active patient, newest first.
+    pub fn documents(&self) -> Result<Vec<views::Document>> {
+        self.records()
+    }
+
+    /// The content of a document of the active patient (downloaded during sync).
+    pub fn document_content(&self, document_id: &str) -> Result<Option<views::DocumentContent>> {
+        for (id, keys, _) in self.active_accounts()? {
+            let Some(doc) = self
+                .store
+                .get(&keys, &id, "DocumentReference", document_id)
+                .map_err(storage)?
+            else {
+                continue;
+            };
+            let Some(binary) = views::document(&doc).and_then(|d| d.binary_id) else {
+                return Ok(None);
+            };
+            return Ok(self
+                .store
+                .binary(&keys, &id, &binary)
+                .map_err(storage)?
+                .map(|(ct, bytes)| views::document_content_raw(&ct, bytes)));
+        }
+        Ok(None)
+    }
+
+    /// Appointments of the active patient, soonest first.
+    pub fn appointments(&self) -> Result<Vec<views::Appointment>> {
+        self.records()
+    }
+
+    /// The active patient's demographics.
+    pub fn demographics(&self) -> Result<Option<views::Demographics>> {
+        Ok(self.records()?.into_iter().next())
+    }
+
+    /// Procedures of the active patient, newest first.
+    pub fn procedures(&self) -> Result<Vec<views::Procedure>> {
+        self.records()
+    }
+
+    /// Reports (DiagnosticReport) of the active patient, newest first, with their results.
+    pub fn diagnostic_reports(&self) -> Result<Vec<views::DiagnosticReport>> {
+        self.records()
+    }
+
+    /// Care plans of the active patient, newest first.
+    pub fn care_plans(&self) -> Result<Vec<views::CarePlan>> {
+        self.records()
+    }
+
+    /// Goals of the active patient, newest first.
+    pub fn goals(&self) -> Result<Vec<views::Goal>> {
+        self.records()
+    }
+
+    /// Care teams of the active patient.
+    pub fn care_teams(&self) -> Result<Vec<views::CareTeam>> {
+        self.records()
+    }
+
+    /// Devices (implants and others) of the active patient.
+    pub fn devices(&self) -> Result<Vec<views::Device>> {
+        self.records()
+    }
+
+    /// Orders and referrals (ServiceRequest) of the active patient, newest first.
+    pub fn service_requests(&self) -> Result<Vec<views::ServiceRequest>> {
+        self.records()
+    }
+
+    /// Insurance coverages of the active patient.
+    pub fn coverages(&self) -> Result<Vec<views::Coverage>> {
+        self.records()
+    }
+
+    /// Medications dispensed to the active patient, newest first.
+    pub fn medication_dispenses(&self) -> Result<Vec<views::MedicationDispense>> {
+        self.records()
+    }
+
+    /// Medication statements (what the patient takes, as recorded; older servers), newest first.
+    pub fn medication_statements(&self) -> Result<Vec<views::MedicationStatement>> {
+        self.records()
+    }
+
+    /// Questionnaires the active patient answered, newest first.
+    pub fn questionnaire_responses(&self) -> Result<Vec<views::QuestionnaireResponse>> {
+        self.records()
+    }
+
+    /// The newest result of each test of the active patient, newest first (from the store's latest-per-code table).
+    pub fn latest_results(&self) -> Result<Vec<views::LabResult>> {
+        let mut out = Vec::new();
+        for (id, keys, label) in self.active_accounts()? {
+            let briefs = self.store.latest_briefs(&keys, &id).map_err(storage)?;
+            // A brief that does not decode: this account's lab results, parsed whole, instead.
+            let full = || {
+                self.store
+                    .of_type(&keys, &id, "Observation")
+                    .map_err(storage)
+            };
+            for mut r in views::results_from_briefs(&briefs, full)? {
+                r.source = Some(label.clone());
+                out.push(r);
+            }
+        }
+        // Across providers (and over a full parse), keep the newest per code.
+        let mut out = views::latest_per_code(&out);
+        out.sort_by_key(|r| std::cmp::Reverse(r.date.as_ref().map(views::FhirDate::sort_key)));
+        Ok(out)
+    }
+
+    /// The health summary of the active patient.
+    pub fn summary(&self) -> Result<HealthSummary> {
+        let active = |s: &Option<String>| s.as_deref().is_none_or(|s| s == "active");
+        Ok(HealthSummary {
+            patient: self.demographics()?,
+            allergies: self.allergies()?,
+            medications: self
+                .medications()?
+                .into_iter()
+                .filter(|m| m.status == "active")
+                .collect(),
+            immunizations: self.immunizations()?,
+            problems: self
+                .problems()?
+                .into_iter()
+                .filter(|p| active(&p.clinical_status))
+                .collect(),
+            latest_results: self.latest_results()?,
+        })
+    }
+}

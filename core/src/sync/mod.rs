@@ -1,0 +1,372 @@
+//! Record sync: from the granted scope and the server's CapabilityStatement, plan the queries (Patient read, a
+//! search per granted type, Observation fanned out per category since Epic answers 400 without one,
+//! DocumentReference plus their Binary content) and run them into the encrypted store.
+//!
+//! - One failing query does not fail the others: the report names it and the next sync retries it; a 403 is "not
+//!   granted", not a failure of the sync.
+//! - Incremental: `_lastUpdated=gt{since}` where the server supports it; a full pass otherwise, and at least every
+//!   [`SyncOptions::full_pass_every_ms`] to reconcile deletions (gone on the server → gone locally).
+//! - Each page is written in one transaction together with the query's position, so a sync cut off by a crash,
+//!   a kill, the idle lock or the network resumes at the page it stopped at; upserts by (type, id) make repeats
+//!   harmless, so nothing is lost or duplicated, and syncing twice changes nothing.
+//! - Only this patient's data: every resource a search returns must name the linked patient (its `subject`,
+//!   `patient`, `beneficiary` or, for an Appointment, a participant); anything else is refused, counted in
+//!   [`SyncReport::refused`] and never stored.
+//! - Consent withdrawn: on a full pass, a query the grant no longer covers, or one the server now answers 403,
+//!   loses exactly its data (what the patient no longer shares is no longer readable here).
+//! - A query that hits the page cap or a paging loop is not resumed forever: it ends there, its position is
+//!   dropped, and the next incremental run asks only for what changed since.
+//! - Token trouble stops the sync with its own error (revoked, re-link needed, transient); whether access is
+//!   revoked is decided by [`crate::account`], never here.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use futures_util::StreamExt;
+
+use serde_json::Value;
+use url::Url;
+
+use crate::account::{Accounts, LinkedAccount};
+use crate::error::{Error, Result};
+use crate::fhir::{FhirClient, FhirError, RetryPolicy};
+use crate::http::Http;
+use crate::store::{AccountKeys, Change, Incoming, QueryState, Store, StoreError};
+
+mod compartment;
+mod plan;
+mod query;
+
+pub use compartment::belongs_to;
+use compartment::withdraw_ungranted;
+use plan::longest_first;
+pub use plan::{PlannedQuery, SEARCHED_TYPES, ServerSupport, plan};
+pub use query::FALLBACK_PAGE_SIZE;
+use query::run_query;
+
+/// How to sync.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Page size asked of the server (the largest a server is asked for; a server that refuses it is asked for
+    /// [`FALLBACK_PAGE_SIZE`]).
+    pub page_size: usize,
+    /// Queries in flight at once against the server (each query's pages stay in order).
+    pub concurrency: usize,
+    /// Give up a query after this many pages (a runaway server).
+    pub max_pages: usize,
+    /// Reconcile deletions with a full pass at least this often.
+    pub full_pass_every_ms: i64,
+    /// Force a full pass now.
+    pub force_full: bool,
+    /// Download the content of documents (after-visit summaries, notes).
+    pub fetch_documents: bool,
+    pub retry: RetryPolicy,
+    /// Largest single answer read (a page, a document); a larger one fails its query without being downloaded
+    /// again.
+    pub max_response_bytes: usize,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self {
+            page_size: 1000,
+            concurrency: 4,
+            max_pages: 2_000,
+            full_pass_every_ms: 7 * 24 * 3600 * 1000,
+            force_full: false,
+            fetch_documents: true,
+            retry: RetryPolicy::default(),
+            max_response_bytes: crate::fhir::PAGE_BODY_LIMIT,
+        }
+    }
+}
+
+/// Progress of one query, reported after each page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncProgress {
+    pub account_id: String,
+    pub query: String,
+    pub pages: usize,
+    pub resources: usize,
+    /// Queries done so far and in all.
+    pub queries_done: usize,
+    pub queries_total: usize,
+}
+
+/// New, changed and deleted resources of one type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TypeCounts {
+    pub new: u32,
+    pub changed: u32,
+    pub deleted: u32,
+}
+
+/// A query that did not complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryFailure {
+    pub query: String,
+    /// The grant does not cover it (403): expected, not an error to show.
+    pub not_granted: bool,
+    pub reason: String,
+}
+
+/// What a sync did: what an app needs for a "new results" notice.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    pub account_id: String,
+    pub full_pass: bool,
+    pub per_type: BTreeMap<String, TypeCounts>,
+    pub failures: Vec<QueryFailure>,
+    pub resources_seen: usize,
+    /// Resources the server returned that do not belong to the linked patient: refused, never stored.
+    pub refused: usize,
+    pub documents_fetched: usize,
+    pub duration_ms: u64,
+}
+
+impl SyncReport {
+    /// Total new + changed.
+    pub fn updated(&self) -> u32 {
+        self.per_type.values().map(|c| c.new + c.changed).sum()
+    }
+}
+
+/// Everything a sync needs.
+#[derive(Debug)]
+pub struct SyncContext<'a> {
+    pub http: &'a Http,
+    pub accounts: &'a Accounts,
+    pub store: &'a Store,
+    pub now_ms: i64,
+}
+
+fn storage(e: StoreError) -> Error {
+    Error::Storage(e.to_string())
+}
+
+/// Syncs one account into the store.
+pub async fn sync_account(
+    ctx: &SyncContext<'_>,
+    account: &LinkedAccount,
+    keys: &AccountKeys,
+    options: &SyncOptions,
+    progress: &mut (dyn FnMut(SyncProgress) + Send),
+    cancelled: &(dyn Fn() -> bool + Send + Sync),
+) -> Result<SyncReport> {
+    let started = Instant::now();
+    let fhir = FhirClient::new(
+        ctx.http,
+        ctx.accounts,
+        &account.id,
+        account.server.fhir_base.clone(),
+        options.retry,
+        cancelled,
+    )
+    .with_body_limit(options.max_response_bytes)
+    .with_concurrency(options.concurrency);
+    let support = match fhir
+        .get_json(&fhir.resolve("metadata").map_err(Error::from)?)
+        .await
+    {
+        Ok(cs) => ServerSupport::from_capability_statement(&cs),
+        Err(FhirError::Token(e)) => return Err(e),
+        Err(FhirError::Cancelled) => return Err(Error::Locked),
+        Err(_) => ServerSupport::default(),
+    };
+    let queries = plan(account, &support, options.page_size);
+    let (mut pass, last_full) = ctx.store.account_state(&account.id).map_err(storage)?;
+    let due = last_full.is_none_or(|t| ctx.now_ms - t >= options.full_pass_every_ms);
+    // A full pass in progress (cut off earlier) goes on with the same pass number.
+    let mut interrupted_full = false;
+    for q in &queries {
+        let st = ctx
+            .store
+            .query_state(keys, &account.id, &q.key)
+            .map_err(storage)?;
+        if st.pass == pass && pass > 0 && !st.full_pass_done {
+            interrupted_full = true;
+        }
+    }
+    let full = options.force_full || due || interrupted_full;
+    if full && !ctx.store.check_integrity().map_err(storage)? {
+        return Err(Error::Storage(
+            "the local database is damaged; it is rebuilt from the provider at the next start"
+                .into(),
+        ));
+    }
+    if full && !interrupted_full {
+        pass += 1;
+    }
+    ctx.store
+        .set_account_state(&account.id, pass, None, ctx.now_ms)
+        .map_err(storage)?;
+    let mut report = SyncReport {
+        account_id: account.id.clone(),
+        full_pass: full,
+        ..Default::default()
+    };
+    if full {
+        withdraw_ungranted(ctx, account, options, &mut report)?;
+    }
+    // Independent queries run concurrently over the one connection pool (at most `options.concurrency` in flight
+    // to this server); the pages of one query stay in order, each written in its own transaction through the
+    // store's single writer. The first query that meets a token, lock or storage failure stops the others from
+    // starting; those in flight stop at their next request.
+    let total = queries.len();
+    let done = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let progress = Mutex::new(progress);
+    let emit = |p: SyncProgress| {
+        let mut f = progress.lock().unwrap_or_else(|e| e.into_inner());
+        (*f)(p);
+    };
+    let outcomes: Vec<(usize, SyncReport, std::result::Result<(), FhirError>)> =
+        futures_util::stream::iter(longest_first(&queries))
+            .map(|i| {
+                let (fhir, support, stop, done, emit) = (&fhir, &support, &stop, &done, &emit);
+                let q = &queries[i];
+                async move {
+                    let mut part = SyncReport::default();
+                    // The idle lock stops the sync between queries too (each query's position is saved).
+                    if stop.load(Ordering::SeqCst) || cancelled() {
+                        return (i, part, Err(FhirError::Cancelled));
+                    }
+                    let outcome = run_query(
+                        ctx,
+                        fhir,
+                        account,
+                        keys,
+                        q,
+                        pass,
+                        full,
+                        support,
+                        options,
+                        &mut part,
+                        &mut |pages, resources| {
+                            emit(SyncProgress {
+                                account_id: account.id.clone(),
+                                query: q.key.clone(),
+                                pages,
+                                resources,
+                                queries_done: done.load(Ordering::SeqCst),
+                                queries_total: total,
+                            })
+                        },
+                    )
+                    .await;
+                    if matches!(
+                        outcome,
+                        Err(FhirError::Token(_) | FhirError::Local(_) | FhirError::Cancelled)
+                    ) {
+                        stop.store(true, Ordering::SeqCst);
+                    }
+                    let finished = done.fetch_add(1, Ordering::SeqCst) + 1;
+                    emit(SyncProgress {
+                        account_id: account.id.clone(),
+                        query: q.key.clone(),
+                        pages: 0,
+                        resources: 0,
+                        queries_done: finished,
+                        queries_total: total,
+                    });
+                    (i, part, outcome)
+                }
+            })
+            .buffer_unordered(options.concurrency.max(1))
+            .collect()
+            .await;
+    let mut outcomes = outcomes;
+    outcomes.sort_by_key(|(i, _, _)| *i);
+    // A failure of the grant or the device ends the sync with its own error (revocation first: it decides).
+    let fatal = outcomes
+        .iter()
+        .filter_map(|(_, _, o)| match o {
+            Err(FhirError::Token(e)) => Some(e.clone()),
+            Err(FhirError::Local(m)) => Some(Error::Storage(m.clone())),
+            Err(FhirError::Cancelled) => Some(Error::Locked),
+            _ => None,
+        })
+        .min_by_key(|e| match e {
+            Error::AccessRevoked => 0,
+            Error::RelinkNeeded => 1,
+            Error::Locked => 3,
+            _ => 2,
+        });
+    if let Some(e) = fatal {
+        return Err(e);
+    }
+    // Failures that keep the full pass from counting as done (not those that would fail the same way again).
+    let mut blocking = 0;
+    for (i, part, outcome) in outcomes {
+        let q = &queries[i];
+        merge(&mut report, part);
+        match outcome {
+            Ok(()) => {}
+            Err(_) if cancelled() => return Err(Error::Locked),
+            Err(e) => {
+                let not_granted = e == FhirError::Forbidden;
+                if not_granted && full {
+                    // The server answers, on a full pass, that this is no longer shared: so it is no longer here.
+                    let gone = ctx
+                        .store
+                        .write(|tx| Store::forget_query(tx, &account.id, &q.key))
+                        .map_err(storage)?;
+                    for ty in gone {
+                        report.per_type.entry(ty).or_default().deleted += 1;
+                    }
+                }
+                if !matches!(
+                    e,
+                    FhirError::Forbidden | FhirError::TooManyPages(_) | FhirError::PagingLoop
+                ) {
+                    blocking += 1;
+                }
+                report.failures.push(QueryFailure {
+                    query: q.key.clone(),
+                    not_granted,
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    let all_done = blocking == 0
+        && report
+            .failures
+            .iter()
+            .all(|f| !f.query.starts_with("Binary/") || f.not_granted);
+    if full && all_done {
+        ctx.store
+            .set_account_state(&account.id, pass, Some(ctx.now_ms), ctx.now_ms)
+            .map_err(storage)?;
+    }
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// Adds one query's part of the report to the whole.
+fn merge(report: &mut SyncReport, part: SyncReport) {
+    for (ty, c) in part.per_type {
+        let e = report.per_type.entry(ty).or_default();
+        e.new += c.new;
+        e.changed += c.changed;
+        e.deleted += c.deleted;
+    }
+    report.failures.extend(part.failures);
+    report.resources_seen += part.resources_seen;
+    report.refused += part.refused;
+    report.documents_fetched += part.documents_fetched;
+}
+
+fn count(report: &mut SyncReport, ty: &str, c: Change) {
+    let entry = report.per_type.entry(ty.to_owned()).or_default();
+    match c {
+        Change::New => entry.new += 1,
+        Change::Changed => entry.changed += 1,
+        Change::Unchanged => {}
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,171 @@
+//! Planning: from the grant and the server's CapabilityStatement, which queries a sync runs and in what order.
+
+use super::*;
+
+/// The observation categories fanned out over when the grant does not restrict them: the observation-category
+/// code system, "functional-status" (US Core), "sdoh" (US Core 4+), and Synthea's "vital-sign".
+pub(super) const OBSERVATION_CATEGORIES: [&str; 12] = [
+    "laboratory",
+    "vital-signs",
+    "vital-sign",
+    "social-history",
+    "sdoh",
+    "survey",
+    "exam",
+    "imaging",
+    "procedure",
+    "therapy",
+    "activity",
+    "functional-status",
+];
+/// The searched types, in the order they are synced (Patient is read, not searched). Only the granted ones are
+/// searched (see [`plan`]).
+pub const SEARCHED_TYPES: [&str; 19] = [
+    "AllergyIntolerance",
+    "MedicationRequest",
+    "MedicationDispense",
+    "MedicationStatement",
+    "Immunization",
+    "Condition",
+    "Observation",
+    "DiagnosticReport",
+    "Procedure",
+    "Encounter",
+    "DocumentReference",
+    "Appointment",
+    "CarePlan",
+    "Goal",
+    "CareTeam",
+    "Device",
+    "ServiceRequest",
+    "Coverage",
+    "QuestionnaireResponse",
+];
+
+/// One planned query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedQuery {
+    /// Stable name: `Patient`, `Condition`, `Observation:laboratory`.
+    pub key: String,
+    pub resource_type: String,
+    /// Path and query relative to the FHIR base.
+    pub path: String,
+    pub read: bool,
+}
+
+/// What the server's CapabilityStatement says matters for planning.
+#[derive(Debug, Clone, Default)]
+pub struct ServerSupport {
+    /// Types the server lists (empty: unknown, assume all).
+    pub types: Vec<String>,
+    /// Types whose search supports `_lastUpdated`.
+    pub last_updated: Vec<String>,
+}
+
+impl ServerSupport {
+    /// Reads a CapabilityStatement.
+    pub fn from_capability_statement(cs: &Value) -> Self {
+        let mut out = Self::default();
+        for rest in cs["rest"].as_array().into_iter().flatten() {
+            let global_lu = rest["searchParam"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| p["name"] == "_lastUpdated");
+            for r in rest["resource"].as_array().into_iter().flatten() {
+                let Some(ty) = r["type"].as_str() else {
+                    continue;
+                };
+                out.types.push(ty.to_owned());
+                if global_lu
+                    || r["searchParam"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|p| p["name"] == "_lastUpdated")
+                {
+                    out.last_updated.push(ty.to_owned());
+                }
+            }
+        }
+        out
+    }
+
+    fn supports(&self, ty: &str) -> bool {
+        self.types.is_empty() || self.types.iter().any(|t| t == ty)
+    }
+}
+
+/// Plans the queries of an account: nothing the patient did not grant, nothing the server does not offer.
+pub fn plan(
+    account: &LinkedAccount,
+    support: &ServerSupport,
+    page_size: usize,
+) -> Vec<PlannedQuery> {
+    let pid = url_encode(&account.patient_id);
+    let granted = &account.granted;
+    let mut out = Vec::new();
+    let patient_readable = granted
+        .resources
+        .iter()
+        .any(|r| r.read && r.resource_type.as_deref().is_none_or(|t| t == "Patient"));
+    if patient_readable {
+        out.push(PlannedQuery {
+            key: "Patient".into(),
+            resource_type: "Patient".into(),
+            path: format!("Patient/{pid}"),
+            read: true,
+        });
+    }
+    for ty in SEARCHED_TYPES {
+        if !granted.can_search(ty) || !support.supports(ty) {
+            continue;
+        }
+        let base = format!("{ty}?patient={pid}&_count={page_size}");
+        if ty == "Observation" {
+            let categories = granted.searchable_categories(ty).unwrap_or_else(|| {
+                OBSERVATION_CATEGORIES
+                    .iter()
+                    .map(|c| (*c).to_owned())
+                    .collect()
+            });
+            for c in categories {
+                out.push(PlannedQuery {
+                    key: format!("Observation:{c}"),
+                    resource_type: ty.into(),
+                    path: format!("{base}&category={}", url_encode(&c)),
+                    read: false,
+                });
+            }
+        } else {
+            out.push(PlannedQuery {
+                key: ty.into(),
+                resource_type: ty.into(),
+                path: base,
+                read: false,
+            });
+        }
+    }
+    out
+}
+
+pub(super) fn url_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The order queries start in: those that tend to have the longest chains of pages (results, vital signs,
+/// documents with their contents, visits) first, so that the chain that sets the sync's floor starts at once and
+/// the short queries fill the other slots around it.
+pub(super) fn longest_first(queries: &[PlannedQuery]) -> Vec<usize> {
+    let rank = |q: &PlannedQuery| match q.key.as_str() {
+        "Observation:laboratory" => 0,
+        "Observation:vital-signs" => 1,
+        "DocumentReference" => 2,
+        "Encounter" => 3,
+        k if k.starts_with("Observation:") => 4,
+        _ => 5,
+    };
+    let mut order: Vec<usize> = (0..queries.len()).collect();
+    order.sort_by_key(|&i| (rank(&queries[i]), i));
+    order
+}

@@ -1,0 +1,311 @@
+//! Running one query: paging, retries with a smaller page, storing each page with the query's position.
+
+use super::*;
+
+use super::plan::url_encode;
+/// The primary code (LOINC preferred, as every view reads it) and the first category code of a resource, for the
+/// store's tags.
+pub(super) fn tags(r: &Value) -> (Option<String>, Option<String>) {
+    let concept = ["code", "vaccineCode", "medicationCodeableConcept"]
+        .iter()
+        .map(|f| &r[*f])
+        .find(|v| v.is_object());
+    let code = concept
+        .and_then(crate::views::preferred_code)
+        .and_then(|c| c.code);
+    let category_of = |v: &Value| v["coding"][0]["code"].as_str().map(str::to_owned);
+    let category = match &r["category"] {
+        Value::Array(list) => list.iter().find_map(category_of),
+        v @ Value::Object(_) => category_of(v),
+        _ => None,
+    };
+    (code, category)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn run_query(
+    ctx: &SyncContext<'_>,
+    fhir: &FhirClient<'_>,
+    account: &LinkedAccount,
+    keys: &AccountKeys,
+    q: &PlannedQuery,
+    pass: i64,
+    full: bool,
+    support: &ServerSupport,
+    options: &SyncOptions,
+    report: &mut SyncReport,
+    progress: &mut (dyn FnMut(usize, usize) + Send),
+) -> std::result::Result<(), FhirError> {
+    let store = ctx.store;
+    let id = account.id.as_str();
+    let err = |e: StoreError| FhirError::Local(e.to_string());
+    let mut state = store.query_state(keys, id, &q.key).map_err(err)?;
+    if q.read {
+        let url = fhir.resolve(&q.path)?;
+        let resource = fhir.get_json(&url).await?;
+        if resource["resourceType"].as_str() != Some(q.resource_type.as_str())
+            || resource["id"].as_str() != Some(account.patient_id.as_str())
+        {
+            report.refused += 1;
+            return Err(FhirError::Malformed(
+                "the server answered another record than the linked patient's".into(),
+            ));
+        }
+        let changed = store.write(|tx| {
+            let c = upsert(tx, keys, id, &q.key, pass, &resource)?;
+            let done = QueryState {
+                pass,
+                full_pass_done: full || state.full_pass_done,
+                ..QueryState::default()
+            };
+            Store::set_query_state(tx, keys, id, &q.key, &done, None)?;
+            Ok(c)
+        });
+        count(report, &q.resource_type, changed.map_err(err)?);
+        report.resources_seen += 1;
+        progress(1, 1);
+        return Ok(());
+    }
+    // Resume a run that was cut off in this same pass; otherwise start from the first page.
+    let resuming = state.pass == pass && state.resume_url.is_some();
+    let first = match (&state.resume_url, resuming) {
+        (Some(u), true) => fhir.resolve(u)?,
+        _ => {
+            let mut path = q.path.clone();
+            let incremental = !full && support.last_updated.iter().any(|t| t == &q.resource_type);
+            if let (true, Some(since)) = (incremental, &state.since) {
+                path.push_str(&format!("&_lastUpdated=gt{}", url_encode(since)));
+            }
+            state.pending_since = None;
+            fhir.resolve(&path)?
+        }
+    };
+    // Only a full pass clears the mark; an incremental run keeps the pass number of the last full pass.
+    let was_done = state.full_pass_done && state.pass == pass;
+    state.pass = pass;
+    state.full_pass_done = !full && was_done;
+    let mut pages = 0;
+    let mut resources = 0;
+    let mut refused = 0;
+    let base = account.server.fhir_base.as_str();
+    let mut docs: Vec<(String, Url)> = Vec::new();
+    // The largest page is asked for; a server that refuses that page size (a 400 before any page) is asked again
+    // with a page size every server takes.
+    let mut first = first;
+    let result = loop {
+        let r = fhir
+            .pages(first.clone(), options.max_pages, |bundle, next| {
+                pages += 1;
+                if state.pending_since.is_none() {
+                    state.pending_since = bundle["meta"]["lastUpdated"].as_str().map(str::to_owned);
+                }
+                let entries = bundle["entry"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let mut changes = Vec::with_capacity(entries.len());
+                store
+                    .write(|tx| {
+                        for e in entries {
+                            let r = &e["resource"];
+                            // Only what was searched (a server may include OperationOutcomes or _include'd resources).
+                            if r["resourceType"].as_str() != Some(q.resource_type.as_str()) {
+                                continue;
+                            }
+                            // Only this patient's: another patient's result must never appear in this record.
+                            if !belongs_to(r, &account.patient_id, base) {
+                                refused += 1;
+                                continue;
+                            }
+                            changes.push(upsert(tx, keys, id, &q.key, pass, r)?);
+                        }
+                        state.resume_url = next.map(|u| u.to_string());
+                        Store::set_query_state(tx, keys, id, &q.key, &state, None)
+                    })
+                    .map_err(err)?;
+                for c in changes {
+                    count(report, &q.resource_type, c);
+                    resources += 1;
+                }
+                if q.resource_type == "DocumentReference" && options.fetch_documents {
+                    docs.extend(attachments(fhir, entries));
+                }
+                progress(pages, resources);
+                Ok(true)
+            })
+            .await;
+        if let Err(FhirError::Status { status: 400, .. }) = &r
+            && pages == 0
+            && !resuming
+            && let Some(smaller) = smaller_page(&first)
+        {
+            first = smaller;
+            continue;
+        }
+        break r;
+    };
+    report.resources_seen += resources;
+    report.refused += refused;
+    if let Err(e @ (FhirError::TooManyPages(_) | FhirError::PagingLoop)) = result {
+        // A runaway server: keep what arrived, drop the position (resuming would go on forever) and ask only for
+        // changes from now on; the next full pass tries the whole query once more.
+        state.resume_url = None;
+        state.since = state.pending_since.take().or(state.since.take());
+        state.full_pass_done = true;
+        let _ = store
+            .write(|tx| Store::set_query_state(tx, keys, id, &q.key, &state, Some(&e.to_string())));
+        return Err(e);
+    }
+    if let Err(e) = result {
+        // Keep the position (if the failure was mid-paging) so the next sync resumes; a bad resume link restarts.
+        if resuming
+            && matches!(
+                e,
+                FhirError::Status {
+                    status: 400..=499,
+                    ..
+                } | FhirError::NotFound
+            )
+        {
+            state.resume_url = None;
+        }
+        let _ = store
+            .write(|tx| Store::set_query_state(tx, keys, id, &q.key, &state, Some(&e.to_string())));
+        return Err(e);
+    }
+    // Complete: reconcile deletions on a full pass; the server time at the start becomes the next `since`.
+    let deleted = if full {
+        store
+            .write(|tx| Store::reconcile(tx, id, &q.key, pass))
+            .map_err(err)?
+    } else {
+        Vec::new()
+    };
+    for ty in deleted {
+        report.per_type.entry(ty).or_default().deleted += 1;
+    }
+    state.since = state.pending_since.take().or(state.since.take());
+    state.resume_url = None;
+    state.full_pass_done = full || was_done;
+    store
+        .write(|tx| Store::set_query_state(tx, keys, id, &q.key, &state, None))
+        .map_err(err)?;
+    // The documents' contents download concurrently (within the client's permits), each stored as it arrives.
+    let wanted: Vec<(String, Url)> = docs
+        .into_iter()
+        .filter(|(b, _)| !store.has_binary(keys, id, b).unwrap_or(false))
+        .collect();
+    let mut downloads = futures_util::stream::iter(wanted)
+        .map(|(binary_id, url)| async move {
+            let got = fhir.get(&url, "*/*").await;
+            (binary_id, got)
+        })
+        .buffer_unordered(options.concurrency.max(1));
+    while let Some((binary_id, got)) = downloads.next().await {
+        match got {
+            Ok(f) => {
+                let ct = if f.content_type.is_empty() {
+                    "application/octet-stream".to_owned()
+                } else {
+                    f.content_type
+                };
+                store
+                    .write(|tx| Store::put_binary(tx, keys, id, &binary_id, &ct, &f.body))
+                    .map_err(err)?;
+                report.documents_fetched += 1;
+            }
+            Err(e @ (FhirError::Token(_) | FhirError::Cancelled | FhirError::Local(_))) => {
+                return Err(e);
+            }
+            Err(e) => report.failures.push(QueryFailure {
+                query: format!("Binary/{binary_id}"),
+                not_granted: e == FhirError::Forbidden,
+                reason: e.to_string(),
+            }),
+        }
+    }
+    Ok(())
+}
+
+/// The page size asked for when a server refuses a larger one.
+pub const FALLBACK_PAGE_SIZE: usize = 100;
+
+/// `url` with a `_count` above [`FALLBACK_PAGE_SIZE`] lowered to it (None when it asks for no more already).
+pub(super) fn smaller_page(url: &Url) -> Option<Url> {
+    let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    let count = pairs
+        .iter()
+        .find(|(k, _)| k == "_count")
+        .and_then(|(_, v)| v.parse::<usize>().ok())?;
+    if count <= FALLBACK_PAGE_SIZE {
+        return None;
+    }
+    let mut out = url.clone();
+    out.query_pairs_mut()
+        .clear()
+        .extend_pairs(pairs.iter().map(|(k, v)| {
+            if k == "_count" {
+                (k.as_str(), FALLBACK_PAGE_SIZE.to_string())
+            } else {
+                (k.as_str(), v.clone())
+            }
+        }));
+    Some(out)
+}
+
+pub(super) fn upsert(
+    tx: &rusqlite::Transaction<'_>,
+    keys: &AccountKeys,
+    account: &str,
+    query: &str,
+    pass: i64,
+    r: &Value,
+) -> std::result::Result<Change, StoreError> {
+    let (Some(ty), Some(rid)) = (r["resourceType"].as_str(), r["id"].as_str()) else {
+        return Ok(Change::Unchanged);
+    };
+    let (code, category) = tags(r);
+    let json = serde_json::to_vec(r).map_err(|e| StoreError::Sqlite(e.to_string()))?;
+    // Lab results also get a small projection (a private, versioned brief), so trends and the summary need not
+    // parse whole resources.
+    let brief = if ty == "Observation" {
+        crate::views::lab_brief(r)
+    } else {
+        None
+    };
+    Store::upsert(
+        tx,
+        keys,
+        account,
+        query,
+        pass,
+        &Incoming {
+            ty,
+            id: rid,
+            version: r["meta"]["versionId"].as_str(),
+            last_updated: r["meta"]["lastUpdated"].as_str(),
+            code: code.as_deref(),
+            category: category.as_deref(),
+            json: &json,
+            brief: brief.as_ref().map(|(b, k)| (b.as_slice(), *k)),
+        },
+    )
+}
+
+/// The Binary attachments of DocumentReferences on the grant's origin (others are skipped: the token never leaves).
+pub(super) fn attachments(fhir: &FhirClient<'_>, entries: &[Value]) -> Vec<(String, Url)> {
+    let mut out = Vec::new();
+    for e in entries {
+        for c in e["resource"]["content"].as_array().into_iter().flatten() {
+            let Some(u) = c["attachment"]["url"].as_str() else {
+                continue;
+            };
+            let Ok(url) = fhir.resolve(u) else { continue };
+            let id = url.path().rsplit('/').next().unwrap_or_default().to_owned();
+            if url.path().contains("/Binary/") && !id.is_empty() {
+                out.push((id, url));
+            }
+        }
+    }
+    out
+}

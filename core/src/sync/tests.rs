@@ -1,0 +1,110 @@
+use super::plan::OBSERVATION_CATEGORIES;
+use super::query::tags;
+use super::*;
+use crate::account::AccountStatus;
+use crate::discovery::{ScopeSyntax, ServerInfo};
+use crate::scopes::GrantedScope;
+use serde_json::json;
+
+fn account(scope: &str) -> LinkedAccount {
+    let base = Url::parse("https://ehr.example/fhir").expect("url");
+    LinkedAccount {
+        id: "a1".into(),
+        server: ServerInfo {
+            fhir_base: base.clone(),
+            issuer: None,
+            authorization_endpoint: base.clone(),
+            token_endpoint: base,
+            revocation_endpoint: None,
+            registration_endpoint: None,
+            management_endpoint: None,
+            jwks_uri: None,
+            capabilities: vec![],
+            scope_syntax: ScopeSyntax::V2,
+            legacy_discovery: false,
+            iss_parameter_supported: false,
+        },
+        client_id: "c".into(),
+        redirect_uri: "app://cb".into(),
+        patient_id: "p 1".into(),
+        fhir_user: None,
+        user_subject: None,
+        granted: GrantedScope::parse(scope),
+        linked_at_ms: 0,
+        status: AccountStatus::Active,
+        device_client_id: None,
+    }
+}
+
+#[test]
+fn the_plan_follows_the_grant() {
+    let a = account(
+        "launch/patient patient/Patient.rs patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory patient/Condition.rs",
+    );
+    let keys: Vec<String> = plan(&a, &ServerSupport::default(), 50)
+        .into_iter()
+        .map(|q| q.key)
+        .collect();
+    assert_eq!(keys, ["Patient", "Condition", "Observation:laboratory"]);
+    let q = plan(&a, &ServerSupport::default(), 50);
+    assert_eq!(q[1].path, "Condition?patient=p+1&_count=50");
+    assert_eq!(
+        q[2].path,
+        "Observation?patient=p+1&_count=50&category=laboratory"
+    );
+}
+
+#[test]
+fn unfiltered_observations_fan_out_per_category_and_unsupported_types_are_skipped() {
+    let a = account("patient/*.read");
+    let cs = json!({"rest": [{"resource": [{"type": "Patient"}, {"type": "Observation", "searchParam": [{"name": "_lastUpdated"}]}]}]});
+    let support = ServerSupport::from_capability_statement(&cs);
+    let keys: Vec<String> = plan(&a, &support, 50).into_iter().map(|q| q.key).collect();
+    assert_eq!(keys.len(), 1 + OBSERVATION_CATEGORIES.len());
+    assert!(
+        keys.iter()
+            .all(|k| k == "Patient" || k.starts_with("Observation:"))
+    );
+    assert_eq!(support.last_updated, ["Observation"]);
+}
+
+#[test]
+fn only_resources_naming_the_linked_patient_belong_to_the_record() {
+    let base = "https://ehr.example/fhir";
+    let yes = [
+        json!({"resourceType": "Observation", "subject": {"reference": "Patient/p1"}}),
+        json!({"resourceType": "Observation", "subject": {"reference": "https://ehr.example/fhir/Patient/p1"}}),
+        json!({"resourceType": "Immunization", "patient": {"reference": "Patient/p1/_history/3"}}),
+        json!({"resourceType": "Coverage", "beneficiary": {"reference": "Patient/p1"}}),
+        json!({"resourceType": "Appointment", "participant": [{"actor": {"reference": "Practitioner/d"}}, {"actor": {"reference": "Patient/p1"}}]}),
+        json!({"resourceType": "Patient", "id": "p1"}),
+    ];
+    for r in &yes {
+        assert!(belongs_to(r, "p1", base), "{r}");
+    }
+    let no = [
+        json!({"resourceType": "Condition", "subject": {"reference": "Patient/p2"}}),
+        json!({"resourceType": "Condition", "subject": {"reference": "Patient/p10"}}),
+        json!({"resourceType": "Condition", "subject": {"reference": "https://evil.example/fhir/Patient/p1"}}),
+        json!({"resourceType": "Condition", "subject": {"reference": "https://ehr.example/fhirX/Patient/p1"}}),
+        json!({"resourceType": "Condition", "subject": {"reference": "Group/p1"}}),
+        json!({"resourceType": "Observation", "code": {"text": "no subject"}}),
+        json!({"resourceType": "Observation", "subject": "Patient/p1"}),
+        json!({"resourceType": "Patient", "id": "p2"}),
+    ];
+    for r in &no {
+        assert!(!belongs_to(r, "p1", base), "{r}");
+    }
+}
+
+#[test]
+fn tags_prefer_loinc() {
+    let r = json!({"code": {"coding": [{"system": "urn:local", "code": "X"}, {"system": "http://loinc.org", "code": "4548-4"}]},
+        "category": [{"coding": [{"code": "laboratory"}]}]});
+    assert_eq!(tags(&r), (Some("4548-4".into()), Some("laboratory".into())));
+    assert_eq!(
+        tags(&json!({"vaccineCode": {"coding": [{"code": "08"}]}})),
+        (Some("08".into()), None)
+    );
+    assert_eq!(tags(&json!({"code": "odd"})), (None, None));
+}
