@@ -228,6 +228,11 @@ impl Accounts {
         &self.server_clock
     }
 
+    /// The host clock's time (Unix ms).
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_unix_ms()
+    }
+
     /// Drops every token from memory (the idle lock). The secure store still holds them.
     pub fn forget_secrets(&self) {
         self.locked.store(true, Ordering::SeqCst);

@@ -170,6 +170,25 @@ impl<'a> FhirClient<'a> {
         }
     }
 
+    /// The server's time at our `local_ms` (corrected by the skew its `Date` headers showed), less a second for
+    /// `Date`'s resolution, as a FHIR instant: the cursor of a search whose Bundle has no `meta.lastUpdated`.
+    pub fn server_instant_now(&self, local_ms: i64) -> Option<String> {
+        let ms = self
+            .accounts
+            .server_clock()
+            .server_now_ms(&self.base, local_ms)
+            .saturating_sub(1000);
+        let secs = ms.div_euclid(1000);
+        let (days, of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        Some(format!(
+            "{}T{:02}:{:02}:{:02}Z",
+            crate::context::date_from_unix_days(days),
+            of_day / 3600,
+            of_day % 3600 / 60,
+            of_day % 60
+        ))
+    }
+
     /// Allows `n` requests in flight at once (at least one).
     pub fn with_concurrency(mut self, n: usize) -> Self {
         self.permits = tokio::sync::Semaphore::new(n.max(1));
@@ -258,6 +277,12 @@ impl<'a> FhirClient<'a> {
                     continue;
                 }
                 Ok((status, headers, body)) if status.is_success() => {
+                    // The server's clock, for cursors of servers that do not stamp their Bundles.
+                    self.accounts.server_clock().observe(
+                        &self.base,
+                        crate::token::date_header_ms(headers),
+                        self.accounts.now_ms(),
+                    );
                     let content_type = headers
                         .get("content-type")
                         .and_then(|v| v.to_str().ok())

@@ -128,6 +128,17 @@ pub fn request_scope(wanted: &[DataCategory], syntax: ScopeSyntax) -> String {
             }
         }
     }
+    // The names of the doctors, places and medicines the records point to (read only: they are not the patient's
+    // record, and nothing searches them).
+    if wanted.iter().any(|c| *c != DataCategory::Demographics) {
+        for ty in crate::views::REFERENCED_TYPES {
+            let scope = match syntax {
+                ScopeSyntax::V2 => format!("patient/{ty}.r"),
+                ScopeSyntax::V1 => format!("patient/{ty}.read"),
+            };
+            parts.push(scope);
+        }
+    }
     parts.join(" ")
 }
 

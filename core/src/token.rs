@@ -150,7 +150,12 @@ pub fn sanitize_description(s: &str) -> Option<String> {
 
 /// The `Date` header of an answer, in Unix milliseconds.
 pub fn server_date_ms(resp: &Response) -> Option<i64> {
-    let raw = resp.headers.get("date")?.to_str().ok()?;
+    date_header_ms(&resp.headers)
+}
+
+/// The `Date` header among `headers`, in Unix milliseconds.
+pub fn date_header_ms(headers: &reqwest::header::HeaderMap) -> Option<i64> {
+    let raw = headers.get("date")?.to_str().ok()?;
     let t = httpdate::parse_http_date(raw).ok()?;
     let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
     i64::try_from(d.as_millis()).ok()

@@ -824,6 +824,29 @@ async fn every_granted_synthea_resource_shows_in_a_view() {
             t.1 += stored.len();
             t.2 += stored.intersection(&in_views).count();
         }
+        // References resolved (Synthea names no one in its references): every visit that points to a doctor or
+        // a place of care names them, every prescription its prescriber.
+        let visits = sdk.visits().unwrap();
+        let raw = sdk.resources(&account.id, "Encounter").unwrap();
+        let mut unnamed = Vec::new();
+        for r in &raw {
+            let v = visits.iter().find(|v| r["id"] == v.id.as_str()).unwrap();
+            let has_doctor = r["participant"][0]["individual"]["reference"].is_string();
+            let has_place = r["serviceProvider"]["reference"].is_string()
+                || r["location"][0]["location"]["reference"].is_string();
+            if (has_doctor && v.provider.is_none()) || (has_place && v.location_or_org.is_none()) {
+                unnamed.push(v.id.clone());
+            }
+        }
+        assert!(
+            !visits.is_empty() && unnamed.is_empty(),
+            "{patient}: visits that do not name their doctor or place: {unnamed:?}"
+        );
+        let meds = sdk.medications().unwrap();
+        assert!(
+            meds.iter().all(|m| m.prescriber.is_some()),
+            "{patient}: every prescription names its prescriber"
+        );
         // Smoking status, which Synthea files under "survey", shows as social history.
         let social = sdk.social_history().unwrap();
         if social

@@ -85,6 +85,16 @@ impl Admin {
         self.shared.refresh_tokens.store(on, Ordering::SeqCst);
     }
 
+    /// Whether search Bundles carry `meta.lastUpdated` (off: clients must keep their cursor another way).
+    pub fn set_bundle_last_updated(&self, on: bool) {
+        self.shared.bundle_last_updated.store(on, Ordering::SeqCst);
+    }
+
+    /// Whether the SMART configuration advertises SMART v2 scopes (off: clients ask in v1 syntax, whole types).
+    pub fn set_permission_v2(&self, on: bool) {
+        self.shared.permission_v2.store(on, Ordering::SeqCst);
+    }
+
     /// Turns the Epic-style "Observation searches need a category" rule on or off.
     pub fn set_category_rule(&self, on: bool) {
         self.shared.category_rule.store(on, Ordering::SeqCst);

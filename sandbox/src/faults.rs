@@ -142,12 +142,22 @@ impl Faults {
     }
 
     /// The faults for one request: an optional latency and an optional failure.
-    fn decide(&self, path: &str) -> (u64, Option<FaultKind>) {
+    /// A scripted fault's `path_prefix` with a `?` is matched against the path and its query string
+    /// (`/fhir/Observation?patient=p&_count=1000&category=sdoh` is matched by `/fhir/Observation?patient=p`).
+    fn decide(&self, path: &str, query: &str) -> (u64, Option<FaultKind>) {
         let mut inner = self.lock();
+        let with_query = format!("{path}?{query}");
+        let matches = |prefix: &str| {
+            if prefix.contains('?') {
+                with_query.starts_with(prefix)
+            } else {
+                path.starts_with(prefix)
+            }
+        };
         if let Some(i) = inner
             .scripted
             .iter()
-            .position(|f| path.starts_with(&f.path_prefix) && f.count > 0)
+            .position(|f| matches(&f.path_prefix) && f.count > 0)
         {
             let f = &mut inner.scripted[i];
             f.count -= 1;
@@ -225,7 +235,7 @@ pub async fn inject(State(s): State<Arc<Shared>>, req: Request, next: Next) -> R
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
     let start = started().elapsed();
-    let resp = inject_faults(&s, &path, req, next).await;
+    let resp = inject_faults(&s, &path, &query, req, next).await;
     let end = started().elapsed();
     let mut log = s.request_log.lock().unwrap_or_else(|e| e.into_inner());
     if log.len() >= REQUEST_LOG_CAP {
@@ -240,9 +250,9 @@ pub async fn inject(State(s): State<Arc<Shared>>, req: Request, next: Next) -> R
     resp
 }
 
-async fn inject_faults(s: &Shared, path: &str, req: Request, next: Next) -> Response {
+async fn inject_faults(s: &Shared, path: &str, query: &str, req: Request, next: Next) -> Response {
     let path = path.to_owned();
-    let (latency, fault) = s.faults.decide(&path);
+    let (latency, fault) = s.faults.decide(&path, query);
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }

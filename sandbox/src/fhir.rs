@@ -440,11 +440,21 @@ fn run_search(s: &Shared, ty: &str, headers: &HeaderMap, query: String) -> Respo
     let fhir = s.fhir_base();
     let mut body =
         String::with_capacity(rows.iter().map(|r| r.json.len() + 128).sum::<usize>() + 512);
+    let meta = if s
+        .bundle_last_updated
+        .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        format!(
+            ",\"meta\":{{\"lastUpdated\":\"{}\"}}",
+            clock::instant(s.clock.now())
+        )
+    } else {
+        String::new()
+    };
     let _ = write!(
         body,
-        "{{\"resourceType\":\"Bundle\",\"id\":\"{}\",\"meta\":{{\"lastUpdated\":\"{}\"}},\"type\":\"searchset\"",
+        "{{\"resourceType\":\"Bundle\",\"id\":\"{}\"{meta},\"type\":\"searchset\"",
         crate::oauth::random_token().get(..16).unwrap_or_default(),
-        clock::instant(s.clock.now())
     );
     if let Some(t) = total {
         let _ = write!(body, ",\"total\":{t}");

@@ -55,7 +55,7 @@ use tokio::sync::oneshot;
 
 pub use admin::Admin;
 pub use apps::{App, ClientAuth, DEMO_CLIENT_ID, Questionnaire};
-pub use faults::{FaultConfig, FaultKind, ScriptedFault};
+pub use faults::{FaultConfig, FaultKind, LoggedRequest, ScriptedFault};
 pub use robot::PortalRobot;
 
 /// How to run a sandbox.
@@ -151,6 +151,10 @@ pub struct Shared {
     /// Whether grants with `offline_access` get a refresh token (off: a server like plain OpenID Connect that
     /// drops it, for testing clients against grants that cannot renew themselves).
     pub refresh_tokens: AtomicBool,
+    /// Whether search Bundles carry `meta.lastUpdated` (off: a server that does not stamp them, as many do not).
+    pub bundle_last_updated: AtomicBool,
+    /// Whether the SMART configuration lists `permission-v2` (off: a server of SMART v1 scopes only).
+    pub permission_v2: AtomicBool,
 }
 
 /// Locks a mutex even if a panicking thread poisoned it: the data behind these locks stays consistent because
@@ -231,6 +235,8 @@ impl Sandbox {
             faults: faults::Faults::new(config.seed, config.faults.clone()),
             category_rule: AtomicBool::new(config.require_observation_category),
             refresh_tokens: AtomicBool::new(true),
+            bundle_last_updated: AtomicBool::new(true),
+            permission_v2: AtomicBool::new(true),
             config,
             store: Mutex::new(db),
             clock,

@@ -130,6 +130,23 @@ pub async fn smart_configuration(State(s): State<Arc<Shared>>) -> Response {
     }
     scopes.push("patient/*.read".into());
     scopes.push("patient/*.rs".into());
+    let mut capabilities = vec![
+        "launch-standalone",
+        "client-public",
+        "client-confidential-symmetric",
+        "client-confidential-asymmetric",
+        "context-standalone-patient",
+        "context-passthrough-banner",
+        "permission-patient",
+        "permission-offline",
+        "permission-online",
+        "permission-v1",
+        "sso-openid-connect",
+        "authorize-post",
+    ];
+    if s.permission_v2.load(std::sync::atomic::Ordering::SeqCst) {
+        capabilities.push("permission-v2");
+    }
     Json(json!({
         "issuer": fhir,
         "jwks_uri": format!("{base}/oauth2/jwks"),
@@ -147,11 +164,7 @@ pub async fn smart_configuration(State(s): State<Arc<Shared>>) -> Response {
         "response_types_supported": ["code"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
-        "capabilities": [
-            "launch-standalone", "client-public", "client-confidential-symmetric", "client-confidential-asymmetric",
-            "context-standalone-patient", "context-passthrough-banner", "permission-patient", "permission-offline",
-            "permission-online", "permission-v1", "permission-v2", "sso-openid-connect", "authorize-post",
-        ],
+        "capabilities": capabilities,
     }))
     .into_response()
 }

@@ -384,6 +384,10 @@ pub fn type_label(ty: &str) -> &str {
         "ServiceRequest" => "Orders and referrals",
         "Coverage" => "Insurance",
         "QuestionnaireResponse" => "Questionnaires you answered",
+        // One line for the four: what the records point to, so the app can name them.
+        "Practitioner" | "Organization" | "Location" | "Medication" => {
+            "Names of your care providers, places of care and medicines"
+        }
         other => other,
     }
 }

@@ -10,7 +10,20 @@ impl ChartLink {
     pub fn records<V: views::View>(&self) -> Result<Vec<V>> {
         let mut out = Vec::new();
         for (id, keys, label) in self.active_accounts()? {
-            let of_type = |ty: &str| self.store.of_type(&keys, &id, ty).map_err(storage);
+            // The names of the doctors, places and drugs this provider's records point to, filled into every
+            // reference that names no one before the view parses it.
+            let mut referenced = Vec::new();
+            for ty in views::REFERENCED_TYPES {
+                referenced.extend(self.store.of_type(&keys, &id, ty).map_err(storage)?);
+            }
+            let names = views::Names::from_resources(&referenced);
+            let of_type = |ty: &str| -> Result<Vec<Value>> {
+                let mut list = self.store.of_type(&keys, &id, ty).map_err(storage)?;
+                for r in &mut list {
+                    names.fill(r, &label);
+                }
+                Ok(list)
+            };
             let mut related = views::Related::default();
             for ty in V::RELATED {
                 related.insert(ty, of_type(ty)?);

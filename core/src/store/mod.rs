@@ -154,6 +154,10 @@ pub struct QueryState {
     pub resume_url: Option<String>,
     pub pass: i64,
     pub full_pass_done: bool,
+    /// What the last run ended with (saved by [`Store::set_query_state`]'s `error`): the reason of a failure, or
+    /// one of sync's marks (a search the server does not support, an Observation search that needs a category).
+    /// Holds no health data.
+    pub last_error: Option<String>,
 }
 
 /// The database.

@@ -169,6 +169,16 @@ impl Store {
         )))
     }
 
+    /// Whether a resource is stored (without decrypting it).
+    pub fn contains(&self, keys: &AccountKeys, account: &str, ty: &str, id: &str) -> Result<bool> {
+        let n: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM resources WHERE account = ? AND type = ? AND id_tag = ?",
+            params![account, ty, keys.tag(id)],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    }
+
     /// Whether a document's content is stored.
     pub fn has_binary(&self, keys: &AccountKeys, account: &str, id: &str) -> Result<bool> {
         let n: i64 = self.conn().query_row(
@@ -297,15 +307,16 @@ impl Store {
         Ok(self.decrypt_rows(keys, account, rows)?.pop())
     }
 
-    /// (type, id, versionId) of every stored resource of an account, sorted: what tests compare with the server.
-    /// Decrypts every row.
+    /// (type, id, versionId) of every stored resource of an account's record, sorted: what tests compare with the
+    /// server. The referenced resources kept for their names (a visit's doctor) are not part of it. Decrypts every
+    /// row.
     pub fn inventory(
         &self,
         keys: &AccountKeys,
         account: &str,
     ) -> Result<Vec<(String, String, Option<String>)>> {
         let rows = self.select(
-            "SELECT type, id_tag, nonce, payload FROM resources WHERE account = ?",
+            "SELECT type, id_tag, nonce, payload FROM resources WHERE account = ? AND query NOT LIKE 'ref:%'",
             &[&account],
         )?;
         let mut out: Vec<(String, String, Option<String>)> = self

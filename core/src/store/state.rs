@@ -17,16 +17,18 @@ impl Store {
             Option<Vec<u8>>,
             i64,
             bool,
+            Option<String>,
         );
         let raw: Option<Raw> = self
             .conn()
             .query_row(
-                "SELECT since, pending_since, resume_nonce, resume_sealed, pass, full_pass_done FROM sync_queries WHERE account = ? AND query = ?",
+                "SELECT since, pending_since, resume_nonce, resume_sealed, pass, full_pass_done, last_error FROM sync_queries WHERE account = ? AND query = ?",
                 params![account, query],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
             )
             .optional()?;
-        let Some((since, pending_since, nonce, sealed, pass, full_pass_done)) = raw else {
+        let Some((since, pending_since, nonce, sealed, pass, full_pass_done, last_error)) = raw
+        else {
             return Ok(QueryState::default());
         };
         // An unreadable resume link just means starting the query over.
@@ -43,6 +45,7 @@ impl Store {
             resume_url,
             pass,
             full_pass_done,
+            last_error,
         })
     }
 

@@ -1,5 +1,6 @@
 //! Whose data it is: the patient-compartment check, and the consent withdrawn since the last full pass.
 
+use super::plan::covered;
 use super::*;
 
 /// On a full pass: removes the data of every query the grant no longer covers (a category the patient unticked,
@@ -8,15 +9,10 @@ use super::*;
 pub(super) fn withdraw_ungranted(
     ctx: &SyncContext<'_>,
     account: &LinkedAccount,
-    options: &SyncOptions,
     report: &mut SyncReport,
 ) -> Result<()> {
-    let granted: Vec<String> = plan(account, &ServerSupport::default(), options.page_size)
-        .into_iter()
-        .map(|q| q.key)
-        .collect();
     for key in ctx.store.query_keys(&account.id).map_err(storage)? {
-        if granted.contains(&key) {
+        if covered(account, &key) {
             continue;
         }
         let gone = ctx

@@ -19,7 +19,7 @@
 //! - Token trouble stops the sync with its own error (revoked, re-link needed, transient); whether access is
 //!   revoked is decided by [`crate::account`], never here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
@@ -38,11 +38,15 @@ use crate::store::{AccountKeys, Change, Incoming, QueryState, Store, StoreError}
 mod compartment;
 mod plan;
 mod query;
+mod references;
 
 pub use compartment::belongs_to;
 use compartment::withdraw_ungranted;
 use plan::longest_first;
-pub use plan::{PlannedQuery, SEARCHED_TYPES, ServerSupport, plan};
+pub use plan::{
+    Learned, NEEDS_CATEGORY, NOT_PERMITTED, PlannedQuery, REFERENCED, SEARCHED_TYPES,
+    ServerSupport, UNSUPPORTED, plan,
+};
 pub use query::FALLBACK_PAGE_SIZE;
 use query::run_query;
 
@@ -175,12 +179,12 @@ pub async fn sync_account(
         Err(FhirError::Cancelled) => return Err(Error::Locked),
         Err(_) => ServerSupport::default(),
     };
-    let queries = plan(account, &support, options.page_size);
+    let learned = Learned::load(ctx.store, keys, &account.id).map_err(storage)?;
     let (mut pass, last_full) = ctx.store.account_state(&account.id).map_err(storage)?;
     let due = last_full.is_none_or(|t| ctx.now_ms - t >= options.full_pass_every_ms);
     // A full pass in progress (cut off earlier) goes on with the same pass number.
     let mut interrupted_full = false;
-    for q in &queries {
+    for q in &plan(account, &support, options.page_size, &learned, true) {
         let st = ctx
             .store
             .query_state(keys, &account.id, &q.key)
@@ -190,6 +194,7 @@ pub async fn sync_account(
         }
     }
     let full = options.force_full || due || interrupted_full;
+    let mut queries = plan(account, &support, options.page_size, &learned, full);
     if full && !ctx.store.check_integrity().map_err(storage)? {
         return Err(Error::Storage(
             "the local database is damaged; it is rebuilt from the provider at the next start"
@@ -208,76 +213,46 @@ pub async fn sync_account(
         ..Default::default()
     };
     if full {
-        withdraw_ungranted(ctx, account, options, &mut report)?;
+        withdraw_ungranted(ctx, account, &mut report)?;
     }
-    // Independent queries run concurrently over the one connection pool (at most `options.concurrency` in flight
-    // to this server); the pages of one query stay in order, each written in its own transaction through the
-    // store's single writer. The first query that meets a token, lock or storage failure stops the others from
-    // starting; those in flight stop at their next request.
-    let total = queries.len();
-    let done = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    let progress = Mutex::new(progress);
-    let emit = |p: SyncProgress| {
-        let mut f = progress.lock().unwrap_or_else(|e| e.into_inner());
-        (*f)(p);
+    let wave = Wave {
+        ctx,
+        fhir: &fhir,
+        account,
+        keys,
+        pass,
+        full,
+        support: &support,
+        options,
+        progress: Mutex::new(progress),
+        done: AtomicUsize::new(0),
+        stop: AtomicBool::new(false),
+        cancelled,
+        refs: Mutex::new(BTreeSet::new()),
     };
-    let outcomes: Vec<(usize, SyncReport, std::result::Result<(), FhirError>)> =
-        futures_util::stream::iter(longest_first(&queries))
-            .map(|i| {
-                let (fhir, support, stop, done, emit) = (&fhir, &support, &stop, &done, &emit);
-                let q = &queries[i];
-                async move {
-                    let mut part = SyncReport::default();
-                    // The idle lock stops the sync between queries too (each query's position is saved).
-                    if stop.load(Ordering::SeqCst) || cancelled() {
-                        return (i, part, Err(FhirError::Cancelled));
-                    }
-                    let outcome = run_query(
-                        ctx,
-                        fhir,
-                        account,
-                        keys,
-                        q,
-                        pass,
-                        full,
-                        support,
-                        options,
-                        &mut part,
-                        &mut |pages, resources| {
-                            emit(SyncProgress {
-                                account_id: account.id.clone(),
-                                query: q.key.clone(),
-                                pages,
-                                resources,
-                                queries_done: done.load(Ordering::SeqCst),
-                                queries_total: total,
-                            })
-                        },
-                    )
-                    .await;
-                    if matches!(
-                        outcome,
-                        Err(FhirError::Token(_) | FhirError::Local(_) | FhirError::Cancelled)
-                    ) {
-                        stop.store(true, Ordering::SeqCst);
-                    }
-                    let finished = done.fetch_add(1, Ordering::SeqCst) + 1;
-                    emit(SyncProgress {
-                        account_id: account.id.clone(),
-                        query: q.key.clone(),
-                        pages: 0,
-                        resources: 0,
-                        queries_done: finished,
-                        queries_total: total,
-                    });
-                    (i, part, outcome)
-                }
-            })
-            .buffer_unordered(options.concurrency.max(1))
-            .collect()
-            .await;
-    let mut outcomes = outcomes;
+    let mut outcomes = wave.run(&queries, 0, queries.len()).await;
+    // A server that wants a category for every Observation search (a 400 to the search without one) is asked per
+    // category at once, and from now on.
+    let needs_category = outcomes.iter().any(|(i, _, o)| {
+        queries[*i].key == "Observation" && matches!(o, Err(FhirError::Status { status: 400, .. }))
+    });
+    if needs_category {
+        mark(ctx, keys, &account.id, "Observation", NEEDS_CATEGORY)?;
+        outcomes.retain(|(i, _, _)| queries[*i].key != "Observation");
+        let learned = Learned {
+            observation_needs_category: true,
+            ..learned.clone()
+        };
+        let fan_out: Vec<PlannedQuery> = plan(account, &support, options.page_size, &learned, full)
+            .into_iter()
+            .filter(|q| q.key.starts_with("Observation:"))
+            .collect();
+        let offset = queries.len();
+        queries.extend(fan_out);
+        let total = queries.len() - 1;
+        let more = wave.run(&queries[offset..], offset, total).await;
+        outcomes.extend(more);
+    }
     outcomes.sort_by_key(|(i, _, _)| *i);
     // A failure of the grant or the device ends the sync with its own error (revocation first: it decides).
     let fatal = outcomes
@@ -297,6 +272,27 @@ pub async fn sync_account(
     if let Some(e) = fatal {
         return Err(e);
     }
+    // The one search for every Observation, complete on a full pass: what the per-category searches of earlier
+    // syncs brought in and it did not see again is gone on the server.
+    let unfiltered_done = outcomes
+        .iter()
+        .any(|(i, _, o)| queries[*i].key == "Observation" && o.is_ok());
+    if full && unfiltered_done {
+        for key in ctx.store.query_keys(&account.id).map_err(storage)? {
+            if key.starts_with("Observation:") {
+                let gone = ctx
+                    .store
+                    .write(|tx| Store::forget_query(tx, &account.id, &key))
+                    .map_err(storage)?;
+                for ty in gone {
+                    report.per_type.entry(ty).or_default().deleted += 1;
+                }
+            }
+        }
+    }
+    // A 400 to one category's search while other queries work: a category this server does not know. Not a
+    // failure; remembered (see `Learned`). When nothing works, it is a failure like the others.
+    let server_works = outcomes.iter().any(|(_, _, o)| o.is_ok());
     // Failures that keep the full pass from counting as done (not those that would fail the same way again).
     let mut blocking = 0;
     for (i, part, outcome) in outcomes {
@@ -304,6 +300,21 @@ pub async fn sync_account(
         merge(&mut report, part);
         match outcome {
             Ok(()) => {}
+            Err(FhirError::Status { status: 400, .. })
+                if q.key.starts_with("Observation:") && server_works =>
+            {
+                tracing::debug!(target: "chartlink", query = %q.key, "the server does not support this search");
+            }
+            Err(e @ FhirError::Status { status: 400, .. }) if q.key.starts_with("Observation:") => {
+                // Not known to be unsupported after all: asked again next time.
+                mark(ctx, keys, &account.id, &q.key, &e.to_string())?;
+                blocking += 1;
+                report.failures.push(QueryFailure {
+                    query: q.key.clone(),
+                    not_granted: false,
+                    reason: e.to_string(),
+                });
+            }
             Err(_) if cancelled() => return Err(Error::Locked),
             Err(e) => {
                 let not_granted = e == FhirError::Forbidden;
@@ -331,6 +342,11 @@ pub async fn sync_account(
             }
         }
     }
+    // The names of the doctors, places and drugs the records point to. On a first full pass (not one resumed
+    // after a cut) every reference was seen, so the names no record points to any more go.
+    let found = std::mem::take(&mut *wave.refs.lock().unwrap_or_else(|e| e.into_inner()));
+    let reconcile = full && !interrupted_full && blocking == 0;
+    references::resolve(&wave, found, reconcile, &mut report).await?;
     let all_done = blocking == 0
         && report
             .failures
@@ -343,6 +359,112 @@ pub async fn sync_account(
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+type Outcome = (usize, SyncReport, std::result::Result<(), FhirError>);
+
+/// One round of queries of a sync, run concurrently.
+struct Wave<'s, 'c> {
+    ctx: &'s SyncContext<'c>,
+    fhir: &'s FhirClient<'s>,
+    account: &'s LinkedAccount,
+    keys: &'s AccountKeys,
+    pass: i64,
+    full: bool,
+    support: &'s ServerSupport,
+    options: &'s SyncOptions,
+    progress: Mutex<&'s mut (dyn FnMut(SyncProgress) + Send)>,
+    done: AtomicUsize,
+    stop: AtomicBool,
+    cancelled: &'s (dyn Fn() -> bool + Send + Sync),
+    /// The references to resolve (see [`references`]), gathered from the pages.
+    refs: Mutex<BTreeSet<(String, String)>>,
+}
+
+impl Wave<'_, '_> {
+    fn emit(&self, p: SyncProgress) {
+        let mut f = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        (*f)(p);
+    }
+
+    /// Runs `queries` (numbered from `offset` in the outcomes) over the one connection pool: at most
+    /// `options.concurrency` in flight to this server; the pages of one query stay in order, each written in its
+    /// own transaction through the store's single writer. The first query that meets a token, lock or storage
+    /// failure stops the others from starting; those in flight stop at their next request.
+    async fn run(&self, queries: &[PlannedQuery], offset: usize, total: usize) -> Vec<Outcome> {
+        futures_util::stream::iter(longest_first(queries))
+            .map(|i| {
+                let q = &queries[i];
+                async move {
+                    let mut part = SyncReport::default();
+                    // The idle lock stops the sync between queries too (each query's position is saved).
+                    if self.stop.load(Ordering::SeqCst) || (self.cancelled)() {
+                        return (offset + i, part, Err(FhirError::Cancelled));
+                    }
+                    let account_id = &self.account.id;
+                    let outcome = run_query(
+                        self.ctx,
+                        self.fhir,
+                        self.account,
+                        self.keys,
+                        q,
+                        self.pass,
+                        self.full,
+                        self.support,
+                        self.options,
+                        &mut part,
+                        &self.refs,
+                        &mut |pages, resources| {
+                            self.emit(SyncProgress {
+                                account_id: account_id.clone(),
+                                query: q.key.clone(),
+                                pages,
+                                resources,
+                                queries_done: self.done.load(Ordering::SeqCst),
+                                queries_total: total,
+                            })
+                        },
+                    )
+                    .await;
+                    if matches!(
+                        outcome,
+                        Err(FhirError::Token(_) | FhirError::Local(_) | FhirError::Cancelled)
+                    ) {
+                        self.stop.store(true, Ordering::SeqCst);
+                    }
+                    let finished = self.done.fetch_add(1, Ordering::SeqCst) + 1;
+                    self.emit(SyncProgress {
+                        account_id: account_id.clone(),
+                        query: q.key.clone(),
+                        pages: 0,
+                        resources: 0,
+                        queries_done: finished,
+                        queries_total: total,
+                    });
+                    (offset + i, part, outcome)
+                }
+            })
+            .buffer_unordered(self.options.concurrency.max(1))
+            .collect()
+            .await
+    }
+}
+
+/// Saves one of sync's marks on a query (see [`Learned`]), keeping the rest of its state.
+fn mark(
+    ctx: &SyncContext<'_>,
+    keys: &AccountKeys,
+    account: &str,
+    query: &str,
+    what: &str,
+) -> Result<()> {
+    let st = ctx
+        .store
+        .query_state(keys, account, query)
+        .map_err(storage)?;
+    ctx.store
+        .write(|tx| Store::set_query_state(tx, keys, account, query, &st, Some(what)))
+        .map_err(storage)
 }
 
 /// Adds one query's part of the report to the whole.

@@ -96,20 +96,93 @@ impl ServerSupport {
     }
 }
 
+/// What earlier syncs of an account learned about its server, kept in the query bookkeeping (`last_error` marks).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Learned {
+    /// The server answered 400 to an Observation search without a category (Epic does): fan out per category.
+    pub observation_needs_category: bool,
+    /// Queries the server answered 400 before any page (a category it does not know): skipped until the next full
+    /// pass, and not reported as failures.
+    pub unsupported: Vec<String>,
+}
+
+/// The mark of the unfiltered Observation query once the server asked for a category.
+pub const NEEDS_CATEGORY: &str = "needs-category";
+/// The mark of a query the server does not support (a 400 before any page).
+pub const UNSUPPORTED: &str = "unsupported-search";
+/// The mark of a query the server answered 403: not shared; it does not keep a full pass open.
+pub const NOT_PERMITTED: &str = "not-permitted";
+
+impl Learned {
+    /// Reads the marks from the store.
+    pub fn load(
+        store: &Store,
+        keys: &AccountKeys,
+        account: &str,
+    ) -> std::result::Result<Self, StoreError> {
+        let mut out = Self::default();
+        for key in store.query_keys(account)? {
+            let st = store.query_state(keys, account, &key)?;
+            match st.last_error.as_deref() {
+                Some(NEEDS_CATEGORY) if key == "Observation" => {
+                    out.observation_needs_category = true
+                }
+                Some(UNSUPPORTED) => out.unsupported.push(key),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Whether the grant lets resources of `ty` be read (a `.r`/`.read` scope for the type or `*`).
+pub(super) fn can_read(granted: &crate::scopes::GrantedScope, ty: &str) -> bool {
+    granted
+        .resources
+        .iter()
+        .any(|r| r.read && r.resource_type.as_deref().is_none_or(|t| t == ty))
+}
+
+/// Whether the grant still covers the data a query (by its key) brought in: what consent withdrawal checks.
+pub(super) fn covered(account: &LinkedAccount, key: &str) -> bool {
+    let granted = &account.granted;
+    let all_observations = || {
+        granted.can_search("Observation") && granted.searchable_categories("Observation").is_none()
+    };
+    match key.split_once(':') {
+        Some(("Observation", c)) => {
+            granted.can_search("Observation")
+                && granted
+                    .searchable_categories("Observation")
+                    .is_none_or(|cs| cs.iter().any(|x| x == c))
+        }
+        Some((REFERENCED, ty)) => can_read(granted, ty),
+        Some(_) => false,
+        None if key == "Patient" => can_read(granted, "Patient"),
+        None if key == "Observation" => all_observations(),
+        None => granted.can_search(key),
+    }
+}
+
+/// The prefix of the keys under which referenced resources (a visit's doctor, a prescription's drug) are kept.
+pub const REFERENCED: &str = "ref";
+
 /// Plans the queries of an account: nothing the patient did not grant, nothing the server does not offer.
+///
+/// Observations: one search without a category when the grant covers every category (it also finds the
+/// uncategorised ones and every spelling); per category when the grant names categories, or when the server asked
+/// for one (see [`Learned`]). Queries the server does not support are skipped, except on a full pass.
 pub fn plan(
     account: &LinkedAccount,
     support: &ServerSupport,
     page_size: usize,
+    learned: &Learned,
+    full: bool,
 ) -> Vec<PlannedQuery> {
     let pid = url_encode(&account.patient_id);
     let granted = &account.granted;
     let mut out = Vec::new();
-    let patient_readable = granted
-        .resources
-        .iter()
-        .any(|r| r.read && r.resource_type.as_deref().is_none_or(|t| t == "Patient"));
-    if patient_readable {
+    if can_read(granted, "Patient") {
         out.push(PlannedQuery {
             key: "Patient".into(),
             resource_type: "Patient".into(),
@@ -123,12 +196,22 @@ pub fn plan(
         }
         let base = format!("{ty}?patient={pid}&_count={page_size}");
         if ty == "Observation" {
-            let categories = granted.searchable_categories(ty).unwrap_or_else(|| {
-                OBSERVATION_CATEGORIES
+            let categories = match granted.searchable_categories(ty) {
+                Some(list) => list,
+                None if learned.observation_needs_category => OBSERVATION_CATEGORIES
                     .iter()
                     .map(|c| (*c).to_owned())
-                    .collect()
-            });
+                    .collect(),
+                None => {
+                    out.push(PlannedQuery {
+                        key: ty.into(),
+                        resource_type: ty.into(),
+                        path: base,
+                        read: false,
+                    });
+                    continue;
+                }
+            };
             for c in categories {
                 out.push(PlannedQuery {
                     key: format!("Observation:{c}"),
@@ -146,6 +229,9 @@ pub fn plan(
             });
         }
     }
+    if !full {
+        out.retain(|q| !learned.unsupported.contains(&q.key));
+    }
     out
 }
 
@@ -158,7 +244,7 @@ pub(super) fn url_encode(s: &str) -> String {
 /// the short queries fill the other slots around it.
 pub(super) fn longest_first(queries: &[PlannedQuery]) -> Vec<usize> {
     let rank = |q: &PlannedQuery| match q.key.as_str() {
-        "Observation:laboratory" => 0,
+        "Observation:laboratory" | "Observation" => 0,
         "Observation:vital-signs" => 1,
         "DocumentReference" => 2,
         "Encounter" => 3,

@@ -34,6 +34,7 @@ pub(super) async fn run_query(
     support: &ServerSupport,
     options: &SyncOptions,
     report: &mut SyncReport,
+    refs: &Mutex<BTreeSet<(String, String)>>,
     progress: &mut (dyn FnMut(usize, usize) + Send),
 ) -> std::result::Result<(), FhirError> {
     let store = ctx.store;
@@ -53,6 +54,14 @@ pub(super) async fn run_query(
         }
         let changed = store.write(|tx| {
             let c = upsert(tx, keys, id, &q.key, pass, &resource)?;
+            if full || c != Change::Unchanged {
+                let mut found = refs.lock().unwrap_or_else(|e| e.into_inner());
+                crate::views::unnamed_references(
+                    &resource,
+                    account.server.fhir_base.as_str(),
+                    &mut found,
+                );
+            }
             let done = QueryState {
                 pass,
                 full_pass_done: full || state.full_pass_done,
@@ -84,6 +93,7 @@ pub(super) async fn run_query(
     let was_done = state.full_pass_done && state.pass == pass;
     state.pass = pass;
     state.full_pass_done = !full && was_done;
+    let started_at = fhir.server_instant_now(ctx.now_ms);
     let mut pages = 0;
     let mut resources = 0;
     let mut refused = 0;
@@ -97,7 +107,12 @@ pub(super) async fn run_query(
             .pages(first.clone(), options.max_pages, |bundle, next| {
                 pages += 1;
                 if state.pending_since.is_none() {
-                    state.pending_since = bundle["meta"]["lastUpdated"].as_str().map(str::to_owned);
+                    // The server's time of the first page: its Bundle's lastUpdated, else the time the run
+                    // started by the server's clock (our clock corrected by the skew its `Date` headers show).
+                    state.pending_since = bundle["meta"]["lastUpdated"]
+                        .as_str()
+                        .map(str::to_owned)
+                        .or_else(|| started_at.clone());
                 }
                 let entries = bundle["entry"]
                     .as_array()
@@ -117,7 +132,14 @@ pub(super) async fn run_query(
                                 refused += 1;
                                 continue;
                             }
-                            changes.push(upsert(tx, keys, id, &q.key, pass, r)?);
+                            let c = upsert(tx, keys, id, &q.key, pass, r)?;
+                            // On a full pass every record's references (to refresh their names); else only
+                            // those of new and changed records.
+                            if full || c != Change::Unchanged {
+                                let mut found = refs.lock().unwrap_or_else(|e| e.into_inner());
+                                crate::views::unnamed_references(r, base, &mut found);
+                            }
+                            changes.push(c);
                         }
                         state.resume_url = next.map(|u| u.to_string());
                         Store::set_query_state(tx, keys, id, &q.key, &state, None)
@@ -146,6 +168,30 @@ pub(super) async fn run_query(
     };
     report.resources_seen += resources;
     report.refused += refused;
+    if let Err(FhirError::Status { status: 400, .. }) = &result
+        && pages == 0
+        && !resuming
+        && q.key.starts_with("Observation:")
+    {
+        // A category this server does not know (when other queries work: see `sync_account`): nothing to fetch,
+        // asked again at the next full pass. Nothing is left to do in this pass either.
+        state.resume_url = None;
+        state.full_pass_done = true;
+        store
+            .write(|tx| Store::set_query_state(tx, keys, id, &q.key, &state, Some(UNSUPPORTED)))
+            .map_err(err)?;
+        return result.map(|_| ());
+    }
+    if let Err(FhirError::Forbidden) = result {
+        // Not shared (the caller removes its data on a full pass). It does not keep the full pass open: a query
+        // that is always refused must not make every later sync a full one: nothing is left to do in this pass.
+        state.resume_url = None;
+        state.full_pass_done = true;
+        store
+            .write(|tx| Store::set_query_state(tx, keys, id, &q.key, &state, Some(NOT_PERMITTED)))
+            .map_err(err)?;
+        return Err(FhirError::Forbidden);
+    }
     if let Err(e @ (FhirError::TooManyPages(_) | FhirError::PagingLoop)) = result {
         // A runaway server: keep what arrived, drop the position (resuming would go on forever) and ask only for
         // changes from now on; the next full pass tries the whole query once more.

@@ -41,12 +41,24 @@ fn the_plan_follows_the_grant() {
     let a = account(
         "launch/patient patient/Patient.rs patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory patient/Condition.rs",
     );
-    let keys: Vec<String> = plan(&a, &ServerSupport::default(), 50)
-        .into_iter()
-        .map(|q| q.key)
-        .collect();
+    let keys: Vec<String> = plan(
+        &a,
+        &ServerSupport::default(),
+        50,
+        &Learned::default(),
+        false,
+    )
+    .into_iter()
+    .map(|q| q.key)
+    .collect();
     assert_eq!(keys, ["Patient", "Condition", "Observation:laboratory"]);
-    let q = plan(&a, &ServerSupport::default(), 50);
+    let q = plan(
+        &a,
+        &ServerSupport::default(),
+        50,
+        &Learned::default(),
+        false,
+    );
     assert_eq!(q[1].path, "Condition?patient=p+1&_count=50");
     assert_eq!(
         q[2].path,
@@ -55,16 +67,38 @@ fn the_plan_follows_the_grant() {
 }
 
 #[test]
-fn unfiltered_observations_fan_out_per_category_and_unsupported_types_are_skipped() {
+fn every_observation_in_one_search_unless_the_server_wants_a_category_and_unsupported_types_are_skipped()
+ {
     let a = account("patient/*.read");
     let cs = json!({"rest": [{"resource": [{"type": "Patient"}, {"type": "Observation", "searchParam": [{"name": "_lastUpdated"}]}]}]});
     let support = ServerSupport::from_capability_statement(&cs);
-    let keys: Vec<String> = plan(&a, &support, 50).into_iter().map(|q| q.key).collect();
-    assert_eq!(keys.len(), 1 + OBSERVATION_CATEGORIES.len());
+    let keys = |learned: &Learned, full: bool| -> Vec<String> {
+        plan(&a, &support, 50, learned, full)
+            .into_iter()
+            .map(|q| q.key)
+            .collect()
+    };
+    // The grant covers every Observation: one search (it finds the uncategorised ones and every spelling too).
+    assert_eq!(keys(&Learned::default(), false), ["Patient", "Observation"]);
+    // The server answered 400 to it once: one search per category from then on.
+    let epic = Learned {
+        observation_needs_category: true,
+        ..Learned::default()
+    };
+    let fan_out = keys(&epic, false);
+    assert_eq!(fan_out.len(), 1 + OBSERVATION_CATEGORIES.len());
     assert!(
-        keys.iter()
+        fan_out
+            .iter()
             .all(|k| k == "Patient" || k.starts_with("Observation:"))
     );
+    // A category the server does not support is skipped, except on a full pass (it may support it by then).
+    let partial = Learned {
+        unsupported: vec!["Observation:sdoh".into()],
+        ..epic
+    };
+    assert!(!keys(&partial, false).contains(&"Observation:sdoh".to_owned()));
+    assert!(keys(&partial, true).contains(&"Observation:sdoh".to_owned()));
     assert_eq!(support.last_updated, ["Observation"]);
 }
 
