@@ -111,38 +111,6 @@ pub fn for_account(
     }
 }
 
-/// Merges the contexts of one person linked at several providers (same user, same name and birth date).
-pub fn merge(contexts: Vec<PatientContext>) -> Vec<PatientContext> {
-    let mut out: Vec<PatientContext> = Vec::new();
-    for c in contexts {
-        let same = |o: &PatientContext| {
-            c.name.is_some()
-                && c.birth_date.is_some()
-                && o.name.as_deref().map(fold) == c.name.as_deref().map(fold)
-                && o.birth_date == c.birth_date
-                && o.user_subject == c.user_subject
-                && !o.providers.iter().any(|p| c.providers.contains(p))
-        };
-        match out.iter_mut().find(|o| same(o)) {
-            Some(o) => {
-                o.account_ids.extend(c.account_ids);
-                o.providers.extend(c.providers);
-                o.revoked &= c.revoked;
-                o.restricted |= c.restricted;
-            }
-            None => out.push(c),
-        }
-    }
-    out
-}
-
-fn fold(s: &str) -> String {
-    s.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase()
-}
-
 /// "Given Family" from a Patient's official (or first) name.
 pub fn display_name(patient: &Value) -> Option<String> {
     let names = patient["name"].as_array()?;

@@ -36,6 +36,7 @@ pub mod http;
 pub mod jose;
 pub mod link;
 pub mod lock;
+pub mod merge;
 pub mod scopes;
 pub mod secret;
 pub mod store;
@@ -59,6 +60,7 @@ pub use host::{
 };
 pub use link::AuthorizationRequest;
 pub use lock::{LockConfig, LockEvent, LockReason};
+pub use merge::{MergeReason, MergeSuggestion};
 pub use scopes::DataCategory;
 pub use secret::Secret;
 pub use store::StoreNotice;

@@ -450,6 +450,18 @@ async fn one_person_at_two_providers_is_one_patient_whose_records_keep_their_sou
             .await
             .unwrap();
     }
+    // Never merged on a guess (the OpenID subjects are issuer-specific, here they are even equal): suggested from
+    // the records, merged once the user confirms.
+    let before = sdk.patients().unwrap();
+    assert_eq!(before.len(), 2, "not merged before the user says so");
+    let suggestions = sdk.merge_suggestions().unwrap();
+    assert_eq!(suggestions.len(), 1, "{suggestions:?}");
+    let merged = sdk.confirm_merge(&suggestions[0].context_ids).unwrap();
+    assert_eq!(merged.account_ids.len(), 2);
+    assert!(
+        sdk.merge_suggestions().unwrap().is_empty(),
+        "merged already"
+    );
     let patients = sdk.patients().unwrap();
     assert_eq!(patients.len(), 1, "one person, linked twice");
     assert_eq!(patients[0].account_ids.len(), 2);
@@ -469,6 +481,9 @@ async fn one_person_at_two_providers_is_one_patient_whose_records_keep_their_sou
         .filter(|i| i.source.as_deref() == Some(a.fhir_base().as_str()))
         .count();
     assert_eq!(immunizations.len(), 2 * per_provider);
+    // Undone: two patients again, each with its own record.
+    sdk.split_patient(&patients[0].id).unwrap();
+    assert_eq!(sdk.patients().unwrap().len(), 2);
     a.shutdown().await;
     b.shutdown().await;
 }

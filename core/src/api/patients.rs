@@ -20,7 +20,68 @@ impl ChartLink {
                 .map_err(storage)?;
             contexts.push(context::for_account(&a, patient.as_ref(), &today));
         }
-        Ok(context::merge(contexts))
+        Ok(merge::apply(contexts, &self.merges()?))
+    }
+
+    /// The groups of accounts the user confirmed are one person.
+    fn merges(&self) -> Result<Vec<Vec<String>>> {
+        merge::load(self.host.secure_store.as_ref())
+    }
+
+    /// Patients linked at different providers who look like one person (a shared identifier, or the same name,
+    /// birth date and sex), for the host to ask the user about. Nothing is merged until
+    /// [`ChartLink::confirm_merge`].
+    pub fn merge_suggestions(&self) -> Result<Vec<merge::MergeSuggestion>> {
+        self.guard()?;
+        let mut with_records = Vec::new();
+        for p in self.patients()? {
+            let mut resources = Vec::new();
+            for id in &p.account_ids {
+                let account = self.accounts.get(id)?;
+                let keys = self.account_keys(id)?;
+                if let Some(r) = self
+                    .store
+                    .get(&keys, id, "Patient", &account.patient_id)
+                    .map_err(storage)?
+                {
+                    resources.push(r);
+                }
+            }
+            with_records.push((p, resources));
+        }
+        Ok(merge::suggest(&with_records))
+    }
+
+    /// Shows the patients `context_ids` as one person from now on (the user confirmed it): one patient whose
+    /// records keep their providers. Returns the merged patient.
+    pub fn confirm_merge(&self, context_ids: &[String]) -> Result<PatientContext> {
+        let patients = self.patients()?;
+        let mut accounts = Vec::new();
+        for id in context_ids {
+            let p = patients
+                .iter()
+                .find(|p| &p.id == id || p.account_ids.contains(id))
+                .ok_or_else(|| Error::InvalidInput("no such patient".into()))?;
+            accounts.extend(p.account_ids.iter().cloned());
+        }
+        if accounts.len() < 2 {
+            return Err(Error::InvalidInput("a merge needs two patients".into()));
+        }
+        let mut groups = self.merges()?;
+        merge::join(&mut groups, &accounts);
+        merge::save(self.host.secure_store.as_ref(), &groups)?;
+        self.patients()?
+            .into_iter()
+            .find(|p| p.account_ids.contains(&accounts[0]))
+            .ok_or_else(|| Error::InvalidInput("no such patient".into()))
+    }
+
+    /// Undoes a merge: the patient's accounts are shown as separate patients again.
+    pub fn split_patient(&self, context_id: &str) -> Result<()> {
+        self.guard()?;
+        let mut groups = self.merges()?;
+        groups.retain(|g| !g.iter().any(|a| a == context_id));
+        merge::save(self.host.secure_store.as_ref(), &groups)
     }
 
     /// The patient whose record the reads show.
@@ -61,7 +122,8 @@ impl ChartLink {
         // The context's accounts: the active account plus others merged with it (same person, other providers).
         let today = self.today();
         let accounts = self.accounts.list();
-        let contexts: Vec<PatientContext> = context::merge(
+        let groups = self.merges()?;
+        let contexts: Vec<PatientContext> = merge::apply(
             accounts
                 .iter()
                 .map(|a| {
@@ -74,6 +136,7 @@ impl ChartLink {
                     context::for_account(a, patient.as_ref(), &today)
                 })
                 .collect(),
+            &groups,
         );
         let ctx = contexts
             .into_iter()
