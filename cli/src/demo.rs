@@ -12,9 +12,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chartlink_cli::FileSecureStore;
 use chartlink_core::{
-    AppConfig, ChartLink, Event, EventListener, FileSecureStore, Host, LockConfig, PatientContext,
-    SyncOptions, SyncProgress, SystemClock,
+    AppConfig, ChartLink, Event, EventListener, Host, LockConfig, PatientContext, SyncOptions,
+    SyncProgress, SystemClock,
 };
 use chartlink_sandbox::{Config, PortalRobot, Sandbox};
 

@@ -24,8 +24,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chartlink_cli::FileSecureStore;
 use chartlink_core::directory::{self, CachedBundle, Directory};
-use chartlink_core::{AppConfig, ChartLink, Error, FileSecureStore, Host, LockConfig, SystemClock};
+use chartlink_core::{AppConfig, ChartLink, Error, Host, LockConfig, SystemClock};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 

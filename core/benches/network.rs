@@ -7,35 +7,23 @@
 //! median is reported). client-py runs when the test venv exists (`cargo xtask tools` makes it) or
 //! `CHARTLINK_PYTHON` names a Python with `fhirclient`.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::RobotBrowser;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use chartlink_core::{
-    AppConfig, AuthBrowser, BrowserError, ChartLink, Host, LockConfig, MemorySecureStore,
-    SyncOptions,
-};
+use chartlink_core::{AppConfig, ChartLink, Host, LockConfig, MemorySecureStore, SyncOptions};
 use chartlink_sandbox::{Config, FaultConfig, PortalRobot, Sandbox};
 
 const LARGE: usize = 10_000;
 
-struct Robot(PortalRobot);
-
-#[async_trait]
-impl AuthBrowser for Robot {
-    async fn authorize(&self, url: String, _r: String) -> Result<String, BrowserError> {
-        self.0
-            .authorize(&url)
-            .await
-            .map_err(|e| BrowserError::Failed(e.to_string()))
-    }
-}
-
 fn sdk() -> ChartLink {
     let host = Host {
-        browser: Some(Arc::new(Robot(PortalRobot::allowing(
+        browser: Some(Arc::new(RobotBrowser(PortalRobot::allowing(
             "large",
             "large-demo",
             None,

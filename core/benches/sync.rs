@@ -5,31 +5,20 @@
 //! The sandbox runs in a child process (this same binary, started with `CHARTLINK_BENCH_SANDBOX=1`), so the memory
 //! figure is the SDK's alone. Run with `cargo bench -p chartlink-core --bench sync`.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::RobotBrowser;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use chartlink_core::{
-    AppConfig, AuthBrowser, BrowserError, ChartLink, FileSecureStore, Host, LockConfig, SyncOptions,
-};
+use chartlink_core::{AppConfig, ChartLink, Host, LockConfig, MemorySecureStore, SyncOptions};
 use chartlink_sandbox::PortalRobot;
 use criterion::{BatchSize, Criterion, criterion_group};
 
 const LARGE: usize = 10_000;
-
-struct Robot(PortalRobot);
-
-#[async_trait]
-impl AuthBrowser for Robot {
-    async fn authorize(&self, url: String, _r: String) -> Result<String, BrowserError> {
-        self.0
-            .authorize(&url)
-            .await
-            .map_err(|e| BrowserError::Failed(e.to_string()))
-    }
-}
 
 /// The sandbox in a child process; returns it and its FHIR base.
 fn spawn_sandbox() -> (Child, String) {
@@ -69,9 +58,22 @@ fn sdk(dir: &std::path::Path) -> ChartLink {
 
 /// An SDK with a file-backed store in `dir`, linking through the scripted patient `robot`, with no idle lock.
 fn sdk_for(dir: &std::path::Path, robot: PortalRobot) -> ChartLink {
-    let secure = Arc::new(FileSecureStore::new(dir.join("keys")).expect("keys"));
+    // One secure store per data directory for the whole run, as a phone's Keychain outlives the app.
+    static STORES: std::sync::Mutex<Vec<(std::path::PathBuf, Arc<MemorySecureStore>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let secure = {
+        let mut stores = STORES.lock().expect("stores");
+        match stores.iter().find(|(d, _)| d == dir) {
+            Some((_, s)) => s.clone(),
+            None => {
+                let s = Arc::new(MemorySecureStore::default());
+                stores.push((dir.to_owned(), s.clone()));
+                s
+            }
+        }
+    };
     let host = Host {
-        browser: Some(Arc::new(Robot(robot))),
+        browser: Some(Arc::new(RobotBrowser(robot))),
         ..Host::new(secure)
     };
     let config = AppConfig {

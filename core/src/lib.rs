@@ -55,7 +55,7 @@ pub use context::{PatientContext, Relation};
 pub use discovery::{ScopeSyntax, ServerInfo};
 pub use error::{Error, Result};
 pub use host::{
-    AuthBrowser, BrowserError, Clock, FileSecureStore, ManualClock, MemorySecureStore, SecureStore,
+    AuthBrowser, BrowserError, Clock, ManualClock, MemorySecureStore, SecureStore,
     SecureStoreError, SystemClock,
 };
 pub use link::AuthorizationRequest;

@@ -4,29 +4,18 @@
 //! A property test runs random interleavings of switch, sync, read, lock, unlock and revoke over 10,000 steps.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::RobotQueue;
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
 use chartlink_core::fhir::RetryPolicy;
 use chartlink_core::{
-    AppConfig, AuthBrowser, BrowserError, ChartLink, Error, Event, EventListener, Host, LockConfig,
-    LockReason, ManualClock, MemorySecureStore, Relation, RevocationPolicy, SyncOptions,
+    AppConfig, ChartLink, Error, Event, EventListener, Host, LockConfig, LockReason, ManualClock,
+    MemorySecureStore, Relation, RevocationPolicy, SyncOptions,
 };
 use chartlink_sandbox::{Config, PortalRobot, Sandbox};
 use serde_json::Value;
-
-struct Robots(Mutex<Vec<PortalRobot>>);
-
-#[async_trait]
-impl AuthBrowser for Robots {
-    async fn authorize(&self, url: String, _redirect_uri: String) -> Result<String, BrowserError> {
-        let robot = self.0.lock().unwrap().remove(0);
-        robot
-            .authorize(&url)
-            .await
-            .map_err(|e| BrowserError::Failed(e.to_string()))
-    }
-}
 
 #[derive(Default)]
 struct Recorder(Mutex<Vec<Event>>);
@@ -70,7 +59,7 @@ async fn family(sb: &Sandbox, user: &str, patients: &[&str], policy: RevocationP
     let events = Arc::new(Recorder::default());
     let host = Host {
         secure_store: Arc::new(MemorySecureStore::default()),
-        browser: Some(Arc::new(Robots(Mutex::new(robots)))),
+        browser: Some(Arc::new(RobotQueue(Mutex::new(robots)))),
         clock: clock.clone(),
         listener: Some(events.clone()),
     };
@@ -361,11 +350,9 @@ async fn the_lock_stops_a_running_sync_which_resumes_after_unlock() {
     let sdk = {
         let host = Host {
             secure_store: Arc::new(MemorySecureStore::default()),
-            browser: Some(Arc::new(Robots(Mutex::new(vec![PortalRobot::allowing(
-                "daniel",
-                "daniel-demo",
-                Some("daniel-chen"),
-            )])))),
+            browser: Some(Arc::new(RobotQueue(Mutex::new(vec![
+                PortalRobot::allowing("daniel", "daniel-demo", Some("daniel-chen")),
+            ])))),
             clock: f.clock.clone(),
             listener: None,
         };
@@ -435,7 +422,7 @@ async fn one_person_at_two_providers_is_one_patient_whose_records_keep_their_sou
     ];
     let host = Host {
         secure_store: Arc::new(MemorySecureStore::default()),
-        browser: Some(Arc::new(Robots(Mutex::new(robots)))),
+        browser: Some(Arc::new(RobotQueue(Mutex::new(robots)))),
         clock: Arc::new(ManualClock::new()),
         listener: None,
     };

@@ -15,33 +15,23 @@
 //! report shows every failing seed rather than only the first).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::RobotBrowser;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chartlink_core::fhir::RetryPolicy;
 use chartlink_core::sync::SyncOptions;
 use chartlink_core::{
-    AccountStatus, AppConfig, AuthBrowser, BrowserError, ChartLink, ClientAuth, DataCategory,
-    Error, Host, ManualClock, MemorySecureStore,
+    AccountStatus, AppConfig, ChartLink, ClientAuth, DataCategory, Error, Host, ManualClock,
+    MemorySecureStore,
 };
 use chartlink_sandbox::{Config, FaultConfig, FaultKind, PortalRobot, Sandbox, ScriptedFault};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 const PATIENT: &str = "leo-garcia";
-
-struct RobotBrowser(PortalRobot);
-
-#[async_trait]
-impl AuthBrowser for RobotBrowser {
-    async fn authorize(&self, url: String, _redirect_uri: String) -> Result<String, BrowserError> {
-        self.0
-            .authorize(&url)
-            .await
-            .map_err(|e| BrowserError::Failed(e.to_string()))
-    }
-}
 
 fn sdk(clock: Arc<ManualClock>) -> ChartLink {
     let host = Host {

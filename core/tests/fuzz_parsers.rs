@@ -17,10 +17,12 @@
 //! cases of every test (each test's default keeps it to seconds in a debug build).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::RobotBrowser;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chartlink_core::account::{Accounts, Tokens};
 use chartlink_core::discovery::{DiscoveryError, ScopeSyntax, ServerInfo, discover};
 use chartlink_core::fhir::RetryPolicy;
@@ -31,8 +33,8 @@ use chartlink_core::store::{AccountKeys, Store};
 use chartlink_core::sync::{SyncContext, SyncOptions, sync_account};
 use chartlink_core::views;
 use chartlink_core::{
-    AccountStatus, AppConfig, AuthBrowser, BrowserError, ChartLink, Error, Host, LinkedAccount,
-    ManualClock, MemorySecureStore, Secret,
+    AccountStatus, AppConfig, ChartLink, Error, Host, LinkedAccount, ManualClock,
+    MemorySecureStore, Secret,
 };
 use chartlink_sandbox::{Config, FaultKind, PortalRobot, Sandbox, ScriptedFault};
 use proptest::prelude::*;
@@ -619,18 +621,6 @@ proptest! {
             }
             Err(_) => {}
         }
-    }
-}
-
-struct RobotBrowser(PortalRobot);
-
-#[async_trait]
-impl AuthBrowser for RobotBrowser {
-    async fn authorize(&self, url: String, _redirect_uri: String) -> Result<String, BrowserError> {
-        self.0
-            .authorize(&url)
-            .await
-            .map_err(|e| BrowserError::Failed(e.to_string()))
     }
 }
 

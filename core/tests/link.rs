@@ -4,6 +4,9 @@
 //! Requirement ids (SMART App Launch 2.2 client requirements CSV) are cited where a test shows one.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::RobotBrowser;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -14,18 +17,6 @@ use chartlink_core::{
 };
 use chartlink_sandbox::{App, Config, PortalRobot, Sandbox};
 use serde_json::{Value, json};
-
-struct RobotBrowser(PortalRobot);
-
-#[async_trait]
-impl AuthBrowser for RobotBrowser {
-    async fn authorize(&self, url: String, _redirect_uri: String) -> Result<String, BrowserError> {
-        self.0
-            .authorize(&url)
-            .await
-            .map_err(|e| BrowserError::Failed(e.to_string()))
-    }
-}
 
 struct Cancelling;
 

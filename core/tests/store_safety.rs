@@ -5,30 +5,20 @@
 //! not UTF-8 is an error, not a panic; an unreadable secure-store entry does not stop start-up and can be reset.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::RobotBrowser;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use chartlink_core::store::{AccountKeys, Incoming, Store, StoreError};
 use chartlink_core::{
-    AppConfig, AuthBrowser, BrowserError, ChartLink, ClientAuth, DataCategory, Error, Host,
-    ManualClock, MemorySecureStore, STORE_KEY, SecureStore, SecureStoreError, StoreNotice,
+    AppConfig, AuthBrowser, ChartLink, ClientAuth, DataCategory, Error, Host, ManualClock,
+    MemorySecureStore, STORE_KEY, SecureStore, SecureStoreError, StoreNotice,
 };
 use chartlink_sandbox::{Config, PortalRobot, Sandbox};
-
-struct RobotBrowser(PortalRobot);
-
-#[async_trait]
-impl AuthBrowser for RobotBrowser {
-    async fn authorize(&self, url: String, _redirect_uri: String) -> Result<String, BrowserError> {
-        self.0
-            .authorize(&url)
-            .await
-            .map_err(|e| BrowserError::Failed(e.to_string()))
-    }
-}
 
 /// A fresh, empty directory for one test.
 fn temp_dir(name: &str) -> PathBuf {
@@ -509,26 +499,6 @@ async fn no_clinical_date_is_in_the_clear() {
     }
     drop(sdk);
     sb.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[cfg(unix)]
-#[test]
-fn a_key_file_name_that_is_not_utf8_is_an_error_not_a_panic() {
-    use std::os::unix::ffi::OsStrExt;
-    let dir = temp_dir("utf8");
-    let keys = dir.join("keys");
-    let secure = Arc::new(chartlink_core::FileSecureStore::new(&keys).unwrap());
-    std::fs::write(
-        keys.join(std::ffi::OsStr::from_bytes(b"\xff\xfe\xfd\xfc")),
-        b"x",
-    )
-    .unwrap();
-    let err = ChartLink::new(config(&dir), host(secure, None)).unwrap_err();
-    assert!(
-        matches!(&err, Error::Storage(m) if m.contains("not UTF-8")),
-        "{err:?}"
-    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

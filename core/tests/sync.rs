@@ -4,29 +4,18 @@
 //! server's data; the database file holds no plaintext health data; real Synthea data syncs completely.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::RobotBrowser;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chartlink_core::fhir::RetryPolicy;
 use chartlink_core::sync::{SyncOptions, SyncReport};
 use chartlink_core::{
-    AppConfig, AuthBrowser, BrowserError, ChartLink, ClientAuth, DataCategory, Host, ManualClock,
-    MemorySecureStore,
+    AppConfig, ChartLink, ClientAuth, DataCategory, Host, ManualClock, MemorySecureStore,
 };
 use chartlink_sandbox::{Config, FaultConfig, FaultKind, PortalRobot, Sandbox, ScriptedFault};
-
-struct RobotBrowser(PortalRobot);
-
-#[async_trait]
-impl AuthBrowser for RobotBrowser {
-    async fn authorize(&self, url: String, _redirect_uri: String) -> Result<String, BrowserError> {
-        self.0
-            .authorize(&url)
-            .await
-            .map_err(|e| BrowserError::Failed(e.to_string()))
-    }
-}
 
 fn sdk(
     robot: PortalRobot,

@@ -15,7 +15,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chartlink_core::{AppConfig, ChartLink, FileSecureStore, Host, LockConfig, SystemClock};
+use chartlink_cli::FileSecureStore;
+use chartlink_core::{AppConfig, ChartLink, Host, LockConfig, SystemClock};
 use chartlink_sandbox::{Config, FaultConfig, PortalRobot, Sandbox};
 use chartlink_tests::workspace_root;
 use rand::{Rng, SeedableRng};

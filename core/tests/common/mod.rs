@@ -24,6 +24,21 @@ impl AuthBrowser for RobotBrowser {
     }
 }
 
+/// Completes the portal's pages as one user after another: each login takes the next robot (several links in one
+/// test, as different people or at different providers).
+pub struct RobotQueue(pub Mutex<Vec<PortalRobot>>);
+
+#[async_trait]
+impl AuthBrowser for RobotQueue {
+    async fn authorize(&self, url: String, _redirect_uri: String) -> Result<String, BrowserError> {
+        let robot = self.0.lock().unwrap().remove(0);
+        robot
+            .authorize(&url)
+            .await
+            .map_err(|e| BrowserError::Failed(e.to_string()))
+    }
+}
+
 /// Every event the SDK emitted.
 #[derive(Default)]
 pub struct Recorder(pub Mutex<Vec<Event>>);
