@@ -96,7 +96,7 @@ impl Store {
     }
 
     pub(super) fn brief_rows(&self, account: &str, code_tag: &[u8]) -> Result<Vec<BriefRow>> {
-        let conn = self.conn();
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(
             "SELECT id_tag, brief_nonce, brief FROM resources WHERE account = ? AND code_tag = ? AND brief IS NOT NULL",
         )?;
@@ -116,7 +116,7 @@ impl Store {
     ) -> Result<Vec<Zeroizing<Vec<u8>>>> {
         self.refresh_stale_latest(keys, account)?;
         let rows: Vec<BriefRow> = {
-            let conn = self.conn();
+            let conn = self.reader()?;
             let mut stmt =
                 conn.prepare_cached("SELECT id_tag, nonce, brief FROM latest WHERE account = ?")?;
             stmt.query_map([account], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
@@ -155,7 +155,7 @@ impl Store {
     /// Chooses the newest result again for the codes marked stale (deletions, damage), in Rust with the key.
     pub(super) fn refresh_stale_latest(&self, keys: &AccountKeys, account: &str) -> Result<()> {
         let stale: Vec<Vec<u8>> = {
-            let conn = self.conn();
+            let conn = self.reader()?;
             let mut stmt =
                 conn.prepare_cached("SELECT code_tag FROM latest_stale WHERE account = ?")?;
             stmt.query_map([account], |r| r.get(0))?

@@ -163,7 +163,11 @@ pub struct QueryState {
 /// The database.
 #[derive(Debug)]
 pub struct Store {
+    /// The one writer (sync's page transactions, migrations, the canary).
     conn: Mutex<Connection>,
+    /// Idle read connections beside the writer (file databases, in WAL mode): the app's reads do not wait behind
+    /// sync's page transactions. An in-memory database reads through the writer.
+    readers: Mutex<Vec<Connection>>,
     path: Option<PathBuf>,
     notices: Mutex<Vec<StoreNotice>>,
 }
@@ -234,6 +238,7 @@ impl Store {
         conn.busy_timeout(Duration::from_secs(5))?;
         Ok(Self {
             conn: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
             path,
             notices: Mutex::new(Vec::new()),
         })
@@ -333,6 +338,31 @@ impl Store {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A connection for reading: an idle read connection (opened read-only when none is idle), or the writer for an
+    /// in-memory database. Reads see every committed write.
+    fn reader(&self) -> Result<Reader<'_>> {
+        let Some(path) = &self.path else {
+            return Ok(Reader::Writer(self.conn()));
+        };
+        let idle = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                c.busy_timeout(Duration::from_secs(5))?;
+                c
+            }
+        };
+        Ok(Reader::Pooled {
+            conn: Some(conn),
+            store: self,
+        })
+    }
+
     /// Runs `f` in one write transaction (the single writer).
     pub fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.conn();
@@ -345,3 +375,39 @@ impl Store {
 
 #[cfg(test)]
 mod tests;
+
+/// How many idle read connections are kept.
+const IDLE_READERS: usize = 4;
+
+/// A read connection, back to the pool when dropped.
+enum Reader<'a> {
+    Writer(std::sync::MutexGuard<'a, Connection>),
+    Pooled {
+        conn: Option<Connection>,
+        store: &'a Store,
+    },
+}
+
+impl std::ops::Deref for Reader<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        match self {
+            Reader::Writer(c) => c,
+            // `conn` is only taken in `drop`.
+            Reader::Pooled { conn, .. } => conn.as_ref().unwrap_or_else(|| unreachable!()),
+        }
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if let Reader::Pooled { conn, store } = self
+            && let Some(c) = conn.take()
+        {
+            let mut idle = store.readers.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < IDLE_READERS {
+                idle.push(c);
+            }
+        }
+    }
+}

@@ -144,7 +144,7 @@ impl Store {
         id: &str,
     ) -> Result<Option<(String, Vec<u8>)>> {
         let row: Option<(Vec<u8>, Vec<u8>)> = self
-            .conn()
+            .reader()?
             .query_row(
                 "SELECT nonce, payload FROM binaries WHERE account = ? AND id_tag = ?",
                 params![account, keys.tag(id)],
@@ -171,7 +171,7 @@ impl Store {
 
     /// Whether a resource is stored (without decrypting it).
     pub fn contains(&self, keys: &AccountKeys, account: &str, ty: &str, id: &str) -> Result<bool> {
-        let n: i64 = self.conn().query_row(
+        let n: i64 = self.reader()?.query_row(
             "SELECT COUNT(*) FROM resources WHERE account = ? AND type = ? AND id_tag = ?",
             params![account, ty, keys.tag(id)],
             |r| r.get(0),
@@ -181,7 +181,7 @@ impl Store {
 
     /// Whether a document's content is stored.
     pub fn has_binary(&self, keys: &AccountKeys, account: &str, id: &str) -> Result<bool> {
-        let n: i64 = self.conn().query_row(
+        let n: i64 = self.reader()?.query_row(
             "SELECT COUNT(*) FROM binaries WHERE account = ? AND id_tag = ?",
             params![account, keys.tag(id)],
             |r| r.get(0),
@@ -244,7 +244,7 @@ impl Store {
     }
 
     pub(super) fn select(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<Row>> {
-        let conn = self.conn();
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(sql)?;
         let rows = stmt.query_map(args, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
         Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
@@ -337,7 +337,7 @@ impl Store {
 
     /// Resource counts per type for an account.
     pub fn counts(&self, account: &str) -> Result<Vec<(String, i64)>> {
-        let conn = self.conn();
+        let conn = self.reader()?;
         let mut stmt = conn.prepare(
             "SELECT type, COUNT(*) FROM resources WHERE account = ? GROUP BY type ORDER BY type",
         )?;

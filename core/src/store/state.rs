@@ -20,7 +20,7 @@ impl Store {
             Option<String>,
         );
         let raw: Option<Raw> = self
-            .conn()
+            .reader()?
             .query_row(
                 "SELECT since, pending_since, resume_nonce, resume_sealed, pass, full_pass_done, last_error FROM sync_queries WHERE account = ? AND query = ?",
                 params![account, query],
@@ -77,7 +77,7 @@ impl Store {
     /// The account's sync pass counter and the time of its last full pass.
     pub fn account_state(&self, account: &str) -> Result<(i64, Option<i64>)> {
         Ok(self
-            .conn()
+            .reader()?
             .query_row(
                 "SELECT pass, last_full_ms FROM sync_accounts WHERE account = ?",
                 [account],
@@ -108,7 +108,7 @@ impl Store {
 impl Store {
     /// The sync queries that have run for an account (their names: `Condition`, `Observation:laboratory`).
     pub fn query_keys(&self, account: &str) -> Result<Vec<String>> {
-        let conn = self.conn();
+        let conn = self.reader()?;
         let mut stmt = conn.prepare(
             "SELECT query FROM sync_queries WHERE account = ?1
              UNION SELECT DISTINCT query FROM resources WHERE account = ?1",
