@@ -77,6 +77,15 @@ fn caller(s: &Shared, headers: &HeaderMap) -> Result<Caller, Response> {
             "a valid access token is required",
         )
     };
+    if let Some(external) = &s.external {
+        // The external authorization server decided whose record this token opens (crate::external).
+        let grant = external.bearer_grant(s, headers).ok_or_else(unauthorized)?;
+        return Ok(Caller {
+            scopes: crate::external::known_scopes(&grant.scope),
+            grant,
+            level: AccessLevel::Full,
+        });
+    }
     let (grant, _) = bearer_grant(s, headers).ok_or_else(unauthorized)?;
     let store = s.store();
     let access = access::access_of(&store, &grant.username, &grant.patient_id, s.clock.today())

@@ -112,6 +112,9 @@ impl Flows {
 
 /// `GET /fhir/.well-known/smart-configuration`.
 pub async fn smart_configuration(State(s): State<Arc<Shared>>) -> Response {
+    if let Some(external) = &s.external {
+        return external.smart_configuration();
+    }
     let base = &s.base_url;
     let fhir = s.fhir_base();
     let mut scopes: Vec<String> = [
