@@ -11,8 +11,10 @@
 //!   -core-jvm, JNA (which the generated Kotlin loads the Rust library with) and the JUnit 5 console launcher: the classpath android/ is compiled and unit-tested against.
 //!
 //! - npm's `oidc-provider` (an OpenID Certified authorization server the interop tests put in front of the sandbox's
-//!   FHIR API): `npm ci` of the pinned `tests/oidc/package-lock.json` into `tests/oidc/node_modules` (about 3.4 MB,
-//!   40 packages; ignored by git), where `tests/oidc/server.mjs` imports it from.
+//!   FHIR API) and `fhirclient` (SMART's client-js): `npm ci` of the pinned `tests/oidc/package-lock.json` into
+//!   `tests/oidc/node_modules` (about 30 MB, 46 packages, a few seconds; ignored by git), where the tests' node
+//!   scripts import them from. fhirclient's browser-only WebCrypto polyfill (350 MB of React Native) is replaced by a
+//!   stub in `tests/oidc/stubs` (its Node entry uses node:crypto).
 //!
 //! Everything else lives under the target dir, so `cargo clean` removes it; nothing is committed.
 
@@ -245,7 +247,7 @@ fn ensure_oidc_provider(ws: &Workspace) -> Result<bool, String> {
     if cmd::find_on_path("npm").is_none() {
         return Err("npm is not installed (the tests need node and npm: see the README's Set up)".into());
     }
-    println!("tools: npm ci in {} (oidc-provider, about 3.4 MB)", dir.display());
+    println!("tools: npm ci in {} (oidc-provider, fhirclient: about 30 MB)", dir.display());
     let mut npm = Command::new("npm");
     npm.args(["ci", "--no-audit", "--no-fund", "--loglevel=warn"])
         .current_dir(&dir);
