@@ -105,7 +105,9 @@ impl External {
             })?;
         let discovery = format!("{}/.well-known/openid-configuration", auth.issuer);
         let metadata = get_json(&http, &discovery).await?;
-        if metadata["issuer"].as_str().map(|i| i.trim_end_matches('/')) != Some(auth.issuer.as_str()) {
+        if metadata["issuer"].as_str().map(|i| i.trim_end_matches('/'))
+            != Some(auth.issuer.as_str())
+        {
             return Err(ExternalError {
                 url: discovery,
                 reason: "its metadata names another issuer".into(),
@@ -116,7 +118,10 @@ impl External {
             reason: "its metadata names no jwks_uri".into(),
         })?;
         let jwks = get_json(&http, jwks_uri).await?;
-        let audience = auth.audience.clone().unwrap_or_else(|| fhir_base.to_owned());
+        let audience = auth
+            .audience
+            .clone()
+            .unwrap_or_else(|| fhir_base.to_owned());
         Ok(Self {
             auth,
             metadata,
@@ -173,6 +178,20 @@ impl External {
         Json(body).into_response()
     }
 
+    /// The CapabilityStatement's oauth-uris (the legacy discovery): the authorization server's endpoints.
+    pub fn oauth_uris(&self) -> Vec<(&'static str, String)> {
+        [
+            ("authorize", "authorization_endpoint"),
+            ("token", "token_endpoint"),
+            ("revoke", "revocation_endpoint"),
+            ("introspect", "introspection_endpoint"),
+            ("register", "registration_endpoint"),
+        ]
+        .into_iter()
+        .filter_map(|(name, field)| Some((name, self.metadata[field].as_str()?.to_owned())))
+        .collect()
+    }
+
     /// The grant a bearer access token stands for, if it passes every check in the module docs. The grant is
     /// made up from the token's claims (`id` is `external:` and its `jti`); the sandbox stores nothing.
     pub fn bearer_grant(&self, s: &Shared, headers: &HeaderMap) -> Option<GrantRow> {
@@ -208,7 +227,9 @@ impl External {
         let claims = jwt
             .verify_allowing(&self.jwks, &ACCESS_TOKEN_ALGORITHMS)
             .ok()?;
-        if claims["iss"].as_str().map(|i| i.trim_end_matches('/')) != Some(self.auth.issuer.as_str()) {
+        if claims["iss"].as_str().map(|i| i.trim_end_matches('/'))
+            != Some(self.auth.issuer.as_str())
+        {
             return None;
         }
         let aud_ok = match &claims["aud"] {
@@ -236,4 +257,82 @@ pub fn known_scopes(scope: &str) -> Scopes {
         .filter(|t| Scopes::parse(t).is_ok())
         .collect();
     Scopes::parse(&known.join(" ")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ISSUER: &str = "http://127.0.0.1:9000";
+    const FHIR: &str = "http://127.0.0.1:9001/fhir";
+    const NOW: i64 = 1_800_000_000;
+
+    fn external(key: &jose::SigningKey) -> External {
+        External {
+            auth: ExternalAuth::new(ISSUER),
+            metadata: json!({}),
+            jwks: key.jwks(),
+            audience: FHIR.into(),
+        }
+    }
+
+    fn claims() -> Value {
+        json!({"iss": ISSUER, "aud": FHIR, "exp": NOW + 60, "iat": NOW, "sub": "x", "patient": "p",
+            "scope": "openid patient/*.rs"})
+    }
+
+    #[test]
+    fn a_valid_access_token_passes() {
+        let key = jose::SigningKey::generate().expect("key");
+        let ext = external(&key);
+        assert!(
+            ext.verify(&key.sign_typed("at+jwt", &claims()), NOW)
+                .is_some()
+        );
+        let mut listed = claims();
+        listed["aud"] = json!(["other", format!("{FHIR}/")]);
+        assert!(
+            ext.verify(&key.sign_typed("at+jwt", &listed), NOW)
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn every_check_can_refuse() {
+        let key = jose::SigningKey::generate().expect("key");
+        let ext = external(&key);
+        let refused = |change: &dyn Fn(&mut Value), typ: &str| {
+            let mut c = claims();
+            change(&mut c);
+            ext.verify(&key.sign_typed(typ, &c), NOW).is_none()
+        };
+        assert!(refused(&|_| {}, "JWT"), "an id_token's type");
+        assert!(refused(
+            &|c| c["iss"] = json!("http://127.0.0.1:9002"),
+            "at+jwt"
+        ));
+        assert!(refused(
+            &|c| c["aud"] = json!("http://127.0.0.1:9003/fhir"),
+            "at+jwt"
+        ));
+        assert!(refused(&|c| c["aud"] = json!(null), "at+jwt"));
+        assert!(refused(&|c| c["exp"] = json!(NOW), "at+jwt"), "expired");
+        assert!(
+            refused(&|c| c["nbf"] = json!(NOW + 10), "at+jwt"),
+            "not yet valid"
+        );
+        let other = jose::SigningKey::generate().expect("key");
+        assert!(
+            ext.verify(&other.sign_typed("at+jwt", &claims()), NOW)
+                .is_none(),
+            "another key"
+        );
+    }
+
+    #[test]
+    fn unknown_scopes_are_ignored_not_fatal() {
+        let s = known_scopes("openid fhirUser patient/Condition.rs some-issuer-scope");
+        assert!(s.openid && s.fhir_user);
+        assert_eq!(s.resources.len(), 1);
+    }
 }

@@ -141,6 +141,21 @@ pub async fn metadata(State(s): State<Arc<Shared>>) -> Response {
         })
         .collect();
     let ext = |name: &str, url: String| json!({"url": name, "valueUri": url});
+    let oauth_uris: Vec<Value> = match &s.external {
+        Some(external) => external
+            .oauth_uris()
+            .into_iter()
+            .map(|(name, url)| ext(name, url))
+            .collect(),
+        None => vec![
+            ext("authorize", format!("{base}/oauth2/authorize")),
+            ext("token", format!("{base}/oauth2/token")),
+            ext("revoke", format!("{base}/oauth2/revoke")),
+            ext("introspect", format!("{base}/oauth2/introspect")),
+            ext("register", format!("{base}/oauth2/register")),
+            ext("manage", format!("{base}/portal/apps")),
+        ],
+    };
     let body = json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -157,14 +172,7 @@ pub async fn metadata(State(s): State<Arc<Shared>>) -> Response {
                 "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}]}],
                 "extension": [{
                     "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
-                    "extension": [
-                        ext("authorize", format!("{base}/oauth2/authorize")),
-                        ext("token", format!("{base}/oauth2/token")),
-                        ext("revoke", format!("{base}/oauth2/revoke")),
-                        ext("introspect", format!("{base}/oauth2/introspect")),
-                        ext("register", format!("{base}/oauth2/register")),
-                        ext("manage", format!("{base}/portal/apps")),
-                    ],
+                    "extension": oauth_uris,
                 }],
             },
             "resource": resources,

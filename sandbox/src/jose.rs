@@ -76,7 +76,12 @@ impl SigningKey {
 
     /// Signs `claims` as a compact JWS.
     pub fn sign(&self, claims: &Value) -> String {
-        let header = json!({"alg": "ES384", "typ": "JWT", "kid": self.kid});
+        self.sign_typed("JWT", claims)
+    }
+
+    /// Signs `claims` as a compact JWS whose header says `typ` (`at+jwt` for an RFC 9068 access token).
+    pub fn sign_typed(&self, typ: &str, claims: &Value) -> String {
+        let header = json!({"alg": "ES384", "typ": typ, "kid": self.kid});
         let signing_input = format!(
             "{}.{}",
             B64.encode(header.to_string()),

@@ -241,7 +241,9 @@ impl Sandbox {
             }
         }
         let external = match config.external_auth.clone() {
-            Some(auth) => Some(external::External::resolve(auth, &format!("{base_url}/fhir")).await?),
+            Some(auth) => {
+                Some(external::External::resolve(auth, &format!("{base_url}/fhir")).await?)
+            }
             None => None,
         };
         let shared = Arc::new(Shared {

@@ -749,14 +749,22 @@ fn refresh(s: &Shared, headers: &HeaderMap, p: &Params) -> Result<Value, OAuthEr
 /// Whether a token request carries no client identification at all.
 fn names_no_client(headers: &HeaderMap, p: &Params) -> bool {
     !headers.contains_key(header::AUTHORIZATION)
-        && ["client_id", "client_secret", "client_assertion", "client_assertion_type"]
-            .iter()
-            .all(|k| p.get(k).is_none())
+        && [
+            "client_id",
+            "client_secret",
+            "client_assertion",
+            "client_assertion_type",
+        ]
+        .iter()
+        .all(|k| p.get(k).is_none())
 }
 
 /// The public client a refresh token was issued to.
 fn public_owner(s: &Shared, p: &Params) -> Option<App> {
-    let row = s.store().token(&token_hash(p.get("refresh_token")?)).ok()??;
+    let row = s
+        .store()
+        .token(&token_hash(p.get("refresh_token")?))
+        .ok()??;
     let app = load_app(s, &row.client_id)?;
     matches!(app.auth, ClientAuth::Public).then_some(app)
 }

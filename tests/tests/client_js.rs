@@ -59,7 +59,11 @@ async fn client_js_completes_a_standalone_launch() {
     submit(&c, "#allow").await;
 
     let summary = next().await;
-    assert!(summary["error"].is_null(), "client-js failed: {}", summary["error"]);
+    assert!(
+        summary["error"].is_null(),
+        "client-js failed: {}",
+        summary["error"]
+    );
     assert_eq!(summary["patient_id"], "maria-garcia");
     assert_eq!(summary["name"], "Maria Garcia");
     assert!(summary["conditions"].as_u64().unwrap() > 0);

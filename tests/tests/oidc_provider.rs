@@ -47,21 +47,28 @@ impl OidcProvider {
     async fn start(form: &str, fhir_base: &str) -> Self {
         let dir = workspace_root().join("tests/oidc");
         assert!(
-            dir.join("node_modules/oidc-provider/package.json").is_file(),
+            dir.join("node_modules/oidc-provider/package.json")
+                .is_file(),
             "oidc-provider is not installed in {} — run `cargo xtask tools` (it runs `npm ci` there)",
             dir.display()
         );
-        let log = chartlink_tests::artifacts_dir().join(format!("oidc-provider-{form}-{}.log", std::process::id()));
-        let mut child = Command::new(std::env::var_os("CHARTLINK_NODE").unwrap_or_else(|| "node".into()))
-            .arg(dir.join("server.mjs"))
-            .args([form, fhir_base])
-            .current_dir(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).map(Stdio::from).unwrap_or_else(|_| Stdio::null()))
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node starts (node is a prerequisite: see the README)");
+        let log = chartlink_tests::artifacts_dir()
+            .join(format!("oidc-provider-{form}-{}.log", std::process::id()));
+        let mut child =
+            Command::new(std::env::var_os("CHARTLINK_NODE").unwrap_or_else(|| "node".into()))
+                .arg(dir.join("server.mjs"))
+                .args([form, fhir_base])
+                .current_dir(&dir)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(
+                    std::fs::File::create(&log)
+                        .map(Stdio::from)
+                        .unwrap_or_else(|_| Stdio::null()),
+                )
+                .kill_on_drop(true)
+                .spawn()
+                .expect("node starts (node is a prerequisite: see the README)");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let ready = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
             .await
@@ -97,7 +104,12 @@ impl OidcProvider {
     }
 
     fn count(&self, pred: impl Fn(&Value) -> bool) -> usize {
-        self.events.lock().unwrap().iter().filter(|e| pred(e)).count()
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| pred(e))
+            .count()
     }
 
     /// A refresh-token grant sent by the test itself: the error code, or `None` when the provider accepted it.
@@ -142,7 +154,8 @@ struct Rig {
     browser: Client,
 }
 
-async fn rig(form: &str, client_id: &str, tweak: impl FnOnce(&mut ExternalAuth)) -> Rig {
+/// oidc-provider in `form` and the sandbox's FHIR API behind it.
+async fn servers(form: &str, tweak: impl FnOnce(&mut ExternalAuth)) -> (OidcProvider, Sandbox) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     // The FHIR base must be known to the provider (its resource server) before the sandbox, which reads the
     // provider's metadata at start, listens: a free port is chosen first.
@@ -166,6 +179,11 @@ async fn rig(form: &str, client_id: &str, tweak: impl FnOnce(&mut ExternalAuth))
     .await
     .unwrap();
     assert_eq!(sb.fhir_base(), fhir_base);
+    (op, sb)
+}
+
+async fn rig(form: &str, client_id: &str, tweak: impl FnOnce(&mut ExternalAuth)) -> Rig {
+    let (op, sb) = servers(form, tweak).await;
     let clock = Arc::new(ManualClock::new());
     let store = Arc::new(MemorySecureStore::default());
     let events = Arc::new(Events::default());
@@ -198,16 +216,38 @@ impl Rig {
             .sdk
             .begin_link_with_redirect(&self.sb.fhir_base(), &app.redirect_uri())
             .await?;
-        assert!(req.url.as_str().starts_with(&self.op.issuer), "the provider's authorization endpoint");
-        assert_eq!(query_param(req.url.as_str(), "code_challenge_method").as_deref(), Some("S256"));
+        assert!(
+            req.url.as_str().starts_with(&self.op.issuer),
+            "the provider's authorization endpoint"
+        );
+        assert_eq!(
+            query_param(req.url.as_str(), "code_challenge_method").as_deref(),
+            Some("S256")
+        );
         let c = &self.browser;
         c.goto(req.url.as_str()).await.unwrap();
-        c.wait().for_element(Locator::Css("input[name=login]")).await.unwrap();
-        c.find(Locator::Css("input[name=login]")).await.unwrap().send_keys(login).await.unwrap();
-        c.find(Locator::Css("input[name=password]")).await.unwrap().send_keys("any-password").await.unwrap();
+        c.wait()
+            .for_element(Locator::Css("input[name=login]"))
+            .await
+            .unwrap();
+        c.find(Locator::Css("input[name=login]"))
+            .await
+            .unwrap()
+            .send_keys(login)
+            .await
+            .unwrap();
+        c.find(Locator::Css("input[name=password]"))
+            .await
+            .unwrap()
+            .send_keys("any-password")
+            .await
+            .unwrap();
         submit(c, "button[type=submit]").await;
         // The consent page ("Continue"), unless the provider skips it.
-        if c.find(Locator::Css("input[name=prompt][value=consent]")).await.is_ok() {
+        if c.find(Locator::Css("input[name=prompt][value=consent]"))
+            .await
+            .is_ok()
+        {
             submit(c, "button[type=submit]").await;
         }
         let redirect = app.wait().await;
@@ -232,7 +272,9 @@ impl Rig {
     }
 
     fn refresh_token(&self, account_id: &str) -> Option<String> {
-        self.stored_tokens(account_id)["refresh"].as_str().map(str::to_owned)
+        self.stored_tokens(account_id)["refresh"]
+            .as_str()
+            .map(str::to_owned)
     }
 
     async fn shutdown(self) {
@@ -247,6 +289,82 @@ fn jwt_claims(jwt: &str) -> Value {
     serde_json::from_slice(&B64.decode(payload).unwrap()).unwrap()
 }
 
+async fn get_json(url: &str) -> Value {
+    let resp = reqwest::get(url).await.unwrap();
+    assert!(resp.status().is_success(), "{url}: {}", resp.status());
+    resp.json().await.unwrap()
+}
+
+/// The SMART configuration of the FHIR base names oidc-provider's endpoints (from its OpenID discovery), and so
+/// does the CapabilityStatement's legacy oauth-uris extension; without `advertise_issuer`, no issuer, jwks_uri or
+/// `sso-openid-connect`.
+#[tokio::test]
+async fn the_smart_configuration_names_the_providers_endpoints() {
+    let (op, sb) = servers("smart", |_| {}).await;
+    let smart = get_json(&format!(
+        "{}/.well-known/smart-configuration",
+        sb.fhir_base()
+    ))
+    .await;
+    assert_eq!(smart["issuer"], op.issuer.as_str());
+    assert_eq!(smart["jwks_uri"], format!("{}/jwks", op.issuer));
+    assert_eq!(
+        smart["authorization_endpoint"],
+        format!("{}/auth", op.issuer)
+    );
+    assert_eq!(smart["token_endpoint"], format!("{}/token", op.issuer));
+    assert_eq!(
+        smart["revocation_endpoint"],
+        format!("{}/token/revocation", op.issuer)
+    );
+    assert_eq!(
+        smart["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    assert_eq!(
+        smart["authorization_response_iss_parameter_supported"],
+        true
+    );
+    assert!(
+        smart["capabilities"]
+            .as_array()
+            .unwrap()
+            .contains(&"sso-openid-connect".into())
+    );
+    assert!(smart["scopes_supported"].as_array().unwrap().contains(
+        &"patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory".into()
+    ));
+    let metadata = get_json(&format!("{}/metadata", sb.fhir_base())).await;
+    let uris = &metadata["rest"][0]["security"]["extension"][0]["extension"];
+    assert!(
+        uris.as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["url"] == "token" && u["valueUri"] == format!("{}/token", op.issuer))
+    );
+    sb.shutdown().await;
+
+    let (op, sb) = servers("plain", |auth| auth.advertise_issuer = false).await;
+    let smart = get_json(&format!(
+        "{}/.well-known/smart-configuration",
+        sb.fhir_base()
+    ))
+    .await;
+    assert!(smart["issuer"].is_null() && smart["jwks_uri"].is_null());
+    assert!(
+        smart["revocation_endpoint"].is_null(),
+        "plain oidc-provider revokes nothing"
+    );
+    assert!(
+        !smart["capabilities"]
+            .as_array()
+            .unwrap()
+            .contains(&"sso-openid-connect".into())
+    );
+    assert_eq!(smart["token_endpoint"], format!("{}/token", op.issuer));
+    sb.shutdown().await;
+}
+
 /// (a) The plain default oidc-provider: PKCE link on its own pages, a JWT access token for the FHIR API naming the
 /// patient, a sync, and an unlink that truthfully reports no revocation (this form has no revocation endpoint).
 #[tokio::test]
@@ -254,7 +372,10 @@ async fn plain_oidc_provider_links_with_pkce_and_syncs() {
     let rig = rig("plain", "chartlink", |_| {}).await;
     let account = rig.link(PATIENT).await.unwrap();
     assert_eq!(account.patient_id, PATIENT);
-    assert_eq!(account.server.authorization_endpoint.as_str(), format!("{}/auth", rig.op.issuer));
+    assert_eq!(
+        account.server.authorization_endpoint.as_str(),
+        format!("{}/auth", rig.op.issuer)
+    );
     assert_eq!(account.server.revocation_endpoint, None);
     let claims = jwt_claims(rig.sdk.access_token(&account.id).await.unwrap().expose());
     assert_eq!(claims["iss"], rig.op.issuer.as_str());
@@ -268,10 +389,16 @@ async fn plain_oidc_provider_links_with_pkce_and_syncs() {
     assert!(!rig.sdk.problems().unwrap().is_empty());
     assert!(!rig.sdk.allergies().unwrap().is_empty());
     assert!(!rig.sdk.immunizations().unwrap().is_empty());
-    assert_eq!(rig.sdk.demographics().unwrap().map(|d| d.id), Some(PATIENT.to_owned()));
+    assert_eq!(
+        rig.sdk.demographics().unwrap().map(|d| d.id),
+        Some(PATIENT.to_owned())
+    );
 
     let outcome = rig.sdk.unlink(&account.id).await.unwrap();
-    assert!(!outcome.revoked_at_provider, "no revocation endpoint: nothing was confirmed");
+    assert!(
+        !outcome.revoked_at_provider,
+        "no revocation endpoint: nothing was confirmed"
+    );
     assert!(rig.sdk.accounts().unwrap().is_empty());
     rig.shutdown().await;
 }
@@ -282,7 +409,11 @@ async fn plain_oidc_provider_links_with_pkce_and_syncs() {
 async fn without_a_refresh_token_the_account_asks_to_relink_and_keeps_the_record() {
     let rig = rig("plain", "chartlink-norefresh", |_| {}).await;
     let account = rig.link(PATIENT).await.unwrap();
-    assert_eq!(rig.refresh_token(&account.id), None, "this provider issued none");
+    assert_eq!(
+        rig.refresh_token(&account.id),
+        None,
+        "this provider issued none"
+    );
     rig.sdk.sync(&account.id).await.unwrap();
     let stored = rig.sdk.store().counts(&account.id).unwrap();
     assert!(!stored.is_empty());
@@ -290,8 +421,14 @@ async fn without_a_refresh_token_the_account_asks_to_relink_and_keeps_the_record
     // Two hours later (the plain provider's tokens live one hour): both clocks move, the FHIR API refuses the token.
     rig.later(2 * 3600 * 1000);
     rig.sb.admin().advance_clock(2 * 3600);
-    assert_eq!(rig.sdk.sync(&account.id).await.unwrap_err(), Error::RelinkNeeded);
-    assert_eq!(rig.sdk.accounts().unwrap()[0].status, AccountStatus::RelinkNeeded);
+    assert_eq!(
+        rig.sdk.sync(&account.id).await.unwrap_err(),
+        Error::RelinkNeeded
+    );
+    assert_eq!(
+        rig.sdk.accounts().unwrap()[0].status,
+        AccountStatus::RelinkNeeded
+    );
     assert!(
         rig.events
             .0
@@ -300,7 +437,11 @@ async fn without_a_refresh_token_the_account_asks_to_relink_and_keeps_the_record
             .iter()
             .any(|e| matches!(e, Event::RelinkNeeded { account_id } if *account_id == account.id))
     );
-    assert_eq!(rig.sdk.store().counts(&account.id).unwrap(), stored, "the record is intact");
+    assert_eq!(
+        rig.sdk.store().counts(&account.id).unwrap(),
+        stored,
+        "the record is intact"
+    );
     rig.sdk.switch_patient(&account.id).unwrap();
     assert!(!rig.sdk.problems().unwrap().is_empty());
     assert_eq!(rig.op.grants("refresh_token"), 0);
@@ -314,7 +455,10 @@ async fn without_a_refresh_token_the_account_asks_to_relink_and_keeps_the_record
 async fn plain_oidc_issues_a_refresh_token_because_chartlink_asks_with_prompt_consent() {
     let rig = rig("plain", "chartlink", |_| {}).await;
     let account = rig.link(PATIENT).await.unwrap();
-    assert!(rig.refresh_token(&account.id).is_some(), "offline_access was granted");
+    assert!(
+        rig.refresh_token(&account.id).is_some(),
+        "offline_access was granted"
+    );
     rig.sdk.sync(&account.id).await.unwrap();
     rig.later(2 * 3600 * 1000);
     let report = rig.sdk.sync(&account.id).await.unwrap();
@@ -336,7 +480,10 @@ async fn granular_scopes_the_server_drops_fall_back_to_whole_observations() {
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     rig.sdk.switch_patient(&account.id).unwrap();
     assert!(!rig.sdk.lab_results().unwrap().is_empty(), "labs arrive");
-    assert!(!rig.sdk.vital_signs().unwrap().is_empty(), "vital signs arrive");
+    assert!(
+        !rig.sdk.vital_signs().unwrap().is_empty(),
+        "vital signs arrive"
+    );
     rig.shutdown().await;
 }
 
@@ -349,13 +496,21 @@ async fn thirty_second_tokens_cause_no_refresh_storm() {
     let account = rig.link(PATIENT).await.unwrap();
     let report = rig.sdk.sync(&account.id).await.unwrap();
     assert!(report.failures.is_empty(), "{:?}", report.failures);
-    assert!(rig.op.grants("refresh_token") <= 1, "{} refreshes in one sync", rig.op.grants("refresh_token"));
+    assert!(
+        rig.op.grants("refresh_token") <= 1,
+        "{} refreshes in one sync",
+        rig.op.grants("refresh_token")
+    );
 
     let before = rig.op.grants("refresh_token");
     rig.later(31_000);
     let report = rig.sdk.sync(&account.id).await.unwrap();
     assert!(report.failures.is_empty(), "{:?}", report.failures);
-    assert_eq!(rig.op.grants("refresh_token") - before, 1, "one refresh per expiry");
+    assert_eq!(
+        rig.op.grants("refresh_token") - before,
+        1,
+        "one refresh per expiry"
+    );
     rig.shutdown().await;
 }
 
@@ -374,7 +529,11 @@ async fn refresh_tokens_rotate_and_unlink_revokes_the_grant() {
         rig.later(301_000);
         let report = rig.sdk.sync(&account.id).await.unwrap();
         assert!(report.failures.is_empty(), "{:?}", report.failures);
-        assert_eq!(rig.op.grants("refresh_token"), round, "one refresh per expiry");
+        assert_eq!(
+            rig.op.grants("refresh_token"),
+            round,
+            "one refresh per expiry"
+        );
         let next = rig.refresh_token(&account.id).unwrap();
         assert_ne!(next, current, "rotated");
         spent.push(std::mem::replace(&mut current, next));
@@ -384,7 +543,11 @@ async fn refresh_tokens_rotate_and_unlink_revokes_the_grant() {
 
     assert_eq!(rig.op.count(|e| e["event"] == "grant.revoked"), 0);
     rig.sdk.unlink(&account.id).await.unwrap();
-    assert_eq!(rig.op.count(|e| e["event"] == "grant.revoked"), 1, "RFC 7009 at the provider");
+    assert_eq!(
+        rig.op.count(|e| e["event"] == "grant.revoked"),
+        1,
+        "RFC 7009 at the provider"
+    );
     assert!(rig.sdk.accounts().unwrap().is_empty());
     assert_eq!(
         rig.op.refresh_error("chartlink", &current).await.as_deref(),
@@ -392,7 +555,10 @@ async fn refresh_tokens_rotate_and_unlink_revokes_the_grant() {
         "the grant was revoked at unlink"
     );
     for token in &spent {
-        assert_eq!(rig.op.refresh_error("chartlink", token).await.as_deref(), Some("invalid_grant"));
+        assert_eq!(
+            rig.op.refresh_error("chartlink", token).await.as_deref(),
+            Some("invalid_grant")
+        );
     }
     rig.shutdown().await;
 }
@@ -407,8 +573,14 @@ async fn unlink_reports_the_revocation_although_jwt_access_tokens_are_unsupporte
     let account = rig.link(PATIENT).await.unwrap();
     let refresh = rig.refresh_token(&account.id).unwrap();
     let outcome = rig.sdk.unlink(&account.id).await.unwrap();
-    assert_eq!(rig.op.refresh_error("chartlink", &refresh).await.as_deref(), Some("invalid_grant"));
-    assert!(outcome.revoked_at_provider, "the grant ended at the provider");
+    assert_eq!(
+        rig.op.refresh_error("chartlink", &refresh).await.as_deref(),
+        Some("invalid_grant")
+    );
+    assert!(
+        outcome.revoked_at_provider,
+        "the grant ended at the provider"
+    );
     rig.shutdown().await;
 }
 

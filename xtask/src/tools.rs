@@ -235,7 +235,8 @@ fn ensure_maven_artifacts(ws: &Workspace) -> Result<bool, String> {
 fn ensure_oidc_provider(ws: &Workspace) -> Result<bool, String> {
     let dir = ws.root.join("tests").join("oidc");
     let lock_path = dir.join("package-lock.json");
-    let lock = fs::read(&lock_path).map_err(|e| format!("cannot read {}: {e}", lock_path.display()))?;
+    let lock =
+        fs::read(&lock_path).map_err(|e| format!("cannot read {}: {e}", lock_path.display()))?;
     let modules = dir.join("node_modules");
     let stamp = modules.join(".chartlink-installed-lock.json");
     let installed = modules.join("oidc-provider").join("package.json").is_file()
@@ -245,9 +246,14 @@ fn ensure_oidc_provider(ws: &Workspace) -> Result<bool, String> {
         return Ok(false);
     }
     if cmd::find_on_path("npm").is_none() {
-        return Err("npm is not installed (the tests need node and npm: see the README's Set up)".into());
+        return Err(
+            "npm is not installed (the tests need node and npm: see the README's Set up)".into(),
+        );
     }
-    println!("tools: npm ci in {} (oidc-provider, fhirclient: about 30 MB)", dir.display());
+    println!(
+        "tools: npm ci in {} (oidc-provider, fhirclient: about 30 MB)",
+        dir.display()
+    );
     let mut npm = Command::new("npm");
     npm.args(["ci", "--no-audit", "--no-fund", "--loglevel=warn"])
         .current_dir(&dir);
