@@ -21,6 +21,7 @@
 
 use std::net::SocketAddr;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,6 +40,11 @@ use tokio::process::{Child, Command};
 
 const PATIENT: &str = "maria-garcia";
 
+/// How many of these tests run at once in one test process: each starts node, a sandbox, chromedriver and
+/// Chromium, and on two shared cores more at once only makes each slower (and a start-up timeout likelier).
+static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+static STARTED: AtomicUsize = AtomicUsize::new(0);
+
 /// A running `node tests/oidc/server.mjs`, with the events it printed; killed on drop (it also exits when its
 /// stdin closes, should this process die first).
 struct OidcProvider {
@@ -46,10 +52,12 @@ struct OidcProvider {
     scopes_supported: Vec<String>,
     events: Arc<Mutex<Vec<Value>>>,
     _child: Child,
+    _slot: tokio::sync::SemaphorePermit<'static>,
 }
 
 impl OidcProvider {
     async fn start(form: &str, fhir_base: &str) -> Self {
+        let slot = SLOTS.acquire().await.unwrap();
         let dir = workspace_root().join("tests/oidc");
         assert!(
             dir.join("node_modules/oidc-provider/package.json")
@@ -57,8 +65,11 @@ impl OidcProvider {
             "oidc-provider is not installed in {} — run `cargo xtask tools` (it runs `npm ci` there)",
             dir.display()
         );
-        let log = chartlink_tests::artifacts_dir()
-            .join(format!("oidc-provider-{form}-{}.log", std::process::id()));
+        let log = chartlink_tests::artifacts_dir().join(format!(
+            "oidc-provider-{form}-{}-{}.log",
+            std::process::id(),
+            STARTED.fetch_add(1, Ordering::SeqCst)
+        ));
         let mut child =
             Command::new(std::env::var_os("CHARTLINK_NODE").unwrap_or_else(|| "node".into()))
                 .arg(dir.join("server.mjs"))
@@ -75,9 +86,9 @@ impl OidcProvider {
                 .spawn()
                 .expect("node starts (node is a prerequisite: see the README)");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let ready = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        let ready = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
             .await
-            .expect("oidc-provider ready within 20 s")
+            .expect("oidc-provider ready within 60 s")
             .unwrap()
             .unwrap_or_else(|| panic!("oidc-provider exited; see {}", log.display()));
         let ready: Value = serde_json::from_str(&ready).unwrap();
@@ -100,6 +111,7 @@ impl OidcProvider {
                 .collect(),
             events,
             _child: child,
+            _slot: slot,
         }
     }
 
@@ -356,6 +368,7 @@ async fn the_smart_configuration_names_the_providers_endpoints() {
             .any(|u| u["url"] == "token" && u["valueUri"] == format!("{}/token", op.issuer))
     );
     sb.shutdown().await;
+    drop(op);
 
     let (op, sb) = servers("plain", |auth| auth.advertise_issuer = false).await;
     let smart = get_json(&format!(
