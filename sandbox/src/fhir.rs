@@ -77,6 +77,15 @@ fn caller(s: &Shared, headers: &HeaderMap) -> Result<Caller, Response> {
             "a valid access token is required",
         )
     };
+    if let Some(external) = &s.external {
+        // The external authorization server decided whose record this token opens (crate::external).
+        let grant = external.bearer_grant(s, headers).ok_or_else(unauthorized)?;
+        return Ok(Caller {
+            scopes: crate::external::known_scopes(&grant.scope),
+            grant,
+            level: AccessLevel::Full,
+        });
+    }
     let (grant, _) = bearer_grant(s, headers).ok_or_else(unauthorized)?;
     let store = s.store();
     let access = access::access_of(&store, &grant.username, &grant.patient_id, s.clock.today())
@@ -132,6 +141,21 @@ pub async fn metadata(State(s): State<Arc<Shared>>) -> Response {
         })
         .collect();
     let ext = |name: &str, url: String| json!({"url": name, "valueUri": url});
+    let oauth_uris: Vec<Value> = match &s.external {
+        Some(external) => external
+            .oauth_uris()
+            .into_iter()
+            .map(|(name, url)| ext(name, url))
+            .collect(),
+        None => vec![
+            ext("authorize", format!("{base}/oauth2/authorize")),
+            ext("token", format!("{base}/oauth2/token")),
+            ext("revoke", format!("{base}/oauth2/revoke")),
+            ext("introspect", format!("{base}/oauth2/introspect")),
+            ext("register", format!("{base}/oauth2/register")),
+            ext("manage", format!("{base}/portal/apps")),
+        ],
+    };
     let body = json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -148,14 +172,7 @@ pub async fn metadata(State(s): State<Arc<Shared>>) -> Response {
                 "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}]}],
                 "extension": [{
                     "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
-                    "extension": [
-                        ext("authorize", format!("{base}/oauth2/authorize")),
-                        ext("token", format!("{base}/oauth2/token")),
-                        ext("revoke", format!("{base}/oauth2/revoke")),
-                        ext("introspect", format!("{base}/oauth2/introspect")),
-                        ext("register", format!("{base}/oauth2/register")),
-                        ext("manage", format!("{base}/portal/apps")),
-                    ],
+                    "extension": oauth_uris,
                 }],
             },
             "resource": resources,

@@ -76,7 +76,12 @@ impl SigningKey {
 
     /// Signs `claims` as a compact JWS.
     pub fn sign(&self, claims: &Value) -> String {
-        let header = json!({"alg": "ES384", "typ": "JWT", "kid": self.kid});
+        self.sign_typed("JWT", claims)
+    }
+
+    /// Signs `claims` as a compact JWS whose header says `typ` (`at+jwt` for an RFC 9068 access token).
+    pub fn sign_typed(&self, typ: &str, claims: &Value) -> String {
+        let header = json!({"alg": "ES384", "typ": typ, "kid": self.kid});
         let signing_input = format!(
             "{}.{}",
             B64.encode(header.to_string()),
@@ -130,10 +135,17 @@ impl UnverifiedJwt {
     /// Checks the signature against a JWK Set and returns the claims. The key is chosen by `kid` when the header
     /// names one, otherwise every key of the right type is tried.
     pub fn verify(self, jwks: &Value) -> Result<Value, JwtError> {
+        self.verify_allowing(jwks, &["RS384", "ES384"])
+    }
+
+    /// [`UnverifiedJwt::verify`] with another list of accepted algorithms, out of RS256, RS384, ES256 and ES384
+    /// (the access tokens of an external authorization server, [`crate::external`]).
+    pub fn verify_allowing(self, jwks: &Value, algorithms: &[&str]) -> Result<Value, JwtError> {
         let alg = self.header["alg"].as_str().unwrap_or_default().to_owned();
         let kty = match alg.as_str() {
-            "ES384" => "EC",
-            "RS384" => "RSA",
+            _ if !algorithms.contains(&alg.as_str()) => return Err(JwtError::Algorithm(alg)),
+            "ES256" | "ES384" => "EC",
+            "RS256" | "RS384" => "RSA",
             _ => return Err(JwtError::Algorithm(alg)),
         };
         let kid = self.header["kid"].as_str().map(str::to_owned);
@@ -165,26 +177,33 @@ fn verify_with(jwk: &Value, alg: &str, msg: &[u8], sig: &[u8]) -> Result<bool, J
             .and_then(|v| B64.decode(v).ok())
             .ok_or(JwtError::BadKey(kind))
     };
-    if alg == "ES384" {
-        if jwk["crv"] != "P-384" {
-            return Err(JwtError::BadKey("P-384"));
+    if let Some((crv, len, verification)) = match alg {
+        "ES384" => Some(("P-384", 48, &signature::ECDSA_P384_SHA384_FIXED)),
+        "ES256" => Some(("P-256", 32, &signature::ECDSA_P256_SHA256_FIXED)),
+        _ => None,
+    } {
+        if jwk["crv"] != crv {
+            return Err(JwtError::BadKey(crv));
         }
-        let (x, y) = (field("x", "P-384")?, field("y", "P-384")?);
-        if x.len() != 48 || y.len() != 48 {
-            return Err(JwtError::BadKey("P-384"));
+        let (x, y) = (field("x", crv)?, field("y", crv)?);
+        if x.len() != len || y.len() != len {
+            return Err(JwtError::BadKey(crv));
         }
-        let mut point = Vec::with_capacity(97);
+        let mut point = Vec::with_capacity(1 + 2 * len);
         point.push(4);
         point.extend_from_slice(&x);
         point.extend_from_slice(&y);
-        let key = signature::UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, point);
+        let key = signature::UnparsedPublicKey::new(verification, point);
         Ok(key.verify(msg, sig).is_ok())
     } else {
         let (n, e) = (field("n", "RSA")?, field("e", "RSA")?);
         let key = signature::RsaPublicKeyComponents { n, e };
-        Ok(key
-            .verify(&signature::RSA_PKCS1_2048_8192_SHA384, msg, sig)
-            .is_ok())
+        let params = if alg == "RS256" {
+            &signature::RSA_PKCS1_2048_8192_SHA256
+        } else {
+            &signature::RSA_PKCS1_2048_8192_SHA384
+        };
+        Ok(key.verify(params, msg, sig).is_ok())
     }
 }
 
@@ -227,6 +246,24 @@ mod tests {
                 Err(JwtError::Algorithm(alg.into()))
             );
         }
+    }
+
+    #[test]
+    fn the_allowed_algorithms_are_the_callers() {
+        let h = B64.encode(json!({"alg": "RS256"}).to_string());
+        let c = B64.encode("{}");
+        let token = format!("{h}.{c}.");
+        assert_eq!(
+            decode(&token).expect("decode").verify(&json!({"keys": []})),
+            Err(JwtError::Algorithm("RS256".into())),
+            "client assertions: RS384 and ES384 only"
+        );
+        assert_eq!(
+            decode(&token)
+                .expect("decode")
+                .verify_allowing(&json!({"keys": []}), &["RS256"]),
+            Err(JwtError::UnknownKey(None))
+        );
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod admin;
 pub mod apps;
 pub mod brands;
 pub mod clock;
+pub mod external;
 pub mod faults;
 pub mod fhir;
 pub mod generator;
@@ -55,6 +56,7 @@ use tokio::sync::oneshot;
 
 pub use admin::Admin;
 pub use apps::{App, ClientAuth, DEMO_CLIENT_ID, Questionnaire};
+pub use external::ExternalAuth;
 pub use faults::{FaultConfig, FaultKind, LoggedRequest, ScriptedFault};
 pub use robot::PortalRobot;
 
@@ -84,6 +86,9 @@ pub struct Config {
     pub faults: FaultConfig,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Another authorization server in front of the FHIR API: its JWT access tokens open it, and the SMART
+    /// configuration names its endpoints ([`external`]). `None`: the sandbox's own.
+    pub external_auth: Option<ExternalAuth>,
 }
 
 impl Default for Config {
@@ -101,6 +106,7 @@ impl Default for Config {
             max_page_size: 1000,
             faults: FaultConfig::default(),
             max_body_bytes: 64 * 1024,
+            external_auth: None,
         }
     }
 }
@@ -119,6 +125,8 @@ pub enum SandboxError {
     Load(#[from] loader::LoadError),
     #[error("cannot create the signing key")]
     Key,
+    #[error(transparent)]
+    External(#[from] external::ExternalError),
 }
 
 /// Counters the tests read (how many refresh requests reached the server, and so on).
@@ -147,6 +155,8 @@ pub struct Shared {
     stats: Mutex<Stats>,
     /// When each FHIR request started and ended (the most recent [`faults::REQUEST_LOG_CAP`]).
     pub request_log: Mutex<Vec<faults::LoggedRequest>>,
+    /// The authorization server in front of the FHIR API, when it is not the sandbox's own.
+    pub external: Option<external::External>,
     pub category_rule: AtomicBool,
     /// Whether grants with `offline_access` get a refresh token (off: a server like plain OpenID Connect that
     /// drops it, for testing clients against grants that cannot renew themselves).
@@ -230,6 +240,12 @@ impl Sandbox {
                 )?;
             }
         }
+        let external = match config.external_auth.clone() {
+            Some(auth) => {
+                Some(external::External::resolve(auth, &format!("{base_url}/fhir")).await?)
+            }
+            None => None,
+        };
         let shared = Arc::new(Shared {
             base_url,
             faults: faults::Faults::new(config.seed, config.faults.clone()),
@@ -244,6 +260,7 @@ impl Sandbox {
             flows: Mutex::new(oauth::Flows::default()),
             stats: Mutex::new(Stats::default()),
             request_log: Mutex::new(Vec::new()),
+            external,
         });
         let app = router(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use chartlink_sandbox::{Config, FaultConfig, Sandbox};
+use chartlink_sandbox::{Config, ExternalAuth, FaultConfig, Sandbox};
 use clap::Parser;
 
 /// A local SMART-on-FHIR EHR for developing and testing patient apps.
@@ -28,6 +28,10 @@ struct Args {
     /// Add a patient with about this many resources (login large / large-demo), e.g. 50000.
     #[arg(long)]
     large_patient: Option<usize>,
+    /// Put this OpenID Connect issuer in front of the FHIR API instead of the sandbox's own authorization server:
+    /// its JWT access tokens (verified with its JWKS) open the API, the SMART configuration names its endpoints.
+    #[arg(long)]
+    external_issuer: Option<String>,
     /// Access token lifetime in seconds.
     #[arg(long, default_value_t = 3600)]
     token_lifetime: i64,
@@ -63,6 +67,7 @@ async fn main() -> std::process::ExitCode {
         db: args.db,
         token_lifetime: args.token_lifetime,
         require_observation_category: !args.no_category_rule,
+        external_auth: args.external_issuer.as_deref().map(ExternalAuth::new),
         faults: FaultConfig {
             latency_ms: args.fault_latency_ms,
             error_rate: args.fault_error_rate,

@@ -112,6 +112,9 @@ impl Flows {
 
 /// `GET /fhir/.well-known/smart-configuration`.
 pub async fn smart_configuration(State(s): State<Arc<Shared>>) -> Response {
+    if let Some(external) = &s.external {
+        return external.smart_configuration();
+    }
     let base = &s.base_url;
     let fhir = s.fhir_base();
     let mut scopes: Vec<String> = [
@@ -693,7 +696,13 @@ fn authorization_code(s: &Shared, headers: &HeaderMap, p: &Params) -> Result<Val
 }
 
 fn refresh(s: &Shared, headers: &HeaderMap, p: &Params) -> Result<Value, OAuthError> {
-    let app = authenticate_client(s, headers, p)?;
+    let app = match authenticate_client(s, headers, p) {
+        // A public client need not name itself when it refreshes (RFC 6749 §6 asks only confidential clients to
+        // authenticate; SMART App Launch 2.2 lists no client_id for a public app's refresh, and SMART's client-js
+        // sends none): the refresh token says whose it is.
+        Err(e) if names_no_client(headers, p) => public_owner(s, p).ok_or(e)?,
+        other => other?,
+    };
     let token = p
         .get("refresh_token")
         .ok_or_else(|| OAuthError::new("invalid_request", "refresh_token is required"))?;
@@ -735,6 +744,29 @@ fn refresh(s: &Shared, headers: &HeaderMap, p: &Params) -> Result<Value, OAuthEr
     }
     drop(store);
     issue_tokens(s, &grant, &app.client_id, true, None)
+}
+
+/// Whether a token request carries no client identification at all.
+fn names_no_client(headers: &HeaderMap, p: &Params) -> bool {
+    !headers.contains_key(header::AUTHORIZATION)
+        && [
+            "client_id",
+            "client_secret",
+            "client_assertion",
+            "client_assertion_type",
+        ]
+        .iter()
+        .all(|k| p.get(k).is_none())
+}
+
+/// The public client a refresh token was issued to.
+fn public_owner(s: &Shared, p: &Params) -> Option<App> {
+    let row = s
+        .store()
+        .token(&token_hash(p.get("refresh_token")?))
+        .ok()??;
+    let app = load_app(s, &row.client_id)?;
+    matches!(app.auth, ClientAuth::Public).then_some(app)
 }
 
 fn jwt_bearer(s: &Shared, p: &Params) -> Result<Value, OAuthError> {

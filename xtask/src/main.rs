@@ -2,7 +2,7 @@
 //!
 //! - `cargo xtask ci [--skip-lint]`: the project's test command (the README and `.ci/run` call exactly this).
 //! - `cargo xtask tools`: installs the external tools the tests drive (Chromium, chromedriver, Maven jars, a Python venv,
-//!   kotlinc) if they are missing; prints "all tools present" when nothing was.
+//!   kotlinc, npm's oidc-provider) if they are missing; prints "all tools present" when nothing was.
 //! - `cargo xtask sandbox [ARGS...]`: `cargo run -p chartlink-sandbox -- ARGS`.
 //! - `cargo xtask bindings`: generates the Kotlin and Swift bindings, runs the Kotlin host tests on the JVM against
 //!   the sandbox and parses every Swift file (see bindings.rs).
@@ -19,7 +19,8 @@
 // 2. clippy  `cargo clippy --workspace --all-targets -- -D warnings`. All targets, so tests, examples and benches are
 //            linted too; `-D warnings` makes the workspace lints binding. Passed on the command line rather than
 //            through RUSTFLAGS so that it does not invalidate the build cache that the test step then reuses.
-// 3. tools   Installs Chromium + chromedriver, the Maven Central jars, the Python venv and kotlinc if missing (see tools.rs). Before
+// 3. tools   Installs Chromium + chromedriver, the Maven Central jars, the Python venv, kotlinc and npm's oidc-provider if
+//            missing (see tools.rs). Before
 //            the tests, so a test never half-installs something itself; idempotent and fast when all is there.
 // 4. test    `cargo nextest run --workspace` when cargo-nextest is installed (one process per test: a test that
 //            hangs or leaks a server or browser cannot disturb the others, and slow tests are reported), otherwise
@@ -63,7 +64,8 @@ enum Task {
         #[arg(long)]
         skip_lint: bool,
     },
-    /// Install the tools the tests use (Chromium, chromedriver, Maven Central jars, Python venv, kotlinc) if missing.
+    /// Install the tools the tests use (Chromium, chromedriver, Maven Central jars, Python venv, kotlinc, npm's
+    /// oidc-provider) if missing.
     Tools,
     /// Host tests of the bindings: generate Kotlin and Swift, run the Kotlin tests on the JVM against the sandbox,
     /// parse every Swift file (installs kotlinc, the Maven jars and the venv when missing).

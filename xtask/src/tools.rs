@@ -10,7 +10,13 @@
 //!   `<target>/tools/maven/repo`): android-all (the Android framework's classes), kotlinx-coroutines-android and
 //!   -core-jvm, JNA (which the generated Kotlin loads the Rust library with) and the JUnit 5 console launcher: the classpath android/ is compiled and unit-tested against.
 //!
-//! Everything lives under the target dir, so `cargo clean` removes it and nothing is committed.
+//! - npm's `oidc-provider` (an OpenID Certified authorization server the interop tests put in front of the sandbox's
+//!   FHIR API) and `fhirclient` (SMART's client-js): `npm ci` of the pinned `tests/oidc/package-lock.json` into
+//!   `tests/oidc/node_modules` (about 30 MB, 46 packages, a few seconds; ignored by git), where the tests' node
+//!   scripts import them from. fhirclient's browser-only WebCrypto polyfill (350 MB of React Native) is replaced by a
+//!   stub in `tests/oidc/stubs` (its Node entry uses node:crypto).
+//!
+//! Everything else lives under the target dir, so `cargo clean` removes it; nothing is committed.
 
 use crate::Workspace;
 use crate::cmd;
@@ -137,6 +143,7 @@ pub fn ensure(ws: &Workspace) -> Result<Tools, String> {
     installed |= ensure_python_venv(ws)?;
     installed |= ensure_kotlinc(ws)?;
     installed |= ensure_maven_artifacts(ws)?;
+    installed |= ensure_oidc_provider(ws)?;
     if installed {
         println!("tools: installed what was missing; all tools present");
     } else {
@@ -220,6 +227,38 @@ fn ensure_maven_artifacts(ws: &Workspace) -> Result<bool, String> {
         fs::rename(staging.join(&name), jars.join(&name))
             .map_err(|e| io("move into place", &jars.join(&name), e))?;
     }
+    Ok(true)
+}
+
+/// `npm ci` in tests/oidc when its node_modules were not installed from the current package-lock.json (a stamp
+/// inside node_modules holds the lock they came from). Returns whether it installed anything.
+fn ensure_oidc_provider(ws: &Workspace) -> Result<bool, String> {
+    let dir = ws.root.join("tests").join("oidc");
+    let lock_path = dir.join("package-lock.json");
+    let lock =
+        fs::read(&lock_path).map_err(|e| format!("cannot read {}: {e}", lock_path.display()))?;
+    let modules = dir.join("node_modules");
+    let stamp = modules.join(".chartlink-installed-lock.json");
+    let installed = modules.join("oidc-provider").join("package.json").is_file()
+        && fs::read(&stamp).is_ok_and(|s| s == lock);
+    if installed {
+        println!("tools: oidc-provider present ({})", modules.display());
+        return Ok(false);
+    }
+    if cmd::find_on_path("npm").is_none() {
+        return Err(
+            "npm is not installed (the tests need node and npm: see the README's Set up)".into(),
+        );
+    }
+    println!(
+        "tools: npm ci in {} (oidc-provider, fhirclient: about 30 MB)",
+        dir.display()
+    );
+    let mut npm = Command::new("npm");
+    npm.args(["ci", "--no-audit", "--no-fund", "--loglevel=warn"])
+        .current_dir(&dir);
+    cmd::run_keeping_stderr_tail(&mut npm)?;
+    fs::write(&stamp, &lock).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
     Ok(true)
 }
 
