@@ -88,6 +88,16 @@ enum Command {
     Switch {
         id: String,
     },
+    /// Show two (or more) patients linked at different providers as one person (see the suggestions `patients`
+    /// prints). Nothing is merged without this.
+    Merge {
+        #[arg(required = true, num_args = 2..)]
+        ids: Vec<String>,
+    },
+    /// Undo a merge: show the patient's providers as separate patients again.
+    Split {
+        id: String,
+    },
     /// Lab results (or one test over time).
     Labs {
         #[arg(long)]
@@ -382,14 +392,42 @@ async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
         Command::Patients => {
             let active = app.session.active_patient.clone();
             let list = sdk.patients()?;
+            let suggestions = sdk.merge_suggestions()?;
             app.print(
                 || {
-                    list.iter()
+                    let mut out: String = list.iter()
                         .map(|p| format!("{} {}  {}  {:?}{}{}\n", if Some(&p.id) == active.as_ref() { "*" } else { " " }, term::field(&p.id), term::field(p.name.as_deref().unwrap_or("(not synced yet)")), p.relation, if p.restricted { ", restricted" } else { "" }, if p.revoked { ", access revoked" } else { "" }))
-                        .collect()
+                        .collect();
+                    for m in &suggestions {
+                        let why = match m.reason {
+                            chartlink_core::MergeReason::SharedIdentifier => "the same identifier",
+                            chartlink_core::MergeReason::SameNameAndBirthDate => "the same name and birth date",
+                        };
+                        let ids: Vec<String> = m.context_ids.iter().map(|i| term::field(i)).collect();
+                        out.push_str(&format!("  possibly one person ({why}): chartlink merge {}\n", ids.join(" ")));
+                    }
+                    out
                 },
-                || json!(list.iter().map(|p| json!({"id": p.id, "name": p.name, "birth_date": p.birth_date, "relation": format!("{:?}", p.relation), "restricted": p.restricted, "revoked": p.revoked, "active": Some(&p.id) == active.as_ref()})).collect::<Vec<_>>()),
+                // The list as before; each patient carries the ids of the others it may be (merge suggestions).
+                || json!(list.iter().map(|p| json!({"id": p.id, "name": p.name, "birth_date": p.birth_date, "relation": format!("{:?}", p.relation), "restricted": p.restricted, "revoked": p.revoked, "active": Some(&p.id) == active.as_ref(), "providers": p.providers, "maybe_same_as": suggestions.iter().filter(|m| m.context_ids.contains(&p.id)).flat_map(|m| m.context_ids.iter().filter(|i| **i != p.id).cloned()).collect::<Vec<_>>()})).collect::<Vec<_>>()),
             );
+        }
+        Command::Merge { ids } => {
+            let merged = sdk.confirm_merge(ids)?;
+            app.print(
+                || {
+                    format!(
+                        "{} is now one patient with {} providers\n",
+                        term::field(merged.name.as_deref().unwrap_or(&merged.id)),
+                        merged.providers.len()
+                    )
+                },
+                || json!({"merged": merged.id, "accounts": merged.account_ids}),
+            );
+        }
+        Command::Split { id } => {
+            sdk.split_patient(id)?;
+            app.print(|| "split\n".to_owned(), || json!({"split": id}));
         }
         Command::Switch { id } => {
             let ctx = sdk.switch_patient(id)?;
