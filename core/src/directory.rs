@@ -437,6 +437,24 @@ impl Directory {
         hits
     }
 
+    /// Sets the status of every endpoint with this FHIR base (a mark remembered from an earlier check). Returns
+    /// whether one matched.
+    pub fn mark(&mut self, fhir_base: &str, status: EndpointStatus) -> bool {
+        let base = fhir_base.trim_end_matches('/');
+        let mut found = false;
+        for e in self
+            .providers
+            .iter_mut()
+            .flat_map(|p| p.endpoints.iter_mut())
+        {
+            if e.fhir_base == base {
+                e.status = status;
+                found = true;
+            }
+        }
+        found
+    }
+
     /// Checks every endpoint's SMART discovery and marks it working or failed.
     pub async fn check_endpoints(&mut self, http: &Http) {
         for p in &mut self.providers {
