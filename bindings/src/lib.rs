@@ -501,9 +501,7 @@ impl ChartLink {
     /// Why the SDK is locked, or null/nil when it is not (evaluates the timers first).
     pub fn locked(&self) -> Option<LockReason> {
         // Fail closed: if evaluating the lock ever failed, report locked.
-        guard_or(Some(LockReason::Explicit), || {
-            self.inner.locked().map(Into::into)
-        })
+        guard_or(Some(LockReason::Explicit), || self.inner.locked())
     }
 
     // ---- the device's own files ----

@@ -611,6 +611,26 @@ mod tests {
     }
 
     #[test]
+    fn marks_set_the_status_of_every_endpoint_with_that_base() {
+        let mut d = dir();
+        let status = |d: &Directory| {
+            d.providers()
+                .iter()
+                .flat_map(|p| &p.endpoints)
+                .find(|e| e.fhir_base == "https://fhir.csf.example/r4")
+                .map(|e| e.status)
+        };
+        assert_eq!(status(&d), Some(EndpointStatus::Unknown));
+        // The base as a directory writes it, with or without the trailing slash.
+        assert!(d.mark(
+            "https://fhir.csf.example/r4/",
+            EndpointStatus::DiscoveryFailed
+        ));
+        assert_eq!(status(&d), Some(EndpointStatus::DiscoveryFailed));
+        assert!(!d.mark("https://unknown.example/fhir", EndpointStatus::Working));
+    }
+
+    #[test]
     fn bad_bundles_are_typed_errors() {
         assert_eq!(
             Directory::from_bundle(b"not json").err(),

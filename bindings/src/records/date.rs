@@ -116,7 +116,7 @@ mod tests {
 
     #[test]
     fn dates_of_mixed_precision_sort_by_their_start_coarser_first() {
-        let mut dates = vec![
+        let mut dates = [
             d("2019-05-03T10:00:00Z"),
             d("2019-05"),
             d("2018"),
