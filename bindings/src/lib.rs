@@ -514,9 +514,11 @@ impl ChartLink {
     }
 
     /// Deletes the account entries the secure store could not return (see `StoreNotice.UnreadableAccountEntry`)
-    /// and the records of those accounts. Returns how many were deleted.
-    pub fn discard_unreadable_account_entries(&self) -> Result<u64> {
-        guard(|| Ok(self.inner.discard_unreadable_account_entries()? as u64))
+    /// and the records of those accounts. Returns how many were deleted. Deletes rows: on the SDK's blocking pool,
+    /// like the reads.
+    pub async fn discard_unreadable_account_entries(&self) -> Result<u64> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(sdk.discard_unreadable_account_entries()? as u64)).await
     }
 }
 

@@ -417,11 +417,14 @@ class ThreadRecordingClock : HostClock {
 /** Cancels [token] (or runs [onProgress]) at the first progress of a sync that has queries left; counts the rest. */
 class CancelMidSync(private val onProgress: () -> Unit) : EventListener {
     val progress = AtomicLong()
+    /** A progress event with every query done: the sync was not stopped midway. */
+    val sawLastQuery = AtomicBoolean(false)
     private val fired = AtomicBoolean(false)
     override fun onEvent(event: Event) {
         if (event !is Event.SyncProgress) return
         progress.incrementAndGet()
         val p = event.progress
+        if (p.queriesDone == p.queriesTotal) sawLastQuery.set(true)
         if (p.queriesDone >= 1 && p.queriesDone < p.queriesTotal && fired.compareAndSet(false, true)) onProgress()
     }
 }
@@ -441,6 +444,7 @@ suspend fun cancelTokenStopsSyncMidway() = coroutineScopeTest { scope ->
             val atCancel = listener.progress.get()
             delay(700)
             assertEquals(atCancel, listener.progress.get(), "the Rust sync went on after the call was cancelled")
+            assertFalse(listener.sawLastQuery.get(), "the cancelled sync still finished its last query")
             val partial = sdk.labResults().map { it.id }.toSet()
             assertTrue(sdk.takeStoreNotices().isEmpty(), "a cancelled sync left damaged rows")
             assertFailsWith<ChartLinkException.Cancelled>("a cancelled token cancels before starting") {
@@ -460,9 +464,13 @@ suspend fun cancelTokenStopsSyncMidway() = coroutineScopeTest { scope ->
                 job = scope.launch(Dispatchers.Default) { other.sync(again.id) }
                 withTimeout(30_000) { job!!.join() }
                 assertTrue(job!!.isCancelled, "the coroutine was cancelled mid-sync")
+                // The coroutine ends at once; the Rust task is aborted at its next await point, so a step already
+                // running on the SDK's thread may still finish (the token path above waits for that).
+                delay(300)
                 val stoppedAt = viaCoroutine.progress.get()
                 delay(700)
                 assertEquals(stoppedAt, viaCoroutine.progress.get(), "the Rust sync outlived its coroutine")
+                assertFalse(viaCoroutine.sawLastQuery.get(), "the cancelled sync still finished its last query")
                 other.sync(again.id)
                 assertEquals(resumedLabs.toSet(), other.labResults().map { it.id }.toSet(), "both resumed syncs hold the whole record")
             }

@@ -274,7 +274,9 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
 
     public func locked() -> LockReason? { sdk.locked() }
 
-    public func discardUnreadableAccountEntries() throws -> UInt64 { try sdk.discardUnreadableAccountEntries() }
+    public func discardUnreadableAccountEntries() async throws -> UInt64 {
+        try await sdk.discardUnreadableAccountEntries()
+    }
 
     /// What the store had to do at start-up (a damaged database moved aside, damaged rows, unreadable entries).
     public func takeStoreNotices() -> [StoreNotice] { sdk.takeStoreNotices() }
