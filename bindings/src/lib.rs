@@ -9,7 +9,7 @@
 //!   tokio runtime ([`runtime`]), and cancelling the coroutine or task aborts the Rust work.
 //! - No panic crosses the boundary: async work runs in a runtime task whose panic becomes
 //!   [`ChartLinkError::Internal`], synchronous calls go through `catch_unwind`, host callbacks that throw are
-//!   contained ([`host`]). [`debug_panic_for_test`] proves it from Kotlin.
+//!   contained ([`host`]). `debug_panic_for_test` (feature `test-support`) proves it from Kotlin.
 //! - [`ChartLink::start_idle_timer`] returns a [`SubscriptionHandle`]; `cancel()` or dropping it stops the timer.
 //! - On Android, a JNI hook (`android.rs`) hands the app context to the TLS certificate verifier of core's HTTP
 //!   client; the Kotlin shell calls it before building the SDK.
@@ -28,6 +28,7 @@ uniffi::setup_scaffolding!();
 
 #[cfg(target_os = "android")]
 mod android;
+pub mod cancel;
 pub mod error;
 pub mod host;
 pub mod logger;
@@ -39,13 +40,16 @@ use std::time::Duration;
 
 use chartlink_core as core;
 
+pub use cancel::CancelToken;
 pub use error::{BrowserError, ChartLinkError, SecureStoreError};
 pub use host::{AuthBrowser, EventListener, HostClock, SecureStore};
 pub use logger::{ChartLinkLogger, LogLevel, set_logger};
 pub use records::*;
 pub use runtime::SubscriptionHandle;
 
-use runtime::{guard, guard_or, run};
+#[cfg(feature = "test-support")]
+use runtime::run;
+use runtime::{guard, guard_or, run_blocking, run_cancellable};
 
 type Result<T> = std::result::Result<T, ChartLinkError>;
 
@@ -125,21 +129,46 @@ impl ChartLink {
     /// Links in one call: opens the provider's login and consent pages in the `AuthBrowser` and completes the
     /// link. `fhir_base` is the provider's FHIR R4 base URL. Fails with `Cancelled` when the user closes the
     /// browser, `Authorization` when they deny or the flow fails, `InvalidInput` for a bad URL or no browser.
-    pub async fn link(&self, fhir_base: String) -> Result<LinkedAccount> {
+    #[uniffi::method(default(cancel = None))]
+    pub async fn link(
+        &self,
+        fhir_base: String,
+        cancel: Option<Arc<CancelToken>>,
+    ) -> Result<LinkedAccount> {
         let sdk = self.inner.clone();
-        run(async move { Ok(sdk.link(&fhir_base).await?.into()) }).await
+        run_cancellable(
+            cancel,
+            async move { Ok(sdk.link(&fhir_base).await?.into()) },
+        )
+        .await
     }
 
     /// Starts a link the app completes itself: open the returned URL, then pass the redirect to `complete_link`.
-    pub async fn begin_link(&self, fhir_base: String) -> Result<AuthorizationRequest> {
+    #[uniffi::method(default(cancel = None))]
+    pub async fn begin_link(
+        &self,
+        fhir_base: String,
+        cancel: Option<Arc<CancelToken>>,
+    ) -> Result<AuthorizationRequest> {
         let sdk = self.inner.clone();
-        run(async move { Ok(sdk.begin_link(&fhir_base).await?.into()) }).await
+        run_cancellable(cancel, async move {
+            Ok(sdk.begin_link(&fhir_base).await?.into())
+        })
+        .await
     }
 
     /// Finishes a link with the URL the provider redirected to (from the app's deep-link handler).
-    pub async fn complete_link(&self, redirect_url: String) -> Result<LinkedAccount> {
+    #[uniffi::method(default(cancel = None))]
+    pub async fn complete_link(
+        &self,
+        redirect_url: String,
+        cancel: Option<Arc<CancelToken>>,
+    ) -> Result<LinkedAccount> {
         let sdk = self.inner.clone();
-        run(async move { Ok(sdk.complete_link(&redirect_url).await?.into()) }).await
+        run_cancellable(cancel, async move {
+            Ok(sdk.complete_link(&redirect_url).await?.into())
+        })
+        .await
     }
 
     /// Abandons any link in progress.
@@ -154,21 +183,46 @@ impl ChartLink {
 
     /// Registers this device with the provider (where it offers that) so access continues without the refresh
     /// token. Returns the device's client id.
-    pub async fn register_device(&self, account_id: String) -> Result<String> {
+    #[uniffi::method(default(cancel = None))]
+    pub async fn register_device(
+        &self,
+        account_id: String,
+        cancel: Option<Arc<CancelToken>>,
+    ) -> Result<String> {
         let sdk = self.inner.clone();
-        run(async move { Ok(sdk.register_device(&account_id).await?) }).await
+        run_cancellable(cancel, async move {
+            Ok(sdk.register_device(&account_id).await?)
+        })
+        .await
     }
 
     /// Revokes the account's access at the provider and deletes every local trace of it.
-    pub async fn unlink(&self, account_id: String) -> Result<UnlinkOutcome> {
+    #[uniffi::method(default(cancel = None))]
+    pub async fn unlink(
+        &self,
+        account_id: String,
+        cancel: Option<Arc<CancelToken>>,
+    ) -> Result<UnlinkOutcome> {
         let sdk = self.inner.clone();
-        run(async move { Ok(sdk.unlink(&account_id).await?.into()) }).await
+        run_cancellable(
+            cancel,
+            async move { Ok(sdk.unlink(&account_id).await?.into()) },
+        )
+        .await
     }
 
     /// After a revocation kept read-only: the user has seen it; delete the record and the account.
-    pub async fn confirm_revoked(&self, account_id: String) -> Result<()> {
+    #[uniffi::method(default(cancel = None))]
+    pub async fn confirm_revoked(
+        &self,
+        account_id: String,
+        cancel: Option<Arc<CancelToken>>,
+    ) -> Result<()> {
         let sdk = self.inner.clone();
-        run(async move { Ok(sdk.confirm_revoked(&account_id).await?) }).await
+        run_cancellable(cancel, async move {
+            Ok(sdk.confirm_revoked(&account_id).await?)
+        })
+        .await
     }
 
     // ---- sync ----
@@ -176,171 +230,214 @@ impl ChartLink {
     /// Syncs one account's record into the encrypted store. Progress and the report also go to the listener.
     /// The idle lock stops a sync cleanly (`Locked`); the next sync resumes where it stopped. `AccessRevoked`
     /// when the provider ended access (the record is then handled by the revocation policy).
-    pub async fn sync(&self, account_id: String) -> Result<SyncReport> {
+    #[uniffi::method(default(cancel = None))]
+    pub async fn sync(
+        &self,
+        account_id: String,
+        cancel: Option<Arc<CancelToken>>,
+    ) -> Result<SyncReport> {
         let sdk = self.inner.clone();
-        run(async move { Ok(sdk.sync(&account_id).await?.into()) }).await
+        run_cancellable(
+            cancel,
+            async move { Ok(sdk.sync(&account_id).await?.into()) },
+        )
+        .await
     }
 
     // ---- patients ----
 
     /// Every patient the user linked (themselves, children, adults under proxy), one per person.
-    pub fn patients(&self) -> Result<Vec<PatientContext>> {
-        guard(|| Ok(records::all(self.inner.patients()?)))
+    pub async fn patients(&self) -> Result<Vec<PatientContext>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(records::all(sdk.patients()?))).await
     }
 
     /// The patient the reads show, if any.
-    pub fn active_patient(&self) -> Result<Option<PatientContext>> {
-        guard(|| Ok(self.inner.active_patient()?.map(Into::into)))
+    pub async fn active_patient(&self) -> Result<Option<PatientContext>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(sdk.active_patient()?.map(Into::into))).await
     }
 
     /// Makes a patient (a `PatientContext.id`, or one of its account ids) active: every read after it shows only
     /// that patient's record. `InvalidInput` for an unknown id.
-    pub fn switch_patient(&self, context_id: String) -> Result<PatientContext> {
-        guard(|| Ok(self.inner.switch_patient(&context_id)?.into()))
+    pub async fn switch_patient(&self, context_id: String) -> Result<PatientContext> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(sdk.switch_patient(&context_id)?.into())).await
     }
 
     // ---- reads of the active patient (all fail with `Locked` while locked) ----
+    //
+    // Async: SQLite and decryption run on the runtime's blocking pool, never on the caller's thread (Kotlin
+    // `suspend`, Swift `async`). Short, so they take no `CancelToken`: a cancelled caller stops waiting.
 
     /// Lab results, newest first.
-    pub fn lab_results(&self) -> Result<Vec<LabResult>> {
-        guard(|| Ok(records::all(self.inner.lab_results()?)))
+    pub async fn lab_results(&self) -> Result<Vec<LabResult>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(records::all(sdk.lab_results()?))).await
     }
 
     /// One test over time by its LOINC code (e.g. "4548-4", HbA1c); null/nil when there is no numeric result.
-    pub fn lab_trend(&self, code: String) -> Result<Option<LabTrend>> {
-        guard(|| Ok(self.inner.lab_trend(&code)?.map(Into::into)))
+    pub async fn lab_trend(&self, code: String) -> Result<Option<LabTrend>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(sdk.lab_trend(&code)?.map(Into::into))).await
     }
 
     /// Vital signs, newest first.
-    pub fn vital_signs(&self) -> Result<Vec<VitalSign>> {
-        guard(|| Ok(records::all(self.inner.vital_signs()?)))
+    pub async fn vital_signs(&self) -> Result<Vec<VitalSign>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(records::all(sdk.vital_signs()?))).await
     }
 
     /// Allergies and intolerances.
-    pub fn allergies(&self) -> Result<Vec<Allergy>> {
-        guard(|| Ok(records::all(self.inner.allergies()?)))
+    pub async fn allergies(&self) -> Result<Vec<Allergy>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(records::all(sdk.allergies()?))).await
     }
 
     /// Prescriptions, newest first.
-    pub fn medications(&self) -> Result<Vec<Medication>> {
-        guard(|| Ok(records::all(self.inner.medications()?)))
+    pub async fn medications(&self) -> Result<Vec<Medication>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(records::all(sdk.medications()?))).await
     }
 
     /// Vaccinations, newest first.
-    pub fn immunizations(&self) -> Result<Vec<Immunization>> {
-        guard(|| Ok(records::all(self.inner.immunizations()?)))
+    pub async fn immunizations(&self) -> Result<Vec<Immunization>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(records::all(sdk.immunizations()?))).await
     }
 
     /// The problem list.
-    pub fn problems(&self) -> Result<Vec<Problem>> {
-        guard(|| Ok(records::all(self.inner.problems()?)))
+    pub async fn problems(&self) -> Result<Vec<Problem>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(records::all(sdk.problems()?))).await
     }
 
     /// Visits, newest first, with their documents.
-    pub fn visits(&self) -> Result<Vec<Visit>> {
-        guard(|| Ok(records::all(self.inner.visits()?)))
+    pub async fn visits(&self) -> Result<Vec<Visit>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(records::all(sdk.visits()?))).await
     }
 
     /// Documents (notes, after-visit summaries), newest first.
-    pub fn documents(&self) -> Result<Vec<Document>> {
-        guard(|| Ok(records::all(self.inner.documents()?)))
+    pub async fn documents(&self) -> Result<Vec<Document>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(records::all(sdk.documents()?))).await
     }
 
     /// A document's content (downloaded during sync); null/nil when there is none.
-    pub fn document_content(&self, document_id: String) -> Result<Option<DocumentContent>> {
-        guard(|| Ok(self.inner.document_content(&document_id)?.map(Into::into)))
+    pub async fn document_content(&self, document_id: String) -> Result<Option<DocumentContent>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(sdk.document_content(&document_id)?.map(Into::into))).await
     }
 
     /// A document's content as text, for text and HTML documents (HTML as markup); null/nil otherwise.
-    pub fn document_text(&self, document_id: String) -> Result<Option<String>> {
-        guard(|| {
-            Ok(match self.inner.document_content(&document_id)? {
+    pub async fn document_text(&self, document_id: String) -> Result<Option<String>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || {
+            Ok(match sdk.document_content(&document_id)? {
                 Some(core::views::DocumentContent::Text(text)) => Some(text),
                 Some(core::views::DocumentContent::Html(html)) => Some(html),
                 _ => None,
             })
         })
+        .await
     }
 
     /// Appointments, soonest first.
-    pub fn appointments(&self) -> Result<Vec<Appointment>> {
-        guard(|| Ok(records::all(self.inner.appointments()?)))
+    pub async fn appointments(&self) -> Result<Vec<Appointment>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(records::all(sdk.appointments()?))).await
     }
 
     /// Who the record is about.
-    pub fn demographics(&self) -> Result<Option<Demographics>> {
-        guard(|| Ok(self.inner.demographics()?.map(Into::into)))
+    pub async fn demographics(&self) -> Result<Option<Demographics>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(sdk.demographics()?.map(Into::into))).await
     }
 
     /// Observations that are neither lab results nor vital signs (surveys, exams, imaging, social history),
     /// newest first.
-    pub fn observations(&self) -> Result<Vec<Observation>> {
-        guard(|| Ok(records::all(self.inner.observations()?)))
+    pub async fn observations(&self) -> Result<Vec<Observation>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(records::all(sdk.observations()?))).await
     }
 
     /// Social history (smoking status, alcohol use), whichever category the provider files it under.
-    pub fn social_history(&self) -> Result<Vec<Observation>> {
-        guard(|| Ok(records::all(self.inner.social_history()?)))
+    pub async fn social_history(&self) -> Result<Vec<Observation>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(records::all(sdk.social_history()?))).await
     }
 
     /// Procedures, newest first.
-    pub fn procedures(&self) -> Result<Vec<Procedure>> {
-        guard(|| Ok(records::all(self.inner.procedures()?)))
+    pub async fn procedures(&self) -> Result<Vec<Procedure>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(records::all(sdk.procedures()?))).await
     }
 
     /// Reports (lab panels, imaging, pathology), newest first, with their results.
-    pub fn diagnostic_reports(&self) -> Result<Vec<DiagnosticReport>> {
-        guard(|| Ok(records::all(self.inner.diagnostic_reports()?)))
+    pub async fn diagnostic_reports(&self) -> Result<Vec<DiagnosticReport>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(records::all(sdk.diagnostic_reports()?))).await
     }
 
     /// Care plans, newest first.
-    pub fn care_plans(&self) -> Result<Vec<CarePlan>> {
-        guard(|| Ok(records::all(self.inner.care_plans()?)))
+    pub async fn care_plans(&self) -> Result<Vec<CarePlan>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(records::all(sdk.care_plans()?))).await
     }
 
     /// Goals, newest first.
-    pub fn goals(&self) -> Result<Vec<Goal>> {
-        guard(|| Ok(records::all(self.inner.goals()?)))
+    pub async fn goals(&self) -> Result<Vec<Goal>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(records::all(sdk.goals()?))).await
     }
 
     /// Care teams.
-    pub fn care_teams(&self) -> Result<Vec<CareTeam>> {
-        guard(|| Ok(records::all(self.inner.care_teams()?)))
+    pub async fn care_teams(&self) -> Result<Vec<CareTeam>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(records::all(sdk.care_teams()?))).await
     }
 
     /// Implants and other devices.
-    pub fn devices(&self) -> Result<Vec<Device>> {
-        guard(|| Ok(records::all(self.inner.devices()?)))
+    pub async fn devices(&self) -> Result<Vec<Device>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(records::all(sdk.devices()?))).await
     }
 
     /// Orders and referrals, newest first.
-    pub fn service_requests(&self) -> Result<Vec<ServiceRequest>> {
-        guard(|| Ok(records::all(self.inner.service_requests()?)))
+    pub async fn service_requests(&self) -> Result<Vec<ServiceRequest>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(records::all(sdk.service_requests()?))).await
     }
 
     /// Insurance coverages.
-    pub fn coverages(&self) -> Result<Vec<Coverage>> {
-        guard(|| Ok(records::all(self.inner.coverages()?)))
+    pub async fn coverages(&self) -> Result<Vec<Coverage>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(records::all(sdk.coverages()?))).await
     }
 
     /// Medications dispensed, newest first.
-    pub fn medication_dispenses(&self) -> Result<Vec<MedicationDispense>> {
-        guard(|| Ok(records::all(self.inner.medication_dispenses()?)))
+    pub async fn medication_dispenses(&self) -> Result<Vec<MedicationDispense>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(records::all(sdk.medication_dispenses()?))).await
     }
 
     /// Medications taken as recorded (older servers), newest first.
-    pub fn medication_statements(&self) -> Result<Vec<MedicationStatement>> {
-        guard(|| Ok(records::all(self.inner.medication_statements()?)))
+    pub async fn medication_statements(&self) -> Result<Vec<MedicationStatement>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(records::all(sdk.medication_statements()?))).await
     }
 
     /// Answered questionnaires, newest first.
-    pub fn questionnaire_responses(&self) -> Result<Vec<QuestionnaireResponse>> {
-        guard(|| Ok(records::all(self.inner.questionnaire_responses()?)))
+    pub async fn questionnaire_responses(&self) -> Result<Vec<QuestionnaireResponse>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(records::all(sdk.questionnaire_responses()?))).await
     }
 
     /// The health summary: allergies, active medications and problems, immunizations, the latest results.
-    pub fn summary(&self) -> Result<HealthSummary> {
-        guard(|| Ok(self.inner.summary()?.into()))
+    pub async fn summary(&self) -> Result<HealthSummary> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(sdk.summary()?.into())).await
     }
 
     // ---- idle lock and lifecycle ----
@@ -398,22 +495,13 @@ impl ChartLink {
     /// or a UI coroutine while the platform shows its biometric prompt.
     pub async fn unlock_async(&self) -> Result<()> {
         let sdk = self.inner.clone();
-        run(async move {
-            match tokio::task::spawn_blocking(move || sdk.unlock()).await {
-                Ok(r) => Ok(r?),
-                Err(e) if e.is_panic() => Err(ChartLinkError::panicked()),
-                Err(_) => Err(ChartLinkError::Cancelled),
-            }
-        })
-        .await
+        run_blocking(move || Ok(sdk.unlock()?)).await
     }
 
     /// Why the SDK is locked, or null/nil when it is not (evaluates the timers first).
     pub fn locked(&self) -> Option<LockReason> {
         // Fail closed: if evaluating the lock ever failed, report locked.
-        guard_or(Some(LockReason::Explicit), || {
-            self.inner.locked().map(Into::into)
-        })
+        guard_or(Some(LockReason::Explicit), || self.inner.locked())
     }
 
     // ---- the device's own files ----
@@ -426,9 +514,11 @@ impl ChartLink {
     }
 
     /// Deletes the account entries the secure store could not return (see `StoreNotice.UnreadableAccountEntry`)
-    /// and the records of those accounts. Returns how many were deleted.
-    pub fn discard_unreadable_account_entries(&self) -> Result<u64> {
-        guard(|| Ok(self.inner.discard_unreadable_account_entries()? as u64))
+    /// and the records of those accounts. Returns how many were deleted. Deletes rows: on the SDK's blocking pool,
+    /// like the reads.
+    pub async fn discard_unreadable_account_entries(&self) -> Result<u64> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(sdk.discard_unreadable_account_entries()? as u64)).await
     }
 }
 
@@ -444,16 +534,24 @@ pub fn reset_chartlink(config: ChartLinkConfig, secure_store: Arc<dyn SecureStor
     })
 }
 
-/// TEST ONLY — panics inside a synchronous ChartLink call, to prove the panic reaches the app as
-/// `ChartLinkError.Internal` and not as a crash. Never call it in an app.
-#[uniffi::export]
-pub fn debug_panic_for_test() -> Result<()> {
-    guard(|| panic!("debug_panic_for_test: a deliberate panic"))
-}
+/// Functions only the host tests call, compiled only with the `test-support` feature (which `cargo xtask bindings`
+/// enables; the libraries android/build-rust.sh and ios/build-xcframework.sh ship are built without it, so an app
+/// never sees them).
+#[cfg(feature = "test-support")]
+mod test_support {
+    use super::{Result, guard, run};
 
-/// TEST ONLY — panics inside an async ChartLink call on the runtime (the path of `link`, `sync`, ...), to prove
-/// it arrives as `ChartLinkError.Internal`. Never call it in an app.
-#[uniffi::export]
-pub async fn debug_panic_async_for_test() -> Result<()> {
-    run(async { panic!("debug_panic_async_for_test: a deliberate panic") }).await
+    /// TEST ONLY — panics inside a synchronous ChartLink call, to prove the panic reaches the app as
+    /// `ChartLinkError.Internal` and not as a crash.
+    #[uniffi::export]
+    pub fn debug_panic_for_test() -> Result<()> {
+        guard(|| panic!("debug_panic_for_test: a deliberate panic"))
+    }
+
+    /// TEST ONLY — panics inside an async ChartLink call on the runtime (the path of `link`, `sync`, ...), to
+    /// prove it arrives as `ChartLinkError.Internal`.
+    #[uniffi::export]
+    pub async fn debug_panic_async_for_test() -> Result<()> {
+        run(async { panic!("debug_panic_async_for_test: a deliberate panic") }).await
+    }
 }

@@ -13,11 +13,12 @@
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::runtime::{Builder, Runtime};
 use tokio::task::AbortHandle;
 
+use crate::cancel::CancelToken;
 use crate::error::ChartLinkError;
 
 static RUNTIME: OnceLock<Option<Runtime>> = OnceLock::new();
@@ -48,12 +49,47 @@ impl Drop for AbortOnDrop {
 
 /// Runs `work` on the SDK's runtime and waits for it. A panic in `work` becomes [`ChartLinkError::Internal`];
 /// dropping the returned future (a cancelled coroutine or task) aborts `work` at its next await point.
+#[cfg(any(test, feature = "test-support"))]
 pub(crate) async fn run<T, F>(work: F) -> Result<T, ChartLinkError>
 where
     T: Send + 'static,
     F: Future<Output = Result<T, ChartLinkError>> + Send + 'static,
 {
+    run_cancellable(None, work).await
+}
+
+/// [`run`], also aborted by `cancel` (the Swift shell's path: see [`CancelToken`]). An aborted task answers
+/// [`ChartLinkError::Cancelled`].
+pub(crate) async fn run_cancellable<T, F>(
+    cancel: Option<Arc<CancelToken>>,
+    work: F,
+) -> Result<T, ChartLinkError>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, ChartLinkError>> + Send + 'static,
+{
     let task = runtime()?.spawn(work);
+    let _abort_if_dropped = AbortOnDrop(task.abort_handle());
+    if let Some(token) = cancel {
+        token.register(task.abort_handle());
+    }
+    match task.await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => Err(ChartLinkError::panicked()),
+        Err(_) => Err(ChartLinkError::Cancelled),
+    }
+}
+
+/// Runs a blocking call (SQLite and decryption, a secure-store read that may show a biometric prompt) on the
+/// runtime's blocking pool, never on the caller's thread, and waits for it without blocking the caller. A panic
+/// becomes [`ChartLinkError::Internal`]. Dropping the future stops waiting; a call already running finishes on
+/// its pool thread (a SQLite read cannot be interrupted) and its result is dropped.
+pub(crate) async fn run_blocking<T, F>(work: F) -> Result<T, ChartLinkError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, ChartLinkError> + Send + 'static,
+{
+    let task = runtime()?.spawn_blocking(work);
     let _abort_if_dropped = AbortOnDrop(task.abort_handle());
     match task.await {
         Ok(result) => result,
@@ -125,7 +161,6 @@ impl Drop for SubscriptionHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 
@@ -183,5 +218,71 @@ mod tests {
         drop(SubscriptionHandle::new(task.clone()));
         std::thread::sleep(Duration::from_millis(50));
         assert!(task.is_finished());
+    }
+
+    #[test]
+    fn a_cancel_token_aborts_the_work_and_answers_cancelled() {
+        let finished = Arc::new(AtomicBool::new(false));
+        let flag = finished.clone();
+        let token = CancelToken::new();
+        let trigger = token.clone();
+        let out = block_on(async move {
+            let call = run_cancellable(Some(token), async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                flag.store(true, Ordering::SeqCst);
+                Ok(())
+            });
+            // The foreign side keeps awaiting (Swift), and cancels through the token from another thread.
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                trigger.cancel();
+            });
+            call.await
+        });
+        assert_eq!(out, Err(ChartLinkError::Cancelled));
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(
+            !finished.load(Ordering::SeqCst),
+            "the cancelled task ran on"
+        );
+    }
+
+    #[test]
+    fn a_call_given_a_cancelled_token_never_starts() {
+        let started = Arc::new(AtomicBool::new(false));
+        let flag = started.clone();
+        let token = CancelToken::new();
+        token.cancel();
+        token.cancel();
+        assert!(token.is_cancelled());
+        let out = block_on(run_cancellable(Some(token.clone()), async move {
+            flag.store(true, Ordering::SeqCst);
+            Ok(())
+        }));
+        assert_eq!(out, Err(ChartLinkError::Cancelled));
+        assert!(!started.load(Ordering::SeqCst));
+        // A finished call is not affected by a later cancel, and a shared token keeps no finished tasks.
+        let fresh = CancelToken::new();
+        for _ in 0..3 {
+            assert_eq!(
+                block_on(run_cancellable(Some(fresh.clone()), async { Ok(1) })),
+                Ok(1)
+            );
+        }
+        assert_eq!(
+            fresh.tracked(),
+            1,
+            "a shared token dropped none of its finished calls"
+        );
+        fresh.cancel();
+    }
+
+    #[test]
+    fn blocking_work_runs_off_the_caller_thread() {
+        let caller = std::thread::current().id();
+        let worker = block_on(run_blocking(|| Ok(std::thread::current().id()))).expect("ran");
+        assert_ne!(caller, worker);
+        let out: Result<(), _> = block_on(run_blocking(|| panic!("boom")));
+        assert_eq!(out, Err(ChartLinkError::panicked()));
     }
 }

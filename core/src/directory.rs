@@ -437,6 +437,24 @@ impl Directory {
         hits
     }
 
+    /// Sets the status of every endpoint with this FHIR base (a mark remembered from an earlier check). Returns
+    /// whether one matched.
+    pub fn mark(&mut self, fhir_base: &str, status: EndpointStatus) -> bool {
+        let base = fhir_base.trim_end_matches('/');
+        let mut found = false;
+        for e in self
+            .providers
+            .iter_mut()
+            .flat_map(|p| p.endpoints.iter_mut())
+        {
+            if e.fhir_base == base {
+                e.status = status;
+                found = true;
+            }
+        }
+        found
+    }
+
     /// Checks every endpoint's SMART discovery and marks it working or failed.
     pub async fn check_endpoints(&mut self, http: &Http) {
         for p in &mut self.providers {
@@ -590,6 +608,26 @@ mod tests {
         );
         assert!(names(&d, "zzzz").is_empty());
         assert!(names(&d, "  ").is_empty());
+    }
+
+    #[test]
+    fn marks_set_the_status_of_every_endpoint_with_that_base() {
+        let mut d = dir();
+        let status = |d: &Directory| {
+            d.providers()
+                .iter()
+                .flat_map(|p| &p.endpoints)
+                .find(|e| e.fhir_base == "https://fhir.csf.example/r4")
+                .map(|e| e.status)
+        };
+        assert_eq!(status(&d), Some(EndpointStatus::Unknown));
+        // The base as a directory writes it, with or without the trailing slash.
+        assert!(d.mark(
+            "https://fhir.csf.example/r4/",
+            EndpointStatus::DiscoveryFailed
+        ));
+        assert_eq!(status(&d), Some(EndpointStatus::DiscoveryFailed));
+        assert!(!d.mark("https://unknown.example/fhir", EndpointStatus::Working));
     }
 
     #[test]

@@ -206,7 +206,7 @@ pub fn run(ws: &Workspace, tools: &Tools) -> Result<(), String> {
         "-p",
         "chartlink-ffi",
         "--features",
-        "bindgen",
+        "chartlink-ffi/bindgen,chartlink-ffi/test-support",
         "-p",
         "chartlink-sandbox",
     ]))?;
@@ -628,51 +628,163 @@ fn parse_swift(ws: &Workspace, jvm: &Jvm, paths: &Paths) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", script.display()))?;
     cmd::run(Command::new(&jvm.python).arg(&script).args(&files))
         .map_err(|_| "a Swift file does not parse (see the lines above)".to_owned())?;
-    swift_client_conforms(ws, &files)
+    swift_client_conforms(ws, &files)?;
+    swift_records_identifiable(ws, &paths.swift)
+}
+
+/// Every generated Swift record with an `id: String` is `Identifiable` through ios/'s `Identifiable.swift`, and
+/// the records are immutable (`let` fields).
+fn swift_records_identifiable(ws: &Workspace, generated_dir: &Path) -> Result<(), String> {
+    let mut generated = Vec::new();
+    files_with_extension(generated_dir, "swift", &mut generated)?;
+    let mut with_id = Vec::new();
+    for f in &generated {
+        let text =
+            fs::read_to_string(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+        for part in text.split("\npublic struct ").skip(1) {
+            let name: String = part.chars().take_while(|c| c.is_alphanumeric()).collect();
+            let body = &part[..part.find("\n}").unwrap_or(part.len())];
+            if body.contains("public var ") {
+                return Err(format!(
+                    "generated Swift record {name} is mutable (`var` fields)"
+                ));
+            }
+            if body.contains("public let id: String\n") {
+                with_id.push(name);
+            }
+        }
+    }
+    let shell = ws.root.join("ios/Sources/ChartLinkKit/Identifiable.swift");
+    let shell =
+        fs::read_to_string(&shell).map_err(|e| format!("cannot read {}: {e}", shell.display()))?;
+    let missing: Vec<&String> = with_id
+        .iter()
+        .filter(|n| !shell.contains(&format!("extension {n}: Identifiable {{}}")))
+        .collect();
+    if with_id.is_empty() || !missing.is_empty() {
+        return Err(format!(
+            "ios/Sources/ChartLinkKit/Identifiable.swift lacks `extension X: Identifiable {{}}` for {missing:?} (records with an id: {})",
+            with_id.len()
+        ));
+    }
+    println!(
+        "swift: all {} records with an id are Identifiable",
+        with_id.len()
+    );
+    Ok(())
 }
 
 /// `ChartLinkClient` (ios/) declares conformance to the generated `ChartLinkProtocol`, so a method added to the
-/// FFI without its wrapper there breaks the Swift build on a Mac. No Swift compiler runs here, so the method names
-/// are compared: every `func` of the protocol must be a `func` of the client.
+/// FFI without its wrapper there breaks the Swift build on a Mac. No Swift compiler runs here, so the signatures are
+/// compared as text: for every `func` of the protocol the client must declare the same name, parameter labels and
+/// types, effects (`async`, `throws`) and return type (default values, which the protocol cannot have, are
+/// ignored). A read that became `async` in the FFI but not in the client fails here.
 fn swift_client_conforms(ws: &Workspace, files: &[PathBuf]) -> Result<(), String> {
     let read =
         |p: &Path| fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
-    let funcs = |text: &str| -> std::collections::BTreeSet<String> {
-        text.split("func ")
-            .skip(1)
-            .filter_map(|rest| {
-                let name: String = rest
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect();
-                (!name.is_empty()).then_some(name)
-            })
-            .collect()
-    };
-    let mut protocol = None;
-    for f in files {
-        let text = read(f)?;
-        if let Some(start) = text.find("public protocol ChartLinkProtocol") {
+    let protocol_text = files
+        .iter()
+        .map(|f| read(f))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .find_map(|text| {
+            let start = text.find("public protocol ChartLinkProtocol")?;
             let body = &text[start..];
             let end = body.find("\n}").unwrap_or(body.len());
-            protocol = Some(funcs(&body[..end]));
-        }
-    }
-    let protocol = protocol.ok_or("the generated Swift has no ChartLinkProtocol")?;
-    let client = funcs(&read(
+            Some(body[..end].to_owned())
+        })
+        .ok_or("the generated Swift has no ChartLinkProtocol")?;
+    let protocol = swift_signatures(&protocol_text);
+    let client = swift_signatures(&read(
         &ws.root
             .join("ios/Sources/ChartLinkKit/ChartLinkClient.swift"),
     )?);
-    let missing: Vec<&String> = protocol.difference(&client).collect();
-    if missing.is_empty() {
+    let wanted: Vec<&String> = protocol.values().flatten().collect();
+    let wrong: Vec<String> = protocol
+        .iter()
+        .flat_map(|(name, sigs)| sigs.iter().map(move |sig| (name, sig)))
+        .filter(|(name, sig)| client.get(*name).is_none_or(|have| !have.contains(sig)))
+        .map(|(name, sig)| match client.get(name) {
+            None => format!("missing: {sig}"),
+            Some(found) => format!("{sig} (the client has: {})", found.join(" | ")),
+        })
+        .collect();
+    if wrong.is_empty() {
         println!(
-            "swift: ChartLinkClient has all {} methods of ChartLinkProtocol",
-            protocol.len()
+            "swift: ChartLinkClient has all {} methods of ChartLinkProtocol, with the same signatures",
+            wanted.len()
         );
         Ok(())
     } else {
         Err(format!(
-            "ios/Sources/ChartLinkKit/ChartLinkClient.swift lacks these methods of ChartLinkProtocol: {missing:?}"
+            "ios/Sources/ChartLinkKit/ChartLinkClient.swift does not match ChartLinkProtocol:\n  {}",
+            wrong.join("\n  ")
         ))
+    }
+}
+
+/// Every `func` declaration in Swift text, normalised: `name(label: Type, ...) async throws -> Ret`, with default
+/// values, `public`/`open` and whitespace differences removed. Keyed by name (a name may be overloaded).
+fn swift_signatures(text: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for rest in text.split("func ").skip(1) {
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        if name.is_empty() {
+            continue;
+        }
+        // The declaration ends at its body or at the end of the line (a protocol requirement).
+        let end = rest.find(['{', '\n']).unwrap_or(rest.len());
+        let decl = &rest[..end];
+        let Some(open) = decl.find('(') else { continue };
+        let Some(close) = decl.rfind(')') else {
+            continue;
+        };
+        if close < open {
+            continue;
+        }
+        let params: Vec<String> = decl[open + 1..close]
+            .split(',')
+            .map(|p| {
+                p.split('=')
+                    .next()
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .filter(|p| !p.is_empty())
+            .collect();
+        let effects = decl[close + 1..].replace("->", " -> ");
+        let effects = effects.split_whitespace().collect::<Vec<_>>().join(" ");
+        let generics = &decl[name.len()..open];
+        out.entry(name.clone()).or_default().push(
+            format!("{name}{generics}({}) {effects}", params.join(", "))
+                .trim_end()
+                .to_owned(),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::swift_signatures;
+
+    #[test]
+    fn swift_signatures_ignore_defaults_and_spacing_but_not_effects() {
+        let protocol = swift_signatures(
+            "    func sync(accountId: String, cancel: CancelToken?) async throws  -> SyncReport\n    func lock() throws \n",
+        );
+        let client = swift_signatures(
+            "public func sync(accountId: String, cancel: CancelToken? = nil) async throws -> SyncReport {\n}\npublic func lock() throws { try sdk.lock() }\n",
+        );
+        assert_eq!(protocol, client);
+        let sync_read = swift_signatures(
+            "public func sync(accountId: String, cancel: CancelToken?) throws -> SyncReport {",
+        );
+        assert_ne!(protocol["sync"], sync_read["sync"]);
     }
 }

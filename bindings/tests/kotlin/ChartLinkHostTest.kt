@@ -34,6 +34,8 @@ import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.Job
+import kotlinx.coroutines.asCoroutineDispatcher
+import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.awaitCancellation
 import kotlinx.coroutines.cancelAndJoin
 import kotlinx.coroutines.delay
@@ -184,7 +186,8 @@ suspend fun linkSyncAndReadLabs() = coroutineScopeTest { scope ->
         val trend = assertNotNull(client.labTrend(HBA1C))
         assertEquals(HBA1C, trend.code)
         assertTrue(trend.points.size >= 2, "a trend has points")
-        assertEquals(trend.points.sortedBy { it.epochSeconds }, trend.points, "oldest first")
+        assertEquals(trend.points.sortedBy { it.date }, trend.points, "oldest first (FhirDate is Comparable)")
+        assertEquals(labs.sortedByDescending { it.date }, labs, "newest first")
         assertNull(client.labTrend("0000-0"))
         val summary = client.summary()
         assertEquals("Daniel Chen", summary.patient?.name)
@@ -398,6 +401,185 @@ suspend fun cancellation() = coroutineScopeTest { scope ->
     }
 }
 
+/** Records the thread of every call the SDK makes into the host clock (each read evaluates the idle lock with it). */
+class ThreadRecordingClock : HostClock {
+    val threads = ConcurrentLinkedQueue<Thread>()
+    override fun nowUnixMs(): Long {
+        threads.add(Thread.currentThread())
+        return System.currentTimeMillis()
+    }
+    override fun monotonicMs(): Long {
+        threads.add(Thread.currentThread())
+        return System.nanoTime() / 1_000_000
+    }
+}
+
+/** Cancels [token] (or runs [onProgress]) at the first progress of a sync that has queries left; counts the rest. */
+class CancelMidSync(private val onProgress: () -> Unit) : EventListener {
+    val progress = AtomicLong()
+    /** A progress event with every query done: the sync was not stopped midway. */
+    val sawLastQuery = AtomicBoolean(false)
+    private val fired = AtomicBoolean(false)
+    override fun onEvent(event: Event) {
+        if (event !is Event.SyncProgress) return
+        progress.incrementAndGet()
+        val p = event.progress
+        if (p.queriesDone == p.queriesTotal) sawLastQuery.set(true)
+        if (p.queriesDone >= 1 && p.queriesDone < p.queriesTotal && fired.compareAndSet(false, true)) onProgress()
+    }
+}
+
+suspend fun cancelTokenStopsSyncMidway() = coroutineScopeTest { scope ->
+    // The Swift shell's path, on the JVM: a CancelToken cancelled from another thread while the sync runs. The
+    // call throws Cancelled, the Rust sync stops (no progress after it), the store holds whole pages only (reads
+    // work, no damaged rows), a cancelled token never starts a call, and the next sync completes the record.
+    val token = CancelToken()
+    val listener = CancelMidSync { Thread { token.cancel() }.start() }
+    val dir = kotlin.io.path.createTempDirectory("chartlink-cancel").toFile()
+    try {
+        ChartLink(config().copy(dataDir = dir.path), MemorySecureStore(), PortalBrowser("daniel", "daniel-demo", "daniel-chen"), listener, null).use { sdk ->
+            val account = sdk.link(FHIR_BASE)
+            assertFailsWith<ChartLinkException.Cancelled>("cancelled mid-sync") { sdk.sync(account.id, token) }
+            assertTrue(token.isCancelled())
+            val atCancel = listener.progress.get()
+            delay(700)
+            assertEquals(atCancel, listener.progress.get(), "the Rust sync went on after the call was cancelled")
+            assertFalse(listener.sawLastQuery.get(), "the cancelled sync still finished its last query")
+            val partial = sdk.labResults().map { it.id }.toSet()
+            assertTrue(sdk.takeStoreNotices().isEmpty(), "a cancelled sync left damaged rows")
+            assertFailsWith<ChartLinkException.Cancelled>("a cancelled token cancels before starting") {
+                sdk.sync(account.id, token)
+            }
+            assertEquals(atCancel, listener.progress.get(), "a call with a cancelled token started")
+
+            // Kotlin's own path: cancelling the coroutine mid-sync drops the Rust future the same way.
+            val resumedLabs = sdk.sync(account.id).let { sdk.labResults().map { it.id } }
+            assertEquals(resumedLabs.size, resumedLabs.toSet().size, "no record twice")
+            assertTrue(resumedLabs.toSet().containsAll(partial), "the resumed sync kept what the cancelled one wrote")
+
+            var job: Job? = null
+            val viaCoroutine = CancelMidSync { job?.cancel() }
+            ChartLink(config(), MemorySecureStore(), PortalBrowser("daniel", "daniel-demo", "daniel-chen"), viaCoroutine, null).use { other ->
+                val again = other.link(FHIR_BASE)
+                job = scope.launch(Dispatchers.Default) { other.sync(again.id) }
+                withTimeout(30_000) { job!!.join() }
+                assertTrue(job!!.isCancelled, "the coroutine was cancelled mid-sync")
+                // The coroutine ends at once; the Rust task is aborted at its next await point, so a step already
+                // running on the SDK's thread may still finish (the token path above waits for that).
+                delay(300)
+                val stoppedAt = viaCoroutine.progress.get()
+                delay(700)
+                assertEquals(stoppedAt, viaCoroutine.progress.get(), "the Rust sync outlived its coroutine")
+                assertFalse(viaCoroutine.sawLastQuery.get(), "the cancelled sync still finished its last query")
+                other.sync(again.id)
+                assertEquals(resumedLabs.toSet(), other.labResults().map { it.id }.toSet(), "both resumed syncs hold the whole record")
+            }
+        }
+    } finally {
+        dir.deleteRecursively()
+    }
+}
+
+suspend fun readsRunOffTheCallersThread() = coroutineScopeTest { _ ->
+    // Every read evaluates the idle lock with the host clock inside the same Rust call that opens SQLite and
+    // decrypts, so the clock sees the thread the read runs on. Called from a single "main" thread, no read may run
+    // there; a synchronous call (locked()) does, which shows the observation is real.
+    val clock = ThreadRecordingClock()
+    val main = java.util.concurrent.Executors.newSingleThreadExecutor { r -> Thread(r, "app-main") }
+    try {
+        ChartLinkClient(config(), MemorySecureStore(), PortalBrowser("daniel", "daniel-demo", "daniel-chen"), clock).use { c ->
+            val account = c.link(FHIR_BASE)
+            c.sync(account.id)
+            withContext(main.asCoroutineDispatcher()) {
+                val caller = Thread.currentThread()
+                clock.threads.clear()
+                assertTrue(c.labResults().isNotEmpty())
+                c.summary(); c.patients(); c.activePatient(); c.vitalSigns(); c.labTrend(HBA1C); c.demographics()
+                c.switchPatient(account.id)
+                val seen = clock.threads.toList()
+                assertTrue(seen.isNotEmpty(), "the reads did not consult the clock")
+                assertTrue(seen.none { it === caller }, "a read ran on the caller's thread: ${seen.map { it.name }.toSet()}")
+                clock.threads.clear()
+                c.locked()
+                assertTrue(clock.threads.isNotEmpty() && clock.threads.all { it === caller }, "a synchronous call runs on the caller's thread")
+            }
+        }
+    } finally {
+        main.shutdown()
+    }
+}
+
+suspend fun typedDatesAndImmutableRecords() = coroutineScopeTest { _ ->
+    // FHIR's partial dates cross as FhirDate: the precision is kept ("2019-05" stays a month), and the order is
+    // Rust's (Kotlin Comparable): by the earliest instant covered, a coarser date first when two start together.
+    fun d(text: String, precision: DatePrecision, month: Int?, day: Int?, epoch: Long, time: Int? = null, offset: Int? = null) =
+        FhirDate(text, precision, 2019, month, day, time, offset, epoch)
+    val year = d("2019", DatePrecision.YEAR, null, null, 1546300800)
+    val jan1 = d("2019-01-01", DatePrecision.DAY, 1, 1, 1546300800)
+    val may = d("2019-05", DatePrecision.MONTH, 5, null, 1556668800)
+    val mayThird = d("2019-05-03T10:15:00+02:00", DatePrecision.DATE_TIME, 5, 3, 1556871300, 36900, 120)
+    assertEquals(listOf(year, jan1, may, mayThird), listOf(mayThird, may, jan1, year).sorted())
+    assertTrue(year < jan1 && may > jan1 && mayThird > may)
+    assertEquals(0, may.compareTo(may.copy()))
+
+    ChartLinkClient(config(), MemorySecureStore(), PortalBrowser("daniel", "daniel-demo", "daniel-chen")).use { c ->
+        c.sync(c.link(FHIR_BASE).id)
+        val dates = c.labResults().mapNotNull { it.date } + c.problems().mapNotNull { it.onset } + c.immunizations().mapNotNull { it.date }
+        assertTrue(dates.isNotEmpty())
+        for (date in dates) {
+            // The text is FHIR's, at the precision it says.
+            val expected = when (date.precision) {
+                DatePrecision.YEAR -> 4
+                DatePrecision.MONTH -> 7
+                DatePrecision.DAY -> 10
+                DatePrecision.DATE_TIME -> 19
+            }
+            assertTrue(date.text.length >= expected && (date.precision == DatePrecision.DATE_TIME || date.text.length == expected), "$date")
+            assertEquals(date.year, date.text.take(4).toInt())
+        }
+        c.demographics()?.birthDate?.let { assertEquals(DatePrecision.DAY, it.precision) }
+    }
+    // Records are values: no setters (generate_immutable_records).
+    for (record in listOf(LabResult::class.java, PatientContext::class.java, FhirDate::class.java, Provider::class.java)) {
+        assertTrue(record.methods.none { it.name.startsWith("set") }, "${record.simpleName} has setters")
+    }
+}
+
+suspend fun providerDirectory() = coroutineScopeTest { _ ->
+    // The sandbox's SMART brands bundle: search with a typo and an accent-free alias, mark the dead endpoint, and
+    // find the marks and the bundle stored in the cache directory on the next load.
+    val cache = kotlin.io.path.createTempDirectory("chartlink-directory").toFile()
+    try {
+        val directory = loadProviderDirectory(listOf("$SANDBOX/brands.json"), cache.path)
+        assertTrue(directory.providers().size >= 3, "${directory.providers().map { it.name }}")
+        assertEquals("ChartLink Sandbox Health", directory.search("chartlnk sandbox", 5).firstOrNull()?.name, "a typo")
+        assertEquals("Offline Regional Medical Center", directory.search("ORMC", 5).firstOrNull()?.name, "an alias")
+        assertTrue(directory.search("springfield", 5).any { it.name == "ChartLink Sandbox Health" }, "a city")
+        assertTrue(directory.search("zzzz qqqq", 5).isEmpty())
+        assertTrue(directory.providers().flatMap { it.endpoints }.all { it.status == EndpointStatus.UNKNOWN })
+
+        val failed = withTimeout(60_000) { directory.checkEndpoints() }
+        assertEquals(1L, failed, "the offline provider's endpoint is dead")
+        val byName = directory.providers().associateBy { it.name }
+        assertEquals(EndpointStatus.DISCOVERY_FAILED, byName.getValue("Offline Regional Medical Center").endpoints.single().status)
+        val working = byName.getValue("ChartLink Sandbox Health").endpoints.single()
+        assertEquals(EndpointStatus.WORKING, working.status)
+        assertEquals(FHIR_BASE, working.fhirBase.trimEnd('/'), "pass it to link()")
+
+        // Stored: the next load has the marks without checking again.
+        val again = loadProviderDirectory(listOf("$SANDBOX/brands.json"), cache.path)
+        assertEquals(
+            EndpointStatus.DISCOVERY_FAILED,
+            again.search("offline regional", 1).single().endpoints.single().status,
+        )
+        assertTrue(cache.listFiles()!!.size >= 2, "the bundle and the marks are stored: ${cache.list()!!.toList()}")
+        assertFailsWith<ChartLinkException.InvalidInput> { ProviderDirectory.fromBundle("{}".toByteArray()) }
+        assertFailsWith<ChartLinkException.Network> { loadProviderDirectory(listOf("http://127.0.0.1:9/brands.json")) }
+    } finally {
+        cache.deleteRecursively()
+    }
+}
+
 suspend fun panicsArriveAsExceptions() = coroutineScopeTest { _ ->
     val sync = assertFailsWith<ChartLinkException.Internal> { debugPanicForTest() }
     assertFalse(sync.message!!.contains("deliberate"), "the panic text stays in Rust")
@@ -473,7 +655,8 @@ suspend fun observableState() = coroutineScopeTest { _ ->
         assertNull(c.activePatientState.value, "whose record it is is not shown while locked")
         c.unlock()
         assertNull(c.lockState.value)
-        assertEquals("Maria Garcia", c.activePatientState.value?.name)
+        // The patient is read off the event thread after Unlocked (a store read): state, so wait for it.
+        assertEquals("Maria Garcia", withTimeout(5_000) { c.activePatientState.first { it != null } }?.name)
         c.unlink(own.id)
         assertNull(c.activePatientState.value)
     }
@@ -555,6 +738,10 @@ fun main() {
         "no browser is a typed error before anything starts; close() runs the close actions" to ::noBrowserAndCloseActions,
         "started locked, the store key is read only by unlockAsync()" to ::startedLocked,
         "the lock state and the active patient are observable state" to ::observableState,
+        "a CancelToken (the Swift path) and a cancelled coroutine stop a sync midway, nothing half-written" to ::cancelTokenStopsSyncMidway,
+        "reads are suspend and never run on the caller's thread" to ::readsRunOffTheCallersThread,
+        "dates are typed FhirDates, sortable, at their precision; records are immutable" to ::typedDatesAndImmutableRecords,
+        "the provider directory: search, dead-endpoint marks, stored" to ::providerDirectory,
     )
     val only = System.getProperty("chartlink.only")
     val started = System.nanoTime()

@@ -13,7 +13,7 @@ import Foundation
 /// Task { for await event in client.events { render(event) } }
 /// let account = try await client.link(fhirBase: "https://fhir.example.org/api/FHIR/R4")
 /// _ = try await client.sync(accountId: account.id)
-/// let labs = try client.labResults()
+/// let labs = try await client.labResults()
 /// ```
 ///
 /// Errors are `ChartLinkError` cases (`.Locked`, `.Network`, `.Cancelled`, ...); `error.userMessage` is a sentence
@@ -84,12 +84,13 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
         let changes = events
         let sdk = self.sdk
         return AsyncStream { continuation in
-            continuation.yield(try? sdk.activePatient())
             let task = Task {
+                // Reads run on the SDK's blocking pool (decrypting the patient), never on this Task's thread.
+                continuation.yield(try? await sdk.activePatient())
                 for await event in changes {
                     switch event {
                     case .locked: continuation.yield(nil)
-                    case .unlocked, .syncFinished: continuation.yield(try? sdk.activePatient())
+                    case .unlocked, .syncFinished: continuation.yield(try? await sdk.activePatient())
                     default: continue
                     }
                 }
@@ -137,105 +138,123 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
         idleTimer = nil
     }
 
+    // MARK: - Cancellation
+
+    /// Runs a long SDK call so that cancelling the calling `Task` cancels the Rust work: UniFFI's Swift async has no
+    /// cancel path of its own (a cancelled Task would keep awaiting the Rust future), so the call gets a
+    /// `CancelToken` that the Task's cancellation handler triggers. The call then throws `ChartLinkError.Cancelled`.
+    /// A Task cancelled before the call starts cancels it before any work. Pass your own `token` to cancel from
+    /// elsewhere too (a Cancel button).
+    public func cancellable<T>(
+        _ token: CancelToken? = nil,
+        _ call: (CancelToken) async throws -> T
+    ) async throws -> T {
+        let token = token ?? CancelToken()
+        return try await withTaskCancellationHandler {
+            try await call(token)
+        } onCancel: {
+            token.cancel()
+        }
+    }
+
     // MARK: - ChartLinkProtocol, forwarded to the generated object (Kotlin: `ChartLinkInterface by sdk`)
+    //
+    // The long calls (link, sync, unlink, ...) are cancelled with the calling Task; the reads run SQLite and
+    // decryption on the SDK's blocking pool, never on the caller's thread (the main actor included).
 
-    public func link(fhirBase: String) async throws -> LinkedAccount {
-        try await sdk.link(fhirBase: fhirBase)
+    public func link(fhirBase: String, cancel: CancelToken? = nil) async throws -> LinkedAccount {
+        try await cancellable(cancel) { try await sdk.link(fhirBase: fhirBase, cancel: $0) }
     }
 
-    public func beginLink(fhirBase: String) async throws -> AuthorizationRequest {
-        try await sdk.beginLink(fhirBase: fhirBase)
+    public func beginLink(fhirBase: String, cancel: CancelToken? = nil) async throws -> AuthorizationRequest {
+        try await cancellable(cancel) { try await sdk.beginLink(fhirBase: fhirBase, cancel: $0) }
     }
 
-    public func completeLink(redirectUrl: String) async throws -> LinkedAccount {
-        try await sdk.completeLink(redirectUrl: redirectUrl)
+    public func completeLink(redirectUrl: String, cancel: CancelToken? = nil) async throws -> LinkedAccount {
+        try await cancellable(cancel) { try await sdk.completeLink(redirectUrl: redirectUrl, cancel: $0) }
     }
 
     public func cancelLink() throws { try sdk.cancelLink() }
 
     public func accounts() throws -> [LinkedAccount] { try sdk.accounts() }
 
-    public func registerDevice(accountId: String) async throws -> String {
-        try await sdk.registerDevice(accountId: accountId)
+    public func registerDevice(accountId: String, cancel: CancelToken? = nil) async throws -> String {
+        try await cancellable(cancel) { try await sdk.registerDevice(accountId: accountId, cancel: $0) }
     }
 
-    public func unlink(accountId: String) async throws -> UnlinkOutcome {
-        try await sdk.unlink(accountId: accountId)
+    public func unlink(accountId: String, cancel: CancelToken? = nil) async throws -> UnlinkOutcome {
+        try await cancellable(cancel) { try await sdk.unlink(accountId: accountId, cancel: $0) }
     }
 
-    public func confirmRevoked(accountId: String) async throws {
-        try await sdk.confirmRevoked(accountId: accountId)
+    public func confirmRevoked(accountId: String, cancel: CancelToken? = nil) async throws {
+        try await cancellable(cancel) { try await sdk.confirmRevoked(accountId: accountId, cancel: $0) }
     }
 
-    public func sync(accountId: String) async throws -> SyncReport {
-        try await sdk.sync(accountId: accountId)
+    public func sync(accountId: String, cancel: CancelToken? = nil) async throws -> SyncReport {
+        try await cancellable(cancel) { try await sdk.sync(accountId: accountId, cancel: $0) }
     }
 
-    public func patients() throws -> [PatientContext] { try sdk.patients() }
-
-    public func activePatient() throws -> PatientContext? { try sdk.activePatient() }
-
-    public func switchPatient(contextId: String) throws -> PatientContext {
-        try sdk.switchPatient(contextId: contextId)
+    public func switchPatient(contextId: String) async throws -> PatientContext {
+        try await sdk.switchPatient(contextId: contextId)
     }
 
-    public func labResults() throws -> [LabResult] { try sdk.labResults() }
+    public func patients() async throws -> [PatientContext] { try await sdk.patients() }
 
-    public func labTrend(code: String) throws -> LabTrend? { try sdk.labTrend(code: code) }
+    public func activePatient() async throws -> PatientContext? { try await sdk.activePatient() }
 
-    public func vitalSigns() throws -> [VitalSign] { try sdk.vitalSigns() }
+    public func labResults() async throws -> [LabResult] { try await sdk.labResults() }
 
-    public func allergies() throws -> [Allergy] { try sdk.allergies() }
+    public func labTrend(code: String) async throws -> LabTrend? { try await sdk.labTrend(code: code) }
 
-    public func medications() throws -> [Medication] { try sdk.medications() }
+    public func vitalSigns() async throws -> [VitalSign] { try await sdk.vitalSigns() }
 
-    public func immunizations() throws -> [Immunization] { try sdk.immunizations() }
+    public func allergies() async throws -> [Allergy] { try await sdk.allergies() }
 
-    public func problems() throws -> [Problem] { try sdk.problems() }
+    public func medications() async throws -> [Medication] { try await sdk.medications() }
 
-    public func visits() throws -> [Visit] { try sdk.visits() }
+    public func immunizations() async throws -> [Immunization] { try await sdk.immunizations() }
 
-    public func documents() throws -> [Document] { try sdk.documents() }
+    public func problems() async throws -> [Problem] { try await sdk.problems() }
 
-    public func observations() throws -> [Observation] { try sdk.observations() }
+    public func visits() async throws -> [Visit] { try await sdk.visits() }
 
-    public func socialHistory() throws -> [Observation] { try sdk.socialHistory() }
+    public func documents() async throws -> [Document] { try await sdk.documents() }
 
-    public func procedures() throws -> [Procedure] { try sdk.procedures() }
+    public func observations() async throws -> [Observation] { try await sdk.observations() }
 
-    public func diagnosticReports() throws -> [DiagnosticReport] { try sdk.diagnosticReports() }
+    public func socialHistory() async throws -> [Observation] { try await sdk.socialHistory() }
 
-    public func carePlans() throws -> [CarePlan] { try sdk.carePlans() }
+    public func procedures() async throws -> [Procedure] { try await sdk.procedures() }
 
-    public func goals() throws -> [Goal] { try sdk.goals() }
+    public func diagnosticReports() async throws -> [DiagnosticReport] { try await sdk.diagnosticReports() }
 
-    public func careTeams() throws -> [CareTeam] { try sdk.careTeams() }
+    public func carePlans() async throws -> [CarePlan] { try await sdk.carePlans() }
 
-    public func devices() throws -> [Device] { try sdk.devices() }
+    public func goals() async throws -> [Goal] { try await sdk.goals() }
 
-    public func serviceRequests() throws -> [ServiceRequest] { try sdk.serviceRequests() }
+    public func careTeams() async throws -> [CareTeam] { try await sdk.careTeams() }
 
-    public func coverages() throws -> [Coverage] { try sdk.coverages() }
+    public func devices() async throws -> [Device] { try await sdk.devices() }
 
-    public func medicationDispenses() throws -> [MedicationDispense] { try sdk.medicationDispenses() }
+    public func serviceRequests() async throws -> [ServiceRequest] { try await sdk.serviceRequests() }
 
-    public func medicationStatements() throws -> [MedicationStatement] { try sdk.medicationStatements() }
+    public func coverages() async throws -> [Coverage] { try await sdk.coverages() }
 
-    public func questionnaireResponses() throws -> [QuestionnaireResponse] { try sdk.questionnaireResponses() }
+    public func medicationDispenses() async throws -> [MedicationDispense] { try await sdk.medicationDispenses() }
 
-    public func documentContent(documentId: String) throws -> DocumentContent? {
-        try sdk.documentContent(documentId: documentId)
-    }
+    public func medicationStatements() async throws -> [MedicationStatement] { try await sdk.medicationStatements() }
 
-    public func documentText(documentId: String) throws -> String? {
-        try sdk.documentText(documentId: documentId)
-    }
+    public func questionnaireResponses() async throws -> [QuestionnaireResponse] { try await sdk.questionnaireResponses() }
 
-    public func appointments() throws -> [Appointment] { try sdk.appointments() }
+    public func documentContent(documentId: String) async throws -> DocumentContent? { try await sdk.documentContent(documentId: documentId) }
 
-    public func demographics() throws -> Demographics? { try sdk.demographics() }
+    public func documentText(documentId: String) async throws -> String? { try await sdk.documentText(documentId: documentId) }
 
-    public func summary() throws -> HealthSummary { try sdk.summary() }
+    public func appointments() async throws -> [Appointment] { try await sdk.appointments() }
+
+    public func demographics() async throws -> Demographics? { try await sdk.demographics() }
+
+    public func summary() async throws -> HealthSummary { try await sdk.summary() }
 
     public func startIdleTimer() throws -> SubscriptionHandle { try sdk.startIdleTimer() }
 
@@ -247,6 +266,7 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
 
     public func lock() throws { try sdk.lock() }
 
+    /// Reads the store key on the calling thread (the Keychain may show Face ID): prefer `unlockAsync()`.
     public func unlock() throws { try sdk.unlock() }
 
     /// Reads the store key (the Keychain shows Face ID / Touch ID) off the main thread, then the accounts.
@@ -254,7 +274,9 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
 
     public func locked() -> LockReason? { sdk.locked() }
 
-    public func discardUnreadableAccountEntries() throws -> UInt64 { try sdk.discardUnreadableAccountEntries() }
+    public func discardUnreadableAccountEntries() async throws -> UInt64 {
+        try await sdk.discardUnreadableAccountEntries()
+    }
 
     /// What the store had to do at start-up (a damaged database moved aside, damaged rows, unreadable entries).
     public func takeStoreNotices() -> [StoreNotice] { sdk.takeStoreNotices() }

@@ -1,10 +1,15 @@
 package dev.chartlink.sdk
 
 import java.util.concurrent.CopyOnWriteArrayList
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.SupervisorJob
+import kotlinx.coroutines.cancel
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.asStateFlow
+import kotlinx.coroutines.launch
 
 /**
  * ChartLink for a Kotlin app: the generated [ChartLink] (every method of [ChartLinkInterface] is available here:
@@ -22,6 +27,12 @@ import kotlinx.coroutines.flow.asStateFlow
  * client.sync(account.id)
  * val labs = client.labResults()
  * ```
+ *
+ * Reads (`labResults`, `summary`, `patients`, ...) are `suspend`: SQLite and decryption run on the SDK's blocking
+ * pool, never on the caller's thread, so calling them from `Dispatchers.Main` is fine. Cancelling the coroutine of a
+ * long call (`link`, `sync`, ...) cancels the Rust work (it throws [ChartLinkException.Cancelled] inside Rust and
+ * the coroutine ends with a `CancellationException`); a [CancelToken] passed as `cancel` cancels it from anywhere
+ * else (a Cancel button) and the call throws [ChartLinkException.Cancelled].
  *
  * A link in progress is not "background": while the provider's login is open (in [link], or between [beginLink]
  * and [completeLink]) [onBackground] is held back (see [BackgroundGate]), so a slow login does not lock the SDK.
@@ -77,8 +88,10 @@ class ChartLinkClient private constructor(
     /** How many collectors of [events] are active. */
     val eventCollectors: Int get() = hub.collectors
 
+    /** Runs the state refreshes that read the store (off the caller's thread); cancelled by [close]. */
+    private val scope = CoroutineScope(SupervisorJob() + Dispatchers.Default)
     private val lockFlow = MutableStateFlow(runCatching { sdk.locked() }.getOrNull())
-    private val patientFlow = MutableStateFlow(currentPatient())
+    private val patientFlow = MutableStateFlow<PatientContext?>(null)
 
     /**
      * Why the SDK is locked, or null while it is unlocked: observable state that starts with the current value
@@ -101,22 +114,49 @@ class ChartLinkClient private constructor(
                 }
                 is Event.Unlocked -> {
                     lockFlow.value = null
-                    patientFlow.value = currentPatient()
+                    refreshPatientLater()
                 }
                 // A sync may bring the patient's name and details.
-                is Event.SyncFinished -> patientFlow.value = currentPatient()
+                is Event.SyncFinished -> refreshPatientLater()
                 else -> {}
             }
         }
+        refreshPatientLater()
     }
 
-    private fun currentPatient(): PatientContext? = runCatching { sdk.activePatient() }.getOrNull()
+    /** Reads the active patient (a store read: suspend, on the SDK's pool); null when locked or none. */
+    private suspend fun currentPatient(): PatientContext? =
+        try {
+            sdk.activePatient()
+        } catch (e: ChartLinkException) {
+            null
+        }
 
-    override fun switchPatient(contextId: String): PatientContext =
+    private suspend fun refreshPatient() {
+        val patient = currentPatient()
+        // A lock that came while reading wins: who the record belongs to is not shown while locked.
+        patientFlow.value = if (lockFlow.value == null) patient else null
+    }
+
+    /** The event callbacks arrive on an SDK thread that must not wait for a read: refresh in [scope]. */
+    private fun refreshPatientLater() {
+        scope.launch { refreshPatient() }
+    }
+
+    override suspend fun switchPatient(contextId: String): PatientContext =
         sdk.switchPatient(contextId).also { patientFlow.value = it }
 
-    override suspend fun unlink(accountId: String): UnlinkOutcome =
-        sdk.unlink(accountId).also { patientFlow.value = currentPatient() }
+    override suspend fun unlink(accountId: String, cancel: CancelToken?): UnlinkOutcome =
+        sdk.unlink(accountId, cancel).also { refreshPatient() }
+
+    override suspend fun sync(accountId: String, cancel: CancelToken?): SyncReport =
+        sdk.sync(accountId, cancel).also { refreshPatient() }
+
+    override suspend fun unlockAsync() {
+        sdk.unlockAsync()
+        lockFlow.value = sdk.locked()
+        refreshPatient()
+    }
 
     private var idleTimer: SubscriptionHandle? = null
     private val gate = BackgroundGate({ clock?.monotonicMs() ?: (System.nanoTime() / 1_000_000) })
@@ -127,12 +167,12 @@ class ChartLinkClient private constructor(
      * Links in one call (see [ChartLink.link]). Throws [NoBrowserException] before anything starts when the
      * browser says it cannot open; the app is not reported in the background while the login is open.
      */
-    override suspend fun link(fhirBase: String): LinkedAccount {
+    override suspend fun link(fhirBase: String, cancel: CancelToken?): LinkedAccount {
         if ((browser as? BrowserAvailability)?.isAvailable() == false) throw NoBrowserException()
         val token = Any()
         gate.linkStarted(token)
         try {
-            return sdk.link(fhirBase).also { patientFlow.value = currentPatient() }
+            return sdk.link(fhirBase, cancel).also { refreshPatient() }
         } finally {
             if (gate.linkEnded(token)) reportBackground()
         }
@@ -140,15 +180,15 @@ class ChartLinkClient private constructor(
 
     /** Starts an app-driven link (see [ChartLink.beginLink]); until [completeLink] or [cancelLink] it holds back the
      * background report, at most 15 minutes. */
-    override suspend fun beginLink(fhirBase: String): AuthorizationRequest {
-        val request = sdk.beginLink(fhirBase)
+    override suspend fun beginLink(fhirBase: String, cancel: CancelToken?): AuthorizationRequest {
+        val request = sdk.beginLink(fhirBase, cancel)
         gate.linkStarted(appDrivenLink)
         return request
     }
 
-    override suspend fun completeLink(redirectUrl: String): LinkedAccount {
+    override suspend fun completeLink(redirectUrl: String, cancel: CancelToken?): LinkedAccount {
         try {
-            return sdk.completeLink(redirectUrl).also { patientFlow.value = currentPatient() }
+            return sdk.completeLink(redirectUrl, cancel).also { refreshPatient() }
         } finally {
             if (gate.linkEnded(appDrivenLink)) reportBackground()
         }
@@ -211,6 +251,7 @@ class ChartLinkClient private constructor(
 
     /** Stops the idle timer, runs the [doOnClose] actions and frees the Rust object; unusable afterwards. */
     override fun close() {
+        scope.cancel()
         stopIdleTimer()
         for (action in closeActions) runCatching(action)
         closeActions.clear()

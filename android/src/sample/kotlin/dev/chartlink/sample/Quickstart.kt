@@ -21,6 +21,7 @@ interface RecordScreen {
     fun showRelinkNotice(accountId: String)
     fun showRetry(message: String?)
     fun showStartOver(message: String?)
+    fun showProviders(providers: List<Provider>)
 }
 
 class App : Application() {
@@ -74,17 +75,42 @@ class RecordModel(private val chartLink: ChartLinkClient, private val screen: Re
         }
     }
 
+    // The provider picker: load the directory once (cached with its ETag in the app's cache dir, works offline),
+    // then search as the user types. Endpoints whose discovery failed are marked, never offered as working.
+    private var directory: ProviderDirectory? = null
+
+    fun loadProviders(cacheDir: String) = scope.launch {
+        try {
+            directory = loadProviderDirectory(listOf("https://fhir.example.org/brands.json"), cacheDir)
+            directory?.checkEndpoints() // optional: marks dead endpoints (stored for the next load)
+        } catch (e: ChartLinkException.Network) {
+            screen.showRetry(e.message)
+        }
+    }
+
+    fun onSearchTyped(query: String) {
+        screen.showProviders(directory?.search(query, 20).orEmpty())
+    }
+
+    fun onProviderPicked(provider: Provider) {
+        val endpoint = provider.endpoints.firstOrNull { it.status != EndpointStatus.DISCOVERY_FAILED } ?: return
+        linkAndSync(endpoint.fhirBase)
+    }
+
     fun linkAndSync(fhirBase: String) = scope.launch {
         try {
             // Opens the provider's login and consent pages in a Custom Tab; returns when the patient allowed access.
             val account = chartLink.link(fhirBase)
             chartLink.sync(account.id)
 
+            // Reads are suspend: SQLite and decryption run on the SDK's threads, not on Main.
             val labs: List<LabResult> = chartLink.labResults() // newest first
-            labs.forEach { println("${it.date} ${it.name}: ${it.valueText} (${it.rangeText ?: "no range"}) ${it.flag}") }
+            // Dates keep FHIR's precision ("2019-05" stays a month) and sort: FhirDate is Comparable.
+            labs.forEach { println("${it.date?.text} ${it.name}: ${it.valueText} (${it.rangeText ?: "no range"}) ${it.flag}") }
+            val byDate: List<LabResult> = labs.sortedBy { it.date }
             val hba1c: LabTrend? = chartLink.labTrend("4548-4") // for a chart: points oldest first
             val summary: HealthSummary = chartLink.summary()
-            println("${hba1c?.points?.size ?: 0} HbA1c results; ${summary.allergies.size} allergies")
+            println("${hba1c?.points?.size ?: 0} HbA1c results; ${summary.allergies.size} allergies; oldest ${byDate.firstOrNull()?.date?.text}")
 
             // A parent with a linked child: switch whose record the reads show.
             val child = chartLink.patients().firstOrNull { it.relation == Relation.CHILD }

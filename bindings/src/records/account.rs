@@ -1,0 +1,120 @@
+//! Links and patients: [`LinkedAccount`], [`AuthorizationRequest`], [`UnlinkOutcome`], [`PatientContext`].
+
+use chartlink_core as core;
+use chartlink_core::{AccountStatus, Relation};
+
+use super::{FhirDate, parse_date};
+
+/// Whether a link still gives access. Core's own enum, exported as it is.
+#[uniffi::remote(Enum)]
+pub enum AccountStatus {
+    Active,
+    /// The provider's authorization server ended access: link again.
+    Revoked,
+    /// Access can no longer be renewed; the record stays readable: link again to resume syncing.
+    RelinkNeeded,
+}
+
+/// One link: this app's access to one patient's record at one provider. Holds no secret.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct LinkedAccount {
+    pub id: String,
+    /// The FHIR id of the patient whose record this is.
+    pub patient_id: String,
+    /// The provider's FHIR base URL.
+    pub fhir_base: String,
+    pub status: AccountStatus,
+    pub linked_at_ms: i64,
+    /// Whether this device was registered with the provider (`register_device`).
+    pub device_registered: bool,
+}
+
+impl From<core::LinkedAccount> for LinkedAccount {
+    fn from(a: core::LinkedAccount) -> Self {
+        Self {
+            id: a.id,
+            patient_id: a.patient_id,
+            fhir_base: a.server.fhir_base.to_string(),
+            status: a.status,
+            linked_at_ms: a.linked_at_ms,
+            device_registered: a.device_client_id.is_some(),
+        }
+    }
+}
+
+/// A started link (`begin_link`): open `url` in the system browser, then pass the redirect to `complete_link`.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct AuthorizationRequest {
+    pub url: String,
+    /// Where the browser will end (ASWebAuthenticationSession's callback scheme comes from it).
+    pub redirect_uri: String,
+    pub expires_at_ms: i64,
+}
+
+impl From<core::AuthorizationRequest> for AuthorizationRequest {
+    fn from(r: core::AuthorizationRequest) -> Self {
+        Self {
+            url: r.url.to_string(),
+            redirect_uri: r.redirect_uri,
+            expires_at_ms: r.expires_at_ms,
+        }
+    }
+}
+
+/// What unlinking did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+pub struct UnlinkOutcome {
+    /// Whether the provider confirmed the revocation (local data is removed either way).
+    pub revoked_at_provider: bool,
+}
+
+impl From<core::UnlinkOutcome> for UnlinkOutcome {
+    fn from(o: core::UnlinkOutcome) -> Self {
+        Self {
+            revoked_at_provider: o.revoked_at_provider,
+        }
+    }
+}
+
+/// How the user is related to a patient. Core's own enum, exported as it is.
+#[uniffi::remote(Enum)]
+pub enum Relation {
+    Myself,
+    Child,
+    AdultUnderProxy,
+    Unknown,
+}
+
+/// One patient, as a family switcher shows them.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PatientContext {
+    /// Pass to `switch_patient`.
+    pub id: String,
+    pub account_ids: Vec<String>,
+    pub name: Option<String>,
+    /// The birth date as the provider gave it (a year alone for some).
+    pub birth_date: Option<FhirDate>,
+    pub relation: Relation,
+    /// A 13 to 17 year old's record seen by a parent: the provider withholds confidential items. Show it as
+    /// restricted, not as an error.
+    pub restricted: bool,
+    /// The FHIR bases of the providers holding this record.
+    pub providers: Vec<String>,
+    /// The provider ended access (the data may be kept read-only until the user confirms).
+    pub revoked: bool,
+}
+
+impl From<core::PatientContext> for PatientContext {
+    fn from(p: core::PatientContext) -> Self {
+        Self {
+            id: p.id,
+            account_ids: p.account_ids,
+            name: p.name,
+            birth_date: parse_date(p.birth_date.as_deref()),
+            relation: p.relation,
+            restricted: p.restricted,
+            providers: p.providers,
+            revoked: p.revoked,
+        }
+    }
+}
