@@ -265,6 +265,25 @@ impl ChartLink {
         run_blocking(move || Ok(sdk.switch_patient(&context_id)?.into())).await
     }
 
+    /// Patients linked at different providers who look like one person (a shared identifier, or the same name,
+    /// birth date and sex). Nothing is merged on a guess: show them to the user, then `confirm_merge`.
+    pub async fn merge_suggestions(&self) -> Result<Vec<MergeSuggestion>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(records::all(sdk.merge_suggestions()?))).await
+    }
+
+    /// Shows the patients `context_ids` as one person from now on (the user confirmed it).
+    pub async fn confirm_merge(&self, context_ids: Vec<String>) -> Result<PatientContext> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(sdk.confirm_merge(&context_ids)?.into())).await
+    }
+
+    /// Undoes a merge: the patient's providers are shown as separate patients again.
+    pub async fn split_patient(&self, context_id: String) -> Result<()> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(sdk.split_patient(&context_id)?)).await
+    }
+
     // ---- reads of the active patient (all fail with `Locked` while locked) ----
     //
     // Async: SQLite and decryption run on the runtime's blocking pool, never on the caller's thread (Kotlin

@@ -1,7 +1,7 @@
 //! Links and patients: [`LinkedAccount`], [`AuthorizationRequest`], [`UnlinkOutcome`], [`PatientContext`].
 
 use chartlink_core as core;
-use chartlink_core::{AccountStatus, Relation};
+use chartlink_core::{AccountStatus, MergeReason, Relation};
 
 use super::{FhirDate, parse_date};
 
@@ -115,6 +115,35 @@ impl From<core::PatientContext> for PatientContext {
             restricted: p.restricted,
             providers: p.providers,
             revoked: p.revoked,
+        }
+    }
+}
+
+/// Why two linked records look like one person's.
+#[uniffi::remote(Enum)]
+pub enum MergeReason {
+    SharedIdentifier,
+    SameNameAndBirthDate,
+}
+
+/// Patients at different providers who look like one person: ask the user, then `confirm_merge`.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct MergeSuggestion {
+    pub context_ids: Vec<String>,
+    pub name: Option<String>,
+    pub birth_date: Option<FhirDate>,
+    pub providers: Vec<String>,
+    pub reason: MergeReason,
+}
+
+impl From<core::MergeSuggestion> for MergeSuggestion {
+    fn from(m: core::MergeSuggestion) -> Self {
+        Self {
+            context_ids: m.context_ids,
+            name: m.name,
+            birth_date: parse_date(m.birth_date.as_deref()),
+            providers: m.providers,
+            reason: m.reason,
         }
     }
 }

@@ -200,6 +200,14 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
 
     public func patients() async throws -> [PatientContext] { try await sdk.patients() }
 
+    public func mergeSuggestions() async throws -> [MergeSuggestion] { try await sdk.mergeSuggestions() }
+
+    public func confirmMerge(contextIds: [String]) async throws -> PatientContext {
+        try await sdk.confirmMerge(contextIds: contextIds)
+    }
+
+    public func splitPatient(contextId: String) async throws { try await sdk.splitPatient(contextId: contextId) }
+
     public func activePatient() async throws -> PatientContext? { try await sdk.activePatient() }
 
     public func labResults() async throws -> [LabResult] { try await sdk.labResults() }

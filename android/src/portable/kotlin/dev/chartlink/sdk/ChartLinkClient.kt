@@ -146,6 +146,14 @@ class ChartLinkClient private constructor(
     override suspend fun switchPatient(contextId: String): PatientContext =
         sdk.switchPatient(contextId).also { patientFlow.value = it }
 
+    override suspend fun confirmMerge(contextIds: List<String>): PatientContext =
+        sdk.confirmMerge(contextIds).also { refreshPatient() }
+
+    override suspend fun splitPatient(contextId: String) {
+        sdk.splitPatient(contextId)
+        refreshPatient()
+    }
+
     override suspend fun unlink(accountId: String, cancel: CancelToken?): UnlinkOutcome =
         sdk.unlink(accountId, cancel).also { refreshPatient() }
 
