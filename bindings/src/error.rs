@@ -16,6 +16,9 @@ pub enum ChartLinkError {
     /// Linking failed or the link cannot be used (denied, expired, replayed, an invalid answer): link again.
     #[error("authorization failed: {0}")]
     Authorization(String),
+    /// The address is not a usable SMART server (no or an unusable SMART configuration, no PKCE S256, not FHIR R4).
+    #[error("the provider's SMART configuration could not be used: {0}")]
+    Discovery(String),
     /// The provider ended this app's access: the account must be linked again.
     #[error("access to this record was revoked")]
     AccessRevoked,
@@ -66,6 +69,7 @@ impl From<chartlink_core::Error> for ChartLinkError {
         match e {
             E::Network(m) => ChartLinkError::Network(m),
             E::Authorization(m) => ChartLinkError::Authorization(m),
+            E::Discovery(m) => ChartLinkError::Discovery(m),
             E::AccessRevoked => ChartLinkError::AccessRevoked,
             E::RelinkNeeded => ChartLinkError::RelinkNeeded,
             E::Locked => ChartLinkError::Locked,

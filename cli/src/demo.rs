@@ -48,6 +48,14 @@ impl EventListener for Printer {
             Event::RelinkNeeded { .. } => {
                 outln!("  event: access can no longer be renewed; link again (the record is kept)")
             }
+            Event::LinkLimited { can_renew, .. } => outln!(
+                "  event: linked with less than asked{}",
+                if can_renew {
+                    ""
+                } else {
+                    " (no refresh token: access ends with this session)"
+                }
+            ),
             Event::SyncProgress(_) | Event::SyncFinished(_) => {}
         }
     }

@@ -5,8 +5,7 @@
 //! [--trend CODE]`, `chartlink allergies|meds|immunizations|problems|visits|documents|appointments`,
 //! `chartlink unlink ID`, `chartlink lock|unlock`. Data lives in the platform's data directory (`--data-dir` or
 //! `CHARTLINK_DATA_DIR` to change it), the store key and tokens in 0600 files as the desktop stand-in for the
-//! Keychain. `--json` prints machine-readable output. Exit codes: 0 ok, 2 invalid input, 3 network, 4 locked,
-//! 5 access revoked, 6 authorization, 7 storage, 8 synced only in part, 1 anything else.
+//! Keychain. `--json` prints machine-readable output. Exit codes: see [`EXIT_CODES`] (also in `--help`).
 //!
 //! Everything printed goes through [`term`], which neutralises what a server sent (escape sequences, controls,
 //! bidi overrides); `print!`, `println!` and `eprintln!` are denied so nothing goes around it.
@@ -33,9 +32,24 @@ use serde_json::{Value, json};
 use crate::render::Line;
 use crate::session::Session;
 
+/// The exit codes, as `--help` shows them.
+pub const EXIT_CODES: &str = "Exit codes:
+  0  ok
+  1  anything else
+  2  invalid input (a bad address or option, no linked record)
+  3  network: the provider could not be reached or failed for now; try again later
+  4  locked: run `chartlink unlock`
+  5  access revoked by the provider: link again
+  6  authorization refused (denied at the portal, or the provider refused the request; its reason is shown)
+  7  storage (the local database or key files)
+  8  synced only in part
+  9  access must be renewed: link again (the record is kept)
+  10 not a usable SMART server (no or an unusable SMART configuration, no PKCE S256, not FHIR R4)
+  11 cancelled, or no answer from the browser within 10 minutes";
+
 /// ChartLink: your health record from your provider's portal, on your computer.
 #[derive(Debug, Parser)]
-#[command(name = "chartlink", version)]
+#[command(name = "chartlink", version, after_help = EXIT_CODES)]
 struct Cli {
     /// Where ChartLink keeps its encrypted database and keys.
     #[arg(long, global = true)]
@@ -167,7 +181,9 @@ impl From<Error> for CliError {
             Error::Network(_) => 3,
             Error::Locked => 4,
             Error::AccessRevoked => 5,
-            Error::Authorization(_) | Error::Cancelled => 6,
+            Error::Authorization(_) => 6,
+            Error::Discovery(_) => 10,
+            Error::Cancelled => 11,
             Error::Storage(_)
             | Error::WrongStoreKey(_)
             | Error::StoreFromNewerVersion(_)
@@ -369,7 +385,7 @@ async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
                 .wait(Duration::from_secs(600))
                 .await
                 .map_err(|_| CliError {
-                    code: 6,
+                    code: 11,
                     message: "no answer from the browser within 10 minutes".into(),
                 })?;
             let account = sdk.complete_link(&redirect).await?;
@@ -379,10 +395,11 @@ async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
             app.print(
                 || {
                     format!(
-                        "linked {} at {} (account {})\n",
+                        "linked {} at {} (account {})\n{}",
                         term::field(&account.patient_id),
                         term::field(account.server.fhir_base.as_str()),
-                        term::field(&account.id)
+                        term::field(&account.id),
+                        render::consent_lines(&account)
                     )
                 },
                 || to_json(&account),
@@ -544,17 +561,8 @@ async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
                 app.session.active_patient = None;
             }
             app.print(
-                || {
-                    format!(
-                        "unlinked{}\n",
-                        if outcome.revoked_at_provider {
-                            ""
-                        } else {
-                            " (the provider could not be reached to revoke; local data removed)"
-                        }
-                    )
-                },
-                || json!({"revoked_at_provider": outcome.revoked_at_provider}),
+                || format!("{}\n", render::unlink_line(outcome.revocation)),
+                || json!({"revoked_at_provider": outcome.revoked_at_provider, "revocation": outcome.revocation}),
             );
         }
         Command::Demo { .. } | Command::Providers { .. } | Command::Lock | Command::Unlock => {}

@@ -25,12 +25,13 @@ use crate::error::{Error, Result};
 use crate::host::{Clock, SecureStore};
 use crate::http::{Http, SMALL_BODY_LIMIT};
 use crate::jose::{self, Signer, SoftwareSigner};
-use crate::scopes::GrantedScope;
+use crate::scopes::{CategoryConsent, Consent, GrantedScope};
 use crate::secret::Secret;
 use crate::token::{self, ServerClock, TokenAnswer, TokenError};
 
 pub(crate) const ACCOUNT_PREFIX: &str = "chartlink/account/";
-/// Refresh this long before the access token expires.
+/// Refresh at most this long before the access token expires (a tenth of its lifetime when that is shorter, so a
+/// token that lives a minute is not renewed before every request).
 const REFRESH_MARGIN_MS: i64 = 60_000;
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 pub(crate) const CLIENT_ASSERTION_TYPE: &str =
@@ -70,6 +71,29 @@ pub struct LinkedAccount {
     pub status: AccountStatus,
     /// A device client from dynamic registration, if any.
     pub device_client_id: Option<String>,
+    /// What the provider granted of each kind of data asked for, compared at link time (see
+    /// [`crate::scopes::compare_grant`]). Empty for accounts linked before this was recorded.
+    #[serde(default)]
+    pub consent: Vec<CategoryConsent>,
+    /// Whether the link can renew its own access (the provider issued a refresh token, or the device is
+    /// registered). When false, access ends when the access token expires and the user has to link again.
+    #[serde(default = "renewable_by_default")]
+    pub can_renew: bool,
+}
+
+fn renewable_by_default() -> bool {
+    true
+}
+
+impl LinkedAccount {
+    /// The wanted kinds of data the provider did not grant, wholly or in part.
+    pub fn not_granted(&self) -> Vec<CategoryConsent> {
+        self.consent
+            .iter()
+            .filter(|c| matches!(c.consent, Consent::NotGranted | Consent::Partial))
+            .copied()
+            .collect()
+    }
 }
 
 /// The secrets of a link.
@@ -77,6 +101,9 @@ pub struct LinkedAccount {
 pub struct Tokens {
     pub access: Secret,
     pub access_expires_at_ms: Option<i64>,
+    /// When the access token was issued (local clock), for a refresh margin proportional to its lifetime.
+    #[serde(default)]
+    pub access_issued_at_ms: Option<i64>,
     pub refresh: Option<Secret>,
     /// The device key (base64url PKCS#8) when a device client was registered.
     pub device_key: Option<Secret>,
@@ -164,12 +191,31 @@ impl std::fmt::Debug for Accounts {
     }
 }
 
-/// What unlinking did.
+/// What unlinking did. Local traces are removed whatever the provider answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UnlinkOutcome {
-    /// Whether the provider confirmed the revocation (false when it was unreachable or has no revocation endpoint;
-    /// local traces are removed either way).
+    /// Whether the provider confirmed that the grant is revoked ([`Revocation::Revoked`]).
     pub revoked_at_provider: bool,
+    /// What the provider answered (RFC 7009).
+    pub revocation: Revocation,
+}
+
+/// The provider's side of an unlink (RFC 7009).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Revocation {
+    /// The provider revoked the grant (200 to the refresh token, or to the access token when there is none).
+    Revoked,
+    /// The link had no refresh token and the provider revokes only refresh tokens (`unsupported_token_type`,
+    /// RFC 7009 §2.2.1): nothing is left to revoke, the access token lapses at its expiry.
+    AccessTokenLapses,
+    /// The provider publishes no revocation endpoint: the grant stays until it expires or the user removes this
+    /// app in the provider's portal.
+    NoEndpoint,
+    /// The revocation endpoint could not be reached or answered 5xx/429: the grant may still be live at the
+    /// provider.
+    Unreachable,
+    /// The provider refused the revocation (an OAuth error such as `invalid_client`).
+    Refused,
 }
 
 fn key(id: &str) -> String {
@@ -375,7 +421,7 @@ impl Accounts {
         let due = st
             .tokens
             .access_expires_at_ms
-            .is_some_and(|exp| exp.saturating_sub(REFRESH_MARGIN_MS) <= now);
+            .is_some_and(|exp| exp.saturating_sub(refresh_margin_ms(&st.tokens)) <= now);
         let still_valid = st.tokens.access_expires_at_ms.is_some_and(|exp| exp > now);
         let backing_off = still_valid && now < slot.refresh_not_before_ms.load(Ordering::SeqCst);
         if !due || !can_renew(&st.tokens) || backing_off {
@@ -442,6 +488,7 @@ impl Accounts {
                 let now = self.clock.now_unix_ms();
                 st.tokens.access = answer.access.clone();
                 st.tokens.access_expires_at_ms = answer.expires_at_ms(now);
+                st.tokens.access_issued_at_ms = Some(now);
                 if let Some(r) = &answer.refresh {
                     // Rotation: the new refresh token replaces the spent one on disk before anyone uses it.
                     st.tokens.refresh = Some(r.clone());
@@ -509,7 +556,7 @@ impl Accounts {
         let date = match &result {
             Ok(a) => a.server_date_ms,
             Err(
-                TokenError::GrantGone { server_date_ms }
+                TokenError::GrantGone { server_date_ms, .. }
                 | TokenError::Refused { server_date_ms, .. },
             ) => *server_date_ms,
             Err(_) => None,
@@ -652,6 +699,7 @@ impl Accounts {
             .ok_or_else(|| Error::Authorization("registration answer without client_id".into()))?
             .to_owned();
         st.account.device_client_id = Some(client_id.clone());
+        st.account.can_renew = true;
         st.tokens.device_key = Some(signer.pkcs8_b64().clone());
         self.persist(&st)?;
         Ok(client_id)
@@ -661,28 +709,45 @@ impl Accounts {
     pub async fn unlink(&self, id: &str) -> Result<UnlinkOutcome> {
         let slot = self.slot(id)?;
         let st = slot.state.lock().await;
-        let mut revoked = false;
-        if let Some(url) = st.account.server.revocation_endpoint.clone() {
-            revoked = true;
-            let mut tokens = vec![(&st.tokens.access, "access_token")];
-            if let Some(r) = &st.tokens.refresh {
-                // The refresh token first: revoking it ends the whole grant at most servers.
-                tokens.insert(0, (r, "refresh_token"));
-            }
-            for (token, hint) in tokens {
-                if let Err(e) = self.revoke(&st.account, &url, token, hint).await {
-                    tracing::warn!(target: "chartlink", "revocation at the provider failed: {e}");
-                    revoked = false;
-                }
-            }
-        }
+        let revocation = match st.account.server.revocation_endpoint.clone() {
+            None => Revocation::NoEndpoint,
+            Some(url) => self.revoke_all(&st.account, &url, &st.tokens).await,
+        };
         self.store.delete(&key(id))?;
         drop(st);
         self.slots().remove(id);
         self.meta().remove(id);
         Ok(UnlinkOutcome {
-            revoked_at_provider: revoked,
+            revoked_at_provider: revocation == Revocation::Revoked,
+            revocation,
         })
+    }
+
+    /// The refresh token first (revoking it ends the whole grant, RFC 7009 §2.1), then the access token. A
+    /// provider that revokes only refresh tokens answers `unsupported_token_type` for the access token (§2.2.1):
+    /// that is not a failure, the access token lapses at its expiry.
+    async fn revoke_all(&self, account: &LinkedAccount, url: &Url, tokens: &Tokens) -> Revocation {
+        let mut grant_revoked = false;
+        if let Some(r) = &tokens.refresh {
+            match self.revoke(account, url, r, "refresh_token").await {
+                RevokeAnswer::Revoked => grant_revoked = true,
+                RevokeAnswer::Unreachable => return Revocation::Unreachable,
+                // A refresh token a server will not revoke is a refusal.
+                RevokeAnswer::UnsupportedTokenType | RevokeAnswer::Refused => {
+                    return Revocation::Refused;
+                }
+            }
+        }
+        match self
+            .revoke(account, url, &tokens.access, "access_token")
+            .await
+        {
+            RevokeAnswer::Revoked => Revocation::Revoked,
+            _ if grant_revoked => Revocation::Revoked,
+            RevokeAnswer::UnsupportedTokenType => Revocation::AccessTokenLapses,
+            RevokeAnswer::Unreachable => Revocation::Unreachable,
+            RevokeAnswer::Refused => Revocation::Refused,
+        }
     }
 
     /// RFC 7009 revocation: a form POST with the token, its type hint and the client's authentication. (The oauth2
@@ -694,31 +759,52 @@ impl Accounts {
         url: &Url,
         token: &Secret,
         hint: &str,
-    ) -> Result<()> {
-        let assertion = self.assertion(&account.server.token_endpoint, &account.client_id)?;
-        let mut form = vec![
-            ("token", token.expose()),
-            ("token_type_hint", hint),
-            ("client_id", account.client_id.as_str()),
-        ];
+    ) -> RevokeAnswer {
+        let assertion = match self.assertion(&account.server.token_endpoint, &account.client_id) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(target: "chartlink", "no client assertion for the revocation: {e}");
+                return RevokeAnswer::Refused;
+            }
+        };
+        let mut form = vec![("token", token.expose()), ("token_type_hint", hint)];
         if let Some(a) = &assertion {
             form.push(("client_assertion_type", CLIENT_ASSERTION_TYPE));
             form.push(("client_assertion", a.expose()));
+        } else {
+            form.push(("client_id", account.client_id.as_str()));
         }
-        let resp = self
-            .http
-            .post_form(url, &form, None, SMALL_BODY_LIMIT)
-            .await?;
-        match resp.status.as_u16() {
-            200 => Ok(()),
-            code @ 500..=599 => Err(Error::Network(format!(
-                "revocation endpoint answered {code}"
-            ))),
-            code => Err(Error::Authorization(format!(
-                "the provider refused the revocation (HTTP {code})"
-            ))),
+        let resp = match self.http.post_form(url, &form, None, SMALL_BODY_LIMIT).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(target: "chartlink", "revocation at the provider failed: {e}");
+                return RevokeAnswer::Unreachable;
+            }
+        };
+        let status = resp.status.as_u16();
+        let code = resp
+            .json()
+            .ok()
+            .and_then(|b| b["error"].as_str().map(token::sanitize_code));
+        match (status, code.as_deref()) {
+            (200, _) => RevokeAnswer::Revoked,
+            (400, Some("unsupported_token_type")) => RevokeAnswer::UnsupportedTokenType,
+            // RFC 7009 §2.2.1: 503 means "try again later"; any 5xx or 429 is the same here.
+            (429 | 500..=599, _) => RevokeAnswer::Unreachable,
+            (_, c) => {
+                tracing::warn!(target: "chartlink", "the provider refused the revocation (HTTP {status}, {})", c.unwrap_or("no OAuth error"));
+                RevokeAnswer::Refused
+            }
         }
     }
+}
+
+/// One revocation request's answer.
+enum RevokeAnswer {
+    Revoked,
+    UnsupportedTokenType,
+    Unreachable,
+    Refused,
 }
 
 /// Whether the account may ask for tokens at all.
@@ -727,6 +813,14 @@ fn usable(account: &LinkedAccount) -> Result<()> {
         AccountStatus::Active => Ok(()),
         AccountStatus::Revoked => Err(Error::AccessRevoked),
         AccountStatus::RelinkNeeded => Err(Error::RelinkNeeded),
+    }
+}
+
+/// How long before expiry a token is renewed: a tenth of its lifetime, at most [`REFRESH_MARGIN_MS`].
+fn refresh_margin_ms(tokens: &Tokens) -> i64 {
+    match (tokens.access_issued_at_ms, tokens.access_expires_at_ms) {
+        (Some(issued), Some(exp)) => (exp.saturating_sub(issued) / 10).clamp(0, REFRESH_MARGIN_MS),
+        _ => REFRESH_MARGIN_MS,
     }
 }
 

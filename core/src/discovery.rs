@@ -39,12 +39,41 @@ pub struct ServerInfo {
     /// carry `iss`, so one without it is refused.
     #[serde(default)]
     pub iss_parameter_supported: bool,
+    /// The rest of the SMART configuration that shapes a link (scopes offered, the provider's brand).
+    #[serde(default)]
+    pub metadata: ServerMetadata,
+}
+
+/// SMART configuration fields beyond the endpoints.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerMetadata {
+    /// `scopes_supported`, when the server publishes it (not an exhaustive list, SMART 2.2 §conformance; it
+    /// decides whether category-restricted scopes are asked for).
+    pub scopes_supported: Option<Vec<String>>,
+    /// `user_access_brand_bundle`: the provider's own Brand Bundle (preferred over a vendor's, SMART client
+    /// reqs. 415, 416).
+    pub user_access_brand_bundle: Option<Url>,
+    /// `user_access_brand_identifier`: which Organization of that bundle is this endpoint's brand.
+    pub user_access_brand_identifier: Option<Value>,
 }
 
 impl ServerInfo {
     /// Whether the server lists a SMART capability.
     pub fn has(&self, capability: &str) -> bool {
         self.capabilities.iter().any(|c| c == capability)
+    }
+
+    /// Whether the server lists `scope` in `scopes_supported` (`None`: it publishes no list).
+    pub fn lists_scope(&self, pred: impl Fn(&str) -> bool) -> Option<bool> {
+        self.metadata
+            .scopes_supported
+            .as_ref()
+            .map(|l| l.iter().any(|s| pred(s)))
+    }
+
+    /// Whether the server does OpenID Connect: it says so (`sso-openid-connect`) or offers the `openid` scope.
+    pub fn does_openid_connect(&self) -> bool {
+        self.has("sso-openid-connect") || self.lists_scope(|s| s == "openid") == Some(true)
     }
 }
 
@@ -84,6 +113,10 @@ struct SmartConfiguration {
     code_challenge_methods_supported: Option<Vec<String>>,
     /// Read leniently (a non-boolean means "not advertised").
     authorization_response_iss_parameter_supported: Option<Value>,
+    /// Read leniently (a list of strings, else ignored).
+    scopes_supported: Option<Value>,
+    user_access_brand_bundle: Option<Value>,
+    user_access_brand_identifier: Option<Value>,
 }
 
 /// Whether ChartLink may send a token or code to `url`: HTTPS, or plain HTTP to a loopback host (local
@@ -250,10 +283,42 @@ fn from_configuration(base: Url, c: SmartConfiguration) -> Result<ServerInfo, Di
     .ok_or(DiscoveryError::Missing("authorization_endpoint"))?;
     let token_endpoint = resolve(&base, c.token_endpoint.as_deref(), "token_endpoint")?
         .ok_or(DiscoveryError::Missing("token_endpoint"))?;
-    let scope_syntax = if c.capabilities.iter().any(|x| x == "permission-v2") {
+    let scopes_supported: Option<Vec<String>> = c.scopes_supported.as_ref().and_then(|v| {
+        v.as_array().map(|l| {
+            l.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+    });
+    let caps = |x: &str| c.capabilities.iter().any(|y| y == x);
+    // The syntax follows the capabilities; a server that lists neither says it by the scopes it offers.
+    let lists = |pred: fn(&str) -> bool| {
+        scopes_supported
+            .as_ref()
+            .is_some_and(|l| l.iter().any(|s| pred(s)))
+    };
+    let scope_syntax = if caps("permission-v2") {
+        ScopeSyntax::V2
+    } else if !caps("permission-v1")
+        && lists(|s| s.starts_with("patient/") && s.split('?').next().is_some_and(|p| p.ends_with(".rs")))
+        && !lists(|s| s.starts_with("patient/") && s.ends_with(".read"))
+    {
         ScopeSyntax::V2
     } else {
         ScopeSyntax::V1
+    };
+    let brand_bundle = c
+        .user_access_brand_bundle
+        .as_ref()
+        .and_then(Value::as_str)
+        .and_then(|v| resolve(&base, Some(v), "user_access_brand_bundle").ok().flatten());
+    let metadata = ServerMetadata {
+        scopes_supported,
+        user_access_brand_bundle: brand_bundle,
+        user_access_brand_identifier: c
+            .user_access_brand_identifier
+            .clone()
+            .filter(Value::is_object),
     };
     Ok(ServerInfo {
         revocation_endpoint: resolve(
@@ -283,6 +348,7 @@ fn from_configuration(base: Url, c: SmartConfiguration) -> Result<ServerInfo, Di
             .authorization_response_iss_parameter_supported
             .and_then(|v| v.as_bool())
             .unwrap_or(false),
+        metadata,
     })
 }
 
@@ -314,6 +380,7 @@ fn from_capability_statement(base: Url, cs: &Value) -> Option<ServerInfo> {
         scope_syntax: ScopeSyntax::V1,
         legacy_discovery: true,
         iss_parameter_supported: false,
+        metadata: ServerMetadata::default(),
     })
 }
 

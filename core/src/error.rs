@@ -13,6 +13,11 @@ pub enum Error {
     /// The network or the server failed transiently: try again later.
     #[error("network problem: {0}")]
     Network(String),
+    /// The provider's server could not be discovered (no SMART configuration, an unusable one, no PKCE S256, an
+    /// unsupported FHIR version): the address is probably not a SMART-enabled FHIR endpoint. Linking again does not
+    /// help; check the address, or ask the provider.
+    #[error("the provider's SMART configuration could not be used: {0}")]
+    Discovery(String),
     /// The link could not be made or used (the user denied, the flow expired or was replayed, the server answered
     /// something invalid). The user may try linking again.
     #[error("authorization failed: {0}")]
@@ -86,7 +91,7 @@ impl From<DiscoveryError> for Error {
         match e {
             DiscoveryError::Http(HttpError::Network(m)) => Error::Network(m),
             DiscoveryError::InvalidBase => Error::InvalidInput(e.to_string()),
-            other => Error::Authorization(other.to_string()),
+            other => Error::Discovery(other.to_string()),
         }
     }
 }

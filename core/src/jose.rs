@@ -104,7 +104,16 @@ pub fn verify(token: &str, jwks: &Value) -> Result<Value, JwtError> {
     })
 }
 
-/// Checks the standard id_token claims: `iss`, `aud` (string or list) and `exp` (with `skew_secs` of leeway).
+/// The claims of a compact JWS, NOT verified: only to learn which issuer to ask for keys before [`verify`].
+pub fn unverified_claims(token: &str) -> Result<Value, JwtError> {
+    let claims = token.split('.').nth(1).ok_or(JwtError::Malformed)?;
+    let bytes = B64.decode(claims).map_err(|_| JwtError::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| JwtError::Malformed)
+}
+
+/// Checks the standard id_token claims (OpenID Connect Core §3.1.3.7): `iss`; `aud` (string or list) contains the
+/// client; with several audiences `azp` is present, and when present it is the client; `exp` not passed, `iat`
+/// present and not in the future, `nbf` (when sent) reached, each with `skew_secs` of leeway.
 pub fn check_id_token(
     claims: &Value,
     issuer: &str,
@@ -124,10 +133,30 @@ pub fn check_id_token(
     if !aud_ok {
         return Err(JwtError::Claim("aud"));
     }
+    let several_audiences = claims["aud"].as_array().is_some_and(|l| l.len() > 1);
+    match &claims["azp"] {
+        Value::Null if several_audiences => return Err(JwtError::Claim("azp")),
+        Value::Null => {}
+        Value::String(azp) if azp == client_id => {}
+        _ => return Err(JwtError::Claim("azp")),
+    }
     let exp = claims["exp"].as_i64().ok_or(JwtError::Claim("exp"))?;
     // Saturating: a server may send any i64 as `exp` (i64::MAX overflowed here before).
     if exp.saturating_add(skew_secs) < now_secs {
         return Err(JwtError::Expired);
+    }
+    let iat = claims["iat"].as_i64().ok_or(JwtError::Claim("iat"))?;
+    if iat.saturating_sub(skew_secs) > now_secs {
+        return Err(JwtError::Claim("iat"));
+    }
+    match &claims["nbf"] {
+        Value::Null => {}
+        v => {
+            let nbf = v.as_i64().ok_or(JwtError::Claim("nbf"))?;
+            if nbf.saturating_sub(skew_secs) > now_secs {
+                return Err(JwtError::Claim("nbf"));
+            }
+        }
     }
     Ok(())
 }
@@ -211,6 +240,54 @@ impl Signer for SoftwareSigner {
     }
 }
 
+/// An RS384 key (SMART client req. 308) for a confidential client that registered an RSA key: the app brings the
+/// key as PKCS#8 DER (ring does not generate RSA keys; make one with `openssl genpkey -algorithm RSA
+/// -pkeyopt rsa_keygen_bits:2048 -outform DER`). The public JWK carries `kty`, `kid`, `n` and `e` (reqs. 313, 314).
+#[derive(Debug)]
+pub struct RsaSigner {
+    pair: signature::RsaKeyPair,
+    kid: String,
+}
+
+impl RsaSigner {
+    /// Reads a PKCS#8 DER RSA private key (2048 to 8192 bits).
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, JwtError> {
+        let pair = signature::RsaKeyPair::from_pkcs8(der)
+            .map_err(|_| JwtError::Signing("not a usable RSA PKCS#8 key".into()))?;
+        let kid = B64.encode(
+            &ring::digest::digest(&ring::digest::SHA256, pair.public().as_ref()).as_ref()[..12],
+        );
+        Ok(Self { pair, kid })
+    }
+}
+
+impl Signer for RsaSigner {
+    fn algorithm(&self) -> String {
+        "RS384".into()
+    }
+    fn key_id(&self) -> String {
+        self.kid.clone()
+    }
+    fn public_jwk(&self) -> Value {
+        use ring::rsa::PublicKeyComponents;
+        let c: PublicKeyComponents<Vec<u8>> = self.pair.public().into();
+        json!({"kty": "RSA", "alg": "RS384", "use": "sig", "kid": self.kid,
+            "n": B64.encode(&c.n), "e": B64.encode(&c.e)})
+    }
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, JwtError> {
+        let mut sig = vec![0u8; self.pair.public().modulus_len()];
+        self.pair
+            .sign(
+                &signature::RSA_PKCS1_SHA384,
+                &SystemRandom::new(),
+                message,
+                &mut sig,
+            )
+            .map_err(|_| JwtError::Signing("RSA signing failed".into()))?;
+        Ok(sig)
+    }
+}
+
 /// A client assertion / jwt-bearer assertion: iss = sub = `client_id`, aud = the token URL, a 4-minute lifetime
 /// (SMART allows at most 5) and a fresh `jti`.
 pub fn client_assertion(
@@ -261,7 +338,7 @@ mod tests {
 
     #[test]
     fn id_token_claims_are_checked() {
-        let c = json!({"iss": "https://ehr/fhir", "aud": ["x", "app"], "exp": 100});
+        let c = json!({"iss": "https://ehr/fhir", "aud": ["x", "app"], "azp": "app", "exp": 100, "iat": 40});
         assert_eq!(
             check_id_token(&c, "https://ehr/fhir/", "app", 50, 60),
             Ok(())

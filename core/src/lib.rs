@@ -50,7 +50,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-pub use account::{AccountStatus, ClientAuth, LinkedAccount, UnlinkOutcome};
+pub use account::{AccountStatus, ClientAuth, LinkedAccount, Revocation, UnlinkOutcome};
 pub use context::{PatientContext, Relation};
 pub use discovery::{ScopeSyntax, ServerInfo};
 pub use error::{Error, Result};
@@ -61,7 +61,7 @@ pub use host::{
 pub use link::AuthorizationRequest;
 pub use lock::{LockConfig, LockEvent, LockReason};
 pub use merge::{MergeReason, MergeSuggestion};
-pub use scopes::DataCategory;
+pub use scopes::{CategoryConsent, Consent, DataCategory};
 pub use secret::Secret;
 pub use store::StoreNotice;
 pub use sync::{SyncOptions, SyncProgress, SyncReport};
@@ -130,6 +130,14 @@ pub enum Event {
     /// record stays readable; ask the user to link again ([`ChartLink::link`] restores the same account).
     RelinkNeeded {
         account_id: String,
+    },
+    /// A link was made with less than asked: kinds of data the provider did not grant (wholly or in part; see
+    /// [`LinkedAccount::consent`]), or no way to renew access (no refresh token: the user will have to link again
+    /// when the access token expires). Tell the user at link time.
+    LinkLimited {
+        account_id: String,
+        not_granted: Vec<CategoryConsent>,
+        can_renew: bool,
     },
 }
 

@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::host::{Clock, SecureStore};
 use crate::http::{Http, SMALL_BODY_LIMIT};
 use crate::jose;
-use crate::scopes::{DataCategory, GrantedScope, request_scope};
+use crate::scopes::{DataCategory, GrantedScope, ScopeStyle, compare_grant, request_scope_styled};
 use crate::secret::Secret;
 use crate::token::{self, TokenAnswer, TokenError};
 
@@ -134,13 +134,18 @@ impl Linker {
         redirect_uri: Option<&str>,
     ) -> Result<AuthorizationRequest> {
         let redirect_uri = redirect_uri.unwrap_or(&self.redirect_uri).to_owned();
-        let scope = request_scope(&self.wanted, server.scope_syntax);
+        let scope = request_scope_styled(&self.wanted, ScopeStyle::for_server(&server));
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let client = self.client(&server, &redirect_uri)?;
         let mut req = client
             .authorize_url(|| CsrfToken::new_random_len(32))
             .set_pkce_challenge(challenge)
             .add_extra_param("aud", server.fhir_base.as_str());
+        // OpenID Connect Core §11: an OpenID provider ignores offline_access unless the request carries
+        // prompt=consent (and then asks the user), so a link would get no refresh token.
+        if scope.split(' ').any(|s| s == "offline_access") && server.does_openid_connect() {
+            req = req.add_extra_param("prompt", "consent");
+        }
         for s in scope.split(' ') {
             req = req.add_scope(Scope::new(s.to_owned()));
         }
@@ -221,16 +226,15 @@ impl Linker {
                 "the redirect arrived at an unexpected address".into(),
             ));
         }
-        let expected_iss = pending
-            .server
-            .issuer
-            .clone()
-            .unwrap_or_else(|| pending.server.fhir_base.to_string());
-        match get("iss") {
-            Some(iss)
-                if iss.trim_end_matches('/') != expected_iss.trim_end_matches('/')
-                    && iss.trim_end_matches('/')
-                        != pending.server.fhir_base.as_str().trim_end_matches('/') =>
+        // RFC 9207: `iss` names the authorization server that answered. When the SMART configuration names the
+        // issuer, it must be that (or the FHIR base, which is what servers without a separate issuer send). When
+        // it names none (allowed without `sso-openid-connect`) there is nothing to compare with here: `iss` is
+        // kept and checked against the id_token's issuer, which is bound to the token endpoint (never fetched
+        // from the redirect: SMART client req. 6).
+        let redirect_iss = get("iss").map(str::to_owned);
+        match (&redirect_iss, &pending.server.issuer) {
+            (Some(iss), Some(issuer))
+                if !same_issuer(iss, issuer) && !same_issuer(iss, pending.server.fhir_base.as_str()) =>
             {
                 return Err(Error::Authorization(
                     "the redirect came from another server (iss mismatch)".into(),
@@ -238,7 +242,7 @@ impl Linker {
             }
             // RFC 9207 §2.4: a server that says it sends `iss` always does; a redirect without it is refused (it may
             // come from another server the user was sent to: a mix-up attack).
-            None if pending.server.iss_parameter_supported => {
+            (None, _) if pending.server.iss_parameter_supported => {
                 return Err(Error::Authorization(
                     "the redirect carries no iss, which this server always sends (RFC 9207)".into(),
                 ));
@@ -246,11 +250,16 @@ impl Linker {
             _ => {}
         }
         if let Some(error) = get("error") {
-            return Err(match error {
-                "access_denied" => {
+            let description = get("error_description").and_then(token::sanitize_description);
+            return Err(match (error, description) {
+                ("access_denied", _) => {
                     Error::Authorization("access_denied: the patient did not allow access".into())
                 }
-                other => Error::Authorization(format!(
+                (other, Some(d)) => Error::Authorization(format!(
+                    "the portal refused the request ({}: {d})",
+                    sanitize(other)
+                )),
+                (other, None) => Error::Authorization(format!(
                     "the portal refused the request ({})",
                     sanitize(other)
                 )),
@@ -259,7 +268,7 @@ impl Linker {
         let code = get("code")
             .ok_or_else(|| Error::Authorization("the redirect carries no code".into()))?;
         let resp = self.exchange(&pending, code, accounts).await?;
-        self.account_from(pending, resp, accounts).await
+        self.account_from(pending, resp, redirect_iss, accounts).await
     }
 
     async fn exchange(
@@ -301,9 +310,10 @@ impl Linker {
         };
         answer.map_err(|e| match e {
             // At the code exchange invalid_grant means a bad or replayed code, not a revoked link.
-            TokenError::GrantGone { .. } => Error::Authorization(
-                "the portal refused the authorization code (invalid_grant)".into(),
-            ),
+            TokenError::GrantGone { description, .. } => Error::Authorization(match description {
+                Some(d) => format!("the portal refused the authorization code (invalid_grant: {d})"),
+                None => "the portal refused the authorization code (invalid_grant)".into(),
+            }),
             TokenError::Refused {
                 code, description, ..
             } => Error::Authorization(match description {
@@ -322,6 +332,7 @@ impl Linker {
         &self,
         pending: PendingFlow,
         resp: TokenAnswer,
+        redirect_iss: Option<String>,
         accounts: &Accounts,
     ) -> Result<LinkedAccount> {
         let now = self.clock.now_unix_ms();
@@ -336,7 +347,9 @@ impl Linker {
         let granted = resp.scope.clone().unwrap_or_else(|| pending.scope.clone());
         let (fhir_user, subject) = match &resp.id_token {
             Some(id_token) => {
-                let claims = self.verify_id_token(&pending.server, id_token).await?;
+                let claims = self
+                    .verify_id_token(&pending.server, id_token, redirect_iss.as_deref())
+                    .await?;
                 (
                     claims["fhirUser"].as_str().map(str::to_owned),
                     claims["sub"].as_str().map(str::to_owned),
@@ -349,44 +362,71 @@ impl Linker {
             .map_err(|_| Error::Storage("no randomness for an account id".into()))?;
         let account = LinkedAccount {
             id: id_bytes.iter().map(|b| format!("{b:02x}")).collect(),
-            server: pending.server,
             client_id: self.client_id.clone(),
             redirect_uri: pending.redirect_uri,
             patient_id,
             fhir_user,
             user_subject: subject,
+            consent: compare_grant(
+                &self.wanted,
+                ScopeStyle::for_server(&pending.server),
+                &GrantedScope::parse(&granted),
+            ),
             granted: GrantedScope::parse(&granted),
             linked_at_ms: now,
             status: AccountStatus::Active,
             device_client_id: None,
+            can_renew: resp.refresh.is_some(),
+            server: pending.server,
         };
         let tokens = Tokens {
             access: resp.access.clone(),
             access_expires_at_ms: resp.expires_at_ms(now),
+            access_issued_at_ms: Some(now),
             refresh: resp.refresh.clone(),
             device_key: None,
         };
         accounts.insert(account, tokens)
     }
 
+    /// Verifies the id_token (SMART client reqs. 201, 218): keys from the SMART configuration's `jwks_uri`, or,
+    /// when it has none, from OpenID Connect discovery at `{issuer}/.well-known/openid-configuration`. The issuer is
+    /// the SMART configuration's; when it names none, the id_token's own `iss`, accepted only if the redirect's
+    /// `iss` (when sent) agrees and that issuer's OpenID configuration names the token endpoint the token came
+    /// from (so the keys belong to the server that answered).
     async fn verify_id_token(
         &self,
         server: &ServerInfo,
         id_token: &str,
+        redirect_iss: Option<&str>,
     ) -> Result<serde_json::Value> {
-        let jwks_uri = server.jwks_uri.clone().ok_or_else(|| {
-            Error::Authorization("the server sent an id_token but publishes no jwks_uri".into())
-        })?;
+        let issuer = match &server.issuer {
+            Some(i) => i.clone(),
+            None => {
+                let claimed = jose::unverified_claims(id_token)?["iss"]
+                    .as_str()
+                    .map(str::to_owned);
+                match (claimed, redirect_iss) {
+                    (Some(c), Some(r)) if !same_issuer(&c, r) => {
+                        return Err(Error::Authorization(
+                            "the redirect came from another server (iss differs from the id_token's)".into(),
+                        ));
+                    }
+                    (Some(c), _) => c,
+                    (None, _) => server.fhir_base.to_string(),
+                }
+            }
+        };
+        let jwks_uri = match &server.jwks_uri {
+            Some(u) => u.clone(),
+            None => self.openid_jwks_uri(server, &issuer).await?,
+        };
         let jwks = self
             .http
             .get(&jwks_uri, None, "application/json", SMALL_BODY_LIMIT)
             .await?
             .json()?;
         let claims = jose::verify(id_token, &jwks)?;
-        let issuer = server
-            .issuer
-            .clone()
-            .unwrap_or_else(|| server.fhir_base.to_string());
         jose::check_id_token(
             &claims,
             &issuer,
@@ -396,6 +436,47 @@ impl Linker {
         )?;
         Ok(claims)
     }
+
+    /// OpenID Connect Discovery §4: the issuer's `jwks_uri`, from `{issuer}/.well-known/openid-configuration`.
+    async fn openid_jwks_uri(&self, server: &ServerInfo, issuer: &str) -> Result<Url> {
+        let refuse = |m: &str| Error::Authorization(format!("the id_token cannot be verified: {m}"));
+        let issuer_url = Url::parse(issuer.trim_end_matches('/'))
+            .ok()
+            .filter(discovery::is_secure_transport)
+            .ok_or_else(|| refuse("its issuer is not an https URL"))?;
+        let url = discovery::join(&issuer_url, ".well-known/openid-configuration");
+        let resp = self
+            .http
+            .get(&url, None, "application/json", SMALL_BODY_LIMIT)
+            .await?;
+        if !resp.status.is_success() {
+            return Err(refuse(&format!(
+                "the server publishes no jwks_uri, and its OpenID configuration answered HTTP {}",
+                resp.status.as_u16()
+            )));
+        }
+        let doc = resp.json()?;
+        if !doc["issuer"].as_str().is_some_and(|i| same_issuer(i, issuer)) {
+            return Err(refuse("the OpenID configuration names another issuer"));
+        }
+        if server.issuer.is_none()
+            && doc["token_endpoint"].as_str() != Some(server.token_endpoint.as_str())
+        {
+            return Err(refuse(
+                "the id_token's issuer is not the server whose token endpoint answered",
+            ));
+        }
+        doc["jwks_uri"]
+            .as_str()
+            .and_then(|u| Url::parse(u).ok())
+            .filter(discovery::is_secure_transport)
+            .ok_or_else(|| refuse("the OpenID configuration has no usable jwks_uri"))
+    }
+}
+
+/// Issuer identifiers compared as RFC 9207 §2.4 says (simple string comparison), forgiving a trailing slash.
+fn same_issuer(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
 }
 
 fn same_endpoint(got: &Url, expected: &str) -> bool {

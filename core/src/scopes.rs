@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::discovery::ScopeSyntax;
+use crate::discovery::{ScopeSyntax, ServerInfo};
 
 const OBS_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
 
@@ -108,21 +108,60 @@ impl DataCategory {
     }
 }
 
+/// How to spell the data scopes for one server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScopeStyle {
+    pub syntax: ScopeSyntax,
+    /// Category-restricted Observation scopes (`patient/Observation.rs?category=…`); v2 only.
+    pub granular: bool,
+}
+
+impl ScopeStyle {
+    /// What to ask `server` for: its scope syntax (from its capabilities, else the scopes it lists), and
+    /// category-restricted scopes only when it lists some in `scopes_supported` or publishes no list (a server
+    /// that lists its scopes and no category-restricted one is taken not to understand them: such servers drop
+    /// them from the grant, so the whole type is asked for instead).
+    pub fn for_server(server: &ServerInfo) -> Self {
+        let granular = server.scope_syntax == ScopeSyntax::V2
+            && server.lists_scope(|s| s.contains("?category=")) != Some(false);
+        Self {
+            syntax: server.scope_syntax,
+            granular,
+        }
+    }
+}
+
+/// The scope that asks for one resource type (and Observation category).
+fn resource_scope(ty: &str, obs_category: Option<&str>, style: ScopeStyle) -> String {
+    match (style.syntax, obs_category) {
+        (ScopeSyntax::V2, Some(c)) if style.granular => {
+            format!("patient/{ty}.rs?category={OBS_CATEGORY}|{c}")
+        }
+        (ScopeSyntax::V2, _) => format!("patient/{ty}.rs"),
+        (ScopeSyntax::V1, _) => format!("patient/{ty}.read"),
+    }
+}
+
 /// The scope string of an authorization request: launch context, identity, offline access, and the wanted data in
 /// one syntax (v2 with Observation category filters, or v1 with whole types).
 pub fn request_scope(wanted: &[DataCategory], syntax: ScopeSyntax) -> String {
+    request_scope_styled(
+        wanted,
+        ScopeStyle {
+            syntax,
+            granular: syntax == ScopeSyntax::V2,
+        },
+    )
+}
+
+/// [`request_scope`] in a negotiated [`ScopeStyle`].
+pub fn request_scope_styled(wanted: &[DataCategory], style: ScopeStyle) -> String {
     let mut parts: Vec<String> = ["launch/patient", "openid", "fhirUser", "offline_access"]
         .map(String::from)
         .to_vec();
     for category in wanted {
         for (ty, obs_category) in category.resources() {
-            let scope = match (syntax, obs_category) {
-                (ScopeSyntax::V2, Some(c)) => {
-                    format!("patient/{ty}.rs?category={OBS_CATEGORY}|{c}")
-                }
-                (ScopeSyntax::V2, None) => format!("patient/{ty}.rs"),
-                (ScopeSyntax::V1, _) => format!("patient/{ty}.read"),
-            };
+            let scope = resource_scope(ty, *obs_category, style);
             if !parts.contains(&scope) {
                 parts.push(scope);
             }
@@ -132,7 +171,7 @@ pub fn request_scope(wanted: &[DataCategory], syntax: ScopeSyntax) -> String {
     // record, and nothing searches them).
     if wanted.iter().any(|c| *c != DataCategory::Demographics) {
         for ty in crate::views::REFERENCED_TYPES {
-            let scope = match syntax {
+            let scope = match style.syntax {
                 ScopeSyntax::V2 => format!("patient/{ty}.r"),
                 ScopeSyntax::V1 => format!("patient/{ty}.read"),
             };
@@ -140,6 +179,67 @@ pub fn request_scope(wanted: &[DataCategory], syntax: ScopeSyntax) -> String {
         }
     }
     parts.join(" ")
+}
+
+/// What the provider granted of one kind of data the app asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Consent {
+    /// Granted as asked.
+    Granted,
+    /// Not granted as asked, but a broader granted scope covers it (`patient/Observation.rs` for labs).
+    Covered,
+    /// Some of the record types behind it are granted or covered, others are not.
+    Partial,
+    /// Nothing of it was granted: it will not be synced.
+    NotGranted,
+}
+
+/// The consent result for one data category.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CategoryConsent {
+    pub category: DataCategory,
+    pub consent: Consent,
+}
+
+/// Compares the granted scope with what was asked (`requested`, in `style`), per wanted category: exactly
+/// granted, covered by a broader grant (the fallback: no new request is needed), partly, or not at all.
+pub fn compare_grant(
+    wanted: &[DataCategory],
+    style: ScopeStyle,
+    granted: &GrantedScope,
+) -> Vec<CategoryConsent> {
+    let tokens: Vec<&str> = granted.raw.split_ascii_whitespace().collect();
+    let mut out: Vec<CategoryConsent> = Vec::new();
+    for &category in wanted {
+        if out.iter().any(|c| c.category == category) {
+            continue;
+        }
+        let (mut exact, mut covered, mut missing) = (0, 0, 0);
+        for (ty, obs_category) in category.resources() {
+            let asked = resource_scope(ty, *obs_category, style);
+            if tokens.contains(&asked.as_str()) {
+                exact += 1;
+            } else if granted.can_search(ty)
+                && obs_category.is_none_or(|c| {
+                    granted
+                        .searchable_categories(ty)
+                        .is_none_or(|cats| cats.iter().any(|g| g == c))
+                })
+            {
+                covered += 1;
+            } else {
+                missing += 1;
+            }
+        }
+        let consent = match (exact, covered, missing) {
+            (_, 0, 0) => Consent::Granted,
+            (_, _, 0) => Consent::Covered,
+            (0, 0, _) => Consent::NotGranted,
+            _ => Consent::Partial,
+        };
+        out.push(CategoryConsent { category, consent });
+    }
+    out
 }
 
 /// One granted resource scope.

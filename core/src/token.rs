@@ -36,6 +36,8 @@ pub enum TokenError {
     GrantGone {
         /// The server's `Date`, when it sent one (for the clock-skew retry of client assertions).
         server_date_ms: Option<i64>,
+        /// The server's `error_description`, sanitised and bounded.
+        description: Option<String>,
     },
     /// A well-formed, definitive refusal that does not end the grant by itself (`invalid_client`,
     /// `unauthorized_client`, `invalid_scope`, ...): renewing needs the user to link again.
@@ -212,7 +214,10 @@ pub fn classify(resp: &Response) -> Result<TokenAnswer, TokenError> {
         .as_str()
         .and_then(sanitize_description);
     match code.as_str() {
-        "invalid_grant" => Err(TokenError::GrantGone { server_date_ms }),
+        "invalid_grant" => Err(TokenError::GrantGone {
+            server_date_ms,
+            description,
+        }),
         "temporarily_unavailable" | "server_error" | "slow_down" => Err(TokenError::Unavailable(
             format!("the token endpoint answered {code}"),
         )),
@@ -318,7 +323,8 @@ mod tests {
         assert!(matches!(
             gone,
             Err(TokenError::GrantGone {
-                server_date_ms: Some(_)
+                server_date_ms: Some(_),
+                ..
             })
         ));
         for (status, ct, body) in [

@@ -979,6 +979,7 @@ fn fake_account(base: &str) -> (LinkedAccount, Tokens) {
             capabilities: vec![],
             scope_syntax: ScopeSyntax::V2,
             legacy_discovery: false,
+            metadata: Default::default(),
         },
         client_id: "c".into(),
         redirect_uri: "app://cb".into(),
@@ -989,10 +990,13 @@ fn fake_account(base: &str) -> (LinkedAccount, Tokens) {
         linked_at_ms: 0,
         status: AccountStatus::Active,
         device_client_id: None,
+        consent: Vec::new(),
+        can_renew: true,
     };
     let tokens = Tokens {
         access: Secret::new("opaque"),
         access_expires_at_ms: None,
+        access_issued_at_ms: None,
         refresh: None,
         device_key: None,
     };

@@ -64,15 +64,16 @@ fn conf(extra: &str) -> Vec<u8> {
     format!(r#"{{"authorization_endpoint":"/authorize","token_endpoint":"/token","code_challenge_methods_supported":["S256"]{extra}}}"#).into_bytes()
 }
 
+    // A discovery failure is its own error class (issue 15: it was reported as an authorization failure).
 #[tokio::test]
 async fn discovery_failures_are_typed() {
     let html = serve(|_| (200, "text/html", b"<html>Log in to MyChart</html>".to_vec())).await;
     assert!(
-        matches!(sdk().discover(&html).await.unwrap_err(), Error::Authorization(m) if m.contains("JSON"))
+        matches!(sdk().discover(&html).await.unwrap_err(), Error::Discovery(m) if m.contains("JSON"))
     );
     let huge = serve(|_| (200, "application/json", vec![b' '; 3 * 1024 * 1024])).await;
     assert!(
-        matches!(sdk().discover(&huge).await.unwrap_err(), Error::Authorization(m) if m.contains("larger"))
+        matches!(sdk().discover(&huge).await.unwrap_err(), Error::Discovery(m) if m.contains("larger"))
     );
     let broken = serve(|_| {
         (
@@ -83,7 +84,7 @@ async fn discovery_failures_are_typed() {
     })
     .await;
     assert!(
-        matches!(sdk().discover(&broken).await.unwrap_err(), Error::Authorization(m) if m.contains("malformed"))
+        matches!(sdk().discover(&broken).await.unwrap_err(), Error::Discovery(m) if m.contains("malformed"))
     );
     let missing = serve(|_| {
         (
@@ -94,16 +95,16 @@ async fn discovery_failures_are_typed() {
     })
     .await;
     assert!(
-        matches!(sdk().discover(&missing).await.unwrap_err(), Error::Authorization(m) if m.contains("authorization_endpoint"))
+        matches!(sdk().discover(&missing).await.unwrap_err(), Error::Discovery(m) if m.contains("authorization_endpoint"))
     );
     let wrong_type = serve(|_| (200, "application/json", br#"{"capabilities": 7}"#.to_vec())).await;
     assert!(matches!(
         sdk().discover(&wrong_type).await.unwrap_err(),
-        Error::Authorization(_)
+        Error::Discovery(_)
     ));
     let not_smart = serve(|_| (404, "text/plain", b"nope".to_vec())).await;
     assert!(
-        matches!(sdk().discover(&not_smart).await.unwrap_err(), Error::Authorization(m) if m.contains("404"))
+        matches!(sdk().discover(&not_smart).await.unwrap_err(), Error::Discovery(m) if m.contains("404"))
     );
     let no_pkce = serve(|_| {
         (
@@ -114,7 +115,7 @@ async fn discovery_failures_are_typed() {
     })
     .await;
     assert!(
-        matches!(sdk().discover(&no_pkce).await.unwrap_err(), Error::Authorization(m) if m.contains("S256"))
+        matches!(sdk().discover(&no_pkce).await.unwrap_err(), Error::Discovery(m) if m.contains("S256"))
     );
     assert!(matches!(
         sdk().discover("not a url").await.unwrap_err(),

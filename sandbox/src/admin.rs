@@ -95,6 +95,15 @@ impl Admin {
         self.shared.permission_v2.store(on, Ordering::SeqCst);
     }
 
+    /// Switches server variations on or off ([`crate::Quirks`]; all off by default).
+    pub fn set_quirks(&self, quirks: crate::Quirks) {
+        *self
+            .shared
+            .quirks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = quirks;
+    }
+
     /// Turns the Epic-style "Observation searches need a category" rule on or off.
     pub fn set_category_rule(&self, on: bool) {
         self.shared.category_rule.store(on, Ordering::SeqCst);
@@ -295,6 +304,16 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         )
         .route("/faults/script", post(script_fault))
         .route("/category-rule", put(category_rule))
+        .route(
+            "/quirks",
+            put(
+                |State(s): State<Arc<Shared>>, Json(q): Json<crate::Quirks>| async move {
+                    admin(&s).set_quirks(q);
+                    StatusCode::NO_CONTENT
+                },
+            )
+            .get(|State(s): State<Arc<Shared>>| async move { Json(s.quirks()) }),
+        )
         .route("/grants/{id}/revoke", post(revoke_grant))
         .route("/tokens/expire", post(expire_tokens))
         .route("/proxies/end", post(end_proxy))

@@ -38,6 +38,7 @@ pub mod jose;
 pub mod loader;
 pub mod oauth;
 pub mod portal;
+pub mod quirks;
 pub mod robot;
 pub mod scopes;
 pub mod store;
@@ -58,6 +59,7 @@ pub use admin::Admin;
 pub use apps::{App, ClientAuth, DEMO_CLIENT_ID, Questionnaire};
 pub use external::ExternalAuth;
 pub use faults::{FaultConfig, FaultKind, LoggedRequest, ScriptedFault};
+pub use quirks::Quirks;
 pub use robot::PortalRobot;
 
 /// How to run a sandbox.
@@ -165,6 +167,8 @@ pub struct Shared {
     pub bundle_last_updated: AtomicBool,
     /// Whether the SMART configuration lists `permission-v2` (off: a server of SMART v1 scopes only).
     pub permission_v2: AtomicBool,
+    /// Server variations the tests switch on ([`Quirks`]).
+    pub quirks: Mutex<Quirks>,
 }
 
 /// Locks a mutex even if a panicking thread poisoned it: the data behind these locks stays consistent because
@@ -187,6 +191,11 @@ impl Shared {
     /// The pending authorizations, sessions, codes and used assertion ids.
     pub fn flows(&self) -> MutexGuard<'_, oauth::Flows> {
         lock(&self.flows)
+    }
+
+    /// The server variations in force.
+    pub fn quirks(&self) -> Quirks {
+        lock(&self.quirks).clone()
     }
 
     /// The counters.
@@ -253,6 +262,7 @@ impl Sandbox {
             refresh_tokens: AtomicBool::new(true),
             bundle_last_updated: AtomicBool::new(true),
             permission_v2: AtomicBool::new(true),
+            quirks: Mutex::new(Quirks::default()),
             config,
             store: Mutex::new(db),
             clock,
@@ -346,6 +356,10 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route(
             "/fhir/.well-known/openid-configuration",
+            get(oauth::openid_configuration),
+        )
+        .route(
+            "/oauth2/.well-known/openid-configuration",
             get(oauth::openid_configuration),
         )
         .route("/oauth2/jwks", get(oauth::jwks))

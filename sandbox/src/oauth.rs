@@ -59,6 +59,8 @@ pub struct Pending {
     pub username: Option<String>,
     pub patient_id: Option<String>,
     pub created_at: i64,
+    /// The request carried `prompt=consent` (OpenID Connect Core §11; see [`crate::Quirks`]).
+    pub prompt_consent: bool,
 }
 
 /// A portal login (cookie `cl_portal`).
@@ -80,6 +82,8 @@ pub struct Code {
     pub patient_id: String,
     pub scope: String,
     pub expires_at: i64,
+    /// The authorization request carried `prompt=consent`.
+    pub prompt_consent: bool,
     /// Set once exchanged; a second exchange revokes this grant (RFC 6749 §4.1.2).
     pub grant_id: Option<String>,
 }
@@ -150,7 +154,19 @@ pub async fn smart_configuration(State(s): State<Arc<Shared>>) -> Response {
     if s.permission_v2.load(std::sync::atomic::Ordering::SeqCst) {
         capabilities.push("permission-v2");
     }
-    Json(json!({
+    let quirks = s.quirks();
+    if !quirks.drop_granular_scopes {
+        // The category-restricted scopes it understands (SMART 2.2 §scopes-and-launch-context, finer-grained).
+        for code in crate::scopes::CONSENT_OBSERVATION_GROUPS
+            .iter()
+            .flat_map(|(_, codes)| codes.iter())
+        {
+            scopes.push(format!(
+                "patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|{code}"
+            ));
+        }
+    }
+    let mut body = json!({
         "issuer": fhir,
         "jwks_uri": format!("{base}/oauth2/jwks"),
         "authorization_endpoint": format!("{base}/oauth2/authorize"),
@@ -168,15 +184,34 @@ pub async fn smart_configuration(State(s): State<Arc<Shared>>) -> Response {
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
         "capabilities": capabilities,
-    }))
-    .into_response()
+    });
+    if quirks.separate_issuer {
+        if let Some(o) = body.as_object_mut() {
+            o.remove("issuer");
+            o.remove("jwks_uri");
+        }
+        if let Some(caps) = body["capabilities"].as_array_mut() {
+            caps.retain(|c| c != "sso-openid-connect");
+        }
+    }
+    if quirks.no_revocation_endpoint
+        && let Some(o) = body.as_object_mut()
+    {
+        o.remove("revocation_endpoint");
+    }
+    Json(body).into_response()
 }
 
 /// `GET /fhir/.well-known/openid-configuration`.
-pub async fn openid_configuration(State(s): State<Arc<Shared>>) -> Response {
+pub async fn openid_configuration(State(s): State<Arc<Shared>>, uri: axum::http::Uri) -> Response {
     let base = &s.base_url;
+    let issuer = s.quirks().issuer(&s);
+    // Served at `{issuer}/.well-known/openid-configuration` only (OpenID Connect Discovery §4).
+    if uri.path() != format!("{}/.well-known/openid-configuration", issuer.trim_start_matches(base.as_str())) {
+        return portal::not_found().await;
+    }
     Json(json!({
-        "issuer": s.fhir_base(),
+        "issuer": issuer,
         "authorization_endpoint": format!("{base}/oauth2/authorize"),
         "token_endpoint": format!("{base}/oauth2/token"),
         "jwks_uri": format!("{base}/oauth2/jwks"),
@@ -233,6 +268,13 @@ pub async fn authorize_get(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
+    if s.quirks().authorize_post_only {
+        return portal::error_page(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Use POST",
+            "This portal takes authorization requests by POST only.",
+        );
+    }
     authorize(
         &s,
         &headers,
@@ -317,7 +359,27 @@ fn authorize(s: &Shared, headers: &HeaderMap, p: Params) -> Response {
             );
         }
     }
+    let quirks = s.quirks();
     let scopes = match Scopes::parse(p.get("scope").unwrap_or("")) {
+        Ok(mut sc) if quirks.drop_granular_scopes || quirks.widen_granular_scopes => {
+            let mut kept: Vec<crate::scopes::ResourceScope> = Vec::new();
+            for r in std::mem::take(&mut sc.resources) {
+                let text = r.to_string();
+                let scope = match text.split_once('?') {
+                    None => r,
+                    Some(_) if quirks.drop_granular_scopes => continue,
+                    Some((whole, _)) => match crate::scopes::ResourceScope::parse(whole) {
+                        Ok(w) => w,
+                        Err(_) => continue,
+                    },
+                };
+                if !kept.contains(&scope) {
+                    kept.push(scope);
+                }
+            }
+            sc.resources = kept;
+            sc
+        }
         Ok(sc) if !sc.resources.is_empty() || sc.openid => sc,
         Ok(_) => return fail("invalid_scope", "no scope requested"),
         Err(e) => return fail("invalid_scope", &e.to_string()),
@@ -333,6 +395,9 @@ fn authorize(s: &Shared, headers: &HeaderMap, p: Params) -> Response {
         username: None,
         patient_id: None,
         created_at: now,
+        prompt_consent: p
+            .get("prompt")
+            .is_some_and(|v| v.split(' ').any(|x| x == "consent")),
     };
     let mut flows = s.flows();
     flows.sweep(now);
@@ -358,7 +423,7 @@ pub fn error_redirect(
     if let Some(st) = state {
         params.push(("state", st));
     }
-    let iss = s.fhir_base();
+    let iss = s.quirks().issuer(s);
     params.push(("iss", &iss));
     redirect_with(redirect_uri, &params)
 }
@@ -394,10 +459,11 @@ pub fn issue_code(s: &Shared, pending: Pending, granted_scope: String) -> Respon
         patient_id,
         scope: granted_scope,
         expires_at: s.clock.now() + CODE_LIFETIME,
+        prompt_consent: pending.prompt_consent,
         grant_id: None,
     };
     s.flows().codes.insert(token_hash(&code), record);
-    let iss = s.fhir_base();
+    let iss = s.quirks().issuer(s);
     redirect_with(
         &pending.redirect_uri,
         &[("code", &code), ("state", &pending.state), ("iss", &iss)],
@@ -692,7 +758,15 @@ fn authorization_code(s: &Shared, headers: &HeaderMap, p: &Params) -> Result<Val
         revoked_reason: None,
     };
     s.store().insert_grant(&grant).map_err(store_err)?;
-    issue_tokens(s, &grant, &app.client_id, true, record.nonce.as_deref())
+    // OpenID Connect Core §11: without prompt=consent, such a server ignores offline_access.
+    let with_refresh = record.prompt_consent || !s.quirks().offline_needs_prompt_consent;
+    issue_tokens(
+        s,
+        &grant,
+        &app.client_id,
+        with_refresh,
+        record.nonce.as_deref(),
+    )
 }
 
 fn refresh(s: &Shared, headers: &HeaderMap, p: &Params) -> Result<Value, OAuthError> {
@@ -859,7 +933,7 @@ fn issue_tokens(
     if scopes.openid && scopes.fhir_user {
         let fhir_user = fhir_user(s, &store, grant)?;
         let mut claims = json!({
-            "iss": s.fhir_base(), "sub": grant.username, "aud": client_id,
+            "iss": s.quirks().issuer(s), "sub": grant.username, "aud": client_id,
             "iat": now, "exp": now + lifetime, "fhirUser": fhir_user,
         });
         if let Some(n) = nonce {
@@ -910,10 +984,21 @@ pub async fn revoke(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Byte
     };
     s.stats().revocations += 1;
     let hash = token_hash(token);
+    let quirks = s.quirks();
+    if quirks.no_revocation_endpoint {
+        return portal::not_found().await;
+    }
     let store = s.store();
     if let Ok(Some(row)) = store.token(&hash)
         && row.client_id == app.client_id
     {
+        if quirks.revoke_refresh_tokens_only && row.kind != "refresh" {
+            return OAuthError::new(
+                "unsupported_token_type",
+                "only refresh tokens can be revoked here",
+            )
+            .into_response();
+        }
         let done = if row.kind == "refresh" {
             store
                 .revoke_grant(&row.grant_id, "revoked by the app", s.clock.now())

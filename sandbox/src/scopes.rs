@@ -10,7 +10,7 @@ pub const OBSERVATION_CATEGORY_SYSTEM: &str =
 /// The Observation categories as the consent page groups them when an app asks for Observations in v2 syntax:
 /// each line is one tickable item granting every category code in it. "vital-sign" is Synthea's spelling;
 /// "sdoh" and "functional-status" are US Core's additions to the code system.
-const CONSENT_OBSERVATION_GROUPS: [(&str, &[&str]); 4] = [
+pub const CONSENT_OBSERVATION_GROUPS: [(&str, &[&str]); 4] = [
     ("Lab results", &["laboratory"]),
     ("Vital signs", &["vital-signs", "vital-sign"]),
     (

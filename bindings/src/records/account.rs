@@ -27,10 +27,16 @@ pub struct LinkedAccount {
     pub linked_at_ms: i64,
     /// Whether this device was registered with the provider (`register_device`).
     pub device_registered: bool,
+    /// Whether the link renews its own access (a refresh token or a registered device); false: the user links
+    /// again when the access token expires.
+    pub can_renew: bool,
+    /// Kinds of data asked for that the provider did not grant, wholly or in part.
+    pub not_granted: Vec<core::DataCategory>,
 }
 
 impl From<core::LinkedAccount> for LinkedAccount {
     fn from(a: core::LinkedAccount) -> Self {
+        let not_granted = a.not_granted().into_iter().map(|c| c.category).collect();
         Self {
             id: a.id,
             patient_id: a.patient_id,
@@ -38,6 +44,8 @@ impl From<core::LinkedAccount> for LinkedAccount {
             status: a.status,
             linked_at_ms: a.linked_at_ms,
             device_registered: a.device_client_id.is_some(),
+            can_renew: a.can_renew,
+            not_granted,
         }
     }
 }

@@ -133,6 +133,13 @@ pub enum Event {
     RelinkNeeded {
         account_id: String,
     },
+    /// A link was made with less than asked: kinds of data not granted, or no way to renew access (`can_renew`
+    /// false: the user links again when the access token expires). Tell the user now.
+    LinkLimited {
+        account_id: String,
+        not_granted: Vec<core::DataCategory>,
+        can_renew: bool,
+    },
 }
 
 /// Something the app should know about the device's own files (`ChartLink.take_store_notices`).
@@ -174,6 +181,15 @@ impl From<core::Event> for Event {
             core::Event::Unlocked => Self::Unlocked,
             core::Event::AccessRevoked { account_id } => Self::AccessRevoked { account_id },
             core::Event::RelinkNeeded { account_id } => Self::RelinkNeeded { account_id },
+            core::Event::LinkLimited {
+                account_id,
+                not_granted,
+                can_renew,
+            } => Self::LinkLimited {
+                account_id,
+                not_granted: not_granted.into_iter().map(|c| c.category).collect(),
+                can_renew,
+            },
         }
     }
 }

@@ -29,6 +29,14 @@ impl ChartLink {
     pub async fn complete_link(&self, redirect_url: &str) -> Result<LinkedAccount> {
         self.guard()?;
         let account = self.linker.complete(redirect_url, &self.accounts).await?;
+        let not_granted = account.not_granted();
+        if !not_granted.is_empty() || !account.can_renew {
+            self.emit(Event::LinkLimited {
+                account_id: account.id.clone(),
+                not_granted,
+                can_renew: account.can_renew,
+            });
+        }
         let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
         if active.is_none() {
             *active = Some(account.id.clone());

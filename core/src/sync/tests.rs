@@ -23,6 +23,7 @@ fn account(scope: &str) -> LinkedAccount {
             scope_syntax: ScopeSyntax::V2,
             legacy_discovery: false,
             iss_parameter_supported: false,
+            metadata: Default::default(),
         },
         client_id: "c".into(),
         redirect_uri: "app://cb".into(),
@@ -33,6 +34,8 @@ fn account(scope: &str) -> LinkedAccount {
         linked_at_ms: 0,
         status: AccountStatus::Active,
         device_client_id: None,
+        consent: Vec::new(),
+        can_renew: true,
     }
 }
 

@@ -297,6 +297,7 @@ extension ChartLinkError {
         switch self {
         case .Network(let message): return "Network problem: \(message)"
         case .Authorization(let message): return "The provider did not grant access: \(message)"
+        case .Discovery(let message): return "This address is not a health record server ChartLink can use: \(message)"
         case .AccessRevoked: return "The provider ended this app's access. Link the account again."
         case .RelinkNeeded: return "Access has to be renewed. Link the account again."
         case .Locked: return "Your health records are locked. Unlock to continue."

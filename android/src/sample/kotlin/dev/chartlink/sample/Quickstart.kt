@@ -66,6 +66,10 @@ class RecordModel(private val chartLink: ChartLinkClient, private val screen: Re
                     is Event.Unlocked -> screen.hideLockScreen()
                     is Event.AccessRevoked -> screen.showRelinkNotice(event.accountId)
                     is Event.RelinkNeeded -> screen.showRelinkNotice(event.accountId)
+                    is Event.LinkLimited -> screen.showNotice(
+                        if (event.canRenew) "The provider did not share everything asked for"
+                        else "The provider allows access only until the current session ends",
+                    )
                 }
             }
         }
