@@ -250,10 +250,11 @@ pub struct RsaSigner {
 }
 
 impl RsaSigner {
-    /// Reads a PKCS#8 DER RSA private key (2048 to 8192 bits).
+    /// Reads a DER RSA private key (2048 to 8192 bits), PKCS#8 or PKCS#1.
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, JwtError> {
         let pair = signature::RsaKeyPair::from_pkcs8(der)
-            .map_err(|_| JwtError::Signing("not a usable RSA PKCS#8 key".into()))?;
+            .or_else(|_| signature::RsaKeyPair::from_der(der))
+            .map_err(|_| JwtError::Signing("not a usable RSA private key".into()))?;
         let kid = B64.encode(
             &ring::digest::digest(&ring::digest::SHA256, pair.public().as_ref()).as_ref()[..12],
         );

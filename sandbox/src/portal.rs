@@ -369,7 +369,7 @@ fn consent_page(s: &Shared, tx: &str, error: Option<&str>) -> Response {
         esc(tx)
     );
     body.push_str("<h2>The app is asking for</h2><p class=\"muted\">Untick anything you do not want to share.</p>");
-    for (i, item) in scopes::consent_items(&pending.scopes).iter().enumerate() {
+    for (i, item) in scopes::consent_items_with(&pending.scopes, s.quirks().granular()).iter().enumerate() {
         let _ = write!(
             body,
             "<label><input type=\"checkbox\" name=\"scope\" id=\"scope-{i}\" value=\"{}\" checked> {}</label>",
@@ -465,7 +465,7 @@ pub async fn consent(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         ),
         Some("allow") => {
             // Only what was offered can be granted, whatever the form claims.
-            let offered = scopes::consent_items(&pending.scopes);
+            let offered = scopes::consent_items_with(&pending.scopes, s.quirks().granular());
             let granted_resources: Vec<&str> = offered
                 .iter()
                 .filter(|i| ticked.contains(&i.scope))

@@ -31,6 +31,11 @@ pub struct Quirks {
 }
 
 impl Quirks {
+    /// Whether the server knows category-restricted scopes.
+    pub fn granular(&self) -> bool {
+        !(self.drop_granular_scopes || self.widen_granular_scopes)
+    }
+
     /// The issuer the authorization server names itself by.
     pub fn issuer(&self, shared: &crate::Shared) -> String {
         if self.separate_issuer {

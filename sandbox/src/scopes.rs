@@ -299,6 +299,12 @@ pub struct ConsentItem {
 /// The data categories of a request, as the consent page shows them. Wildcards are spelled out per type and v2
 /// Observation scopes per category, so that a patient can untick "Vital signs" but share "Lab results".
 pub fn consent_items(requested: &Scopes) -> Vec<ConsentItem> {
+    consent_items_with(requested, true)
+}
+
+/// [`consent_items`]; `granular` false for a server that does not know category-restricted scopes (see
+/// [`crate::Quirks::drop_granular_scopes`]): whole-type Observation scopes stay one item.
+pub fn consent_items_with(requested: &Scopes, granular: bool) -> Vec<ConsentItem> {
     let mut items: Vec<ConsentItem> = Vec::new();
     // Scopes with the same label are one item (an app asking for "vital-signs" and "vital-sign" separately
     // still sees one "Vital signs" line); an item may grant several scopes (space-separated).
@@ -322,7 +328,7 @@ pub fn consent_items(requested: &Scopes) -> Vec<ConsentItem> {
             None => PATIENT_TYPES.to_vec(),
         };
         for ty in types {
-            if ty == "Observation" && s.v2 && s.categories.is_empty() {
+            if ty == "Observation" && s.v2 && s.categories.is_empty() && granular {
                 for (label, codes) in CONSENT_OBSERVATION_GROUPS {
                     let scopes: Vec<String> = codes
                         .iter()

@@ -95,9 +95,14 @@ pub fn config(revocation: RevocationPolicy) -> AppConfig {
 
 impl Fixture {
     pub async fn new() -> Self {
+        Self::with_config(Config::default()).await
+    }
+
+    /// A fixture whose sandbox runs with `config` (a short token lifetime, say).
+    pub async fn with_config(config: Config) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         Self {
-            sb: Sandbox::start(Config::default()).await.unwrap(),
+            sb: Sandbox::start(config).await.unwrap(),
             store: Arc::new(MemorySecureStore::default()),
             clock: Arc::new(ManualClock::new()),
             events: Arc::new(Recorder::default()),
