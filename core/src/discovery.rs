@@ -434,6 +434,33 @@ mod tests {
         assert_eq!(info.fhir_base.as_str(), "https://ehr.example/api/FHIR/R4");
     }
 
+    /// Issue 15: `scopes_supported`, the brand bundle and its identifier are kept (client reqs. 415, 416); the
+    /// scope syntax follows the scopes offered when the capabilities name none.
+    #[test]
+    fn scopes_and_brand_are_read() {
+        let info = conf(json!({"authorization_endpoint": "/a", "token_endpoint": "/t",
+            "code_challenge_methods_supported": ["S256"], "scopes_supported": ["openid", "patient/Observation.rs", 7],
+            "user_access_brand_bundle": "../brands.json", "user_access_brand_identifier": {"system": "urn:ietf:rfc:3986", "value": "https://ehr.example"}}))
+        .expect("ok");
+        assert_eq!(
+            info.metadata.scopes_supported,
+            Some(vec!["openid".to_owned(), "patient/Observation.rs".to_owned()])
+        );
+        assert_eq!(info.scope_syntax, ScopeSyntax::V2);
+        assert!(info.does_openid_connect());
+        assert_eq!(
+            info.metadata.user_access_brand_bundle.as_ref().map(Url::as_str),
+            Some("https://ehr.example/api/FHIR/brands.json")
+        );
+        assert!(info.metadata.user_access_brand_identifier.is_some());
+        let odd = conf(json!({"authorization_endpoint": "/a", "token_endpoint": "/t",
+            "code_challenge_methods_supported": ["S256"], "scopes_supported": "openid", "user_access_brand_bundle": "javascript:x"}))
+        .expect("lenient");
+        assert_eq!(odd.metadata, ServerMetadata::default());
+        assert_eq!(odd.scope_syntax, ScopeSyntax::V1);
+        assert!(!odd.does_openid_connect());
+    }
+
     #[test]
     fn pkce_s256_is_required() {
         let base = json!({"authorization_endpoint": "/a", "token_endpoint": "/t"});

@@ -377,4 +377,74 @@ mod tests {
             Err(JwtError::Algorithm("none".into()))
         );
     }
+
+    /// Client reqs. 313, 322, 323: the assertion's header names the key (`kid`) and `typ: JWT`; the device key's
+    /// JWK carries `kty` and `kid` and no private part.
+    #[test]
+    fn assertion_headers_and_jwks_name_their_key() {
+        let signer = SoftwareSigner::generate().expect("key");
+        let jwt = client_assertion(&signer, "app", "https://ehr/token", 1000).expect("sign");
+        let header: Value = serde_json::from_slice(
+            &B64.decode(jwt.expose().split('.').next().expect("header"))
+                .expect("b64"),
+        )
+        .expect("json");
+        assert_eq!(header["kid"].as_str(), Some(signer.key_id().as_str()));
+        assert_eq!(header["typ"], "JWT");
+        assert_eq!(header["alg"], "ES384");
+        let jwk = signer.public_jwk();
+        assert_eq!(jwk["kty"], "EC");
+        assert_eq!(jwk["kid"].as_str(), Some(signer.key_id().as_str()));
+        assert!(jwk.get("d").is_none(), "no private key in the JWK");
+        let claims = unverified_claims(jwt.expose()).expect("claims");
+        assert!(claims["jti"].as_str().is_some_and(|j| j.len() >= 32));
+    }
+
+    /// Client req. 201 (OpenID Connect Core §3.1.3.7): `iat` present and not in the future, `nbf` reached, `azp`
+    /// present with several audiences and equal to the client when sent.
+    #[test]
+    fn id_token_iat_nbf_and_azp_are_checked() {
+        let ok = json!({"iss": "https://ehr", "aud": "app", "exp": 1000, "iat": 900});
+        assert_eq!(check_id_token(&ok, "https://ehr", "app", 950, 60), Ok(()));
+        let mut no_iat = ok.clone();
+        no_iat.as_object_mut().expect("obj").remove("iat");
+        assert_eq!(
+            check_id_token(&no_iat, "https://ehr", "app", 950, 60),
+            Err(JwtError::Claim("iat"))
+        );
+        let future = json!({"iss": "https://ehr", "aud": "app", "exp": 5000, "iat": 2000});
+        assert_eq!(
+            check_id_token(&future, "https://ehr", "app", 950, 60),
+            Err(JwtError::Claim("iat"))
+        );
+        let not_yet = json!({"iss": "https://ehr", "aud": "app", "exp": 5000, "iat": 900, "nbf": 2000});
+        assert_eq!(
+            check_id_token(&not_yet, "https://ehr", "app", 950, 60),
+            Err(JwtError::Claim("nbf"))
+        );
+        let within_skew = json!({"iss": "https://ehr", "aud": "app", "exp": 5000, "iat": 990, "nbf": 1000});
+        assert_eq!(check_id_token(&within_skew, "https://ehr", "app", 950, 60), Ok(()));
+        let several = json!({"iss": "https://ehr", "aud": ["app", "other"], "exp": 1000, "iat": 900});
+        assert_eq!(
+            check_id_token(&several, "https://ehr", "app", 950, 60),
+            Err(JwtError::Claim("azp"))
+        );
+        let other_azp = json!({"iss": "https://ehr", "aud": "app", "azp": "other", "exp": 1000, "iat": 900});
+        assert_eq!(
+            check_id_token(&other_azp, "https://ehr", "app", 950, 60),
+            Err(JwtError::Claim("azp"))
+        );
+    }
+
+    /// Client reqs. 308, 314: RS384 assertions verify against the key's JWK (`kty`, `kid`, `n`, `e`).
+    #[test]
+    fn rs384_assertions_verify() {
+        let signer = RsaSigner::from_pkcs8_der(include_bytes!("../tests/fixtures/rs384-test-client.pk8"))
+            .expect("key");
+        let jwt = client_assertion(&signer, "app", "https://ehr/token", 1000).expect("sign");
+        let jwks = json!({"keys": [signer.public_jwk()]});
+        let claims = verify(jwt.expose(), &jwks).expect("verifies");
+        assert_eq!(claims["iss"], "app");
+        assert!(RsaSigner::from_pkcs8_der(b"not a key").is_err());
+    }
 }

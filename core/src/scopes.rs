@@ -413,4 +413,101 @@ mod tests {
             assert!(v2.contains(&format!("patient/{ty}.rs")), "{ty}");
         }
     }
+
+    fn server(caps: &[&str], scopes: Option<&[&str]>) -> ServerInfo {
+        let base = url::Url::parse("https://ehr.example/fhir").expect("url");
+        ServerInfo {
+            fhir_base: base.clone(),
+            issuer: None,
+            authorization_endpoint: base.clone(),
+            token_endpoint: base,
+            revocation_endpoint: None,
+            registration_endpoint: None,
+            management_endpoint: None,
+            jwks_uri: None,
+            capabilities: caps.iter().map(|c| (*c).to_owned()).collect(),
+            scope_syntax: if caps.contains(&"permission-v2") {
+                ScopeSyntax::V2
+            } else {
+                ScopeSyntax::V1
+            },
+            legacy_discovery: false,
+            iss_parameter_supported: false,
+            metadata: crate::discovery::ServerMetadata {
+                scopes_supported: scopes.map(|l| l.iter().map(|s| (*s).to_owned()).collect()),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Issue 15: category-restricted scopes only for a server that lists some, or lists nothing (client reqs. 131,
+    /// 132, 147); v1 servers get whole types in v1 syntax; never a wildcard (client reqs. 46, 148).
+    #[test]
+    fn the_scope_style_follows_the_server() {
+        let granular = "patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory";
+        let unlisted = ScopeStyle::for_server(&server(&["permission-v2"], None));
+        assert!(unlisted.granular);
+        let listed = ScopeStyle::for_server(&server(
+            &["permission-v2"],
+            Some(&["openid", "patient/Observation.rs", granular]),
+        ));
+        assert!(listed.granular);
+        let coarse = ScopeStyle::for_server(&server(
+            &["permission-v2"],
+            Some(&["openid", "patient/Observation.rs", "patient/Condition.rs"]),
+        ));
+        assert!(!coarse.granular);
+        let scope = request_scope_styled(&[DataCategory::LabResults, DataCategory::VitalSigns], coarse);
+        assert_eq!(scope.matches("patient/Observation.rs").count(), 1, "{scope}");
+        assert!(!scope.contains('?') && !scope.contains('*'), "{scope}");
+        let v1 = ScopeStyle::for_server(&server(&["permission-v1"], None));
+        assert_eq!((v1.syntax, v1.granular), (ScopeSyntax::V1, false));
+        let only = request_scope_styled(&[DataCategory::Allergies], unlisted);
+        assert_eq!(
+            only,
+            "launch/patient openid fhirUser offline_access patient/AllergyIntolerance.rs",
+            "only what is wanted (client req. 46)"
+        );
+    }
+
+    /// Issue 15: the grant compared with the request, per category.
+    #[test]
+    fn the_grant_is_compared_with_what_was_asked() {
+        let style = ScopeStyle {
+            syntax: ScopeSyntax::V2,
+            granular: true,
+        };
+        let wanted = [
+            DataCategory::LabResults,
+            DataCategory::VitalSigns,
+            DataCategory::Allergies,
+            DataCategory::Immunizations,
+        ];
+        let lab = format!("patient/Observation.rs?category={OBS_CATEGORY}|laboratory");
+        let get = |granted: &str, c: DataCategory| {
+            compare_grant(&wanted, style, &GrantedScope::parse(granted))
+                .into_iter()
+                .find(|x| x.category == c)
+                .map(|x| x.consent)
+        };
+        let exact = format!("{lab} patient/DiagnosticReport.rs patient/AllergyIntolerance.rs");
+        assert_eq!(get(&exact, DataCategory::LabResults), Some(Consent::Granted));
+        assert_eq!(get(&exact, DataCategory::VitalSigns), Some(Consent::NotGranted));
+        assert_eq!(get(&exact, DataCategory::Immunizations), Some(Consent::NotGranted));
+        // A coarser grant covers the category-restricted request; v1 `.read` covers v2 `.rs`.
+        let broad = "patient/Observation.rs patient/DiagnosticReport.read patient/*.read";
+        assert_eq!(get(broad, DataCategory::LabResults), Some(Consent::Covered));
+        assert_eq!(get(broad, DataCategory::VitalSigns), Some(Consent::Covered));
+        assert_eq!(get(broad, DataCategory::Immunizations), Some(Consent::Covered));
+        // Reports without lab Observations: in part.
+        assert_eq!(
+            get("patient/DiagnosticReport.rs", DataCategory::LabResults),
+            Some(Consent::Partial)
+        );
+        // Read without search does not cover a search.
+        assert_eq!(
+            get("patient/AllergyIntolerance.r", DataCategory::Allergies),
+            Some(Consent::NotGranted)
+        );
+    }
 }
