@@ -1,0 +1,116 @@
+//! Issue 15 through the real `chartlink` binary: after linking it says what the provider did not share and
+//! whether access will last; `unlink` says what the provider answered (RFC 7009); a non-SMART address exits with
+//! the discovery code; `--help` documents every exit code.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use chartlink_sandbox::{Config, PortalRobot, Quirks, Sandbox};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("cl-cli-interop-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn chartlink(data_dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_chartlink"));
+    c.arg("--data-dir").arg(data_dir);
+    // No xdg-open/open on the PATH: the test plays the browser.
+    c.env("PATH", data_dir.join("no-bin"));
+    c
+}
+
+/// `chartlink link FHIR-BASE` as a process, the portal completed by `robot`; returns the CLI's output.
+async fn link(base: &str, data_dir: &Path, robot: PortalRobot) -> Output {
+    let mut child = chartlink(data_dir)
+        .args(["link", base])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let url = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stderr).lines();
+        let url = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find(|l| l.starts_with("http"))
+            .expect("the CLI prints the authorization URL");
+        std::thread::spawn(move || lines.for_each(drop));
+        url
+    })
+    .await
+    .unwrap();
+    let redirect = robot.authorize(&url).await.unwrap();
+    let u = url::Url::parse(&redirect).unwrap();
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", u.port().unwrap()))
+        .await
+        .unwrap();
+    let target = format!("{}?{}", u.path(), u.query().unwrap_or_default());
+    sock.write_all(format!("GET {target} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = sock.read_to_end(&mut answer).await;
+    tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_reports_consent_and_renewal_and_unlink_reports_revocation() {
+    let sandbox = Sandbox::start(Config::default()).await.unwrap();
+    sandbox.admin().set_refresh_tokens(false);
+    sandbox.admin().set_quirks(Quirks {
+        revoke_refresh_tokens_only: true,
+        ..Quirks::default()
+    });
+    let dir = temp_dir("consent");
+    let mut robot = PortalRobot::allowing("maria", "maria-demo", Some("maria-garcia"));
+    robot.untick = vec!["Immunizations".into()];
+    let out = link(&sandbox.fhir_base(), &dir, robot).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("not shared by the provider (will not sync): immunizations"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("access will not last"), "{stdout}");
+    let account = stdout
+        .split("(account ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .unwrap()
+        .to_owned();
+    let out = chartlink(&dir).args(["unlink", &account]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("revokes only refresh tokens") && !stdout.contains("could not be reached"),
+        "{stdout}"
+    );
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_smart_address_exits_with_the_discovery_code() {
+    let sandbox = Sandbox::start(Config::default()).await.unwrap();
+    let dir = temp_dir("discovery");
+    let out = chartlink(&dir)
+        .args(["link", &format!("{}/no-such-fhir", sandbox.base_url())])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(10), "{}", String::from_utf8_lossy(&out.stderr));
+    let help = chartlink(&dir).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for code in ["3  network", "6  authorization", "9  access must be renewed", "10 not a usable SMART server", "11 cancelled"] {
+        assert!(help.contains(code), "{code}: {help}");
+    }
+    sandbox.shutdown().await;
+}
