@@ -15,8 +15,12 @@ use url::Url;
 use crate::discovery;
 use crate::http::{Http, HttpError};
 
+/// The pre-publication brand extension (portal details nested inside it); still read.
 const BRAND_EXT: &str =
     "http://hl7.org/fhir/smart-app-launch/StructureDefinition/user-access-brand";
+/// The published SMART 2.2 extensions (brands.md): the brand's logo, and each portal with its endpoints.
+const ORGANIZATION_BRAND: &str = "http://hl7.org/fhir/StructureDefinition/organization-brand";
+const ORGANIZATION_PORTAL: &str = "http://hl7.org/fhir/StructureDefinition/organization-portal";
 /// Largest directory bundle accepted (Epic's is tens of MB).
 pub const DIRECTORY_BODY_LIMIT: usize = 256 * 1024 * 1024;
 
@@ -133,6 +137,16 @@ impl Directory {
         self.reindex();
     }
 
+    /// Merges the Brand Bundle that an endpoint's own SMART configuration names (`user_access_brand_bundle`) over
+    /// this (vendor-consolidated) directory: where both describe a provider, the endpoint's own names, portal and
+    /// logo win (SMART client reqs. 415, 416).
+    pub fn merge_preferred(&mut self, own: Directory) {
+        for p in own.providers {
+            self.add_provider_as(p, true);
+        }
+        self.reindex();
+    }
+
     fn add_bundle(&mut self, bundle: &Value) {
         let resources: Vec<&Value> = bundle["entry"]
             .as_array()
@@ -168,12 +182,35 @@ impl Directory {
             let Some(name) = org["name"].as_str().filter(|n| !n.trim().is_empty()) else {
                 continue;
             };
+            let ext = |url: &str| -> Option<&Value> {
+                org["extension"]
+                    .as_array()?
+                    .iter()
+                    .find(|e| e["url"] == url)
+            };
+            let legacy = ext(BRAND_EXT);
+            let brand = ext(ORGANIZATION_BRAND).or(legacy);
+            let portal = ext(ORGANIZATION_PORTAL).or_else(|| {
+                legacy?["extension"]
+                    .as_array()?
+                    .iter()
+                    .find(|e| e["url"] == "portal")
+            });
             let mut refs: Vec<String> = org["endpoint"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .filter_map(|e| e["reference"].as_str().map(str::to_owned))
                 .collect();
+            // `portalEndpoint` (published form) names the portal's endpoints too.
+            refs.extend(
+                portal
+                    .and_then(|p| p["extension"].as_array())
+                    .into_iter()
+                    .flatten()
+                    .filter(|e| e["url"] == "portalEndpoint")
+                    .filter_map(|e| e["valueReference"]["reference"].as_str().map(str::to_owned)),
+            );
             if let Some(id) = org["id"].as_str()
                 && let Some(list) = managed.get(format!("Organization/{id}").as_str())
             {
@@ -191,16 +228,6 @@ impl Directory {
                     used.insert(r);
                 }
             }
-            let brand = org["extension"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|e| e["url"] == BRAND_EXT);
-            let portal = brand
-                .and_then(|b| b["extension"].as_array())
-                .into_iter()
-                .flatten()
-                .find(|e| e["url"] == "portal");
             let sub = |parent: Option<&Value>, url: &str, field: &str| -> Option<String> {
                 parent?["extension"]
                     .as_array()?
@@ -226,7 +253,8 @@ impl Directory {
                     .collect(),
                 portal_name: sub(portal, "portalName", "valueString"),
                 portal_url: sub(portal, "portalUrl", "valueUrl"),
-                logo_url: sub(brand, "brandLogo", "valueUrl"),
+                logo_url: sub(brand, "brandLogo", "valueUrl")
+                    .or_else(|| sub(portal, "portalLogo", "valueUrl")),
                 endpoints: eps,
             });
         }
@@ -254,6 +282,10 @@ impl Directory {
     }
 
     fn add_provider(&mut self, p: Provider) {
+        self.add_provider_as(p, false);
+    }
+
+    fn add_provider_as(&mut self, p: Provider, preferred: bool) {
         let key = fold(&p.name)
             .split_whitespace()
             .collect::<Vec<_>>()
@@ -280,9 +312,15 @@ impl Directory {
                         existing.cities.push(c);
                     }
                 }
-                existing.portal_name = existing.portal_name.take().or(p.portal_name);
-                existing.portal_url = existing.portal_url.take().or(p.portal_url);
-                existing.logo_url = existing.logo_url.take().or(p.logo_url);
+                if preferred {
+                    existing.portal_name = p.portal_name.or(existing.portal_name.take());
+                    existing.portal_url = p.portal_url.or(existing.portal_url.take());
+                    existing.logo_url = p.logo_url.or(existing.logo_url.take());
+                } else {
+                    existing.portal_name = existing.portal_name.take().or(p.portal_name);
+                    existing.portal_url = existing.portal_url.take().or(p.portal_url);
+                    existing.logo_url = existing.logo_url.take().or(p.logo_url);
+                }
             }
             None => {
                 self.by_name.insert(key, self.providers.len());
@@ -647,5 +685,49 @@ mod tests {
                 .providers()
                 .is_empty()
         );
+    }
+
+    /// The published SMART 2.2 brand extensions (`organization-brand`, `organization-portal` with
+    /// `portalEndpoint`), and the endpoint's own bundle preferred over a vendor's (client reqs. 415, 416).
+    #[test]
+    fn published_brand_extensions_are_read_and_the_endpoints_own_bundle_wins() {
+        let own = json!({"resourceType": "Bundle", "type": "collection", "entry": [
+            {"resource": {"resourceType": "Organization", "id": "gh", "name": "Good Health",
+                "extension": [
+                    {"url": ORGANIZATION_BRAND, "extension": [{"url": "brandLogo", "valueUrl": "https://gh.example/logo.svg"}]},
+                    {"url": ORGANIZATION_PORTAL, "extension": [
+                        {"url": "portalName", "valueString": "GoodHealthCentral"},
+                        {"url": "portalUrl", "valueUrl": "https://central.gh.example"},
+                        {"url": "portalEndpoint", "valueReference": {"reference": "Endpoint/r4"}}]}]}},
+            {"resource": {"resourceType": "Endpoint", "id": "r4", "address": "https://fhir.gh.example/r4"}}]});
+        let own = Directory::from_bundle(own.to_string().as_bytes()).expect("bundle");
+        let p = &own.providers()[0];
+        assert_eq!(p.portal_name.as_deref(), Some("GoodHealthCentral"));
+        assert_eq!(p.logo_url.as_deref(), Some("https://gh.example/logo.svg"));
+        assert_eq!(p.endpoints[0].fhir_base, "https://fhir.gh.example/r4");
+        let vendor = json!({"resourceType": "Bundle", "type": "collection", "entry": [
+            {"resource": {"resourceType": "Endpoint", "id": "x", "name": "Good Health", "address": "https://fhir.gh.example/r4",
+                "contained": [{"resourceType": "Organization", "name": "Good Health",
+                    "extension": [{"url": BRAND_EXT, "extension": [{"url": "portal", "extension": [
+                        {"url": "portalName", "valueString": "Old Portal Name"}]}]}]}]}}]});
+        let mut dir = Directory::from_bundle(vendor.to_string().as_bytes()).expect("vendor");
+        assert_eq!(dir.providers()[0].portal_name.as_deref(), Some("Old Portal Name"));
+        let mut plain = Directory::from_bundle(vendor.to_string().as_bytes()).expect("vendor");
+        plain.merge(Directory::from_bundle(own_bytes().as_bytes()).expect("own"));
+        assert_eq!(plain.providers()[0].portal_name.as_deref(), Some("Old Portal Name"));
+        dir.merge_preferred(Directory::from_bundle(own_bytes().as_bytes()).expect("own"));
+        assert_eq!(dir.providers().len(), 1);
+        assert_eq!(dir.providers()[0].portal_name.as_deref(), Some("GoodHealthCentral"));
+        assert_eq!(dir.providers()[0].endpoints.len(), 1);
+    }
+
+    fn own_bytes() -> String {
+        json!({"resourceType": "Bundle", "type": "collection", "entry": [
+            {"resource": {"resourceType": "Organization", "id": "gh", "name": "Good Health",
+                "extension": [{"url": ORGANIZATION_PORTAL, "extension": [
+                    {"url": "portalName", "valueString": "GoodHealthCentral"},
+                    {"url": "portalEndpoint", "valueReference": {"reference": "Endpoint/r4"}}]}]}},
+            {"resource": {"resourceType": "Endpoint", "id": "r4", "address": "https://fhir.gh.example/r4"}}]})
+        .to_string()
     }
 }

@@ -237,15 +237,6 @@ fn organization(b: &Brand<'_>) -> Value {
                 {"url": "portalUrl", "valueUrl": b.portal.url},
                 {"url": "portalEndpoint", "valueReference": endpoint_ref},
             ]},
-            // The pre-publication form, read by chartlink-core's directory parser.
-            {"url": USER_ACCESS_BRAND, "extension": [
-                {"url": "brandLogo", "valueUrl": logo},
-                {"url": "portal", "extension": [
-                    {"url": "portalName", "valueString": b.portal.name},
-                    {"url": "portalUrl", "valueUrl": b.portal.url},
-                    {"url": "portalEndpoint", "valueReference": endpoint_ref},
-                ]},
-            ]},
         ],
         "identifier": [identifier],
         "active": true,
@@ -417,30 +408,28 @@ mod tests {
             "Organization/chartlink-sandbox-health"
         );
         for o in resources(&b, "Organization") {
-            // The pre-publication extension core reads…
-            let brand = ext(&o, USER_ACCESS_BRAND);
+            // Only the published 2.2 extensions (core reads them since issue 15).
+            let brand = ext(&o, ORGANIZATION_BRAND);
             assert!(
                 ext(brand, "brandLogo")["valueUrl"]
                     .as_str()
                     .unwrap()
                     .starts_with("data:image/svg+xml;base64,")
             );
-            let portal = ext(brand, "portal");
+            let portal = ext(&o, ORGANIZATION_PORTAL);
             assert_eq!(
                 ext(portal, "portalEndpoint")["valueReference"],
                 o["endpoint"][0]
             );
-            // …and the 2.2 extensions, with the same content.
-            assert_eq!(
-                ext(&o, ORGANIZATION_BRAND)["extension"][0],
-                ext(brand, "brandLogo").clone()
-            );
-            assert_eq!(
-                ext(&o, ORGANIZATION_PORTAL)["extension"],
-                portal["extension"]
+            assert!(
+                o["extension"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|e| e["url"] != USER_ACCESS_BRAND)
             );
         }
-        let portal = ext(ext(&health, USER_ACCESS_BRAND), "portal");
+        let portal = ext(&health, ORGANIZATION_PORTAL);
         assert_eq!(
             ext(portal, "portalName")["valueString"],
             "ChartLink Sandbox MyChart"
