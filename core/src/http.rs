@@ -73,8 +73,27 @@ pub struct Http {
 impl Http {
     /// A client with ChartLink's timeouts. Installs rustls' ring provider if the process has none.
     pub fn new() -> Result<Self, HttpError> {
+        Self::build(None)
+    }
+
+    /// A client that trusts only the given root certificates (DER) instead of the platform's: for a private
+    /// deployment's CA, and for tests with a local CA over real TLS.
+    pub fn with_roots(roots_der: &[Vec<u8>]) -> Result<Self, HttpError> {
+        let certs = roots_der
+            .iter()
+            .map(|d| reqwest::Certificate::from_der(d))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| HttpError::Network(describe(&e)))?;
+        Self::build(Some(certs))
+    }
+
+    fn build(roots: Option<Vec<reqwest::Certificate>>) -> Result<Self, HttpError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(certs) = roots {
+            builder = builder.tls_certs_only(certs);
+        }
+        let client = builder
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
             .user_agent(concat!("ChartLink/", env!("CARGO_PKG_VERSION")))
