@@ -14,6 +14,8 @@ use tokio::net::TcpListener;
 pub struct Loopback {
     listener: TcpListener,
     port: u16,
+    /// A page served at `/start` (the authorization request as an auto-submitting POST form).
+    start_page: Option<String>,
 }
 
 impl Loopback {
@@ -21,7 +23,18 @@ impl Loopback {
     pub async fn bind() -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
-        Ok(Self { listener, port })
+        Ok(Self {
+            listener,
+            port,
+            start_page: None,
+        })
+    }
+
+    /// Serves `html` at `/start` and returns that page's URL: the browser opens it and it posts the authorization
+    /// request (SMART `authorize-post`).
+    pub fn serve_start_page(&mut self, html: String) -> String {
+        self.start_page = Some(html);
+        format!("http://127.0.0.1:{}/start", self.port)
     }
 
     /// `http://127.0.0.1:PORT/callback`.
@@ -48,6 +61,8 @@ impl Loopback {
                         "200 OK",
                         "<!doctype html><title>ChartLink</title><h1>Done - you can close this window and return to the terminal.</h1>",
                     )
+                } else if let (true, Some(page)) = (target == "/start", &self.start_page) {
+                    ("200 OK", page.as_str())
                 } else {
                     ("404 Not Found", "not found")
                 };

@@ -370,17 +370,23 @@ async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
             } else {
                 provider_base(&app.dir, target)?
             };
-            let loopback = browser::Loopback::bind()
+            let mut loopback = browser::Loopback::bind()
                 .await
                 .map_err(|e| CliError::other(format!("cannot listen on loopback: {e}")))?;
             let req = sdk
                 .begin_link_with_redirect(&base, &loopback.redirect_uri())
                 .await?;
+            // A server that takes POST gets the request as a form (no URL length limit, SMART client req. 133),
+            // from a page on the loopback listener.
+            let open = match &req.post {
+                Some(form) => loopback.serve_start_page(form.auto_submit_html()),
+                None => req.url.to_string(),
+            };
             errln!(
                 "Opening your browser to log in at your provider's portal. If it does not open, visit:\n{}",
-                req.url
+                open
             );
-            let _ = browser::open_system_browser(req.url.as_str());
+            let _ = browser::open_system_browser(&open);
             let redirect = loopback
                 .wait(Duration::from_secs(600))
                 .await

@@ -26,7 +26,7 @@ fn chartlink(data_dir: &Path) -> Command {
 }
 
 /// `chartlink link FHIR-BASE` as a process, the portal completed by `robot`; returns the CLI's output.
-async fn link(base: &str, data_dir: &Path, robot: PortalRobot) -> Output {
+async fn link(base: &str, data_dir: &Path, robot: PortalRobot) -> (Output, String) {
     let mut child = chartlink(data_dir)
         .args(["link", base])
         .stdout(Stdio::piped())
@@ -46,6 +46,7 @@ async fn link(base: &str, data_dir: &Path, robot: PortalRobot) -> Output {
     })
     .await
     .unwrap();
+    let opened = url.clone();
     let redirect = robot.authorize(&url).await.unwrap();
     let u = url::Url::parse(&redirect).unwrap();
     let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", u.port().unwrap()))
@@ -57,10 +58,11 @@ async fn link(base: &str, data_dir: &Path, robot: PortalRobot) -> Output {
         .unwrap();
     let mut answer = Vec::new();
     let _ = sock.read_to_end(&mut answer).await;
-    tokio::task::spawn_blocking(move || child.wait_with_output())
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .unwrap()
-        .unwrap()
+        .unwrap();
+    (out, opened)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,7 +76,10 @@ async fn link_reports_consent_and_renewal_and_unlink_reports_revocation() {
     let dir = temp_dir("consent");
     let mut robot = PortalRobot::allowing("maria", "maria-demo", Some("maria-garcia"));
     robot.untick = vec!["Immunizations".into()];
-    let out = link(&sandbox.fhir_base(), &dir, robot).await;
+    let (out, opened) = link(&sandbox.fhir_base(), &dir, robot).await;
+    // The sandbox offers authorize-post: the browser opens the CLI's own page, which posts the request (client
+    // req. 133).
+    assert!(opened.starts_with("http://127.0.0.1:") && opened.ends_with("/start"), "{opened}");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{stdout}");
     assert!(

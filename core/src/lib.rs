@@ -58,7 +58,7 @@ pub use host::{
     AuthBrowser, BrowserError, Clock, ManualClock, MemorySecureStore, SecureStore,
     SecureStoreError, SystemClock,
 };
-pub use link::AuthorizationRequest;
+pub use link::{AuthorizationRequest, PostForm};
 pub use lock::{LockConfig, LockEvent, LockReason};
 pub use merge::{MergeReason, MergeSuggestion};
 pub use scopes::{CategoryConsent, Consent, DataCategory};

@@ -50,6 +50,54 @@ pub struct AuthorizationRequest {
     /// The redirect the browser will end at (for `ASWebAuthenticationSession`'s callback scheme).
     pub redirect_uri: String,
     pub expires_at_ms: i64,
+    /// The same request as a form POST, when the server offers `authorize-post` (SMART client reqs. 50, 52, 133:
+    /// POST avoids URL length limits). A host that can show a page posts it with [`PostForm::auto_submit_html`];
+    /// `url` (GET) works too.
+    pub post: Option<PostForm>,
+}
+
+/// An authorization request as `application/x-www-form-urlencoded` fields for a POST to the authorization endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostForm {
+    /// The authorization endpoint (no query).
+    pub action: Url,
+    /// The request parameters, in order (`response_type`, `client_id`, `state`, `code_challenge`, `scope`, …; no
+    /// secret: the PKCE verifier stays in the secure store).
+    pub fields: Vec<(String, String)>,
+}
+
+impl PostForm {
+    fn from_get(url: &Url) -> Self {
+        let mut action = url.clone();
+        let fields = url.query_pairs().into_owned().collect();
+        action.set_query(None);
+        Self { action, fields }
+    }
+
+    /// A page that posts the form as soon as it loads (a button without JavaScript), for a browser to open.
+    pub fn auto_submit_html(&self) -> String {
+        let esc = |s: &str| {
+            s.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;")
+                .replace('\'', "&#39;")
+        };
+        let mut inputs = String::new();
+        for (k, v) in &self.fields {
+            inputs.push_str(&format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                esc(k),
+                esc(v)
+            ));
+        }
+        format!(
+            "<!doctype html><meta charset=\"utf-8\"><title>Continue to your provider</title>\
+             <body onload=\"document.forms[0].submit()\"><form method=\"post\" action=\"{}\" data-autosubmit>{inputs}\
+             <noscript><button type=\"submit\">Continue to your provider</button></noscript></form></body>",
+            esc(self.action.as_str())
+        )
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -150,6 +198,9 @@ impl Linker {
             req = req.add_scope(Scope::new(s.to_owned()));
         }
         let (url, state) = req.url();
+        let post = server
+            .has("authorize-post")
+            .then(|| PostForm::from_get(&url));
         let expires_at_ms = self.clock.now_unix_ms() + FLOW_LIFETIME_MS;
         let pending = PendingFlow {
             verifier: Secret::new(verifier.secret().clone()),
@@ -165,6 +216,7 @@ impl Linker {
             url,
             redirect_uri,
             expires_at_ms,
+            post,
         })
     }
 

@@ -473,3 +473,37 @@ async fn the_brand_bundle_of_the_smart_configuration_is_read() {
     );
     f.sb.shutdown().await;
 }
+
+/// Client reqs. 50, 52, 133: a server that offers `authorize-post` gets the request as a form POST (here one that
+/// refuses GET). Main offered only the GET URL.
+#[tokio::test]
+async fn authorization_requests_are_posted_where_the_server_takes_post() {
+    let f = Fixture::new().await;
+    quirks(
+        &f,
+        Quirks {
+            authorize_post_only: true,
+            ..Quirks::default()
+        },
+    );
+    let sdk = f.sdk(config(RevocationPolicy::PurgeNow), None);
+    let req = sdk.begin_link(&f.sb.fhir_base()).await.unwrap();
+    let form = req.post.clone().expect("the sandbox offers authorize-post");
+    assert_eq!(form.action.query(), None);
+    assert!(form.action.as_str().ends_with("/oauth2/authorize"));
+    for k in ["response_type", "client_id", "redirect_uri", "scope", "state", "aud", "code_challenge", "code_challenge_method"] {
+        assert!(form.fields.iter().any(|(n, _)| n == k), "{k}");
+    }
+    let html = form.auto_submit_html();
+    assert!(html.contains("method=\"post\"") && html.contains("data-autosubmit"));
+    assert!(!html.contains("<script"), "no script beyond the onload submit");
+    // GET is refused by this server; the POST goes through.
+    assert!(Fixture::robot("ava").authorize(req.url.as_str()).await.is_err());
+    let redirect = Fixture::robot("ava")
+        .authorize_form(form.action.as_str(), &form.fields)
+        .await
+        .unwrap();
+    let account = sdk.complete_link(&redirect).await.unwrap();
+    assert_eq!(account.patient_id, "ava-thompson");
+    f.sb.shutdown().await;
+}

@@ -43,12 +43,7 @@ impl PortalRobot {
 
     /// Follows an authorization URL to the redirect back to the app; returns the redirect URL.
     pub async fn authorize(&self, url: &str) -> Result<String, RobotError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = Client::builder()
-            .cookie_store(true)
-            .redirect(redirect::Policy::none())
-            .build()
-            .map_err(|e| RobotError::Http(e.to_string()))?;
+        let http = client()?;
         let base = url::Url::parse(url).map_err(|e| RobotError::Http(e.to_string()))?;
         let origin = base.origin().ascii_serialization();
         let resp = http
@@ -60,6 +55,49 @@ impl PortalRobot {
             return Ok(loc);
         }
         let page = text(resp).await?;
+        // A page that posts the authorization request (SMART `authorize-post`): submit it, as a browser does.
+        if page.contains("data-autosubmit") {
+            let (action, fields) = autosubmit_form(&page)
+                .ok_or_else(|| RobotError::UnexpectedPage(title(&page)))?;
+            return self.post_with(&http, &action, &fields).await;
+        }
+        self.portal(&http, &origin, page).await
+    }
+
+    /// Sends an authorization request as a form POST (SMART `authorize-post`) and completes the portal's pages.
+    pub async fn authorize_form(
+        &self,
+        action: &str,
+        fields: &[(String, String)],
+    ) -> Result<String, RobotError> {
+        self.post_with(&client()?, action, fields).await
+    }
+
+    async fn post_with(
+        &self,
+        http: &Client,
+        action: &str,
+        fields: &[(String, String)],
+    ) -> Result<String, RobotError> {
+        let origin = url::Url::parse(action)
+            .map_err(|e| RobotError::Http(e.to_string()))?
+            .origin()
+            .ascii_serialization();
+        let resp = http
+            .post(action)
+            .form(fields)
+            .send()
+            .await
+            .map_err(|e| RobotError::Http(e.to_string()))?;
+        if let Some(loc) = location(&resp) {
+            return Ok(loc);
+        }
+        let page = text(resp).await?;
+        self.portal(http, &origin, page).await
+    }
+
+    /// Logs in, picks the patient and answers the consent page.
+    async fn portal(&self, http: &Client, origin: &str, page: String) -> Result<String, RobotError> {
         let tx = input(&page, "tx").ok_or_else(|| RobotError::UnexpectedPage(title(&page)))?;
         let resp = http
             .post(format!("{origin}/portal/login"))
@@ -115,6 +153,45 @@ impl PortalRobot {
             "the consent page did not redirect".into(),
         ))
     }
+}
+
+fn client() -> Result<Client, RobotError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Client::builder()
+        .cookie_store(true)
+        .redirect(redirect::Policy::none())
+        .build()
+        .map_err(|e| RobotError::Http(e.to_string()))
+}
+
+/// The action and hidden fields of an auto-submitting form (HTML-unescaped).
+fn autosubmit_form(page: &str) -> Option<(String, Vec<(String, String)>)> {
+    let unescape = |s: &str| {
+        s.replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    };
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+        let end = tag[start..].find('"')? + start;
+        Some(unescape(&tag[start..end]))
+    };
+    let form_start = page.find("<form")?;
+    let form_tag = &page[form_start..form_start + page[form_start..].find('>')?];
+    let action = attr(form_tag, "action")?;
+    let mut fields = Vec::new();
+    let mut rest = &page[form_start..];
+    while let Some(i) = rest.find("<input") {
+        let end = rest[i..].find('>')? + i;
+        let tag = &rest[i..end];
+        if let (Some(n), Some(v)) = (attr(tag, "name"), attr(tag, "value")) {
+            fields.push((n, v));
+        }
+        rest = &rest[end..];
+    }
+    Some((action, fields))
 }
 
 fn location(resp: &reqwest::Response) -> Option<String> {
