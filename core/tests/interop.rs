@@ -494,6 +494,10 @@ async fn authorization_requests_are_posted_where_the_server_takes_post() {
     for k in ["response_type", "client_id", "redirect_uri", "scope", "state", "aud", "code_challenge", "code_challenge_method"] {
         assert!(form.fields.iter().any(|(n, _)| n == k), "{k}");
     }
+    // Client reqs. 36, 211: a standalone launch sends no `launch`, and no `max_age`/`auth_time`.
+    for k in ["launch", "max_age", "auth_time"] {
+        assert!(!form.fields.iter().any(|(n, _)| n == k), "{k}");
+    }
     let html = form.auto_submit_html();
     assert!(html.contains("method=\"post\"") && html.contains("data-autosubmit"));
     assert!(!html.contains("<script"), "no script beyond the onload submit");

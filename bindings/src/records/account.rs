@@ -1,7 +1,7 @@
 //! Links and patients: [`LinkedAccount`], [`AuthorizationRequest`], [`UnlinkOutcome`], [`PatientContext`].
 
 use chartlink_core as core;
-use chartlink_core::{AccountStatus, MergeReason, Relation};
+use chartlink_core::{AccountStatus, MergeReason, Relation, Revocation};
 
 use super::{FhirDate, parse_date};
 
@@ -74,12 +74,30 @@ impl From<core::AuthorizationRequest> for AuthorizationRequest {
 pub struct UnlinkOutcome {
     /// Whether the provider confirmed the revocation (local data is removed either way).
     pub revoked_at_provider: bool,
+    /// What the provider answered (RFC 7009).
+    pub revocation: core::Revocation,
+}
+
+/// The provider's side of an unlink (RFC 7009). Core's own enum, exported as it is.
+#[uniffi::remote(Enum)]
+pub enum Revocation {
+    /// The provider revoked the grant.
+    Revoked,
+    /// The provider revokes only refresh tokens and the link had none: its access token lapses at expiry.
+    AccessTokenLapses,
+    /// The provider has no revocation endpoint: remove the app in the provider's portal.
+    NoEndpoint,
+    /// The provider could not be reached: the grant may still be live there.
+    Unreachable,
+    /// The provider refused the revocation.
+    Refused,
 }
 
 impl From<core::UnlinkOutcome> for UnlinkOutcome {
     fn from(o: core::UnlinkOutcome) -> Self {
         Self {
             revoked_at_provider: o.revoked_at_provider,
+            revocation: o.revocation,
         }
     }
 }
