@@ -79,7 +79,10 @@ async fn link_reports_consent_and_renewal_and_unlink_reports_revocation() {
     let (out, opened) = link(&sandbox.fhir_base(), &dir, robot).await;
     // The sandbox offers authorize-post: the browser opens the CLI's own page, which posts the request (client
     // req. 133).
-    assert!(opened.starts_with("http://127.0.0.1:") && opened.ends_with("/start"), "{opened}");
+    assert!(
+        opened.starts_with("http://127.0.0.1:") && opened.ends_with("/start"),
+        "{opened}"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{stdout}");
     assert!(
@@ -111,10 +114,21 @@ async fn a_non_smart_address_exits_with_the_discovery_code() {
         .args(["link", &format!("{}/no-such-fhir", sandbox.base_url())])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(10), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(10),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let help = chartlink(&dir).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
-    for code in ["3  network", "6  authorization", "9  access must be renewed", "10 not a usable SMART server", "11 cancelled"] {
+    for code in [
+        "3  network",
+        "6  authorization",
+        "9  access must be renewed",
+        "10 not a usable SMART server",
+        "11 cancelled",
+    ] {
         assert!(help.contains(code), "{code}: {help}");
     }
     sandbox.shutdown().await;

@@ -774,7 +774,11 @@ impl Accounts {
         } else {
             form.push(("client_id", account.client_id.as_str()));
         }
-        let resp = match self.http.post_form(url, &form, None, SMALL_BODY_LIMIT).await {
+        let resp = match self
+            .http
+            .post_form(url, &form, None, SMALL_BODY_LIMIT)
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(target: "chartlink", "revocation at the provider failed: {e}");

@@ -711,13 +711,22 @@ mod tests {
                     "extension": [{"url": BRAND_EXT, "extension": [{"url": "portal", "extension": [
                         {"url": "portalName", "valueString": "Old Portal Name"}]}]}]}]}}]});
         let mut dir = Directory::from_bundle(vendor.to_string().as_bytes()).expect("vendor");
-        assert_eq!(dir.providers()[0].portal_name.as_deref(), Some("Old Portal Name"));
+        assert_eq!(
+            dir.providers()[0].portal_name.as_deref(),
+            Some("Old Portal Name")
+        );
         let mut plain = Directory::from_bundle(vendor.to_string().as_bytes()).expect("vendor");
         plain.merge(Directory::from_bundle(own_bytes().as_bytes()).expect("own"));
-        assert_eq!(plain.providers()[0].portal_name.as_deref(), Some("Old Portal Name"));
+        assert_eq!(
+            plain.providers()[0].portal_name.as_deref(),
+            Some("Old Portal Name")
+        );
         dir.merge_preferred(Directory::from_bundle(own_bytes().as_bytes()).expect("own"));
         assert_eq!(dir.providers().len(), 1);
-        assert_eq!(dir.providers()[0].portal_name.as_deref(), Some("GoodHealthCentral"));
+        assert_eq!(
+            dir.providers()[0].portal_name.as_deref(),
+            Some("GoodHealthCentral")
+        );
         assert_eq!(dir.providers()[0].endpoints.len(), 1);
     }
 

@@ -300,7 +300,9 @@ fn from_configuration(base: Url, c: SmartConfiguration) -> Result<ServerInfo, Di
     let scope_syntax = if caps("permission-v2") {
         ScopeSyntax::V2
     } else if !caps("permission-v1")
-        && lists(|s| s.starts_with("patient/") && s.split('?').next().is_some_and(|p| p.ends_with(".rs")))
+        && lists(|s| {
+            s.starts_with("patient/") && s.split('?').next().is_some_and(|p| p.ends_with(".rs"))
+        })
         && !lists(|s| s.starts_with("patient/") && s.ends_with(".read"))
     {
         ScopeSyntax::V2
@@ -311,7 +313,11 @@ fn from_configuration(base: Url, c: SmartConfiguration) -> Result<ServerInfo, Di
         .user_access_brand_bundle
         .as_ref()
         .and_then(Value::as_str)
-        .and_then(|v| resolve(&base, Some(v), "user_access_brand_bundle").ok().flatten());
+        .and_then(|v| {
+            resolve(&base, Some(v), "user_access_brand_bundle")
+                .ok()
+                .flatten()
+        });
     let metadata = ServerMetadata {
         scopes_supported,
         user_access_brand_bundle: brand_bundle,
@@ -444,12 +450,18 @@ mod tests {
         .expect("ok");
         assert_eq!(
             info.metadata.scopes_supported,
-            Some(vec!["openid".to_owned(), "patient/Observation.rs".to_owned()])
+            Some(vec![
+                "openid".to_owned(),
+                "patient/Observation.rs".to_owned()
+            ])
         );
         assert_eq!(info.scope_syntax, ScopeSyntax::V2);
         assert!(info.does_openid_connect());
         assert_eq!(
-            info.metadata.user_access_brand_bundle.as_ref().map(Url::as_str),
+            info.metadata
+                .user_access_brand_bundle
+                .as_ref()
+                .map(Url::as_str),
             Some("https://ehr.example/api/FHIR/brands.json")
         );
         assert!(info.metadata.user_access_brand_identifier.is_some());

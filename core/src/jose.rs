@@ -417,19 +417,26 @@ mod tests {
             check_id_token(&future, "https://ehr", "app", 950, 60),
             Err(JwtError::Claim("iat"))
         );
-        let not_yet = json!({"iss": "https://ehr", "aud": "app", "exp": 5000, "iat": 900, "nbf": 2000});
+        let not_yet =
+            json!({"iss": "https://ehr", "aud": "app", "exp": 5000, "iat": 900, "nbf": 2000});
         assert_eq!(
             check_id_token(&not_yet, "https://ehr", "app", 950, 60),
             Err(JwtError::Claim("nbf"))
         );
-        let within_skew = json!({"iss": "https://ehr", "aud": "app", "exp": 5000, "iat": 990, "nbf": 1000});
-        assert_eq!(check_id_token(&within_skew, "https://ehr", "app", 950, 60), Ok(()));
-        let several = json!({"iss": "https://ehr", "aud": ["app", "other"], "exp": 1000, "iat": 900});
+        let within_skew =
+            json!({"iss": "https://ehr", "aud": "app", "exp": 5000, "iat": 990, "nbf": 1000});
+        assert_eq!(
+            check_id_token(&within_skew, "https://ehr", "app", 950, 60),
+            Ok(())
+        );
+        let several =
+            json!({"iss": "https://ehr", "aud": ["app", "other"], "exp": 1000, "iat": 900});
         assert_eq!(
             check_id_token(&several, "https://ehr", "app", 950, 60),
             Err(JwtError::Claim("azp"))
         );
-        let other_azp = json!({"iss": "https://ehr", "aud": "app", "azp": "other", "exp": 1000, "iat": 900});
+        let other_azp =
+            json!({"iss": "https://ehr", "aud": "app", "azp": "other", "exp": 1000, "iat": 900});
         assert_eq!(
             check_id_token(&other_azp, "https://ehr", "app", 950, 60),
             Err(JwtError::Claim("azp"))
@@ -439,8 +446,9 @@ mod tests {
     /// Client reqs. 308, 314: RS384 assertions verify against the key's JWK (`kty`, `kid`, `n`, `e`).
     #[test]
     fn rs384_assertions_verify() {
-        let signer = RsaSigner::from_pkcs8_der(include_bytes!("../tests/fixtures/rs384-test-client.pk8"))
-            .expect("key");
+        let signer =
+            RsaSigner::from_pkcs8_der(include_bytes!("../tests/fixtures/rs384-test-client.pk8"))
+                .expect("key");
         let jwt = client_assertion(&signer, "app", "https://ehr/token", 1000).expect("sign");
         let jwks = json!({"keys": [signer.public_jwk()]});
         let claims = verify(jwt.expose(), &jwks).expect("verifies");

@@ -286,7 +286,8 @@ impl Linker {
         let redirect_iss = get("iss").map(str::to_owned);
         match (&redirect_iss, &pending.server.issuer) {
             (Some(iss), Some(issuer))
-                if !same_issuer(iss, issuer) && !same_issuer(iss, pending.server.fhir_base.as_str()) =>
+                if !same_issuer(iss, issuer)
+                    && !same_issuer(iss, pending.server.fhir_base.as_str()) =>
             {
                 return Err(Error::Authorization(
                     "the redirect came from another server (iss mismatch)".into(),
@@ -320,7 +321,8 @@ impl Linker {
         let code = get("code")
             .ok_or_else(|| Error::Authorization("the redirect carries no code".into()))?;
         let resp = self.exchange(&pending, code, accounts).await?;
-        self.account_from(pending, resp, redirect_iss, accounts).await
+        self.account_from(pending, resp, redirect_iss, accounts)
+            .await
     }
 
     async fn exchange(
@@ -363,7 +365,9 @@ impl Linker {
         answer.map_err(|e| match e {
             // At the code exchange invalid_grant means a bad or replayed code, not a revoked link.
             TokenError::GrantGone { description, .. } => Error::Authorization(match description {
-                Some(d) => format!("the portal refused the authorization code (invalid_grant: {d})"),
+                Some(d) => {
+                    format!("the portal refused the authorization code (invalid_grant: {d})")
+                }
                 None => "the portal refused the authorization code (invalid_grant)".into(),
             }),
             TokenError::Refused {
@@ -491,7 +495,8 @@ impl Linker {
 
     /// OpenID Connect Discovery §4: the issuer's `jwks_uri`, from `{issuer}/.well-known/openid-configuration`.
     async fn openid_jwks_uri(&self, server: &ServerInfo, issuer: &str) -> Result<Url> {
-        let refuse = |m: &str| Error::Authorization(format!("the id_token cannot be verified: {m}"));
+        let refuse =
+            |m: &str| Error::Authorization(format!("the id_token cannot be verified: {m}"));
         let issuer_url = Url::parse(issuer.trim_end_matches('/'))
             .ok()
             .filter(discovery::is_secure_transport)
@@ -508,7 +513,10 @@ impl Linker {
             )));
         }
         let doc = resp.json()?;
-        if !doc["issuer"].as_str().is_some_and(|i| same_issuer(i, issuer)) {
+        if !doc["issuer"]
+            .as_str()
+            .is_some_and(|i| same_issuer(i, issuer))
+        {
             return Err(refuse("the OpenID configuration names another issuer"));
         }
         if server.issuer.is_none()

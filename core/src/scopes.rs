@@ -457,15 +457,21 @@ mod tests {
             Some(&["openid", "patient/Observation.rs", "patient/Condition.rs"]),
         ));
         assert!(!coarse.granular);
-        let scope = request_scope_styled(&[DataCategory::LabResults, DataCategory::VitalSigns], coarse);
-        assert_eq!(scope.matches("patient/Observation.rs").count(), 1, "{scope}");
+        let scope = request_scope_styled(
+            &[DataCategory::LabResults, DataCategory::VitalSigns],
+            coarse,
+        );
+        assert_eq!(
+            scope.matches("patient/Observation.rs").count(),
+            1,
+            "{scope}"
+        );
         assert!(!scope.contains('?') && !scope.contains('*'), "{scope}");
         let v1 = ScopeStyle::for_server(&server(&["permission-v1"], None));
         assert_eq!((v1.syntax, v1.granular), (ScopeSyntax::V1, false));
         let only = request_scope_styled(&[DataCategory::Allergies], unlisted);
         assert_eq!(
-            only,
-            "launch/patient openid fhirUser offline_access patient/AllergyIntolerance.rs",
+            only, "launch/patient openid fhirUser offline_access patient/AllergyIntolerance.rs",
             "only what is wanted (client req. 46)"
         );
     }
@@ -491,14 +497,26 @@ mod tests {
                 .map(|x| x.consent)
         };
         let exact = format!("{lab} patient/DiagnosticReport.rs patient/AllergyIntolerance.rs");
-        assert_eq!(get(&exact, DataCategory::LabResults), Some(Consent::Granted));
-        assert_eq!(get(&exact, DataCategory::VitalSigns), Some(Consent::NotGranted));
-        assert_eq!(get(&exact, DataCategory::Immunizations), Some(Consent::NotGranted));
+        assert_eq!(
+            get(&exact, DataCategory::LabResults),
+            Some(Consent::Granted)
+        );
+        assert_eq!(
+            get(&exact, DataCategory::VitalSigns),
+            Some(Consent::NotGranted)
+        );
+        assert_eq!(
+            get(&exact, DataCategory::Immunizations),
+            Some(Consent::NotGranted)
+        );
         // A coarser grant covers the category-restricted request; v1 `.read` covers v2 `.rs`.
         let broad = "patient/Observation.rs patient/DiagnosticReport.read patient/*.read";
         assert_eq!(get(broad, DataCategory::LabResults), Some(Consent::Covered));
         assert_eq!(get(broad, DataCategory::VitalSigns), Some(Consent::Covered));
-        assert_eq!(get(broad, DataCategory::Immunizations), Some(Consent::Covered));
+        assert_eq!(
+            get(broad, DataCategory::Immunizations),
+            Some(Consent::Covered)
+        );
         // Reports without lab Observations: in part.
         assert_eq!(
             get("patient/DiagnosticReport.rs", DataCategory::LabResults),

@@ -23,13 +23,17 @@ fn consent_of(account: &LinkedAccount, category: DataCategory) -> Consent {
         .iter()
         .find(|c| c.category == category)
         .map(|c| c.consent)
-        .unwrap_or_else(|| panic!("no consent recorded for {category:?}: {:?}", account.consent))
+        .unwrap_or_else(|| {
+            panic!(
+                "no consent recorded for {category:?}: {:?}",
+                account.consent
+            )
+        })
 }
 
 fn quirks(f: &Fixture, q: Quirks) {
     f.sb.admin().set_quirks(q);
 }
-
 
 fn observations(sdk: &chartlink_core::ChartLink, account: &str) -> usize {
     sdk.resources(account, "Observation").unwrap().len()
@@ -49,7 +53,10 @@ async fn a_server_without_granular_scopes_is_asked_for_whole_types() {
             ..Quirks::default()
         },
     );
-    let sdk = f.sdk(config(RevocationPolicy::PurgeNow), Some(Fixture::robot("ava")));
+    let sdk = f.sdk(
+        config(RevocationPolicy::PurgeNow),
+        Some(Fixture::robot("ava")),
+    );
     let req = sdk.begin_link(&f.sb.fhir_base()).await.unwrap();
     let scope: String = req
         .url
@@ -57,7 +64,10 @@ async fn a_server_without_granular_scopes_is_asked_for_whole_types() {
         .find(|(k, _)| k == "scope")
         .map(|(_, v)| v.into_owned())
         .unwrap();
-    assert!(scope.split(' ').any(|s| s == "patient/Observation.rs"), "{scope}");
+    assert!(
+        scope.split(' ').any(|s| s == "patient/Observation.rs"),
+        "{scope}"
+    );
     assert!(!scope.contains("?category="), "{scope}");
     sdk.cancel_link().unwrap();
 
@@ -91,7 +101,10 @@ async fn a_broader_grant_covers_what_was_asked() {
             ..Quirks::default()
         },
     );
-    let sdk = f.sdk(config(RevocationPolicy::PurgeNow), Some(Fixture::robot("ava")));
+    let sdk = f.sdk(
+        config(RevocationPolicy::PurgeNow),
+        Some(Fixture::robot("ava")),
+    );
     let account = sdk.link(&f.sb.fhir_base()).await.unwrap();
     assert!(
         account
@@ -114,8 +127,7 @@ async fn a_broader_grant_covers_what_was_asked() {
     );
     assert!(account.not_granted().is_empty());
     assert!(
-        !f.events
-            .saw(|e| matches!(e, Event::LinkLimited { .. })),
+        !f.events.saw(|e| matches!(e, Event::LinkLimited { .. })),
         "nothing to report"
     );
     f.sb.shutdown().await;
@@ -143,12 +155,11 @@ async fn categories_not_granted_are_reported_to_the_host() {
         consent_of(&account, DataCategory::Allergies),
         Consent::Granted
     );
-    let reported: Vec<DataCategory> = account
-        .not_granted()
-        .iter()
-        .map(|c| c.category)
-        .collect();
-    assert!(reported.contains(&DataCategory::Immunizations) && reported.contains(&DataCategory::LabResults));
+    let reported: Vec<DataCategory> = account.not_granted().iter().map(|c| c.category).collect();
+    assert!(
+        reported.contains(&DataCategory::Immunizations)
+            && reported.contains(&DataCategory::LabResults)
+    );
     assert!(f.events.saw(|e| matches!(e, Event::LinkLimited { account_id, not_granted, can_renew: true }
         if account_id == &account.id && not_granted.iter().any(|c| c.category == DataCategory::Immunizations))));
     f.sb.shutdown().await;
@@ -167,7 +178,10 @@ async fn offline_access_at_an_openid_provider_asks_for_consent() {
             ..Quirks::default()
         },
     );
-    let sdk = f.sdk(config(RevocationPolicy::PurgeNow), Some(Fixture::robot("ava")));
+    let sdk = f.sdk(
+        config(RevocationPolicy::PurgeNow),
+        Some(Fixture::robot("ava")),
+    );
     let req = sdk.begin_link(&f.sb.fhir_base()).await.unwrap();
     assert!(
         req.url
@@ -190,7 +204,10 @@ async fn offline_access_at_an_openid_provider_asks_for_consent() {
 async fn a_link_that_cannot_renew_itself_says_so() {
     let f = Fixture::new().await;
     f.sb.admin().set_refresh_tokens(false);
-    let sdk = f.sdk(config(RevocationPolicy::PurgeNow), Some(Fixture::robot("ava")));
+    let sdk = f.sdk(
+        config(RevocationPolicy::PurgeNow),
+        Some(Fixture::robot("ava")),
+    );
     let account = sdk.link(&f.sb.fhir_base()).await.unwrap();
     assert!(!account.can_renew);
     assert!(
@@ -212,7 +229,10 @@ async fn short_lived_tokens_are_refreshed_once_per_expiry() {
             ..Config::default()
         })
         .await;
-        let sdk = f.sdk(config(RevocationPolicy::PurgeNow), Some(Fixture::robot("ava")));
+        let sdk = f.sdk(
+            config(RevocationPolicy::PurgeNow),
+            Some(Fixture::robot("ava")),
+        );
         let account = sdk.link(&f.sb.fhir_base()).await.unwrap();
         let token_calls = || {
             f.sb.admin()
@@ -225,15 +245,18 @@ async fn short_lived_tokens_are_refreshed_once_per_expiry() {
         sdk.sync_with(&account.id, &fast(), &mut |_| {})
             .await
             .unwrap();
-        let fhir_requests = f
-            .sb
-            .admin()
-            .request_log()
-            .iter()
-            .filter(|r| r.path.starts_with("/fhir/"))
-            .count();
+        let fhir_requests =
+            f.sb.admin()
+                .request_log()
+                .iter()
+                .filter(|r| r.path.starts_with("/fhir/"))
+                .count();
         assert!(fhir_requests > 10, "{fhir_requests}");
-        assert_eq!(token_calls(), 0, "{lifetime} s: a fresh token is not renewed");
+        assert_eq!(
+            token_calls(),
+            0,
+            "{lifetime} s: a fresh token is not renewed"
+        );
         // Close to expiry (within a tenth of the lifetime): one refresh, shared by the concurrent queries.
         f.advance((lifetime - lifetime / 20) * 1000);
         f.sb.admin().clear_request_log();
@@ -261,9 +284,15 @@ async fn an_issuer_missing_from_the_smart_configuration_is_no_mismatch() {
             ..Quirks::default()
         },
     );
-    let sdk = f.sdk(config(RevocationPolicy::PurgeNow), Some(Fixture::robot("ava")));
+    let sdk = f.sdk(
+        config(RevocationPolicy::PurgeNow),
+        Some(Fixture::robot("ava")),
+    );
     let server = sdk.discover(&f.sb.fhir_base()).await.unwrap();
-    assert_eq!((server.issuer.as_ref(), server.jwks_uri.as_ref()), (None, None));
+    assert_eq!(
+        (server.issuer.as_ref(), server.jwks_uri.as_ref()),
+        (None, None)
+    );
     let account = sdk.link(&f.sb.fhir_base()).await.unwrap();
     assert!(
         account
@@ -276,12 +305,19 @@ async fn an_issuer_missing_from_the_smart_configuration_is_no_mismatch() {
 
     // A redirect whose `iss` is not the id_token's issuer is still a mix-up, and refused (RFC 9207 §2.4).
     let req = sdk.begin_link(&f.sb.fhir_base()).await.unwrap();
-    let redirect = Fixture::robot("ava").authorize(req.url.as_str()).await.unwrap();
+    let redirect = Fixture::robot("ava")
+        .authorize(req.url.as_str())
+        .await
+        .unwrap();
     let mut forged = url::Url::parse(&redirect).unwrap();
     let pairs: Vec<(String, String)> = forged
         .query_pairs()
         .map(|(k, v)| {
-            let v = if k == "iss" { "https://evil.example".into() } else { v.into_owned() };
+            let v = if k == "iss" {
+                "https://evil.example".into()
+            } else {
+                v.into_owned()
+            };
             (k.into_owned(), v)
         })
         .collect();
@@ -307,7 +343,10 @@ async fn revocation_answers_are_read_as_rfc_7009_says() {
             ..Quirks::default()
         },
     );
-    let sdk = f.sdk(config(RevocationPolicy::PurgeNow), Some(Fixture::robot("ava")));
+    let sdk = f.sdk(
+        config(RevocationPolicy::PurgeNow),
+        Some(Fixture::robot("ava")),
+    );
     let account = sdk.link(&f.sb.fhir_base()).await.unwrap();
     let outcome = sdk.unlink(&account.id).await.unwrap();
     assert_eq!(outcome.revocation, Revocation::Revoked);
@@ -377,7 +416,10 @@ async fn error_descriptions_are_shown_sanitised() {
 
     // The token endpoint's reason at the code exchange: the code expired at the provider.
     let req = sdk.begin_link(&f.sb.fhir_base()).await.unwrap();
-    let redirect = Fixture::robot("ava").authorize(req.url.as_str()).await.unwrap();
+    let redirect = Fixture::robot("ava")
+        .authorize(req.url.as_str())
+        .await
+        .unwrap();
     f.sb.admin().advance_clock(600);
     let err = sdk.complete_link(&redirect).await.unwrap_err();
     assert!(
@@ -392,7 +434,10 @@ async fn error_descriptions_are_shown_sanitised() {
 #[tokio::test]
 async fn a_discovery_404_is_a_discovery_error() {
     let f = Fixture::new().await;
-    let sdk = f.sdk(config(RevocationPolicy::PurgeNow), Some(Fixture::robot("ava")));
+    let sdk = f.sdk(
+        config(RevocationPolicy::PurgeNow),
+        Some(Fixture::robot("ava")),
+    );
     let err = sdk
         .link(&format!("{}/no-such-fhir", f.sb.base_url()))
         .await
@@ -491,7 +536,16 @@ async fn authorization_requests_are_posted_where_the_server_takes_post() {
     let form = req.post.clone().expect("the sandbox offers authorize-post");
     assert_eq!(form.action.query(), None);
     assert!(form.action.as_str().ends_with("/oauth2/authorize"));
-    for k in ["response_type", "client_id", "redirect_uri", "scope", "state", "aud", "code_challenge", "code_challenge_method"] {
+    for k in [
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "scope",
+        "state",
+        "aud",
+        "code_challenge",
+        "code_challenge_method",
+    ] {
         assert!(form.fields.iter().any(|(n, _)| n == k), "{k}");
     }
     // Client reqs. 36, 211: a standalone launch sends no `launch`, and no `max_age`/`auth_time`.
@@ -500,9 +554,17 @@ async fn authorization_requests_are_posted_where_the_server_takes_post() {
     }
     let html = form.auto_submit_html();
     assert!(html.contains("method=\"post\"") && html.contains("data-autosubmit"));
-    assert!(!html.contains("<script"), "no script beyond the onload submit");
+    assert!(
+        !html.contains("<script"),
+        "no script beyond the onload submit"
+    );
     // GET is refused by this server; the POST goes through.
-    assert!(Fixture::robot("ava").authorize(req.url.as_str()).await.is_err());
+    assert!(
+        Fixture::robot("ava")
+            .authorize(req.url.as_str())
+            .await
+            .is_err()
+    );
     let redirect = Fixture::robot("ava")
         .authorize_form(form.action.as_str(), &form.fields)
         .await

@@ -64,7 +64,7 @@ fn conf(extra: &str) -> Vec<u8> {
     format!(r#"{{"authorization_endpoint":"/authorize","token_endpoint":"/token","code_challenge_methods_supported":["S256"]{extra}}}"#).into_bytes()
 }
 
-    // A discovery failure is its own error class (issue 15: it was reported as an authorization failure).
+// A discovery failure is its own error class (issue 15: it was reported as an authorization failure).
 #[tokio::test]
 async fn discovery_failures_are_typed() {
     let html = serve(|_| (200, "text/html", b"<html>Log in to MyChart</html>".to_vec())).await;

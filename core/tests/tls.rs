@@ -103,7 +103,8 @@ async fn serve(
                     ),
                     "/token" => (
                         "200 OK",
-                        r#"{"access_token":"opaque","token_type":"Bearer","expires_in":300}"#.to_owned(),
+                        r#"{"access_token":"opaque","token_type":"Bearer","expires_in":300}"#
+                            .to_owned(),
                     ),
                     _ => ("404 Not Found", "{}".to_owned()),
                 };
@@ -132,7 +133,11 @@ async fn discovery_and_token_requests_go_over_verified_tls() {
     let answer = token::request(
         &http,
         &info.token_endpoint,
-        &[("grant_type", "refresh_token"), ("refresh_token", "r"), ("client_id", "c")],
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "r"),
+            ("client_id", "c"),
+        ],
     )
     .await
     .unwrap();
@@ -161,7 +166,10 @@ async fn untrusted_or_misnamed_certificates_are_refused() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, discovery::DiscoveryError::Http(chartlink_core::http::HttpError::Network(_))),
+        matches!(
+            err,
+            discovery::DiscoveryError::Http(chartlink_core::http::HttpError::Network(_))
+        ),
         "{err:?}"
     );
     let trusting = Http::with_roots(&[ca.root_der()]).unwrap();
@@ -170,7 +178,10 @@ async fn untrusted_or_misnamed_certificates_are_refused() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, discovery::DiscoveryError::Http(chartlink_core::http::HttpError::Network(_))),
+        matches!(
+            err,
+            discovery::DiscoveryError::Http(chartlink_core::http::HttpError::Network(_))
+        ),
         "{err:?}"
     );
     // And the platform's roots do not include a local test CA either.

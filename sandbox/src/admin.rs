@@ -97,11 +97,7 @@ impl Admin {
 
     /// Switches server variations on or off ([`crate::Quirks`]; all off by default).
     pub fn set_quirks(&self, quirks: crate::Quirks) {
-        *self
-            .shared
-            .quirks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = quirks;
+        *self.shared.quirks.lock().unwrap_or_else(|e| e.into_inner()) = quirks;
     }
 
     /// Turns the Epic-style "Observation searches need a category" rule on or off.

@@ -207,7 +207,12 @@ pub async fn openid_configuration(State(s): State<Arc<Shared>>, uri: axum::http:
     let base = &s.base_url;
     let issuer = s.quirks().issuer(&s);
     // Served at `{issuer}/.well-known/openid-configuration` only (OpenID Connect Discovery §4).
-    if uri.path() != format!("{}/.well-known/openid-configuration", issuer.trim_start_matches(base.as_str())) {
+    if uri.path()
+        != format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_start_matches(base.as_str())
+        )
+    {
         return portal::not_found().await;
     }
     Json(json!({

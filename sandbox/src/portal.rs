@@ -369,7 +369,10 @@ fn consent_page(s: &Shared, tx: &str, error: Option<&str>) -> Response {
         esc(tx)
     );
     body.push_str("<h2>The app is asking for</h2><p class=\"muted\">Untick anything you do not want to share.</p>");
-    for (i, item) in scopes::consent_items_with(&pending.scopes, s.quirks().granular()).iter().enumerate() {
+    for (i, item) in scopes::consent_items_with(&pending.scopes, s.quirks().granular())
+        .iter()
+        .enumerate()
+    {
         let _ = write!(
             body,
             "<label><input type=\"checkbox\" name=\"scope\" id=\"scope-{i}\" value=\"{}\" checked> {}</label>",

@@ -57,8 +57,8 @@ impl PortalRobot {
         let page = text(resp).await?;
         // A page that posts the authorization request (SMART `authorize-post`): submit it, as a browser does.
         if page.contains("data-autosubmit") {
-            let (action, fields) = autosubmit_form(&page)
-                .ok_or_else(|| RobotError::UnexpectedPage(title(&page)))?;
+            let (action, fields) =
+                autosubmit_form(&page).ok_or_else(|| RobotError::UnexpectedPage(title(&page)))?;
             return self.post_with(&http, &action, &fields).await;
         }
         self.portal(&http, &origin, page).await
@@ -97,7 +97,12 @@ impl PortalRobot {
     }
 
     /// Logs in, picks the patient and answers the consent page.
-    async fn portal(&self, http: &Client, origin: &str, page: String) -> Result<String, RobotError> {
+    async fn portal(
+        &self,
+        http: &Client,
+        origin: &str,
+        page: String,
+    ) -> Result<String, RobotError> {
         let tx = input(&page, "tx").ok_or_else(|| RobotError::UnexpectedPage(title(&page)))?;
         let resp = http
             .post(format!("{origin}/portal/login"))
