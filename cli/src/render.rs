@@ -546,6 +546,89 @@ pub fn svg(t: &LabTrend) -> String {
     out
 }
 
+/// A data category as the user reads it.
+pub fn category_label(c: chartlink_core::DataCategory) -> &'static str {
+    use chartlink_core::DataCategory as D;
+    match c {
+        D::Demographics => "demographics",
+        D::LabResults => "lab results",
+        D::VitalSigns => "vital signs",
+        D::SocialHistory => "social history",
+        D::Allergies => "allergies",
+        D::Medications => "medications",
+        D::Immunizations => "immunizations",
+        D::Problems => "problems",
+        D::Procedures => "procedures",
+        D::Visits => "visits",
+        D::Documents => "documents",
+        D::Appointments => "appointments",
+        D::OtherObservations => "other observations",
+        D::CarePlans => "care plans",
+        D::Devices => "devices",
+        D::Orders => "orders",
+        D::Coverage => "insurance",
+        D::Questionnaires => "questionnaires",
+    }
+}
+
+/// What the provider granted, after `linked …`: the kinds of data it did not share, and whether access lasts.
+pub fn consent_lines(account: &chartlink_core::LinkedAccount) -> String {
+    use chartlink_core::Consent;
+    let mut out = String::new();
+    let list = |want: Consent| -> Vec<&'static str> {
+        account
+            .consent
+            .iter()
+            .filter(|c| c.consent == want)
+            .map(|c| category_label(c.category))
+            .collect()
+    };
+    let (none, part) = (list(Consent::NotGranted), list(Consent::Partial));
+    if none.is_empty() && part.is_empty() {
+        out.push_str("shared: everything asked for\n");
+    }
+    if !none.is_empty() {
+        out.push_str(&format!(
+            "not shared by the provider (will not sync): {}\n",
+            none.join(", ")
+        ));
+    }
+    if !part.is_empty() {
+        out.push_str(&format!("shared only in part: {}\n", part.join(", ")));
+    }
+    if !account.can_renew {
+        out.push_str(
+            "access will not last: the provider issued no refresh token, so you will have to link again when \
+             this session ends\n",
+        );
+    }
+    out
+}
+
+/// What `unlink` did at the provider (RFC 7009).
+pub fn unlink_line(r: chartlink_core::Revocation) -> &'static str {
+    use chartlink_core::Revocation as R;
+    match r {
+        R::Revoked => "unlinked: the provider revoked this app's access; local data removed",
+        R::AccessTokenLapses => {
+            "unlinked: the provider revokes only refresh tokens and this link had none; its access lapses when \
+             the current session ends; local data removed"
+        }
+        R::NoEndpoint => {
+            "unlinked here: the provider offers no way to revoke access from an app; remove ChartLink in the \
+             provider's portal; local data removed"
+        }
+        R::Unreachable => {
+            "unlinked here: the provider could not be reached to revoke access; remove ChartLink in the \
+             provider's portal; local data removed"
+        }
+        R::Refused => {
+            "unlinked here: the provider refused to revoke access; remove ChartLink in the provider's portal; \
+             local data removed"
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -681,88 +764,5 @@ mod tests {
             "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &apos;y&apos; (mg/dL&lt;/text&gt;&lt;a href=&quot;javascript:1&quot;&gt;)"
         ), "{image}");
         assert_eq!(xml_text("a\u{0}b\u{1B}[2Jc\u{FFFE}"), "abc");
-    }
-}
-
-/// A data category as the user reads it.
-pub fn category_label(c: chartlink_core::DataCategory) -> &'static str {
-    use chartlink_core::DataCategory as D;
-    match c {
-        D::Demographics => "demographics",
-        D::LabResults => "lab results",
-        D::VitalSigns => "vital signs",
-        D::SocialHistory => "social history",
-        D::Allergies => "allergies",
-        D::Medications => "medications",
-        D::Immunizations => "immunizations",
-        D::Problems => "problems",
-        D::Procedures => "procedures",
-        D::Visits => "visits",
-        D::Documents => "documents",
-        D::Appointments => "appointments",
-        D::OtherObservations => "other observations",
-        D::CarePlans => "care plans",
-        D::Devices => "devices",
-        D::Orders => "orders",
-        D::Coverage => "insurance",
-        D::Questionnaires => "questionnaires",
-    }
-}
-
-/// What the provider granted, after `linked …`: the kinds of data it did not share, and whether access lasts.
-pub fn consent_lines(account: &chartlink_core::LinkedAccount) -> String {
-    use chartlink_core::Consent;
-    let mut out = String::new();
-    let list = |want: Consent| -> Vec<&'static str> {
-        account
-            .consent
-            .iter()
-            .filter(|c| c.consent == want)
-            .map(|c| category_label(c.category))
-            .collect()
-    };
-    let (none, part) = (list(Consent::NotGranted), list(Consent::Partial));
-    if none.is_empty() && part.is_empty() {
-        out.push_str("shared: everything asked for\n");
-    }
-    if !none.is_empty() {
-        out.push_str(&format!(
-            "not shared by the provider (will not sync): {}\n",
-            none.join(", ")
-        ));
-    }
-    if !part.is_empty() {
-        out.push_str(&format!("shared only in part: {}\n", part.join(", ")));
-    }
-    if !account.can_renew {
-        out.push_str(
-            "access will not last: the provider issued no refresh token, so you will have to link again when \
-             this session ends\n",
-        );
-    }
-    out
-}
-
-/// What `unlink` did at the provider (RFC 7009).
-pub fn unlink_line(r: chartlink_core::Revocation) -> &'static str {
-    use chartlink_core::Revocation as R;
-    match r {
-        R::Revoked => "unlinked: the provider revoked this app's access; local data removed",
-        R::AccessTokenLapses => {
-            "unlinked: the provider revokes only refresh tokens and this link had none; its access lapses when \
-             the current session ends; local data removed"
-        }
-        R::NoEndpoint => {
-            "unlinked here: the provider offers no way to revoke access from an app; remove ChartLink in the \
-             provider's portal; local data removed"
-        }
-        R::Unreachable => {
-            "unlinked here: the provider could not be reached to revoke access; remove ChartLink in the \
-             provider's portal; local data removed"
-        }
-        R::Refused => {
-            "unlinked here: the provider refused to revoke access; remove ChartLink in the provider's portal; \
-             local data removed"
-        }
     }
 }

@@ -297,14 +297,12 @@ fn from_configuration(base: Url, c: SmartConfiguration) -> Result<ServerInfo, Di
             .as_ref()
             .is_some_and(|l| l.iter().any(|s| pred(s)))
     };
-    let scope_syntax = if caps("permission-v2") {
-        ScopeSyntax::V2
-    } else if !caps("permission-v1")
+    let v2_by_scopes = !caps("permission-v1")
         && lists(|s| {
             s.starts_with("patient/") && s.split('?').next().is_some_and(|p| p.ends_with(".rs"))
         })
-        && !lists(|s| s.starts_with("patient/") && s.ends_with(".read"))
-    {
+        && !lists(|s| s.starts_with("patient/") && s.ends_with(".read"));
+    let scope_syntax = if caps("permission-v2") || v2_by_scopes {
         ScopeSyntax::V2
     } else {
         ScopeSyntax::V1
