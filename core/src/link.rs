@@ -519,9 +519,11 @@ impl Linker {
         {
             return Err(refuse("the OpenID configuration names another issuer"));
         }
-        if server.issuer.is_none()
-            && doc["token_endpoint"].as_str() != Some(server.token_endpoint.as_str())
-        {
+        let names_our_token_endpoint = doc["token_endpoint"]
+            .as_str()
+            .and_then(|t| Url::parse(t).ok())
+            .is_some_and(|t| t == server.token_endpoint);
+        if server.issuer.is_none() && !names_our_token_endpoint {
             return Err(refuse(
                 "the id_token's issuer is not the server whose token endpoint answered",
             ));
