@@ -470,10 +470,28 @@ mod tests {
         let v1 = ScopeStyle::for_server(&server(&["permission-v1"], None));
         assert_eq!((v1.syntax, v1.granular), (ScopeSyntax::V1, false));
         let only = request_scope_styled(&[DataCategory::Allergies], unlisted);
+        let searched: Vec<&str> = only.split(' ').filter(|s| s.ends_with(".rs")).collect();
         assert_eq!(
-            only, "launch/patient openid fhirUser offline_access patient/AllergyIntolerance.rs",
-            "only what is wanted (client req. 46)"
+            searched,
+            ["patient/AllergyIntolerance.rs"],
+            "only what is wanted is searched (client req. 46): {only}"
         );
+        assert!(
+            only.starts_with(
+                "launch/patient openid fhirUser offline_access patient/AllergyIntolerance.rs"
+            ),
+            "{only}"
+        );
+        for s in only.split(' ').skip(5) {
+            let ty = s
+                .strip_prefix("patient/")
+                .and_then(|t| t.strip_suffix(".r"))
+                .unwrap_or_default();
+            assert!(
+                crate::views::REFERENCED_TYPES.contains(&ty),
+                "only reads of referenced types besides: {s}"
+            );
+        }
     }
 
     /// Issue 15: the grant compared with the request, per category.
