@@ -7,16 +7,15 @@
 //! `prompt=consent`, SMART scopes unknown except whole-type v2 resource scopes, no revocation endpoint) and `smart`
 //! (SMART scopes, refresh tokens, RFC 7009 revocation, 30-second tokens for client `chartlink-short`).
 //!
-//! Tests marked `#[ignore = "needs interop branch: …"]` assert what issue 15 asks for and fail on a client without
-//! that part of the work; run them with `cargo test -p chartlink-tests --test oidc_provider -- --ignored`.
+//! Five tests (prompt=consent, dropped granular scopes, 30-second tokens, RFC 7009 with JWT access tokens, no
+//! `issuer`) fail on the client before issue 15's work: each failed for exactly the reason the issue gives.
 //!
 //! The tests read the refresh token from the host's secure store (the host owns it) to replay it at the provider
 //! themselves; no assertion prints a token. oidc-provider's own output (its start-up warnings) goes to
 //! `target/test-artifacts/oidc-provider-*.log`.
 //!
 //! Cost: `npm ci` of tests/oidc (oidc-provider and fhirclient, about 30 MB) once per machine; the suite takes about
-//! 30 s with the five tests that need the interop branch ignored and about 50 s with all ten, mostly Chromium and
-//! the sandbox's demo data starting in each test (two shared cores).
+//! 25 s for all ten on two cores, mostly Chromium and the sandbox's demo data starting in each test.
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
@@ -476,7 +475,6 @@ async fn without_a_refresh_token_the_account_asks_to_relink_and_keeps_the_record
 /// (b) Plain OpenID Connect drops `offline_access` unless the request carries `prompt=consent` (OIDC Core §11):
 /// ChartLink asks with it, so the plain provider issues a refresh token and the account renews itself.
 #[tokio::test]
-#[ignore = "needs interop branch: prompt=consent when offline_access is asked of an OpenID Connect server"]
 async fn plain_oidc_issues_a_refresh_token_because_chartlink_asks_with_prompt_consent() {
     let rig = rig("plain", "chartlink", |_| {}).await;
     let account = rig.link(PATIENT).await.unwrap();
@@ -497,7 +495,6 @@ async fn plain_oidc_issues_a_refresh_token_because_chartlink_asks_with_prompt_co
 /// grant. Its scopes_supported lists `patient/Observation.rs`, which covers labs and vital signs: ChartLink asks
 /// for (or falls back to) that, and the labs arrive instead of silently being none.
 #[tokio::test]
-#[ignore = "needs interop branch: scope negotiation (scopes_supported, fallback to patient/Observation.rs)"]
 async fn granular_scopes_the_server_drops_fall_back_to_whole_observations() {
     let rig = rig("plain", "chartlink", |_| {}).await;
     let account = rig.link(PATIENT).await.unwrap();
@@ -515,7 +512,6 @@ async fn granular_scopes_the_server_drops_fall_back_to_whole_observations() {
 /// (d) 30-second access tokens: a sync makes no refresh storm (at most one refresh while the token is fresh), and
 /// once the token has expired the next sync renews it exactly once for all its concurrent requests.
 #[tokio::test]
-#[ignore = "needs interop branch: refresh margin proportional to the token's lifetime"]
 async fn thirty_second_tokens_cause_no_refresh_storm() {
     let rig = rig("smart", "chartlink-short", |_| {}).await;
     let account = rig.link(PATIENT).await.unwrap();
@@ -593,7 +589,6 @@ async fn refresh_tokens_rotate_and_unlink_revokes_the_grant() {
 /// normal RFC 7009 §2.2.1 answer) after revoking the refresh token, which ended the grant: the unlink reports the
 /// revocation as done.
 #[tokio::test]
-#[ignore = "needs interop branch: RFC 7009 answers parsed (unsupported_token_type)"]
 async fn unlink_reports_the_revocation_although_jwt_access_tokens_are_unsupported() {
     let rig = rig("smart", "chartlink", |_| {}).await;
     let account = rig.link(PATIENT).await.unwrap();
@@ -614,7 +609,6 @@ async fn unlink_reports_the_revocation_although_jwt_access_tokens_are_unsupporte
 /// provider's redirect carries its own `iss` (RFC 9207) and its id_token is signed with keys its OpenID discovery
 /// names. ChartLink links without a false "iss mismatch" and syncs.
 #[tokio::test]
-#[ignore = "needs interop branch: iss handling without an issuer in the SMART configuration"]
 async fn a_smart_configuration_without_issuer_still_links() {
     let rig = rig("smart", "chartlink", |auth| auth.advertise_issuer = false).await;
     let account = rig.link(PATIENT).await.unwrap();
