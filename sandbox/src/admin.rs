@@ -3,7 +3,6 @@
 //! delete resources, load data, register apps, and read the ground truth and counters. The admin API has no
 //! authentication: the sandbox listens on loopback and is a development tool.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -226,64 +225,6 @@ impl Admin {
             ..self.shared.stats().clone()
         }
     }
-}
-
-/// The start-up text: URLs, users and passwords, apps.
-pub fn banner(s: &Shared) -> String {
-    let mut out = String::new();
-    let base = &s.base_url;
-    let _ = writeln!(out, "ChartLink sandbox EHR listening on {base}");
-    let _ = writeln!(out, "  FHIR base (aud, iss):  {}", s.fhir_base());
-    let _ = writeln!(
-        out,
-        "  SMART configuration:   {}/.well-known/smart-configuration",
-        s.fhir_base()
-    );
-    let _ = writeln!(out, "  Linked apps page:      {base}/portal/apps");
-    let _ = writeln!(out, "  Admin API:             {base}/admin/state");
-    let store = s.store();
-    let people = store.people().unwrap_or_default();
-    let _ = writeln!(out, "\nPortal users (username / password):");
-    for p in people.iter().filter(|p| p.username.is_some()) {
-        let user = p.username.clone().unwrap_or_default();
-        let password = store.password(&user).ok().flatten().unwrap_or_default();
-        let proxies = store.proxies_of(&p.patient_id).unwrap_or_default();
-        let mut line = format!(
-            "  {user:<10} / {password:<14} {} (born {})",
-            p.display_name, p.birth_date
-        );
-        for pr in proxies.iter().filter(|x| x.ended_at.is_none()) {
-            if let Ok(Some(other)) = store.person(&pr.patient_id) {
-                let _ = write!(line, "; {} for {}", pr.kind, other.display_name);
-            }
-        }
-        let _ = writeln!(out, "{line}");
-    }
-    let _ = writeln!(out, "\nRegistered apps:");
-    for json in store.apps().unwrap_or_default() {
-        if let Ok(app) = serde_json::from_str::<App>(&json)
-            && app.bound_grant.is_none()
-        {
-            let kind = match app.auth {
-                crate::ClientAuth::Public => "public, PKCE",
-                crate::ClientAuth::ConfidentialSymmetric { .. } => "confidential (client secret)",
-                crate::ClientAuth::ConfidentialAsymmetric { .. } => {
-                    "confidential (private_key_jwt)"
-                }
-            };
-            let _ = writeln!(
-                out,
-                "  {:<16} {} [{kind}] redirect: {}",
-                app.client_id,
-                app.name,
-                app.redirect_uris.join(", ")
-            );
-        }
-    }
-    let counts = store.type_counts().unwrap_or_default();
-    let total: i64 = counts.iter().map(|(_, n)| n).sum();
-    let _ = writeln!(out, "\n{total} resources across {} types.", counts.len());
-    out
 }
 
 pub(crate) fn router() -> Router<Arc<Shared>> {
@@ -528,7 +469,7 @@ async fn truth(
     Path(patient): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let all = crate::oauth::Params::parse(q.unwrap_or_default().as_bytes()).get("confidential")
+    let all = crate::wire::Params::parse(q.unwrap_or_default().as_bytes()).get("confidential")
         != Some("false");
     match admin(&s).truth(&patient, all) {
         Ok(rows) => Json(

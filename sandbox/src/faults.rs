@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::Shared;
-use crate::fhir::outcome;
+use crate::wire::outcome;
 
 /// Random faults, each a share of matching requests (0.0 to 1.0).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -17,12 +17,13 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
 use serde_json::{Value, json};
 
 use crate::access::{self, AccessLevel};
-use crate::oauth::{Params, bearer_grant};
+use crate::oauth::bearer_grant;
 use crate::scopes::{Interaction, Scopes};
 use crate::store::{GrantRow, Prefix, SearchQuery, StoredResource};
+use crate::wire::Params;
 use crate::{Shared, category_rule, clock, index};
 
-const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
+use crate::wire::{FHIR_JSON, outcome};
 
 /// Search parameters the server understands (others are ignored, as FHIR's lenient handling allows).
 const SEARCH_PARAMS: [(&str, &str); 8] = [
@@ -35,24 +36,6 @@ const SEARCH_PARAMS: [(&str, &str); 8] = [
     ("code", "token"),
     ("date", "date"),
 ];
-
-/// An OperationOutcome response.
-pub fn outcome(status: StatusCode, code: &str, diagnostics: &str) -> Response {
-    let body = json!({
-        "resourceType": "OperationOutcome",
-        "issue": [{"severity": "error", "code": code, "diagnostics": diagnostics}],
-    });
-    let mut r = (status, body.to_string()).into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
-    if status == StatusCode::UNAUTHORIZED {
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer error=\"invalid_token\""),
-        );
-    }
-    r
-}
 
 fn fhir_json(body: String) -> Response {
     let mut r = (StatusCode::OK, body).into_response();
@@ -471,7 +454,7 @@ fn run_search(s: &Shared, ty: &str, headers: &HeaderMap, query: String) -> Respo
     let _ = write!(
         body,
         "{{\"resourceType\":\"Bundle\",\"id\":\"{}\"{meta},\"type\":\"searchset\"",
-        crate::oauth::random_token().get(..16).unwrap_or_default(),
+        crate::wire::random_token().get(..16).unwrap_or_default(),
     );
     if let Some(t) = total {
         let _ = write!(body, ",\"total\":{t}");

@@ -32,6 +32,7 @@ pub mod clock;
 pub mod external;
 pub mod faults;
 pub mod fhir;
+pub mod flows;
 pub mod generator;
 pub mod index;
 pub mod jose;
@@ -42,6 +43,7 @@ pub mod quirks;
 pub mod robot;
 pub mod scopes;
 pub mod store;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -152,7 +154,7 @@ pub struct Shared {
     store: Mutex<store::Store>,
     pub clock: clock::Clock,
     pub key: jose::SigningKey,
-    pub flows: Mutex<oauth::Flows>,
+    pub flows: Mutex<crate::flows::Flows>,
     pub faults: faults::Faults,
     stats: Mutex<Stats>,
     /// When each FHIR request started and ended (the most recent [`faults::REQUEST_LOG_CAP`]).
@@ -189,7 +191,7 @@ impl Shared {
     }
 
     /// The pending authorizations, sessions, codes and used assertion ids.
-    pub fn flows(&self) -> MutexGuard<'_, oauth::Flows> {
+    pub fn flows(&self) -> MutexGuard<'_, crate::flows::Flows> {
         lock(&self.flows)
     }
 
@@ -267,7 +269,7 @@ impl Sandbox {
             store: Mutex::new(db),
             clock,
             key,
-            flows: Mutex::new(oauth::Flows::default()),
+            flows: Mutex::new(crate::flows::Flows::default()),
             stats: Mutex::new(Stats::default()),
             request_log: Mutex::new(Vec::new()),
             external,
@@ -323,7 +325,7 @@ impl Sandbox {
 
     /// A human-readable description: URLs, demo users and passwords, registered apps.
     pub fn banner(&self) -> String {
-        admin::banner(&self.shared)
+        banner(&self.shared)
     }
 }
 
@@ -412,4 +414,63 @@ async fn server_date(
 /// Whether the Epic-style category rule is on (an admin switch can turn it off while running).
 pub fn category_rule(shared: &Shared) -> bool {
     shared.category_rule.load(Ordering::SeqCst)
+}
+
+/// The start-up text: URLs, users and passwords, apps.
+pub fn banner(s: &Shared) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let base = &s.base_url;
+    let _ = writeln!(out, "ChartLink sandbox EHR listening on {base}");
+    let _ = writeln!(out, "  FHIR base (aud, iss):  {}", s.fhir_base());
+    let _ = writeln!(
+        out,
+        "  SMART configuration:   {}/.well-known/smart-configuration",
+        s.fhir_base()
+    );
+    let _ = writeln!(out, "  Linked apps page:      {base}/portal/apps");
+    let _ = writeln!(out, "  Admin API:             {base}/admin/state");
+    let store = s.store();
+    let people = store.people().unwrap_or_default();
+    let _ = writeln!(out, "\nPortal users (username / password):");
+    for p in people.iter().filter(|p| p.username.is_some()) {
+        let user = p.username.clone().unwrap_or_default();
+        let password = store.password(&user).ok().flatten().unwrap_or_default();
+        let proxies = store.proxies_of(&p.patient_id).unwrap_or_default();
+        let mut line = format!(
+            "  {user:<10} / {password:<14} {} (born {})",
+            p.display_name, p.birth_date
+        );
+        for pr in proxies.iter().filter(|x| x.ended_at.is_none()) {
+            if let Ok(Some(other)) = store.person(&pr.patient_id) {
+                let _ = write!(line, "; {} for {}", pr.kind, other.display_name);
+            }
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = writeln!(out, "\nRegistered apps:");
+    for json in store.apps().unwrap_or_default() {
+        if let Ok(app) = serde_json::from_str::<App>(&json)
+            && app.bound_grant.is_none()
+        {
+            let kind = match app.auth {
+                crate::ClientAuth::Public => "public, PKCE",
+                crate::ClientAuth::ConfidentialSymmetric { .. } => "confidential (client secret)",
+                crate::ClientAuth::ConfidentialAsymmetric { .. } => {
+                    "confidential (private_key_jwt)"
+                }
+            };
+            let _ = writeln!(
+                out,
+                "  {:<16} {} [{kind}] redirect: {}",
+                app.client_id,
+                app.name,
+                app.redirect_uris.join(", ")
+            );
+        }
+    }
+    let counts = store.type_counts().unwrap_or_default();
+    let total: i64 = counts.iter().map(|(_, n)| n).sum();
+    let _ = writeln!(out, "\n{total} resources across {} types.", counts.len());
+    out
 }

@@ -6,110 +6,30 @@
 //! `state` and `iss`. Token endpoint errors are RFC 6749 JSON. Tokens are random, opaque (not JWTs) and stored only
 //! as SHA-256 hashes.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
-use rand::RngCore;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::access::{self, Relation};
 use crate::apps::{App, ClientAuth};
+use crate::flows::{Pending, error_redirect};
 use crate::scopes::Scopes;
 use crate::store::{GrantRow, TokenRow};
+use crate::wire::{Params, random_token, secrets_equal, token_hash};
 use crate::{Shared, portal};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-/// Authorization codes live this long (sandbox clock).
-const CODE_LIFETIME: i64 = 300;
-/// A pending authorization (the patient is on the portal's pages) lives this long.
-const PENDING_LIFETIME: i64 = 1800;
 /// Client assertions may not be valid for longer than this (SMART: exp no more than 5 minutes ahead).
 const MAX_ASSERTION_LIFETIME: i64 = 300;
-
-/// A random URL-safe token of 256 bits.
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    B64.encode(bytes)
-}
-
-/// SHA-256 of a token, base64url: what the database keeps.
-pub fn token_hash(token: &str) -> String {
-    B64.encode(Sha256::digest(token.as_bytes()))
-}
-
-/// A pending authorization: the app's request, and what the patient has done on the portal's pages so far.
-#[derive(Debug, Clone)]
-pub struct Pending {
-    pub app: App,
-    pub redirect_uri: String,
-    pub state: String,
-    pub scopes: Scopes,
-    pub code_challenge: Option<String>,
-    pub nonce: Option<String>,
-    pub username: Option<String>,
-    pub patient_id: Option<String>,
-    pub created_at: i64,
-    /// The request carried `prompt=consent` (OpenID Connect Core §11; see [`crate::Quirks`]).
-    pub prompt_consent: bool,
-}
-
-/// A portal login (cookie `cl_portal`).
-#[derive(Debug, Clone)]
-pub struct Session {
-    pub username: String,
-    pub csrf: String,
-    pub last_seen: i64,
-}
-
-/// An issued authorization code.
-#[derive(Debug, Clone)]
-pub struct Code {
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub code_challenge: Option<String>,
-    pub nonce: Option<String>,
-    pub username: String,
-    pub patient_id: String,
-    pub scope: String,
-    pub expires_at: i64,
-    /// The authorization request carried `prompt=consent`.
-    pub prompt_consent: bool,
-    /// Set once exchanged; a second exchange revokes this grant (RFC 6749 §4.1.2).
-    pub grant_id: Option<String>,
-}
-
-/// In-memory state of flows in progress.
-#[derive(Debug, Default)]
-pub struct Flows {
-    pub pending: HashMap<String, Pending>,
-    pub sessions: HashMap<String, Session>,
-    /// By code hash.
-    pub codes: HashMap<String, Code>,
-    /// `jti` of client assertions seen, with their expiry, to refuse replays.
-    pub jtis: HashMap<String, i64>,
-}
-
-impl Flows {
-    /// Forgets what has expired.
-    pub fn sweep(&mut self, now: i64) {
-        self.pending
-            .retain(|_, p| now - p.created_at < PENDING_LIFETIME);
-        self.sessions
-            .retain(|_, s| now - s.last_seen < portal::SESSION_IDLE_LIMIT);
-        self.codes.retain(|_, c| now < c.expires_at + CODE_LIFETIME);
-        self.jtis.retain(|_, exp| now <= *exp);
-    }
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Discovery
@@ -239,34 +159,6 @@ pub async fn jwks(State(s): State<Arc<Shared>>) -> Response {
 // ---------------------------------------------------------------------------------------------------------------
 // Authorize
 
-/// Form or query parameters, with repeated parameters refused (RFC 6749 §3.1: parameters MUST NOT repeat).
-#[derive(Debug, Default)]
-pub struct Params {
-    map: HashMap<String, String>,
-    pub repeated: Option<String>,
-}
-
-impl Params {
-    /// Parses `application/x-www-form-urlencoded` bytes.
-    pub fn parse(bytes: &[u8]) -> Self {
-        let mut out = Self::default();
-        for (k, v) in url::form_urlencoded::parse(bytes) {
-            if out.map.insert(k.to_string(), v.into_owned()).is_some() && out.repeated.is_none() {
-                out.repeated = Some(k.into_owned());
-            }
-        }
-        out
-    }
-
-    /// A parameter, `None` when absent or empty.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.map
-            .get(key)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
-    }
-}
-
 /// `GET /oauth2/authorize`.
 pub async fn authorize_get(
     State(s): State<Arc<Shared>>,
@@ -274,7 +166,7 @@ pub async fn authorize_get(
     RawQuery(q): RawQuery,
 ) -> Response {
     if s.quirks().authorize_post_only {
-        return portal::error_page(
+        return crate::wire::error_page(
             StatusCode::METHOD_NOT_ALLOWED,
             "Use POST",
             "This portal takes authorization requests by POST only.",
@@ -300,28 +192,28 @@ fn authorize(s: &Shared, headers: &HeaderMap, p: Params) -> Response {
     s.stats().authorize_requests += 1;
     let now = s.clock.now();
     let Some(client_id) = p.get("client_id") else {
-        return portal::error_page(
+        return crate::wire::error_page(
             StatusCode::BAD_REQUEST,
             "Missing app",
             "The request does not say which app is asking (client_id).",
         );
     };
     let Some(app) = load_app(s, client_id) else {
-        return portal::error_page(
+        return crate::wire::error_page(
             StatusCode::BAD_REQUEST,
             "Unknown app",
             "This app is not registered with the portal.",
         );
     };
     if app.bound_grant.is_some() {
-        return portal::error_page(
+        return crate::wire::error_page(
             StatusCode::BAD_REQUEST,
             "Unknown app",
             "Device clients cannot start a login.",
         );
     }
     let Some(redirect_uri) = p.get("redirect_uri").filter(|r| app.allows_redirect(r)) else {
-        return portal::error_page(
+        return crate::wire::error_page(
             StatusCode::BAD_REQUEST,
             "Invalid redirect",
             "The app's redirect address is missing or is not one the app registered, so the portal will not send you back to it.",
@@ -414,65 +306,6 @@ fn authorize(s: &Shared, headers: &HeaderMap, p: Params) -> Response {
         Some(username) => portal::after_login(s, &tx, &username),
         None => portal::login_form(&tx, None, None),
     }
-}
-
-/// The redirect to the app with an error (after the redirect URI is trusted).
-pub fn error_redirect(
-    s: &Shared,
-    redirect_uri: &str,
-    state: Option<&str>,
-    error: &str,
-    description: &str,
-) -> Response {
-    let mut params = vec![("error", error), ("error_description", description)];
-    if let Some(st) = state {
-        params.push(("state", st));
-    }
-    let iss = s.quirks().issuer(s);
-    params.push(("iss", &iss));
-    redirect_with(redirect_uri, &params)
-}
-
-/// A 303 to `uri` with `params` added to its query.
-pub fn redirect_with(uri: &str, params: &[(&str, &str)]) -> Response {
-    let mut target = uri.to_owned();
-    let query: String = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params)
-        .finish();
-    target.push(if uri.contains('?') { '&' } else { '?' });
-    target.push_str(&query);
-    Redirect::to(&target).into_response()
-}
-
-/// Called by the consent page on "Allow Access": issues the code and redirects to the app.
-pub fn issue_code(s: &Shared, pending: Pending, granted_scope: String) -> Response {
-    let (Some(username), Some(patient_id)) = (pending.username.clone(), pending.patient_id.clone())
-    else {
-        return portal::error_page(
-            StatusCode::BAD_REQUEST,
-            "Incomplete request",
-            "Please start again from the app.",
-        );
-    };
-    let code = random_token();
-    let record = Code {
-        client_id: pending.app.client_id.clone(),
-        redirect_uri: pending.redirect_uri.clone(),
-        code_challenge: pending.code_challenge.clone(),
-        nonce: pending.nonce.clone(),
-        username,
-        patient_id,
-        scope: granted_scope,
-        expires_at: s.clock.now() + CODE_LIFETIME,
-        prompt_consent: pending.prompt_consent,
-        grant_id: None,
-    };
-    s.flows().codes.insert(token_hash(&code), record);
-    let iss = s.quirks().issuer(s);
-    redirect_with(
-        &pending.redirect_uri,
-        &[("code", &code), ("state", &pending.state), ("iss", &iss)],
-    )
 }
 
 fn load_app(s: &Shared, client_id: &str) -> Option<App> {
@@ -623,11 +456,6 @@ fn authenticate_client(s: &Shared, headers: &HeaderMap, p: &Params) -> Result<Ap
             "client authentication failed",
         )),
     }
-}
-
-/// Compares two secrets through their SHA-256 digests, so the time taken says nothing about the secret.
-pub fn secrets_equal(a: &str, b: &str) -> bool {
-    Sha256::digest(a.as_bytes()) == Sha256::digest(b.as_bytes())
 }
 
 fn decode_form(s: &str) -> String {

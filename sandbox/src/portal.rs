@@ -9,67 +9,15 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::access::{self, AccessLevel, Relation};
-use crate::oauth::{self, Params, Pending, Session};
+use crate::flows::{Pending, SESSION_IDLE_LIMIT, Session};
 use crate::scopes::{self, Scopes};
+use crate::wire::{Params, error_page, esc, page};
 use crate::{Shared, clock};
 
-/// Portal web sessions end after 20 minutes without activity, as the portal's web site does.
-pub const SESSION_IDLE_LIMIT: i64 = 20 * 60;
 const COOKIE: &str = "cl_portal";
-
-/// Escapes text for HTML element content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-const STYLE: &str = "
-body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;background:#f3f6f9;color:#1d2b36;margin:0}
-header{background:#0b5394;color:#fff;padding:14px 24px;font-size:20px;font-weight:600}
-main{max-width:640px;margin:24px auto;background:#fff;border-radius:10px;padding:24px 28px;box-shadow:0 1px 4px #0002}
-h1{font-size:22px;margin-top:0} h2{font-size:17px;margin-bottom:6px}
-label{display:block;margin:8px 0} input[type=text],input[type=password]{width:100%;padding:9px;font-size:16px;box-sizing:border-box}
-button{font-size:16px;padding:10px 22px;border-radius:6px;border:1px solid #0b5394;margin:12px 8px 0 0;cursor:pointer}
-button.primary{background:#0b5394;color:#fff} button.secondary{background:#fff;color:#0b5394}
-.error{background:#fde8e8;border:1px solid #e0a0a0;color:#8a1c1c;padding:10px;border-radius:6px}
-.warning{background:#fff4e0;border:1px solid #e5b766;padding:12px;border-radius:6px}
-.note{background:#eef5fc;border:1px solid #a9c8e8;padding:10px;border-radius:6px}
-dl{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:6px 14px} dt{font-weight:600} dd{margin:0;overflow-wrap:anywhere}
-table{border-collapse:collapse;width:100%} td,th{border-bottom:1px solid #dde;padding:8px;text-align:left;vertical-align:top}
-.muted{color:#5b6b78;font-size:14px}
-";
-
-fn page(title: &str, body: &str) -> Html<String> {
-    Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-         <title>{} - ChartLink Sandbox Portal</title><style>{STYLE}</style></head>\
-         <body><header>ChartLink Sandbox Portal</header><main>{body}</main></body></html>",
-        esc(title)
-    ))
-}
-
-/// An error page (shown when the portal cannot trust the app's redirect, or a form is not what it should be).
-pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
-    let body = format!(
-        "<h1>{}</h1><p class=\"error\" id=\"error\">{}</p>",
-        esc(title),
-        esc(message)
-    );
-    (status, page(title, &body)).into_response()
-}
 
 /// Any unknown path.
 pub async fn not_found() -> Response {
@@ -82,7 +30,7 @@ pub async fn not_found() -> Response {
 
 /// `GET /`: what this sandbox is, its endpoints, users and apps.
 pub async fn home(State(s): State<Arc<Shared>>) -> Response {
-    let banner = crate::admin::banner(&s);
+    let banner = crate::banner(&s);
     let body = format!(
         "<h1>ChartLink Sandbox</h1><p>A local SMART-on-FHIR EHR for developing patient apps.</p>\
          <p><a href=\"/portal/apps\">Manage my linked apps and devices</a> &middot; \
@@ -94,7 +42,11 @@ pub async fn home(State(s): State<Arc<Shared>>) -> Response {
 }
 
 /// The user of a live portal session in this browser, if any (and refreshes its idle timer).
-pub fn session_user(flows: &mut oauth::Flows, headers: &HeaderMap, now: i64) -> Option<String> {
+pub fn session_user(
+    flows: &mut crate::flows::Flows,
+    headers: &HeaderMap,
+    now: i64,
+) -> Option<String> {
     let sid = cookie(headers)?;
     let session = flows.sessions.get_mut(&sid)?;
     if now - session.last_seen >= SESSION_IDLE_LIMIT {
@@ -175,8 +127,8 @@ pub async fn login(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
             next.as_deref(),
         );
     };
-    let sid = oauth::random_token();
-    let csrf = oauth::random_token();
+    let sid = crate::wire::random_token();
+    let csrf = crate::wire::random_token();
     s.flows().sessions.insert(
         sid.clone(),
         Session {
@@ -453,7 +405,7 @@ pub async fn consent(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     match decision.as_deref() {
         Some("deny") => {
             s.flows().pending.remove(&tx);
-            oauth::error_redirect(
+            crate::flows::error_redirect(
                 &s,
                 &pending.redirect_uri,
                 Some(&pending.state),
@@ -485,7 +437,7 @@ pub async fn consent(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Byt
                 .collect::<Vec<_>>()
                 .join(" ");
             s.flows().pending.remove(&tx);
-            oauth::issue_code(&s, pending, granted)
+            crate::flows::issue_code(&s, pending, granted)
         }
         _ => error_page(
             StatusCode::BAD_REQUEST,

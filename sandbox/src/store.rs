@@ -377,7 +377,7 @@ impl Store {
             )
             .optional()?;
         Ok(row.and_then(|(p, pw)| {
-            let ok = pw.is_some_and(|pw| crate::oauth::secrets_equal(&pw, password));
+            let ok = pw.is_some_and(|pw| crate::wire::secrets_equal(&pw, password));
             ok.then_some(p)
         }))
     }
