@@ -68,7 +68,7 @@ impl From<chartlink_core::Error> for ChartLinkError {
         use chartlink_core::Error as E;
         match e {
             E::Network(m) => ChartLinkError::Network(m),
-            E::Authorization(m) => ChartLinkError::Authorization(m),
+            E::Authorization(f) => ChartLinkError::Authorization(f.message),
             E::Discovery(m) => ChartLinkError::Discovery(m),
             E::AccessRevoked => ChartLinkError::AccessRevoked,
             E::RelinkNeeded => ChartLinkError::RelinkNeeded,
@@ -135,7 +135,7 @@ mod tests {
                 ChartLinkError::Network("down".into()),
             ),
             (
-                E::Authorization("denied".into()),
+                E::authorization(chartlink_core::AuthorizationReason::Denied, "denied".into()),
                 ChartLinkError::Authorization("denied".into()),
             ),
             (E::AccessRevoked, ChartLinkError::AccessRevoked),

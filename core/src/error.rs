@@ -21,7 +21,7 @@ pub enum Error {
     /// The link could not be made or used (the user denied, the flow expired or was replayed, the server answered
     /// something invalid). The user may try linking again.
     #[error("authorization failed: {0}")]
-    Authorization(String),
+    Authorization(AuthorizationFailure),
     /// The provider ended this app's access (the grant was revoked, the proxy relationship ended): the account must
     /// be linked again. Local data of this account is removed or marked by the caller's policy.
     #[error("access to this record was revoked")]
@@ -56,7 +56,46 @@ pub enum Error {
     StoreBusy,
 }
 
+/// Why a link could not be made or used: what the app tells the user, and whether starting again can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthorizationReason {
+    /// The patient chose Deny at the portal (`access_denied`).
+    Denied,
+    /// The portal's pages took longer than the link may (10 minutes): start again.
+    Expired,
+    /// No link is in progress for this redirect (already completed, cancelled, or never started here).
+    NoLinkInProgress,
+    /// The redirect does not belong to the link in progress (`state`, `iss` or the address differ): possibly
+    /// forged; nothing was exchanged.
+    Mismatch,
+    /// The authorization server refused (an `error=` redirect, a refused code exchange or registration); its
+    /// description, sanitised, is in the message.
+    Refused,
+    /// The server's answer is not usable (no code, no patient, a malformed or unverifiable answer or id_token).
+    InvalidAnswer,
+    /// The browser could not be shown or failed.
+    BrowserFailed,
+}
+
+/// A failed authorization: its reason, and a message safe to show (no token, no health data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationFailure {
+    pub reason: AuthorizationReason,
+    pub message: String,
+}
+
+impl std::fmt::Display for AuthorizationFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 impl Error {
+    /// An [`Error::Authorization`] with its reason.
+    pub fn authorization(reason: AuthorizationReason, message: String) -> Self {
+        Error::Authorization(AuthorizationFailure { reason, message })
+    }
+
     /// Whether retrying the same call later may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Network(_) | Error::StoreBusy)
@@ -81,7 +120,10 @@ impl From<HttpError> for Error {
     fn from(e: HttpError) -> Self {
         match e {
             HttpError::Network(m) => Error::Network(m),
-            other => Error::Authorization(format!("the server's answer was not usable: {other}")),
+            other => Error::authorization(
+                AuthorizationReason::InvalidAnswer,
+                format!("the server's answer was not usable: {other}"),
+            ),
         }
     }
 }
@@ -104,7 +146,10 @@ impl From<SecureStoreError> for Error {
 
 impl From<JwtError> for Error {
     fn from(e: JwtError) -> Self {
-        Error::Authorization(format!("id_token rejected: {e}"))
+        Error::authorization(
+            AuthorizationReason::InvalidAnswer,
+            format!("id_token rejected: {e}"),
+        )
     }
 }
 

@@ -16,6 +16,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::account::Accounts;
+use crate::error::AuthorizationReason;
 use crate::error::Error;
 use crate::http::{self, HttpError};
 use crate::secret::Secret;
@@ -87,7 +88,7 @@ impl From<FhirError> for Error {
             ),
             FhirError::Local(m) => Error::Storage(m),
             FhirError::Cancelled => Error::Locked,
-            other => Error::Authorization(other.to_string()),
+            other => Error::authorization(AuthorizationReason::InvalidAnswer, other.to_string()),
         }
     }
 }

@@ -53,7 +53,7 @@ use zeroize::Zeroizing;
 pub use account::{AccountStatus, ClientAuth, LinkedAccount, Revocation, UnlinkOutcome};
 pub use context::{PatientContext, Relation};
 pub use discovery::{ScopeSyntax, ServerInfo};
-pub use error::{Error, Result};
+pub use error::{AuthorizationFailure, AuthorizationReason, Error, Result};
 pub use host::{
     AuthBrowser, BrowserError, Clock, ManualClock, MemorySecureStore, SecureStore,
     SecureStoreError, SystemClock,

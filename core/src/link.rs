@@ -28,6 +28,7 @@ use crate::account::{
     AccountStatus, Accounts, CLIENT_ASSERTION_TYPE, ClientAuth, LinkedAccount, Tokens,
 };
 use crate::discovery::{self, ServerInfo};
+use crate::error::AuthorizationReason;
 use crate::error::{Error, Result};
 use crate::host::{Clock, SecureStore};
 use crate::http::{Http, SMALL_BODY_LIMIT};
@@ -251,30 +252,42 @@ impl Linker {
         let params: Vec<(String, String)> = url.query_pairs().into_owned().collect();
         let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         let Some(state) = get("state") else {
-            return Err(Error::Authorization(
+            return Err(Error::authorization(
+                AuthorizationReason::Mismatch,
                 "the redirect carries no state; it was not sent by the portal for this app".into(),
             ));
         };
         let key = pending_key(state);
         let Some(bytes) = self.store.get(&key)? else {
             let any_pending = !self.store.keys(PENDING_PREFIX)?.is_empty();
-            return Err(Error::Authorization(if any_pending {
-                "state mismatch: this redirect does not belong to the link in progress".into()
+            let reason = if any_pending {
+                AuthorizationReason::Mismatch
             } else {
-                "no link in progress (the redirect was already used, or never started here)".into()
-            }));
+                AuthorizationReason::NoLinkInProgress
+            };
+            return Err(Error::authorization(
+                reason,
+                if any_pending {
+                    "state mismatch: this redirect does not belong to the link in progress".into()
+                } else {
+                    "no link in progress (the redirect was already used, or never started here)"
+                        .into()
+                },
+            ));
         };
         // One use: whatever happens next, this flow is over.
         self.store.delete(&key)?;
         let pending: PendingFlow = serde_json::from_slice(&bytes)
             .map_err(|_| Error::Storage("a pending link is damaged".into()))?;
         if pending.expires_at_ms < self.clock.now_unix_ms() {
-            return Err(Error::Authorization(
+            return Err(Error::authorization(
+                AuthorizationReason::Expired,
                 "the link took longer than 10 minutes and expired; please start again".into(),
             ));
         }
         if !same_endpoint(&url, &pending.redirect_uri) {
-            return Err(Error::Authorization(
+            return Err(Error::authorization(
+                AuthorizationReason::Mismatch,
                 "the redirect arrived at an unexpected address".into(),
             ));
         }
@@ -289,14 +302,16 @@ impl Linker {
                 if !same_issuer(iss, issuer)
                     && !same_issuer(iss, pending.server.fhir_base.as_str()) =>
             {
-                return Err(Error::Authorization(
+                return Err(Error::authorization(
+                    AuthorizationReason::Mismatch,
                     "the redirect came from another server (iss mismatch)".into(),
                 ));
             }
             // RFC 9207 §2.4: a server that says it sends `iss` always does; a redirect without it is refused (it may
             // come from another server the user was sent to: a mix-up attack).
             (None, _) if pending.server.iss_parameter_supported => {
-                return Err(Error::Authorization(
+                return Err(Error::authorization(
+                    AuthorizationReason::Mismatch,
                     "the redirect carries no iss, which this server always sends (RFC 9207)".into(),
                 ));
             }
@@ -305,21 +320,26 @@ impl Linker {
         if let Some(error) = get("error") {
             let description = get("error_description").and_then(token::sanitize_description);
             return Err(match (error, description) {
-                ("access_denied", _) => {
-                    Error::Authorization("access_denied: the patient did not allow access".into())
-                }
-                (other, Some(d)) => Error::Authorization(format!(
-                    "the portal refused the request ({}: {d})",
-                    sanitize(other)
-                )),
-                (other, None) => Error::Authorization(format!(
-                    "the portal refused the request ({})",
-                    sanitize(other)
-                )),
+                ("access_denied", _) => Error::authorization(
+                    AuthorizationReason::Denied,
+                    "access_denied: the patient did not allow access".into(),
+                ),
+                (other, Some(d)) => Error::authorization(
+                    AuthorizationReason::Refused,
+                    format!("the portal refused the request ({}: {d})", sanitize(other)),
+                ),
+                (other, None) => Error::authorization(
+                    AuthorizationReason::Refused,
+                    format!("the portal refused the request ({})", sanitize(other)),
+                ),
             });
         }
-        let code = get("code")
-            .ok_or_else(|| Error::Authorization("the redirect carries no code".into()))?;
+        let code = get("code").ok_or_else(|| {
+            Error::authorization(
+                AuthorizationReason::InvalidAnswer,
+                "the redirect carries no code".into(),
+            )
+        })?;
         let resp = self.exchange(&pending, code, accounts).await?;
         self.account_from(pending, resp, redirect_iss, accounts)
             .await
@@ -364,22 +384,29 @@ impl Linker {
         };
         answer.map_err(|e| match e {
             // At the code exchange invalid_grant means a bad or replayed code, not a revoked link.
-            TokenError::GrantGone { description, .. } => Error::Authorization(match description {
-                Some(d) => {
-                    format!("the portal refused the authorization code (invalid_grant: {d})")
-                }
-                None => "the portal refused the authorization code (invalid_grant)".into(),
-            }),
+            TokenError::GrantGone { description, .. } => Error::authorization(
+                AuthorizationReason::Refused,
+                match description {
+                    Some(d) => {
+                        format!("the portal refused the authorization code (invalid_grant: {d})")
+                    }
+                    None => "the portal refused the authorization code (invalid_grant)".into(),
+                },
+            ),
             TokenError::Refused {
                 code, description, ..
-            } => Error::Authorization(match description {
-                Some(d) => format!("the portal refused the request ({code}: {d})"),
-                None => format!("the portal refused the request ({code})"),
-            }),
-            TokenError::UnsupportedTokenType(t) => Error::Authorization(format!(
-                "the provider issued a {t} token, which this app cannot use (only Bearer)"
-            )),
-            TokenError::Malformed(m) => Error::Authorization(m),
+            } => Error::authorization(
+                AuthorizationReason::Refused,
+                match description {
+                    Some(d) => format!("the portal refused the request ({code}: {d})"),
+                    None => format!("the portal refused the request ({code})"),
+                },
+            ),
+            TokenError::UnsupportedTokenType(t) => Error::authorization(
+                AuthorizationReason::InvalidAnswer,
+                format!("the provider issued a {t} token, which this app cannot use (only Bearer)"),
+            ),
+            TokenError::Malformed(m) => Error::authorization(AuthorizationReason::InvalidAnswer, m),
             TokenError::Unavailable(m) => Error::Network(m),
         })
     }
@@ -395,10 +422,12 @@ impl Linker {
         accounts
             .server_clock()
             .observe(&pending.server.token_endpoint, resp.server_date_ms, now);
-        let patient_id = resp
-            .patient
-            .clone()
-            .ok_or_else(|| Error::Authorization("the token response names no patient".into()))?;
+        let patient_id = resp.patient.clone().ok_or_else(|| {
+            Error::authorization(
+                AuthorizationReason::InvalidAnswer,
+                "the token response names no patient".into(),
+            )
+        })?;
         // No scope in the answer means the requested scope was granted (RFC 6749 §5.1).
         let granted = resp.scope.clone().unwrap_or_else(|| pending.scope.clone());
         let (fhir_user, subject) = match &resp.id_token {
@@ -464,7 +493,7 @@ impl Linker {
                     .map(str::to_owned);
                 match (claimed, redirect_iss) {
                     (Some(c), Some(r)) if !same_issuer(&c, r) => {
-                        return Err(Error::Authorization(
+                        return Err(Error::authorization(AuthorizationReason::Mismatch,
                             "the redirect came from another server (iss differs from the id_token's)".into(),
                         ));
                     }
@@ -495,8 +524,12 @@ impl Linker {
 
     /// OpenID Connect Discovery §4: the issuer's `jwks_uri`, from `{issuer}/.well-known/openid-configuration`.
     async fn openid_jwks_uri(&self, server: &ServerInfo, issuer: &str) -> Result<Url> {
-        let refuse =
-            |m: &str| Error::Authorization(format!("the id_token cannot be verified: {m}"));
+        let refuse = |m: &str| {
+            Error::authorization(
+                AuthorizationReason::InvalidAnswer,
+                format!("the id_token cannot be verified: {m}"),
+            )
+        };
         let issuer_url = Url::parse(issuer.trim_end_matches('/'))
             .ok()
             .filter(discovery::is_secure_transport)

@@ -324,7 +324,7 @@ async fn an_issuer_missing_from_the_smart_configuration_is_no_mismatch() {
     forged.query_pairs_mut().clear().extend_pairs(pairs);
     let err = sdk.complete_link(forged.as_str()).await.unwrap_err();
     assert!(
-        matches!(&err, Error::Authorization(m) if m.contains("iss")),
+        matches!(&err, Error::Authorization(x) if x.reason == chartlink_core::AuthorizationReason::Mismatch && x.message.contains("iss")),
         "{err:?}"
     );
     f.sb.shutdown().await;
@@ -407,9 +407,11 @@ async fn error_descriptions_are_shown_sanitised() {
         .append_pair("state", &state)
         .append_pair("iss", &f.sb.fhir_base());
     let err = sdk.complete_link(redirect.as_str()).await.unwrap_err();
-    let Error::Authorization(m) = &err else {
+    let Error::Authorization(failure) = &err else {
         panic!("{err:?}")
     };
+    assert_eq!(failure.reason, chartlink_core::AuthorizationReason::Refused);
+    let m = &failure.message;
     assert!(m.contains("invalid_request: Invalid redirect_uri"), "{m}");
     assert!(!m.contains('\u{1b}') && !m.contains('\u{202e}'), "{m:?}");
     assert!(m.len() < 400, "bounded: {}", m.len());
@@ -423,7 +425,7 @@ async fn error_descriptions_are_shown_sanitised() {
     f.sb.admin().advance_clock(600);
     let err = sdk.complete_link(&redirect).await.unwrap_err();
     assert!(
-        matches!(&err, Error::Authorization(m) if m.contains("invalid_grant: code expired")),
+        matches!(&err, Error::Authorization(x) if x.reason == chartlink_core::AuthorizationReason::Refused && x.message.contains("invalid_grant: code expired")),
         "{err:?}"
     );
     f.sb.shutdown().await;

@@ -182,7 +182,7 @@ async fn deny_and_cancel_are_typed_and_leave_nothing() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, Error::Authorization(m) if m.contains("access_denied")),
+        matches!(&err, Error::Authorization(f) if f.reason == chartlink_core::AuthorizationReason::Denied && f.message.contains("access_denied")),
         "{err:?}"
     );
     let err = f
@@ -239,7 +239,7 @@ async fn a_flow_survives_the_app_being_killed_and_is_used_once() {
     // Client req. 4: the state of any redirect is validated; a replay finds no flow.
     let err = sdk.complete_link(&redirect).await.unwrap_err();
     assert!(
-        matches!(&err, Error::Authorization(m) if m.contains("no link in progress")),
+        matches!(&err, Error::Authorization(f) if f.reason == chartlink_core::AuthorizationReason::NoLinkInProgress && f.message.contains("no link in progress")),
         "{err:?}"
     );
     f.sb.shutdown().await;
@@ -257,7 +257,7 @@ async fn state_mismatch_expiry_and_iss_are_checked() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, Error::Authorization(m) if m.contains("state mismatch")),
+        matches!(&err, Error::Authorization(x) if x.reason == chartlink_core::AuthorizationReason::Mismatch && x.message.contains("state mismatch")),
         "{err:?}"
     );
     // A redirect from another server (RFC 9207 iss).
@@ -270,7 +270,7 @@ async fn state_mismatch_expiry_and_iss_are_checked() {
     assert_ne!(forged, redirect);
     let err = sdk.complete_link(&forged).await.unwrap_err();
     assert!(
-        matches!(&err, Error::Authorization(m) if m.contains("iss")),
+        matches!(&err, Error::Authorization(x) if x.reason == chartlink_core::AuthorizationReason::Mismatch && x.message.contains("iss")),
         "{err:?}"
     );
     // A flow that takes longer than 10 minutes.
@@ -279,7 +279,7 @@ async fn state_mismatch_expiry_and_iss_are_checked() {
     f.clock.advance_ms(11 * 60 * 1000);
     let err = sdk.complete_link(&redirect).await.unwrap_err();
     assert!(
-        matches!(&err, Error::Authorization(m) if m.contains("expired")),
+        matches!(&err, Error::Authorization(x) if x.reason == chartlink_core::AuthorizationReason::Expired && x.message.contains("expired")),
         "{err:?}"
     );
     assert!(sdk.accounts().unwrap().is_empty());

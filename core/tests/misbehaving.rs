@@ -269,7 +269,7 @@ async fn server_numbers_are_clamped_and_only_bearer_tokens_are_used() {
         .await;
         let err = complete(&base, "").await.unwrap_err();
         assert!(
-            matches!(&err, Error::Authorization(m) if m.contains("Bearer")),
+            matches!(&err, Error::Authorization(f) if f.reason == chartlink_core::AuthorizationReason::InvalidAnswer && f.message.contains("Bearer")),
             "{tt}: {err:?}"
         );
     }
@@ -296,7 +296,7 @@ async fn a_server_that_always_sends_iss_is_not_trusted_without_it() {
     .await;
     let err = complete(&base, "").await.unwrap_err();
     assert!(
-        matches!(&err, Error::Authorization(m) if m.contains("iss")),
+        matches!(&err, Error::Authorization(f) if f.reason == chartlink_core::AuthorizationReason::Mismatch && f.message.contains("iss")),
         "{err:?}"
     );
     let iss = url::form_urlencoded::byte_serialize(base.as_bytes()).collect::<String>();
@@ -322,9 +322,11 @@ async fn an_oauth_error_description_is_shown_sanitised_and_bounded() {
     })
     .await;
     let err = complete(&base, "").await.unwrap_err();
-    let Error::Authorization(m) = &err else {
+    let Error::Authorization(f) = &err else {
         panic!("{err:?}")
     };
+    assert_eq!(f.reason, chartlink_core::AuthorizationReason::Refused);
+    let m = &f.message;
     assert!(m.contains("Invalid redirect_uri"), "{m}");
     assert!(
         !m.chars().any(|c| c.is_control() || c == '\u{202e}'),

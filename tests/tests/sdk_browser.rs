@@ -83,7 +83,7 @@ async fn the_sdk_links_syncs_and_sees_access_removed_through_a_real_browser() {
     submit(&c, "#deny").await;
     let err = sdk.complete_link(&app.wait().await).await.unwrap_err();
     assert!(
-        matches!(&err, Error::Authorization(m) if m.contains("access_denied")),
+        matches!(&err, Error::Authorization(f) if f.reason == chartlink_core::AuthorizationReason::Denied && f.message.contains("access_denied")),
         "{err:?}"
     );
     assert_eq!(sdk.accounts().unwrap().len(), 1);

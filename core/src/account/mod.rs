@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::discovery::ServerInfo;
+use crate::error::AuthorizationReason;
 use crate::error::{Error, Result};
 use crate::host::{Clock, SecureStore};
 use crate::http::{Http, SMALL_BODY_LIMIT};

@@ -52,9 +52,10 @@ impl Accounts {
                 self.persist(st)?;
                 Err(Error::RelinkNeeded)
             }
-            Err(TokenError::UnsupportedTokenType(t)) => Err(Error::Authorization(format!(
-                "the provider issued a {t} token, which this app cannot use"
-            ))),
+            Err(TokenError::UnsupportedTokenType(t)) => Err(Error::authorization(
+                AuthorizationReason::InvalidAnswer,
+                format!("the provider issued a {t} token, which this app cannot use"),
+            )),
             Err(TokenError::Unavailable(m) | TokenError::Malformed(m)) => Err(Error::Network(m)),
         }
     }

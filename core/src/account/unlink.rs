@@ -28,20 +28,26 @@ impl Accounts {
             .post_json(&endpoint, &body, Some(&access), SMALL_BODY_LIMIT)
             .await?;
         if resp.status.as_u16() == 401 {
-            return Err(Error::Authorization(
+            return Err(Error::authorization(
+                AuthorizationReason::Refused,
                 "the provider refused the access token for registration".into(),
             ));
         }
         if !resp.status.is_success() {
-            return Err(Error::Authorization(format!(
-                "registration refused (HTTP {})",
-                resp.status.as_u16()
-            )));
+            return Err(Error::authorization(
+                AuthorizationReason::Refused,
+                format!("registration refused (HTTP {})", resp.status.as_u16()),
+            ));
         }
         let client_id = resp.json()?["client_id"]
             .as_str()
             .filter(|c| !c.is_empty())
-            .ok_or_else(|| Error::Authorization("registration answer without client_id".into()))?
+            .ok_or_else(|| {
+                Error::authorization(
+                    AuthorizationReason::InvalidAnswer,
+                    "registration answer without client_id".into(),
+                )
+            })?
             .to_owned();
         st.account.device_client_id = Some(client_id.clone());
         st.account.can_renew = true;

@@ -63,7 +63,10 @@ impl ChartLink {
             }
             Err(BrowserError::Failed(m)) => {
                 self.linker.cancel_all()?;
-                Err(Error::Authorization(format!("the browser failed: {m}")))
+                Err(Error::authorization(
+                    AuthorizationReason::BrowserFailed,
+                    format!("the browser failed: {m}"),
+                ))
             }
         }
     }
