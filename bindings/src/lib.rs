@@ -28,6 +28,7 @@ uniffi::setup_scaffolding!();
 
 #[cfg(target_os = "android")]
 mod android;
+pub mod background;
 pub mod cancel;
 pub mod error;
 pub mod host;
@@ -40,6 +41,7 @@ use std::time::Duration;
 
 use chartlink_core as core;
 
+pub use background::*;
 pub use cancel::CancelToken;
 pub use error::{BrowserError, ChartLinkError, SecureStoreError};
 pub use host::{AuthBrowser, EventListener, HostClock, SecureStore};

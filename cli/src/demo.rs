@@ -56,7 +56,7 @@ impl EventListener for Printer {
                     " (no refresh token: access ends with this session)"
                 }
             ),
-            Event::SyncProgress(_) | Event::SyncFinished(_) => {}
+            Event::SyncProgress(_) | Event::SyncFinished(_) | Event::BackgroundSyncFinished(_) => {}
         }
     }
 }

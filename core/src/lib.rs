@@ -21,11 +21,13 @@
 //!
 //! Modules: [`discovery`], [`link`] (the authorization flow), [`account`] (tokens, refresh, device registration,
 //! unlink), [`scopes`], [`jose`], [`directory`] (find a provider), [`fhir`] (the FHIR client), [`sync`],
-//! [`store`] (the encrypted database), [`views`] (typed records), [`lock`] (idle lockout), [`context`] (patients
+//! [`store`] (the encrypted database), [`background`] (background sync while locked, "what's new"), [`views`]
+//! (typed records), [`lock`] (idle lockout), [`context`] (patients
 //! and proxies), [`host`], [`secret`], [`error`].
 
 pub mod account;
 mod api;
+pub mod background;
 pub mod context;
 pub mod directory;
 pub mod discovery;
@@ -51,6 +53,9 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 pub use account::{AccountStatus, ClientAuth, LinkedAccount, Revocation, UnlinkOutcome};
+pub use background::{
+    AccountNews, BackgroundOutcome, BackgroundReport, KindCount, NewRecord, SyncBudget,
+};
 pub use context::{PatientContext, Relation};
 pub use discovery::{ScopeSyntax, ServerInfo};
 pub use error::{AuthorizationFailure, AuthorizationReason, Error, Result};
@@ -64,7 +69,7 @@ pub use merge::{MergeReason, MergeSuggestion};
 pub use scopes::{CategoryConsent, Consent, DataCategory};
 pub use secret::Secret;
 pub use store::StoreNotice;
-pub use sync::{SyncOptions, SyncProgress, SyncReport};
+pub use sync::{RecordKind, SyncOptions, SyncProgress, SyncReport};
 
 /// What the app is, as registered with the provider, and how the SDK should behave.
 #[derive(Debug, Clone)]
@@ -116,6 +121,9 @@ pub enum RevocationPolicy {
 pub enum Event {
     SyncProgress(SyncProgress),
     SyncFinished(SyncReport),
+    /// A background sync ([`ChartLink::background_sync`]) finished: counts per account and kind only, safe for a
+    /// lock-screen notification. The records are readable after unlock ([`ChartLink::whats_new`]).
+    BackgroundSyncFinished(BackgroundReport),
     LockWarning {
         remaining_ms: i64,
     },
@@ -202,6 +210,7 @@ pub struct ChartLink {
     master_key: Mutex<Option<Zeroizing<[u8; 32]>>>,
     idle: lock::IdleLock,
     active: Mutex<Option<String>>,
+    background: background::BackgroundState,
 }
 
 impl std::fmt::Debug for ChartLink {
@@ -288,10 +297,13 @@ impl ChartLink {
             master_key: Mutex::new(master),
             idle,
             active: Mutex::new(None),
+            background: background::BackgroundState::default(),
         };
         if locked {
             // Locked means the tokens are out of memory too; `unlock` loads them again.
             sdk.apply(sdk.idle.lock(LockReason::Explicit));
+        } else {
+            sdk.prepare_accounts();
         }
         Ok(sdk)
     }
@@ -378,9 +390,14 @@ impl ChartLink {
         for e in events {
             match e {
                 LockEvent::Locked(reason) => {
-                    // Locked means unreadable: the key and the tokens leave memory (zeroized on drop).
+                    // Locked means unreadable: the key and the tokens leave memory (zeroized on drop). A
+                    // background run in progress keeps the tokens until it ends (it drops them then).
                     *self.master() = None;
-                    self.accounts.forget_secrets();
+                    let holding = self.background.holding();
+                    if !*holding {
+                        self.accounts.forget_secrets();
+                    }
+                    drop(holding);
                     self.emit(Event::Locked(reason));
                 }
                 LockEvent::Warning { remaining_ms } => {
@@ -429,13 +446,21 @@ impl ChartLink {
             return Ok(());
         }
         let key = Self::load_or_create_master_key(self.host.secure_store.as_ref(), &self.store)?;
-        self.accounts.reload()?;
+        let holding = self.background.holding();
+        // A background run holds the tokens already (reloading would race its refreshes): keep them.
+        if !*holding {
+            self.accounts.reload()?;
+        }
         for entry in self.accounts.unreadable_entries() {
             self.store
                 .notify(StoreNotice::UnreadableAccountEntry { key: entry });
         }
         *self.master() = Some(key);
-        self.apply(self.idle.unlock());
+        let events = self.idle.unlock();
+        drop(holding);
+        // What syncs wrote while locked becomes normal rows before anything reads.
+        self.prepare_accounts();
+        self.apply(events);
         Ok(())
     }
 

@@ -1068,7 +1068,15 @@ fn sync_page(page: Vec<u8>, patient: Option<Vec<u8>>) -> PageRun {
             ..SyncOptions::default()
         };
         let never = || false;
-        let report = sync_account(&ctx, &account, &keys, &options, &mut |_| {}, &never).await;
+        let report = sync_account(
+            &ctx,
+            &account,
+            chartlink_core::sync::Writer::Keys(&keys),
+            &options,
+            &mut |_| {},
+            &never,
+        )
+        .await;
         let mut stored = Vec::new();
         for ty in ["Patient", "Observation", "Condition", "DocumentReference"] {
             stored.extend(store.of_type(&keys, &account.id, ty).unwrap());

@@ -116,6 +116,10 @@ pub enum Event {
     SyncFinished {
         report: SyncReport,
     },
+    /// A background sync finished: counts per account and kind only (safe for a lock-screen notification).
+    BackgroundSyncFinished {
+        report: crate::background::BackgroundReport,
+    },
     /// The idle lock fires in `remaining_ms` unless the user does something (`record_activity`).
     LockWarning {
         remaining_ms: i64,
@@ -176,6 +180,9 @@ impl From<core::Event> for Event {
         match e {
             core::Event::SyncProgress(p) => Self::SyncProgress { progress: p.into() },
             core::Event::SyncFinished(r) => Self::SyncFinished { report: r.into() },
+            core::Event::BackgroundSyncFinished(r) => {
+                Self::BackgroundSyncFinished { report: r.into() }
+            }
             core::Event::LockWarning { remaining_ms } => Self::LockWarning { remaining_ms },
             core::Event::Locked(reason) => Self::Locked { reason },
             core::Event::Unlocked => Self::Unlocked,

@@ -742,6 +742,7 @@ fun main() {
         "reads are suspend and never run on the caller's thread" to ::readsRunOffTheCallersThread,
         "dates are typed FhirDates, sortable, at their precision; records are immutable" to ::typedDatesAndImmutableRecords,
         "the provider directory: search, dead-endpoint marks, stored" to ::providerDirectory,
+        "a locked background sync from Kotlin: counts-only event, readable after unlock" to ::lockedBackgroundSync,
     )
     val only = System.getProperty("chartlink.only")
     val started = System.nanoTime()

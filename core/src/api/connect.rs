@@ -29,6 +29,10 @@ impl ChartLink {
     pub async fn complete_link(&self, redirect_url: &str) -> Result<LinkedAccount> {
         self.guard()?;
         let account = self.linker.complete(redirect_url, &self.accounts).await?;
+        // Its key pair now, so that a background sync can run before the first unlocked one.
+        if let Ok(keys) = self.account_keys(&account.id) {
+            self.prepare_account(&keys, &account.id);
+        }
         let not_granted = account.not_granted();
         if !not_granted.is_empty() || !account.can_renew {
             self.emit(Event::LinkLimited {
@@ -129,6 +133,12 @@ impl ChartLink {
         progress: &mut (dyn FnMut(SyncProgress) + Send),
     ) -> Result<SyncReport> {
         self.guard()?;
+        if self.background.holds_tokens() {
+            // A background run that started locked is stopping (it stops at unlock) and then applies what it
+            // wrote: wait for it, so that its older copies never land after this sync's newer ones.
+            drop(self.background.wait_for_run().await);
+            self.guard()?;
+        }
         let account = self.accounts.get(account_id)?;
         match account.status {
             AccountStatus::Active => {}
@@ -136,6 +146,8 @@ impl ChartLink {
             AccountStatus::RelinkNeeded => return Err(Error::RelinkNeeded),
         }
         let keys = self.account_keys(account_id)?;
+        // What locked syncs wrote comes first (unlock applies it; this catches an unlock whose apply failed).
+        self.prepare_account(&keys, account_id);
         let ctx = sync::SyncContext {
             http: &self.http,
             accounts: &self.accounts,
@@ -150,8 +162,15 @@ impl ChartLink {
             self.emit(Event::SyncProgress(p.clone()));
             progress(p);
         };
-        let result =
-            sync::sync_account(&ctx, &account, &keys, options, &mut forward, &cancelled).await;
+        let result = sync::sync_account(
+            &ctx,
+            &account,
+            sync::Writer::Keys(&keys),
+            options,
+            &mut forward,
+            &cancelled,
+        )
+        .await;
         drop(keys);
         match result {
             Ok(report) => {

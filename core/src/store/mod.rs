@@ -10,6 +10,10 @@
 //! each sync query run and sync counters (a resource's lastUpdated stamp is kept only as a keyed hash: it is often
 //! the clinical time).
 //!
+//! Background sync while locked (see `sealed.rs` and `crate::sync::locked`): each account also has an X25519 key
+//! pair, the public key in the clear and the private key sealed under the account's key; a locked sync seals what it
+//! receives to the public key (HPKE) into the `locked_inbox`, which unlock opens and applies as normal rows.
+//!
 //! No clinical date is stored in the clear either: the date of a result lives only inside its sealed projection
 //! (the brief), and the newest result per code is chosen in Rust by opening the briefs of that code.
 //!
@@ -43,11 +47,13 @@ mod keys;
 mod latest;
 mod records;
 mod schema;
+mod sealed;
 mod state;
 
 pub use keys::AccountKeys;
 use keys::aad;
 use schema::MIGRATIONS;
+pub use sealed::{InboxRow, OpeningKey, SealingKey, WHATS_NEW_LIMIT};
 /// Storage failures. The text never contains health data.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum StoreError {

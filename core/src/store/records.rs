@@ -355,6 +355,9 @@ impl Store {
                 "sync_accounts",
                 "latest",
                 "latest_stale",
+                "account_keypairs",
+                "locked_inbox",
+                "whats_new",
             ] {
                 tx.execute(&format!("DELETE FROM {table} WHERE account = ?"), [account])?;
             }

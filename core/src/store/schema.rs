@@ -1,6 +1,6 @@
 //! The schema, as the migrations that build it (`PRAGMA user_version` counts those applied).
 
-pub(super) const MIGRATIONS: [&str; 3] = ["
+pub(super) const MIGRATIONS: [&str; 4] = ["
 CREATE TABLE resources (
     account TEXT NOT NULL, type TEXT NOT NULL, id_tag BLOB NOT NULL,
     version TEXT, last_updated TEXT,
@@ -38,4 +38,16 @@ ALTER TABLE resources DROP COLUMN sort_key;
 UPDATE resources SET last_updated = NULL;
 CREATE TABLE meta (name TEXT PRIMARY KEY, nonce BLOB NOT NULL, sealed BLOB NOT NULL);
 CREATE TABLE latest_stale (account TEXT NOT NULL, code_tag BLOB NOT NULL, PRIMARY KEY (account, code_tag));
+", "
+-- v4: background sync while locked. Each account's key pair (the public key in the clear, the private key sealed
+-- under the account's keys); what a locked sync received, sealed to the public key and applied at unlock; the
+-- sealed \"what's new\" list of records a sync brought.
+CREATE TABLE account_keypairs (
+    account TEXT PRIMARY KEY, public_key BLOB NOT NULL, sk_nonce BLOB NOT NULL, sk_sealed BLOB NOT NULL);
+CREATE TABLE locked_inbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT NOT NULL, enc BLOB NOT NULL, sealed BLOB NOT NULL);
+CREATE INDEX locked_inbox_by_account ON locked_inbox (account, seq);
+CREATE TABLE whats_new (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT NOT NULL, nonce BLOB NOT NULL, sealed BLOB NOT NULL);
+CREATE INDEX whats_new_by_account ON whats_new (account, seq);
 "];

@@ -9,6 +9,7 @@ use super::*;
 pub(super) fn withdraw_ungranted(
     ctx: &SyncContext<'_>,
     account: &LinkedAccount,
+    keys: Writer<'_>,
     report: &mut SyncReport,
 ) -> Result<()> {
     for key in ctx.store.query_keys(&account.id).map_err(storage)? {
@@ -17,7 +18,7 @@ pub(super) fn withdraw_ungranted(
         }
         let gone = ctx
             .store
-            .write(|tx| Store::forget_query(tx, &account.id, &key))
+            .write(|tx| keys.forget_query(tx, &account.id, &key))
             .map_err(storage)?;
         for ty in gone {
             report.per_type.entry(ty).or_default().deleted += 1;

@@ -33,15 +33,17 @@ use crate::account::{Accounts, LinkedAccount};
 use crate::error::{Error, Result};
 use crate::fhir::{FhirClient, FhirError, RetryPolicy};
 use crate::http::Http;
-use crate::store::{AccountKeys, Change, Incoming, QueryState, Store, StoreError};
+use crate::store::{AccountKeys, Change, Incoming, QueryState, SealingKey, Store, StoreError};
 
 mod compartment;
+pub mod locked;
 mod plan;
 mod query;
 mod references;
 
 pub use compartment::belongs_to;
 use compartment::withdraw_ungranted;
+pub use locked::{RecordKind, Writer};
 use plan::longest_first;
 pub use plan::{
     Learned, NEEDS_CATEGORY, NOT_PERMITTED, PlannedQuery, REFERENCED, SEARCHED_TYPES,
@@ -128,6 +130,19 @@ pub struct SyncReport {
     pub refused: usize,
     pub documents_fetched: usize,
     pub duration_ms: u64,
+    /// Whether the sync ran locked (written sealed to the account's public key, readable after unlock). Then the
+    /// `new` counts are "new or changed" (which of the two is known only at unlock), and deletions are found at
+    /// unlock.
+    pub locked: bool,
+    /// New or changed records per kind (lab results, vital signs, ...): what a "new results" notice says. Holds
+    /// counts only.
+    pub per_kind: BTreeMap<RecordKind, u32>,
+    /// Bytes of records and documents received (what a background budget counts).
+    pub bytes: u64,
+    /// The records this sync brought, new or changed (kind, id, display name, date), for a notice inside the
+    /// app. Empty for a locked sync (it cannot read what it wrote: see [`crate::ChartLink::whats_new`] after
+    /// unlock) and for a query's first run (the whole record is not "new results").
+    pub new_records: Vec<crate::background::NewRecord>,
 }
 
 impl SyncReport {
@@ -154,7 +169,7 @@ fn storage(e: StoreError) -> Error {
 pub async fn sync_account(
     ctx: &SyncContext<'_>,
     account: &LinkedAccount,
-    keys: &AccountKeys,
+    keys: Writer<'_>,
     options: &SyncOptions,
     progress: &mut (dyn FnMut(SyncProgress) + Send),
     cancelled: &(dyn Fn() -> bool + Send + Sync),
@@ -179,15 +194,14 @@ pub async fn sync_account(
         Err(FhirError::Cancelled) => return Err(Error::Locked),
         Err(_) => ServerSupport::default(),
     };
-    let learned = Learned::load(ctx.store, keys, &account.id).map_err(storage)?;
+    let learned = Learned::load(ctx.store, &account.id).map_err(storage)?;
     let (mut pass, last_full) = ctx.store.account_state(&account.id).map_err(storage)?;
     let due = last_full.is_none_or(|t| ctx.now_ms - t >= options.full_pass_every_ms);
     // A full pass in progress (cut off earlier) goes on with the same pass number.
     let mut interrupted_full = false;
     for q in &plan(account, &support, options.page_size, &learned, true) {
-        let st = ctx
-            .store
-            .query_state(keys, &account.id, &q.key)
+        let st = keys
+            .query_state(ctx.store, &account.id, &q.key)
             .map_err(storage)?;
         if st.pass == pass && pass > 0 && !st.full_pass_done {
             interrupted_full = true;
@@ -210,10 +224,11 @@ pub async fn sync_account(
     let mut report = SyncReport {
         account_id: account.id.clone(),
         full_pass: full,
+        locked: keys.is_locked(),
         ..Default::default()
     };
     if full {
-        withdraw_ungranted(ctx, account, &mut report)?;
+        withdraw_ungranted(ctx, account, keys, &mut report)?;
     }
     let wave = Wave {
         ctx,
@@ -282,7 +297,7 @@ pub async fn sync_account(
             if key.starts_with("Observation:") {
                 let gone = ctx
                     .store
-                    .write(|tx| Store::forget_query(tx, &account.id, &key))
+                    .write(|tx| keys.forget_query(tx, &account.id, &key))
                     .map_err(storage)?;
                 for ty in gone {
                     report.per_type.entry(ty).or_default().deleted += 1;
@@ -322,7 +337,7 @@ pub async fn sync_account(
                     // The server answers, on a full pass, that this is no longer shared: so it is no longer here.
                     let gone = ctx
                         .store
-                        .write(|tx| Store::forget_query(tx, &account.id, &q.key))
+                        .write(|tx| keys.forget_query(tx, &account.id, &q.key))
                         .map_err(storage)?;
                     for ty in gone {
                         report.per_type.entry(ty).or_default().deleted += 1;
@@ -368,7 +383,7 @@ struct Wave<'s, 'c> {
     ctx: &'s SyncContext<'c>,
     fhir: &'s FhirClient<'s>,
     account: &'s LinkedAccount,
-    keys: &'s AccountKeys,
+    keys: Writer<'s>,
     pass: i64,
     full: bool,
     support: &'s ServerSupport,
@@ -453,17 +468,16 @@ impl Wave<'_, '_> {
 /// Saves one of sync's marks on a query (see [`Learned`]), keeping the rest of its state.
 fn mark(
     ctx: &SyncContext<'_>,
-    keys: &AccountKeys,
+    keys: Writer<'_>,
     account: &str,
     query: &str,
     what: &str,
 ) -> Result<()> {
-    let st = ctx
-        .store
-        .query_state(keys, account, query)
+    let st = keys
+        .query_state(ctx.store, account, query)
         .map_err(storage)?;
     ctx.store
-        .write(|tx| Store::set_query_state(tx, keys, account, query, &st, Some(what)))
+        .write(|tx| keys.set_query_state(tx, account, query, &st, Some(what)))
         .map_err(storage)
 }
 
@@ -479,14 +493,23 @@ fn merge(report: &mut SyncReport, part: SyncReport) {
     report.resources_seen += part.resources_seen;
     report.refused += part.refused;
     report.documents_fetched += part.documents_fetched;
+    report.bytes += part.bytes;
+    report.new_records.extend(part.new_records);
+    for (k, n) in part.per_kind {
+        *report.per_kind.entry(k).or_default() += n;
+    }
 }
 
-fn count(report: &mut SyncReport, ty: &str, c: Change) {
-    let entry = report.per_type.entry(ty.to_owned()).or_default();
+fn count(report: &mut SyncReport, q: &PlannedQuery, r: &Value, c: Change) {
+    let entry = report.per_type.entry(q.resource_type.clone()).or_default();
     match c {
         Change::New => entry.new += 1,
         Change::Changed => entry.changed += 1,
-        Change::Unchanged => {}
+        Change::Unchanged => return,
+    }
+    let kind = RecordKind::of_resource(&q.key, r);
+    if kind != RecordKind::Demographics {
+        *report.per_kind.entry(kind).or_default() += 1;
     }
 }
 

@@ -115,14 +115,11 @@ pub const NOT_PERMITTED: &str = "not-permitted";
 
 impl Learned {
     /// Reads the marks from the store.
-    pub fn load(
-        store: &Store,
-        keys: &AccountKeys,
-        account: &str,
-    ) -> std::result::Result<Self, StoreError> {
+    /// The marks are in the clear part of the state (no health data), so a locked sync reads them too.
+    pub fn load(store: &Store, account: &str) -> std::result::Result<Self, StoreError> {
         let mut out = Self::default();
         for key in store.query_keys(account)? {
-            let st = store.query_state(keys, account, &key)?;
+            let st = store.query_state_clear(account, &key)?;
             match st.last_error.as_deref() {
                 Some(NEEDS_CATEGORY) if key == "Observation" => {
                     out.observation_needs_category = true

@@ -27,7 +27,7 @@ pub(super) async fn run_query(
     ctx: &SyncContext<'_>,
     fhir: &FhirClient<'_>,
     account: &LinkedAccount,
-    keys: &AccountKeys,
+    keys: Writer<'_>,
     q: &PlannedQuery,
     pass: i64,
     full: bool,
@@ -40,7 +40,10 @@ pub(super) async fn run_query(
     let store = ctx.store;
     let id = account.id.as_str();
     let err = |e: StoreError| FhirError::Local(e.to_string());
-    let mut state = store.query_state(keys, id, &q.key).map_err(err)?;
+    let mut state = keys.query_state(store, id, &q.key).map_err(err)?;
+    let now_ms = ctx.now_ms;
+    // What counts as new while locked: changed on the server since the query's last complete run.
+    let since = state.since.clone();
     if q.read {
         let url = fhir.resolve(&q.path)?;
         let resource = fhir.get_json(&url).await?;
@@ -53,8 +56,9 @@ pub(super) async fn run_query(
             ));
         }
         let changed = store.write(|tx| {
-            let c = upsert(tx, keys, id, &q.key, pass, &resource)?;
-            if full || c != Change::Unchanged {
+            // A read has no `since`: the demographics are never "new results".
+            let (c, n) = keys.put_page(tx, id, &q.key, pass, None, now_ms, &[&resource])?;
+            if full || c.iter().any(|c| *c != Change::Unchanged) {
                 let mut found = refs.lock().unwrap_or_else(|e| e.into_inner());
                 crate::views::unnamed_references(
                     &resource,
@@ -67,10 +71,14 @@ pub(super) async fn run_query(
                 full_pass_done: full || state.full_pass_done,
                 ..QueryState::default()
             };
-            Store::set_query_state(tx, keys, id, &q.key, &done, None)?;
-            Ok(c)
+            keys.set_query_state(tx, id, &q.key, &done, None)?;
+            Ok((c, n))
         });
-        count(report, &q.resource_type, changed.map_err(err)?);
+        let (changed, n) = changed.map_err(err)?;
+        report.bytes += n;
+        for c in changed {
+            count(report, q, &resource, c);
+        }
         report.resources_seen += 1;
         progress(1, 1);
         return Ok(());
@@ -118,39 +126,55 @@ pub(super) async fn run_query(
                     .as_array()
                     .map(Vec::as_slice)
                     .unwrap_or_default();
-                let mut changes = Vec::with_capacity(entries.len());
-                store
+                let mut kept: Vec<&Value> = Vec::with_capacity(entries.len());
+                for e in entries {
+                    let r = &e["resource"];
+                    // Only what was searched (a server may include OperationOutcomes or _include'd resources).
+                    if r["resourceType"].as_str() != Some(q.resource_type.as_str()) {
+                        continue;
+                    }
+                    // Only this patient's: another patient's result must never appear in this record.
+                    if !belongs_to(r, &account.patient_id, base) {
+                        refused += 1;
+                        continue;
+                    }
+                    kept.push(r);
+                }
+                let (changes, n) = store
                     .write(|tx| {
-                        for e in entries {
-                            let r = &e["resource"];
-                            // Only what was searched (a server may include OperationOutcomes or _include'd resources).
-                            if r["resourceType"].as_str() != Some(q.resource_type.as_str()) {
-                                continue;
-                            }
-                            // Only this patient's: another patient's result must never appear in this record.
-                            if !belongs_to(r, &account.patient_id, base) {
-                                refused += 1;
-                                continue;
-                            }
-                            let c = upsert(tx, keys, id, &q.key, pass, r)?;
-                            // On a full pass every record's references (to refresh their names); else only
-                            // those of new and changed records.
-                            if full || c != Change::Unchanged {
-                                let mut found = refs.lock().unwrap_or_else(|e| e.into_inner());
-                                crate::views::unnamed_references(r, base, &mut found);
-                            }
-                            changes.push(c);
-                        }
+                        let out =
+                            keys.put_page(tx, id, &q.key, pass, since.as_deref(), now_ms, &kept)?;
                         state.resume_url = next.map(|u| u.to_string());
-                        Store::set_query_state(tx, keys, id, &q.key, &state, None)
+                        keys.set_query_state(tx, id, &q.key, &state, None)?;
+                        Ok(out)
                     })
                     .map_err(err)?;
-                for c in changes {
-                    count(report, &q.resource_type, c);
+                report.bytes += n;
+                for (c, r) in changes.iter().zip(&kept) {
+                    count(report, q, r, *c);
                     resources += 1;
-                }
-                if q.resource_type == "DocumentReference" && options.fetch_documents {
-                    docs.extend(attachments(fhir, entries));
+                    // On a full pass every record's references (to refresh their names); else only those of new
+                    // and changed records (locked: of those changed since the last run).
+                    if full || *c != Change::Unchanged {
+                        let mut found = refs.lock().unwrap_or_else(|e| e.into_inner());
+                        crate::views::unnamed_references(r, base, &mut found);
+                    }
+                    if !keys.is_locked() && since.is_some() && *c != Change::Unchanged {
+                        report.new_records.push(crate::background::new_record(
+                            account,
+                            &q.key,
+                            r,
+                            *c == Change::Changed,
+                            now_ms,
+                        ));
+                    }
+                    // Locked, a document's content is fetched only when the document is new or changed.
+                    if q.resource_type == "DocumentReference"
+                        && options.fetch_documents
+                        && (!keys.is_locked() || *c != Change::Unchanged)
+                    {
+                        docs.extend(attachments(fhir, r));
+                    }
                 }
                 progress(pages, resources);
                 Ok(true)
@@ -178,7 +202,7 @@ pub(super) async fn run_query(
         state.resume_url = None;
         state.full_pass_done = true;
         store
-            .write(|tx| Store::set_query_state(tx, keys, id, &q.key, &state, Some(UNSUPPORTED)))
+            .write(|tx| keys.set_query_state(tx, id, &q.key, &state, Some(UNSUPPORTED)))
             .map_err(err)?;
         return result.map(|_| ());
     }
@@ -188,7 +212,7 @@ pub(super) async fn run_query(
         state.resume_url = None;
         state.full_pass_done = true;
         store
-            .write(|tx| Store::set_query_state(tx, keys, id, &q.key, &state, Some(NOT_PERMITTED)))
+            .write(|tx| keys.set_query_state(tx, id, &q.key, &state, Some(NOT_PERMITTED)))
             .map_err(err)?;
         return Err(FhirError::Forbidden);
     }
@@ -198,8 +222,8 @@ pub(super) async fn run_query(
         state.resume_url = None;
         state.since = state.pending_since.take().or(state.since.take());
         state.full_pass_done = true;
-        let _ = store
-            .write(|tx| Store::set_query_state(tx, keys, id, &q.key, &state, Some(&e.to_string())));
+        let _ =
+            store.write(|tx| keys.set_query_state(tx, id, &q.key, &state, Some(&e.to_string())));
         return Err(e);
     }
     if let Err(e) = result {
@@ -215,14 +239,14 @@ pub(super) async fn run_query(
         {
             state.resume_url = None;
         }
-        let _ = store
-            .write(|tx| Store::set_query_state(tx, keys, id, &q.key, &state, Some(&e.to_string())));
+        let _ =
+            store.write(|tx| keys.set_query_state(tx, id, &q.key, &state, Some(&e.to_string())));
         return Err(e);
     }
     // Complete: reconcile deletions on a full pass; the server time at the start becomes the next `since`.
     let deleted = if full {
         store
-            .write(|tx| Store::reconcile(tx, id, &q.key, pass))
+            .write(|tx| keys.reconcile(tx, id, &q.key, pass))
             .map_err(err)?
     } else {
         Vec::new()
@@ -234,12 +258,12 @@ pub(super) async fn run_query(
     state.resume_url = None;
     state.full_pass_done = full || was_done;
     store
-        .write(|tx| Store::set_query_state(tx, keys, id, &q.key, &state, None))
+        .write(|tx| keys.set_query_state(tx, id, &q.key, &state, None))
         .map_err(err)?;
     // The documents' contents download concurrently (within the client's permits), each stored as it arrives.
     let wanted: Vec<(String, Url)> = docs
         .into_iter()
-        .filter(|(b, _)| !store.has_binary(keys, id, b).unwrap_or(false))
+        .filter(|(b, _)| !keys.has_binary(store, id, b))
         .collect();
     let mut downloads = futures_util::stream::iter(wanted)
         .map(|(binary_id, url)| async move {
@@ -256,9 +280,10 @@ pub(super) async fn run_query(
                     f.content_type
                 };
                 store
-                    .write(|tx| Store::put_binary(tx, keys, id, &binary_id, &ct, &f.body))
+                    .write(|tx| keys.put_binary(tx, id, &binary_id, &ct, &f.body))
                     .map_err(err)?;
                 report.documents_fetched += 1;
+                report.bytes += f.body.len() as u64;
             }
             Err(e @ (FhirError::Token(_) | FhirError::Cancelled | FhirError::Local(_))) => {
                 return Err(e);
@@ -306,9 +331,9 @@ pub(super) fn upsert(
     query: &str,
     pass: i64,
     r: &Value,
-) -> std::result::Result<Change, StoreError> {
+) -> std::result::Result<(Change, usize), StoreError> {
     let (Some(ty), Some(rid)) = (r["resourceType"].as_str(), r["id"].as_str()) else {
-        return Ok(Change::Unchanged);
+        return Ok((Change::Unchanged, 0));
     };
     let (code, category) = tags(r);
     let json = serde_json::to_vec(r).map_err(|e| StoreError::Sqlite(e.to_string()))?;
@@ -319,7 +344,7 @@ pub(super) fn upsert(
     } else {
         None
     };
-    Store::upsert(
+    let change = Store::upsert(
         tx,
         keys,
         account,
@@ -335,14 +360,15 @@ pub(super) fn upsert(
             json: &json,
             brief: brief.as_ref().map(|(b, k)| (b.as_slice(), *k)),
         },
-    )
+    )?;
+    Ok((change, json.len()))
 }
 
 /// The Binary attachments of DocumentReferences on the grant's origin (others are skipped: the token never leaves).
-pub(super) fn attachments(fhir: &FhirClient<'_>, entries: &[Value]) -> Vec<(String, Url)> {
+pub(super) fn attachments(fhir: &FhirClient<'_>, resource: &Value) -> Vec<(String, Url)> {
     let mut out = Vec::new();
-    for e in entries {
-        for c in e["resource"]["content"].as_array().into_iter().flatten() {
+    {
+        for c in resource["content"].as_array().into_iter().flatten() {
             let Some(u) = c["attachment"]["url"].as_str() else {
                 continue;
             };

@@ -10,7 +10,6 @@
 use std::collections::HashSet;
 
 use super::plan::can_read;
-use super::query::upsert;
 use super::*;
 
 /// Reads the referenced resources in `found` that are not stored yet (all of them when `reconcile`, which then
@@ -28,7 +27,12 @@ pub(super) async fn resolve(
         if !can_read(&account.granted, &ty) {
             continue;
         }
-        if reconcile || !store.contains(keys, id, &ty, &rid).map_err(storage)? {
+        // Locked, what is stored cannot be looked up (no keyed hash): every reference found is read.
+        let stored = match keys {
+            Writer::Keys(k) => store.contains(k, id, &ty, &rid).map_err(storage)?,
+            Writer::Locked(_) => false,
+        };
+        if reconcile || !stored {
             wanted.push((ty, rid));
         }
     }
@@ -81,7 +85,9 @@ pub(super) async fn resolve(
             Ok(Some(v)) => {
                 store
                     .write(|tx| {
-                        upsert(tx, keys, id, &format!("{REFERENCED}:{ty}"), wave.pass, &v)
+                        // No `since`: referenced resources are never "new results".
+                        let query = format!("{REFERENCED}:{ty}");
+                        keys.put_page(tx, id, &query, wave.pass, None, wave.ctx.now_ms, &[&v])
                             .map(|_| ())
                     })
                     .map_err(storage)?;
@@ -108,7 +114,7 @@ pub(super) async fn resolve(
     if reconcile && complete {
         for ty in crate::views::REFERENCED_TYPES {
             store
-                .write(|tx| Store::reconcile(tx, id, &format!("{REFERENCED}:{ty}"), wave.pass))
+                .write(|tx| keys.reconcile(tx, id, &format!("{REFERENCED}:{ty}"), wave.pass))
                 .map_err(storage)?;
         }
     }

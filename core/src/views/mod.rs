@@ -68,7 +68,7 @@ pub use service_requests::*;
 pub use visits::*;
 pub use vitals::*;
 
-pub(crate) use fhir::preferred_code;
+pub(crate) use fhir::{category_codes, concept_name, first, first_date, preferred_code, string};
 pub(crate) use labs::lab_brief;
 
 /// How a list of one kind is ordered.

@@ -19,6 +19,8 @@ extension ChartLinkClient {
             var values = URLResourceValues()
             values.isExcludedFromBackup = true
             try dir.setResourceValues(values)
+            // Background sync writes while the phone is locked (sealed: only unlock makes it readable).
+            try ChartLinkBackgroundRefresh.allowWritesWhileLocked(dataDir: dir)
             dataDir = dir.path
         }
         let configured = ChartLinkConfig(

@@ -194,6 +194,16 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
         try await cancellable(cancel) { try await sdk.sync(accountId: accountId, cancel: $0) }
     }
 
+    public func backgroundSync(budget: SyncBudget, cancel: CancelToken? = nil) async throws -> BackgroundReport {
+        try await cancellable(cancel) { try await sdk.backgroundSync(budget: budget, cancel: $0) }
+    }
+
+    public func syncDue(budget: SyncBudget) throws -> [String] { try sdk.syncDue(budget: budget) }
+
+    public func whatsNew() async throws -> [NewRecord] { try await sdk.whatsNew() }
+
+    public func markWhatsNewSeen() async throws { try await sdk.markWhatsNewSeen() }
+
     public func switchPatient(contextId: String) async throws -> PatientContext {
         try await sdk.switchPatient(contextId: contextId)
     }

@@ -61,6 +61,8 @@ class RecordModel(private val chartLink: ChartLinkClient, private val screen: Re
                 when (event) {
                     is Event.SyncProgress -> screen.showProgress(event.progress.queriesDone, event.progress.queriesTotal)
                     is Event.SyncFinished -> screen.showNotice("${event.report.updated} new or updated items")
+                    // Counts only (safe on the lock screen); unlocked, chartLink.whatsNew() lists the records.
+                    is Event.BackgroundSyncFinished -> screen.showNotice("${event.report.total} new results")
                     is Event.LockWarning -> screen.showStillThere(event.remainingMs)
                     is Event.Locked -> screen.showLockScreen()
                     is Event.Unlocked -> screen.hideLockScreen()

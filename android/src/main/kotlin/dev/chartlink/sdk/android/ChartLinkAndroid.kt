@@ -48,9 +48,10 @@ object ChartLinkAndroid {
         secureStore: SecureStore = KeystoreSecureStore(context.applicationContext),
         browser: AuthBrowser = CustomTabsAuthBrowser(context.applicationContext),
         clock: HostClock = DeviceClock,
+        startLocked: Boolean = false,
     ): ChartLinkClient {
         initialize(context)
-        return ChartLinkClient(withDataDir(context, config), secureStore, browser, clock)
+        return ChartLinkClient(withDataDir(context, config), secureStore, browser, clock, startLocked)
     }
 
     /**
