@@ -27,11 +27,12 @@ impl Store {
         (nonce, brief): (Vec<u8>, Vec<u8>),
     ) -> Result<()> {
         let current: Option<(Vec<u8>, Vec<u8>, Vec<u8>)> = tx
-            .query_row(
+            .prepare_cached(
                 "SELECT id_tag, nonce, brief FROM latest WHERE account = ? AND code_tag = ?",
-                params![account, code_tag],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            )?
+            .query_row(params![account, code_tag], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()?;
         let (replace, recompute) = match current {
             None => (true, false),
@@ -50,16 +51,15 @@ impl Store {
             }
         };
         if replace {
-            tx.execute(
-                "INSERT OR REPLACE INTO latest (account, code_tag, id_tag, nonce, brief) VALUES (?, ?, ?, ?, ?)",
+            tx.prepare_cached("INSERT OR REPLACE INTO latest (account, code_tag, id_tag, nonce, brief) VALUES (?, ?, ?, ?, ?)")?.execute(
                 params![account, code_tag, id_tag, nonce, brief],
             )?;
         }
         if recompute {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT OR IGNORE INTO latest_stale (account, code_tag) VALUES (?, ?)",
-                params![account, code_tag],
-            )?;
+            )?
+            .execute(params![account, code_tag])?;
         }
         Ok(())
     }

@@ -242,6 +242,8 @@ impl Store {
         }
         tx.commit()?;
         conn.busy_timeout(Duration::from_secs(5))?;
+        // Sync's upserts reuse their statements (a page is hundreds of them); the default cache holds 16.
+        conn.set_prepared_statement_cache_capacity(64);
         Ok(Self {
             conn: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),

@@ -17,8 +17,8 @@ impl Store {
             .last_updated
             .map(|lu| keys.tag(&format!("lastUpdated\u{1f}{lu}")));
         let existing: Option<(Option<String>, Option<Vec<u8>>)> = tx
+            .prepare_cached("SELECT version, last_updated FROM resources WHERE account = ? AND type = ? AND id_tag = ?")?
             .query_row(
-                "SELECT version, last_updated FROM resources WHERE account = ? AND type = ? AND id_tag = ?",
                 params![account, r.ty, id_tag],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
@@ -31,8 +31,7 @@ impl Store {
             Some(_) => Change::Changed,
         };
         if change == Change::Unchanged {
-            tx.execute(
-                "UPDATE resources SET pass = ?, query = ? WHERE account = ? AND type = ? AND id_tag = ?",
+            tx.prepare_cached("UPDATE resources SET pass = ?, query = ? WHERE account = ? AND type = ? AND id_tag = ?")?.execute(
                 params![pass, query, account, r.ty, id_tag],
             )?;
             return Ok(change);
@@ -48,14 +47,13 @@ impl Store {
         if let (Some(code), Some((bn, bb)), Some((_, key))) = (r.code, brief, r.brief) {
             Self::update_latest(tx, keys, account, &keys.tag(code), &id_tag, key, (bn, bb))?;
         }
-        tx.execute(
-            "INSERT INTO resources (account, type, id_tag, version, last_updated, query, pass, code_tag, category_tag, nonce, payload,
+        tx.prepare_cached("INSERT INTO resources (account, type, id_tag, version, last_updated, query, pass, code_tag, category_tag, nonce, payload,
                  brief_nonce, brief)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
              ON CONFLICT (account, type, id_tag) DO UPDATE SET version = excluded.version, last_updated = excluded.last_updated,
                  query = excluded.query, pass = excluded.pass, code_tag = excluded.code_tag,
                  category_tag = excluded.category_tag, nonce = excluded.nonce, payload = excluded.payload,
-                 brief_nonce = excluded.brief_nonce, brief = excluded.brief",
+                 brief_nonce = excluded.brief_nonce, brief = excluded.brief")?.execute(
             params![
                 account,
                 r.ty,
