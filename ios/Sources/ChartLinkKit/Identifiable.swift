@@ -28,3 +28,5 @@ extension MedicationDispense: Identifiable {}
 extension MedicationStatement: Identifiable {}
 extension QuestionnaireResponse: Identifiable {}
 extension Provider: Identifiable {}
+// The FHIR id of a record a sync brought (unique within one account and type; `whatsNew()` lists each once).
+extension NewRecord: Identifiable {}
