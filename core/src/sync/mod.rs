@@ -37,6 +37,7 @@ use crate::store::{AccountKeys, Change, Incoming, QueryState, SealingKey, Store,
 
 mod compartment;
 pub mod locked;
+pub mod news;
 mod plan;
 mod query;
 mod references;
@@ -142,7 +143,7 @@ pub struct SyncReport {
     /// The records this sync brought, new or changed (kind, id, display name, date), for a notice inside the
     /// app. Empty for a locked sync (it cannot read what it wrote: see [`crate::ChartLink::whats_new`] after
     /// unlock) and for a query's first run (the whole record is not "new results").
-    pub new_records: Vec<crate::background::NewRecord>,
+    pub new_records: Vec<news::NewRecord>,
 }
 
 impl SyncReport {

@@ -160,7 +160,7 @@ pub(super) async fn run_query(
                         crate::views::unnamed_references(r, base, &mut found);
                     }
                     if !keys.is_locked() && since.is_some() && *c != Change::Unchanged {
-                        report.new_records.push(crate::background::new_record(
+                        report.new_records.push(super::news::new_record(
                             account,
                             &q.key,
                             r,
