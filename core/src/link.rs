@@ -442,6 +442,10 @@ impl Linker {
             }
             None => (None, None),
         };
+        let user_name = match &fhir_user {
+            Some(u) => self.read_fhir_user(&pending.server, u, &resp.access).await,
+            None => None,
+        };
         let mut id_bytes = [0u8; 12];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id_bytes)
             .map_err(|_| Error::Storage("no randomness for an account id".into()))?;
@@ -462,6 +466,7 @@ impl Linker {
             status: AccountStatus::Active,
             device_client_id: None,
             can_renew: resp.refresh.is_some(),
+            user_name,
             server: pending.server,
         };
         let tokens = Tokens {
@@ -472,6 +477,55 @@ impl Linker {
             device_key: None,
         };
         accounts.insert(account, tokens)
+    }
+
+    /// Reads the signed-in user's `fhirUser` resource (SMART client req. 202: a resource URL, relative to the FHIR
+    /// base or absolute under it) and returns their name. Best effort: a server that does not let the app read it,
+    /// or names a resource on another origin (the token never leaves the grant's origin), only means no name.
+    async fn read_fhir_user(
+        &self,
+        server: &ServerInfo,
+        fhir_user: &str,
+        access: &Secret,
+    ) -> Option<String> {
+        let base = server.fhir_base.as_str().trim_end_matches('/');
+        let relative = fhir_user
+            .strip_prefix(base)
+            .map(|r| r.trim_start_matches('/'))
+            .unwrap_or(fhir_user);
+        let (ty, id) = relative.split_once('/')?;
+        let known = ["Patient", "RelatedPerson", "Practitioner", "Person"];
+        let safe_id = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+        if !known.contains(&ty) || !safe_id {
+            return None;
+        }
+        let url = Url::parse(&format!("{base}/{ty}/{id}")).ok()?;
+        if url.origin() != server.fhir_base.origin() {
+            return None;
+        }
+        let resp = self
+            .http
+            .get(
+                &url,
+                Some(access),
+                "application/fhir+json",
+                SMALL_BODY_LIMIT,
+            )
+            .await
+            .ok()?;
+        if !resp.status.is_success() {
+            tracing::debug!(target: "chartlink", status = resp.status.as_u16(), "the fhirUser resource was not readable");
+            return None;
+        }
+        let r: serde_json::Value = serde_json::from_slice(&resp.body).ok()?;
+        if r["resourceType"] != ty || r["id"] != id {
+            return None;
+        }
+        crate::context::display_name(&r)
     }
 
     /// Verifies the id_token (SMART client reqs. 201, 218): keys from the SMART configuration's `jwks_uri`, or,

@@ -992,6 +992,7 @@ fn fake_account(base: &str) -> (LinkedAccount, Tokens) {
         device_client_id: None,
         consent: Vec::new(),
         can_renew: true,
+        user_name: None,
     };
     let tokens = Tokens {
         access: Secret::new("opaque"),

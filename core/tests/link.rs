@@ -115,6 +115,15 @@ async fn links_a_patients_own_record() {
         "id_token verified, fhirUser recorded"
     );
     assert_eq!(account.user_subject.as_deref(), Some("ava"));
+    // SMART client req. 202: fhirUser is a resource URL, and the app reads it (the signed-in user's name).
+    assert_eq!(account.user_name.as_deref(), Some("Ava Thompson"));
+    assert!(
+        f.sb.admin()
+            .request_log()
+            .iter()
+            .any(|r| r.path == "/fhir/Patient/ava-thompson"),
+        "the fhirUser resource was read"
+    );
     assert!(account.granted.offline_access);
     // v2 syntax (the sandbox advertises permission-v2) with category filters, never mixed with v1.
     assert!(

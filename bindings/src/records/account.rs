@@ -32,6 +32,8 @@ pub struct LinkedAccount {
     pub can_renew: bool,
     /// Kinds of data asked for that the provider did not grant, wholly or in part.
     pub not_granted: Vec<core::DataCategory>,
+    /// The signed-in user's name (the patient, or the parent or proxy), from their `fhirUser` resource.
+    pub user_name: Option<String>,
 }
 
 impl From<core::LinkedAccount> for LinkedAccount {
@@ -46,6 +48,7 @@ impl From<core::LinkedAccount> for LinkedAccount {
             device_registered: a.device_client_id.is_some(),
             can_renew: a.can_renew,
             not_granted,
+            user_name: a.user_name,
         }
     }
 }

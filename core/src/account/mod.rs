@@ -85,6 +85,11 @@ pub struct LinkedAccount {
     /// registered). When false, access ends when the access token expires and the user has to link again.
     #[serde(default = "renewable_by_default")]
     pub can_renew: bool,
+    /// The signed-in user's name (the patient themselves, or the parent or proxy), read from their `fhirUser`
+    /// resource at link time (SMART client req. 202). `None` when the server names no `fhirUser` or does not let
+    /// the app read it.
+    #[serde(default)]
+    pub user_name: Option<String>,
 }
 
 fn renewable_by_default() -> bool {

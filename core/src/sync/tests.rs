@@ -36,6 +36,7 @@ fn account(scope: &str) -> LinkedAccount {
         device_client_id: None,
         consent: Vec::new(),
         can_renew: true,
+        user_name: None,
     }
 }
 
