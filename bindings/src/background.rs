@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use chartlink_core as core;
+use chartlink_core::RecordKind;
 
 use crate::runtime::{guard, run_blocking, run_cancellable};
 use crate::{CancelToken, ChartLink, Result};
@@ -49,8 +50,8 @@ impl From<SyncBudget> for core::SyncBudget {
     }
 }
 
-/// The kind of record a "new results" notice counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, uniffi::Enum)]
+/// The kind of record a "new results" notice counts. Core's own enum, exported as it is.
+#[uniffi::remote(Enum)]
 pub enum RecordKind {
     LabResult,
     VitalSign,
@@ -75,37 +76,6 @@ pub enum RecordKind {
     Questionnaire,
     Demographics,
     Other,
-}
-
-impl From<core::RecordKind> for RecordKind {
-    fn from(k: core::RecordKind) -> Self {
-        use core::RecordKind as K;
-        match k {
-            K::LabResult => Self::LabResult,
-            K::VitalSign => Self::VitalSign,
-            K::Observation => Self::Observation,
-            K::Medication => Self::Medication,
-            K::MedicationDispense => Self::MedicationDispense,
-            K::MedicationStatement => Self::MedicationStatement,
-            K::Allergy => Self::Allergy,
-            K::Problem => Self::Problem,
-            K::Immunization => Self::Immunization,
-            K::Visit => Self::Visit,
-            K::Document => Self::Document,
-            K::Appointment => Self::Appointment,
-            K::Procedure => Self::Procedure,
-            K::Report => Self::Report,
-            K::CarePlan => Self::CarePlan,
-            K::Goal => Self::Goal,
-            K::CareTeam => Self::CareTeam,
-            K::Device => Self::Device,
-            K::Order => Self::Order,
-            K::Coverage => Self::Coverage,
-            K::Questionnaire => Self::Questionnaire,
-            K::Demographics => Self::Demographics,
-            K::Other => Self::Other,
-        }
-    }
 }
 
 /// What became of one account in a background sync.
@@ -186,7 +156,7 @@ impl From<core::BackgroundReport> for BackgroundReport {
                         .counts
                         .into_iter()
                         .map(|c| KindCount {
-                            kind: c.kind.into(),
+                            kind: c.kind,
                             count: count(c.count),
                         })
                         .collect(),
@@ -217,7 +187,7 @@ impl From<core::NewRecord> for NewRecord {
         Self {
             account_id: r.account_id,
             provider: r.provider,
-            kind: r.kind.into(),
+            kind: r.kind,
             resource_type: r.resource_type,
             id: r.id,
             display_name: r.display_name,
