@@ -48,19 +48,38 @@ impl SecureStore for FileSecureStore {
 
     fn put(&self, key: &str, value: &[u8]) -> Result<(), SecureStoreError> {
         use std::io::Write;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        // A temporary name of its own per write (process id and a counter): two processes, or two threads, writing
+        // the same key never share, truncate or rename away each other's temporary file. The rename is atomic, so
+        // a reader sees the old value or the new one, and the last writer wins.
+        static WRITES: AtomicU64 = AtomicU64::new(0);
         let path = self.path(key);
-        let tmp = path.with_extension("tmp");
+        let tmp = path.with_extension(format!(
+            "{}-{}.tmp",
+            std::process::id(),
+            WRITES.fetch_add(1, Ordering::Relaxed)
+        ));
         let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
+        options.write(true).create_new(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
-        let mut f = options.open(&tmp).map_err(io)?;
-        f.write_all(value).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)
+        let written = (|| {
+            let mut f = options.open(&tmp)?;
+            f.write_all(value)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            // The rename itself is durable once the directory is synced.
+            #[cfg(unix)]
+            std::fs::File::open(&self.dir)?.sync_all()?;
+            Ok(())
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written.map_err(io)
     }
 
     fn delete(&self, key: &str) -> Result<(), SecureStoreError> {
@@ -81,7 +100,7 @@ impl SecureStore for FileSecureStore {
                         .into(),
                 ));
             };
-            if name.len() % 2 != 0 || name.ends_with(".tmp") || !name.is_ascii() {
+            if name.len() % 2 != 0 || name.contains('.') || !name.is_ascii() {
                 continue;
             }
             let bytes: Option<Vec<u8>> = (0..name.len())
@@ -140,6 +159,52 @@ mod tests {
                 0o600
             );
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Two writers of one key at once (two CLI runs refreshing one account) never fail and never leave a torn or
+    /// temporary file: every read sees one whole value.
+    #[test]
+    fn concurrent_writers_of_one_key_never_fail_or_tear() {
+        let dir = std::env::temp_dir().join(format!("cl-secure-race-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = std::sync::Arc::new(FileSecureStore::new(&dir).expect("store"));
+        let values: Vec<Vec<u8>> = (0..4u8).map(|i| vec![b'a' + i; 4096]).collect();
+        let writers: Vec<_> = values
+            .iter()
+            .cloned()
+            .map(|v| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..200 {
+                        store
+                            .put("chartlink/account/x", &v)
+                            .expect("a write failed");
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..200 {
+            if let Some(seen) = store.get("chartlink/account/x").expect("get") {
+                assert!(
+                    values.contains(&seen),
+                    "a torn value of {} bytes",
+                    seen.len()
+                );
+            }
+        }
+        for w in writers {
+            w.join().expect("writer");
+        }
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "temporary files left: {names:?}");
+        assert_eq!(
+            store.keys("chartlink/").expect("keys"),
+            ["chartlink/account/x"]
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

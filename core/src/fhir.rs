@@ -21,6 +21,9 @@ use crate::error::Error;
 use crate::http::{self, HttpError};
 use crate::secret::Secret;
 
+/// The `code` of a [`FhirError::Status`] whose body was not a FHIR answer (a middlebox's page).
+pub const NOT_FHIR: &str = "not a FHIR answer";
+
 /// Largest single FHIR response read (a page of resources, a document).
 pub const PAGE_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
@@ -295,7 +298,11 @@ impl<'a> FhirClient<'a> {
                     });
                 }
                 Ok((status, headers, body)) => {
-                    let err = status_error(*status, body);
+                    let content_type = headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    let err = status_error(*status, content_type, body);
                     if !err.is_transient() || attempt >= self.retry.attempts {
                         return Err(err);
                     }
@@ -430,9 +437,32 @@ impl<'a> FhirClient<'a> {
 }
 
 /// The error for a non-success status, with the OperationOutcome's issue code when there is one.
-fn status_error(status: StatusCode, body: &[u8]) -> FhirError {
-    let code = serde_json::from_slice::<Value>(body)
-        .ok()
+///
+/// A 403 is [`FhirError::Forbidden`] ("not shared", which on a full pass removes that query's data) only when it is
+/// the FHIR server's own answer: an OperationOutcome in a JSON or FHIR content type. A web application firewall's
+/// or CDN's HTML page, an empty body or any other 403 says nothing about the patient's consent: it is a plain
+/// failure of the query (`code` "not a FHIR answer"), retried at the next sync, and deletes nothing.
+fn status_error(status: StatusCode, content_type: &str, body: &[u8]) -> FhirError {
+    let parsed = serde_json::from_slice::<Value>(body).ok();
+    if status == StatusCode::FORBIDDEN {
+        let media = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let fhir_type = media == "application/fhir+json" || media == "application/json";
+        let outcome = parsed
+            .as_ref()
+            .is_some_and(|v| v["resourceType"] == "OperationOutcome");
+        if !(fhir_type && outcome) {
+            return FhirError::Status {
+                status: 403,
+                code: NOT_FHIR.to_owned(),
+            };
+        }
+    }
+    let code = parsed
         .and_then(|v| {
             v["issue"][0]["code"].as_str().map(|c| {
                 c.chars()
@@ -535,7 +565,7 @@ mod tests {
     #[test]
     fn status_errors_carry_the_outcome_code_not_the_text() {
         let body = br#"{"resourceType":"OperationOutcome","issue":[{"code":"throttled","diagnostics":"patient Jane Doe"}]}"#;
-        let e = status_error(StatusCode::TOO_MANY_REQUESTS, body);
+        let e = status_error(StatusCode::TOO_MANY_REQUESTS, "application/fhir+json", body);
         assert_eq!(
             e,
             FhirError::Status {
@@ -545,9 +575,45 @@ mod tests {
         );
         assert!(e.is_transient());
         assert!(!e.to_string().contains("Jane"));
+        let outcome = br#"{"resourceType":"OperationOutcome","issue":[{"code":"forbidden"}]}"#;
         assert_eq!(
-            status_error(StatusCode::FORBIDDEN, b""),
+            status_error(
+                StatusCode::FORBIDDEN,
+                "application/fhir+json; charset=utf-8",
+                outcome
+            ),
             FhirError::Forbidden
         );
+        assert_eq!(
+            status_error(StatusCode::FORBIDDEN, "application/json", outcome),
+            FhirError::Forbidden
+        );
+    }
+
+    /// A 403 that is not the FHIR server's own OperationOutcome (a firewall's HTML page, an empty body, JSON that is
+    /// not an OperationOutcome, an OperationOutcome served as text/html) is a failed query, not "not shared".
+    #[test]
+    fn a_403_that_is_not_a_fhir_answer_is_not_consent_withdrawn() {
+        let outcome = br#"{"resourceType":"OperationOutcome","issue":[{"code":"forbidden"}]}"#;
+        for (ct, body) in [
+            (
+                "text/html",
+                &b"<html><body><h1>403 Forbidden</h1>Request blocked by WAF</body></html>"[..],
+            ),
+            ("", &b""[..]),
+            ("application/json", &br#"{"message":"Forbidden"}"#[..]),
+            ("text/html", &outcome[..]),
+        ] {
+            let e = status_error(StatusCode::FORBIDDEN, ct, body);
+            assert_eq!(
+                e,
+                FhirError::Status {
+                    status: 403,
+                    code: NOT_FHIR.into()
+                },
+                "{ct}"
+            );
+            assert!(!e.is_transient());
+        }
     }
 }

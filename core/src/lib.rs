@@ -101,18 +101,27 @@ impl AppConfig {
             app_name: client_id.to_owned(),
             data_dir: None,
             lock: LockConfig::default(),
-            revocation: RevocationPolicy::PurgeNow,
+            revocation: RevocationPolicy::KeepReadOnlyUntilConfirmed,
         }
     }
 }
 
-/// What happens to local data when the provider ends access (a child turned 18, a proxy was withdrawn, the
-/// patient removed the app on the portal).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What happens to local data when the provider's authorization server answers `invalid_grant` (access ended).
+///
+/// That answer does not say *why* access ended: RFC 6749 §5.2 uses `invalid_grant` for an expired grant too
+/// (Keycloak's offline session idles out after 30 days; smart-launcher-v2 answers an expired refresh token so), as
+/// well as for a child who turned 18, a withdrawn proxy or an app removed on the portal. Deleting the record is the
+/// patient's decision, so the default keeps it: the record stays readable, the host gets
+/// [`Event::AccessRevoked`], linking again restores the account in place, and only the user's own
+/// [`ChartLink::confirm_revoked`] or [`ChartLink::unlink`] deletes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RevocationPolicy {
-    /// Delete the record at once.
+    /// Delete the record as soon as access ends. Opt-in, for hosts whose users chose it (a shared device, say):
+    /// an expired grant then deletes the record too.
     PurgeNow,
-    /// Keep it read-only until the user confirms ([`ChartLink::confirm_revoked`]).
+    /// Keep it, readable, until the user deletes it ([`ChartLink::confirm_revoked`], [`ChartLink::unlink`]) or
+    /// links again (the default).
+    #[default]
     KeepReadOnlyUntilConfirmed,
 }
 
@@ -129,8 +138,9 @@ pub enum Event {
     },
     Locked(LockReason),
     Unlocked,
-    /// The provider's authorization server confirmed that access to this account's record ended (its data was
-    /// removed or kept read-only by the [`RevocationPolicy`]).
+    /// The provider's authorization server answered `invalid_grant`: access to this account's record ended
+    /// (expired or revoked: the answer does not say which). The record stays readable unless the host opted into
+    /// [`RevocationPolicy::PurgeNow`]; linking again restores the account in place.
     AccessRevoked {
         account_id: String,
     },
@@ -260,7 +270,8 @@ impl ChartLink {
             host.clock.clone(),
             http.clone(),
             config.client_auth.clone(),
-        )?;
+        )?
+        .with_lock_dir(config.data_dir.clone());
         let linker = link::Linker {
             client_id: config.client_id.clone(),
             redirect_uri: config.redirect_uri.clone(),

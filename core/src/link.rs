@@ -467,6 +467,7 @@ impl Linker {
             device_client_id: None,
             can_renew: resp.refresh.is_some(),
             user_name,
+            linked_scope: Some(granted.clone()),
             server: pending.server,
         };
         let tokens = Tokens {

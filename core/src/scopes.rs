@@ -283,6 +283,48 @@ impl GrantedScope {
         out
     }
 
+    /// What of `self` (a scope a refresh answered with) the patient granted at link (`ceiling`): a refresh may
+    /// narrow the grant but never widen it (a server answering `patient/*.rs` to an app linked for Condition only
+    /// must not make the next sync store labs the patient did not share). The intersection of the two sets of
+    /// permissions: each token of `self` that `ceiling` covers, and each token of `ceiling` that `self` covers
+    /// (so `patient/*.rs` answered to a grant of `patient/Condition.rs` keeps `patient/Condition.rs`). Tokens that
+    /// grant no data (`openid`, `fhirUser`, `launch/patient`, `offline_access`) are taken as answered.
+    pub fn within(&self, ceiling: &GrantedScope) -> GrantedScope {
+        let mut kept: Vec<&str> = Vec::new();
+        for t in self.raw.split_ascii_whitespace() {
+            let keep = match parse_resource(t) {
+                Some(r) => ceiling.covers(&r),
+                None => true,
+            };
+            if keep && !kept.contains(&t) {
+                kept.push(t);
+            }
+        }
+        for t in ceiling.raw.split_ascii_whitespace() {
+            if let Some(r) = parse_resource(t)
+                && self.covers(&r)
+                && !kept.contains(&t)
+            {
+                kept.push(t);
+            }
+        }
+        GrantedScope::parse(&kept.join(" "))
+    }
+
+    /// Whether this grant allows everything `r` allows (each of its permissions, for its type and categories).
+    fn covers(&self, r: &GrantedResource) -> bool {
+        let allows = |perm: fn(&GrantedResource) -> bool| {
+            self.resources.iter().any(|g| {
+                perm(g)
+                    && (g.resource_type.is_none() || g.resource_type == r.resource_type)
+                    && (g.categories.is_empty()
+                        || (!r.categories.is_empty()
+                            && r.categories.iter().all(|c| g.categories.contains(c))))
+            })
+        };
+        (!r.read || allows(|g| g.read)) && (!r.search || allows(|g| g.search))
+    }
+
     /// Whether resources of `ty` may be searched at all.
     pub fn can_search(&self, ty: &str) -> bool {
         self.resources
@@ -545,5 +587,38 @@ mod tests {
             get("patient/AllergyIntolerance.r", DataCategory::Allergies),
             Some(Consent::NotGranted)
         );
+    }
+
+    /// A refresh never widens the grant: what the patient shared at link is the ceiling; narrowing is taken.
+    #[test]
+    fn a_refreshed_scope_is_held_within_the_linked_grant() {
+        let linked = GrantedScope::parse(
+            "openid fhirUser offline_access patient/Patient.rs patient/Condition.rs",
+        );
+        let wider = GrantedScope::parse("patient/*.rs user/*.rs offline_access");
+        let held = wider.within(&linked);
+        assert!(held.can_search("Condition"));
+        assert!(!held.can_search("Observation"), "{}", held.raw);
+        assert!(!held.can_search("AllergyIntolerance"));
+        assert!(held.offline_access);
+        // Narrowing is taken.
+        let narrower = GrantedScope::parse("patient/Patient.rs");
+        let held = narrower.within(&linked);
+        assert!(!held.can_search("Condition"));
+        assert!(held.can_search("Patient"));
+        // Categories: a wider category grant is held to the linked categories.
+        let linked = GrantedScope::parse(
+            "patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory",
+        );
+        let held = GrantedScope::parse("patient/Observation.rs").within(&linked);
+        assert_eq!(
+            held.searchable_categories("Observation").map(|c| c.len()),
+            Some(1),
+            "{}",
+            held.raw
+        );
+        // The same answer again changes nothing.
+        let same = GrantedScope::parse("patient/Patient.rs patient/Condition.rs");
+        assert_eq!(same.within(&same).raw, same.raw);
     }
 }

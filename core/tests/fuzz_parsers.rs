@@ -993,6 +993,7 @@ fn fake_account(base: &str) -> (LinkedAccount, Tokens) {
         consent: Vec::new(),
         can_renew: true,
         user_name: None,
+        linked_scope: None,
     };
     let tokens = Tokens {
         access: Secret::new("opaque"),

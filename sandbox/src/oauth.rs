@@ -639,7 +639,13 @@ fn refresh(s: &Shared, headers: &HeaderMap, p: &Params) -> Result<Value, OAuthEr
             "refresh token already used; the grant is revoked",
         ));
     }
-    let grant = live_grant(s, &store, &row.grant_id)?;
+    let mut grant = live_grant(s, &store, &row.grant_id)?;
+    if let Some(wider) = s.quirks().widen_scope_on_refresh {
+        store
+            .set_grant_scope(&grant.id, &wider)
+            .map_err(store_err)?;
+        grant.scope = wider;
+    }
     if let Some(narrow) = p.get("scope") {
         let granted: Vec<&str> = grant.scope.split_whitespace().collect();
         if !narrow.split_whitespace().all(|sc| granted.contains(&sc)) {

@@ -28,6 +28,9 @@ pub struct Quirks {
     pub no_smart_configuration: bool,
     /// Authorization requests only by POST (`authorize-post`); a GET answers with an error page.
     pub authorize_post_only: bool,
+    /// A refresh widens the grant to this scope and answers it (seen: linked for Patient + Condition only, a
+    /// refresh answering `patient/*.rs user/*.rs`): the FHIR API then serves everything the wider scope covers.
+    pub widen_scope_on_refresh: Option<String>,
 }
 
 impl Quirks {

@@ -483,6 +483,15 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces a grant's scope (the `widen_scope_on_refresh` quirk: a server that widens a grant on refresh).
+    pub fn set_grant_scope(&self, id: &str, scope: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE grants SET scope = ? WHERE id = ?",
+            params![scope, id],
+        )?;
+        Ok(())
+    }
+
     /// One grant.
     pub fn grant(&self, id: &str) -> Result<Option<GrantRow>> {
         Ok(self

@@ -25,7 +25,8 @@ pub struct ChartLinkConfig {
     /// Lock after this long in the background (0: as soon as the app leaves the screen).
     #[uniffi(default = 30)]
     pub background_grace_seconds: i64,
-    /// What to do with a record whose access the provider ended. Null/nil: delete it at once.
+    /// What to do with a record whose access the provider ended (`invalid_grant`: expired or revoked). Null/nil:
+    /// keep it readable until the user deletes it or links again (`KeepReadOnlyUntilConfirmed`).
     #[uniffi(default = None)]
     pub revocation: Option<RevocationPolicy>,
     /// The data to ask the patient for (empty: everything).
@@ -64,7 +65,7 @@ impl ChartLinkConfig {
         }
         config.data_dir = self.data_dir.map(Into::into);
         config.lock = lock;
-        config.revocation = self.revocation.unwrap_or(RevocationPolicy::PurgeNow);
+        config.revocation = self.revocation.unwrap_or_default();
         if !self.wanted.is_empty() {
             config.wanted = self.wanted;
         }
@@ -72,13 +73,13 @@ impl ChartLinkConfig {
     }
 }
 
-/// What happens to a record on the device when the provider ends access (a child turned 18, a proxy was
-/// withdrawn, the patient removed the app on the portal). Core's own enum, exported as it is.
+/// What happens to a record on the device when the provider's authorization server answers `invalid_grant`
+/// (access ended: expired, or revoked — the answer does not say which). Core's own enum, exported as it is.
 #[uniffi::remote(Enum)]
 pub enum RevocationPolicy {
-    /// Delete it at once.
+    /// Delete it at once (opt-in: an expired grant deletes the record too).
     PurgeNow,
-    /// Keep it read-only until the user confirms (`confirm_revoked`).
+    /// Keep it readable until the user deletes it (`confirm_revoked`, `unlink`) or links again (the default).
     KeepReadOnlyUntilConfirmed,
 }
 
@@ -132,7 +133,11 @@ mod tests {
         assert_eq!(core.lock.timeout_ms, 600_000);
         assert_eq!(core.lock.warning_ms, None);
         assert_eq!(core.app_name, "app");
-        assert_eq!(core.revocation, core::RevocationPolicy::PurgeNow);
+        assert_eq!(
+            core.revocation,
+            core::RevocationPolicy::KeepReadOnlyUntilConfirmed,
+            "deleting is the patient's decision: never the default"
+        );
         assert_eq!(core.wanted.len(), core::DataCategory::ALL.len());
         for bad in [config(0, 0, 0), config(600, -1, 0), config(i64::MAX, 0, 0)] {
             assert!(matches!(bad.into_core(), Err(core::Error::InvalidInput(_))));

@@ -7,7 +7,8 @@
 //!
 //! What a failure means ([`crate::token`] classifies the answers): only the authorization server's own
 //! `invalid_grant` to a refresh or a jwt-bearer grant (after one retry with the server's clock when a client
-//! assertion was involved) marks an account [`AccountStatus::Revoked`]. A definitive refusal of another kind, or a
+//! assertion was involved) marks an account [`AccountStatus::Revoked`] ("access ended": expired or revoked, the
+//! answer does not say which, so the record stays unless the host opted into purging). A definitive refusal of another kind, or a
 //! grant that has no way to renew itself once the server refuses its token, marks it
 //! [`AccountStatus::RelinkNeeded`]: the record stays readable and linking again restores the same account. Anything
 //! else (5xx, 429, HTML, timeouts, `temporarily_unavailable`, a secure-store failure, the lock) changes nothing and
@@ -30,6 +31,7 @@ use crate::scopes::{CategoryConsent, Consent, GrantedScope};
 use crate::secret::Secret;
 use crate::token::{self, ServerClock, TokenAnswer, TokenError};
 
+mod refresh_lock;
 mod renew;
 mod unlink;
 
@@ -50,8 +52,9 @@ const SKEW_RETRY_MS: i64 = 10_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AccountStatus {
     Active,
-    /// The provider's authorization server said the grant is gone (`invalid_grant`): the account must be linked
-    /// again; its data is removed or kept by the host's [`crate::RevocationPolicy`].
+    /// Access ended: the provider's authorization server said the grant is gone (`invalid_grant`, which covers an
+    /// expired grant as well as a revoked one). The account must be linked again; its record stays readable unless
+    /// the host opted into [`crate::RevocationPolicy::PurgeNow`].
     Revoked,
     /// Access can no longer be renewed by the SDK (no refresh token and the token is refused, or the provider
     /// refused to renew it): the data stays readable, and linking again restores this account in place.
@@ -90,6 +93,11 @@ pub struct LinkedAccount {
     /// the app read it.
     #[serde(default)]
     pub user_name: Option<String>,
+    /// The scope the patient granted when linking: what a refresh may narrow but never widen
+    /// ([`GrantedScope::within`]). `None` for accounts linked before this was recorded (their grant as it stands is
+    /// the ceiling).
+    #[serde(default)]
+    pub linked_scope: Option<String>,
 }
 
 fn renewable_by_default() -> bool {
@@ -192,6 +200,9 @@ pub struct Accounts {
     server_clock: Arc<ServerClock>,
     /// Secure-store keys of account entries skipped at the last load (unreadable or damaged).
     unreadable: Mutex<Vec<String>>,
+    /// Where the refresh lock files live (the data directory): one refresh per grant across every process that
+    /// shares it (see [`refresh_lock`]). `None` (in memory): one per grant in this process.
+    lock_dir: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -277,7 +288,23 @@ impl Accounts {
             locked: AtomicBool::new(false),
             server_clock: Arc::new(ServerClock::default()),
             unreadable: Mutex::new(unreadable),
+            lock_dir: None,
         })
+    }
+
+    /// Refreshes take a lock file in `dir` (the data directory), so two processes sharing the grant never refresh
+    /// it at once (see [`refresh_lock`]).
+    pub fn with_lock_dir(mut self, dir: Option<std::path::PathBuf>) -> Self {
+        self.lock_dir = dir;
+        self
+    }
+
+    /// The account's entry as the secure store holds it now (another process may have renewed its tokens).
+    fn stored(&self, id: &str) -> Result<Option<Stored>> {
+        Ok(self
+            .store
+            .get(&key(id))?
+            .and_then(|bytes| serde_json::from_slice::<Stored>(&bytes).ok()))
     }
 
     /// The servers' clocks as seen in their answers.

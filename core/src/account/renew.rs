@@ -4,7 +4,34 @@ use super::*;
 
 impl Accounts {
     /// Refreshes, applying the classification rules of this module to the account's status.
+    ///
+    /// One refresh per grant across processes: the refresh lock is taken first (two CLI runs, the app and its
+    /// background job, an app and its extension share one rotating refresh token; a provider that sees a spent
+    /// refresh token come back takes it for theft and ends the grant). Under the lock the entry is read again from
+    /// the secure store: when another process renewed the tokens meanwhile, those are used and the spent refresh
+    /// token is never sent.
     pub(super) async fn refresh_locked(&self, st: &mut Stored) -> Result<Secret> {
+        let _held = super::refresh_lock::acquire(self.lock_dir.as_deref(), &st.account.id).await?;
+        if let Some(now_stored) = self.stored(&st.account.id)?
+            && (now_stored.tokens.access.expose() != st.tokens.access.expose()
+                || now_stored.account.status != st.account.status)
+        {
+            // Another process renewed (or ended) this grant while we waited: take its result.
+            st.tokens = now_stored.tokens;
+            st.account = now_stored.account;
+            self.meta()
+                .insert(st.account.id.clone(), st.account.clone());
+            super::usable(&st.account)?;
+            let now = self.clock.now_unix_ms();
+            let fresh = st
+                .tokens
+                .access_expires_at_ms
+                .is_none_or(|exp| exp.saturating_sub(refresh_margin_ms(&st.tokens)) > now);
+            if fresh {
+                tracing::info!(target: "chartlink", "another process renewed access; using its tokens");
+                return Ok(st.tokens.access.clone());
+            }
+        }
         let result = if let (Some(device), Some(key)) = (
             st.account.device_client_id.clone(),
             st.tokens.device_key.clone(),
@@ -28,7 +55,16 @@ impl Accounts {
                     st.tokens.refresh = Some(r.clone());
                 }
                 if let Some(scope) = &answer.scope {
-                    st.account.granted = GrantedScope::parse(scope);
+                    // Never wider than what the patient granted at link; narrower is taken.
+                    let ceiling = match &st.account.linked_scope {
+                        Some(raw) => GrantedScope::parse(raw),
+                        None => st.account.granted.clone(),
+                    };
+                    let held = GrantedScope::parse(scope).within(&ceiling);
+                    if held.raw != GrantedScope::parse(scope).raw {
+                        tracing::warn!(target: "chartlink", "a refresh answered a scope wider than the patient granted; it is held to the grant");
+                    }
+                    st.account.granted = held;
                 }
                 // The new tokens stay in memory even if the secure store fails (the spent refresh token must not
                 // be sent again); the failure is reported, and the tokens are saved again before their next use.

@@ -38,7 +38,7 @@ use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::hkdf;
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -235,7 +235,12 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "secure_delete", "ON")?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Read again under the write lock: another process may have migrated while this one waited for it.
+        let version = tx
+            .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+            .map(|v| usize::try_from(v).unwrap_or(0))
+            .unwrap_or(version);
         for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
             tx.execute_batch(m)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
@@ -374,7 +379,10 @@ impl Store {
     /// Runs `f` in one write transaction (the single writer).
     pub fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        // IMMEDIATE: the write lock is taken at BEGIN, so a second process writing the same database waits for this
+        // transaction (busy timeout) instead of failing both at the upgrade from reader to writer (SQLITE_BUSY
+        // without waiting), which left two syncs of one store half-written.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
         Ok(out)

@@ -12,8 +12,10 @@
 //! - Only this patient's data: every resource a search returns must name the linked patient (its `subject`,
 //!   `patient`, `beneficiary` or, for an Appointment, a participant); anything else is refused, counted in
 //!   [`SyncReport::refused`] and never stored.
-//! - Consent withdrawn: on a full pass, a query the grant no longer covers, or one the server now answers 403,
-//!   loses exactly its data (what the patient no longer shares is no longer readable here).
+//! - Consent withdrawn: on a full pass, a query the grant no longer covers, or one the FHIR server now answers 403
+//!   with its own OperationOutcome while the pass's other queries succeed, loses exactly its data (what the patient
+//!   no longer shares is no longer readable here). A firewall's HTML 403, or a pass in which every query fails,
+//!   deletes nothing.
 //! - A query that hits the page cap or a paging loop is not resumed forever: it ends there, its position is
 //!   dropped, and the next incremental run asks only for what changed since.
 //! - Token trouble stops the sync with its own error (revoked, re-link needed, transient); whether access is
@@ -334,8 +336,11 @@ pub async fn sync_account(
             Err(_) if cancelled() => return Err(Error::Locked),
             Err(e) => {
                 let not_granted = e == FhirError::Forbidden;
-                if not_granted && full {
-                    // The server answers, on a full pass, that this is no longer shared: so it is no longer here.
+                if not_granted && full && server_works {
+                    // The FHIR server's own answer (an OperationOutcome: see `fhir::status_error`), on a full pass
+                    // whose other queries work, that this is no longer shared: so it is no longer here. A pass in
+                    // which every query fails deletes nothing (that is a server or a middlebox failing, not the
+                    // patient's decision).
                     let gone = ctx
                         .store
                         .write(|tx| keys.forget_query(tx, &account.id, &q.key))

@@ -37,6 +37,7 @@ fn account(scope: &str) -> LinkedAccount {
         consent: Vec::new(),
         can_renew: true,
         user_name: None,
+        linked_scope: None,
     }
 }
 
