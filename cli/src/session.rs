@@ -67,9 +67,13 @@ impl Session {
     pub fn save(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        let tmp = Self::path(dir).with_extension("tmp");
+        // A temporary file of this process's own: two CLI runs saving at once never rename away each other's file
+        // (which failed one of them with "entity not found"); the last rename wins, whole.
+        let tmp = Self::path(dir).with_extension(format!("{}.tmp", std::process::id()));
         std::fs::write(&tmp, bytes)?;
-        std::fs::rename(tmp, Self::path(dir))
+        std::fs::rename(&tmp, Self::path(dir)).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
     }
 
     /// Whether the idle lock holds: locked explicitly, or idle longer than the desktop timeout (a clock set back

@@ -180,7 +180,8 @@ impl ChartLink {
 
     fn is_due(&self, account_id: &str, now: i64, budget: &SyncBudget) -> Result<bool> {
         let last = self.store.last_sync_ms(account_id).map_err(storage)?;
-        Ok(last.is_none_or(|t| now - t >= budget.min_interval_ms))
+        // A stamp in the future (written while the clock ran ahead) is stale, not "synced just now" for ever.
+        Ok(last.is_none_or(|t| t > now || now - t >= budget.min_interval_ms))
     }
 
     /// The linked accounts, readable while locked too (from the secure store, without keeping any token).

@@ -396,3 +396,87 @@ async fn two_instances_sharing_a_rotating_refresh_token_never_end_the_grant() {
     let _ = std::fs::remove_dir_all(&dir);
     f.sb.shutdown().await;
 }
+
+/// `confirm_merge` is the user's statement that two records are one person; it refuses what cannot be: two records
+/// at one provider (seen: `chartlink merge <maria> <leo>` made Leo's labs Maria's), and the user with someone they
+/// are proxy for. Nothing is merged, and each record stays its own.
+#[tokio::test]
+async fn a_merge_of_two_people_is_refused() {
+    let f = Fixture::new().await;
+    let robots = vec![
+        chartlink_sandbox::PortalRobot::allowing("maria", "maria-demo", Some("maria-garcia")),
+        chartlink_sandbox::PortalRobot::allowing("maria", "maria-demo", Some("leo-garcia")),
+    ];
+    let sdk = ChartLink::new(
+        default_config(),
+        Host {
+            secure_store: f.store.clone(),
+            browser: Some(Arc::new(common::RobotQueue(std::sync::Mutex::new(robots)))),
+            clock: f.clock.clone(),
+            listener: None,
+        },
+    )
+    .unwrap();
+    let maria = sdk.link(&f.sb.fhir_base()).await.unwrap();
+    let leo = sdk.link(&f.sb.fhir_base()).await.unwrap();
+    sdk.sync_with(&maria.id, &fast(), &mut |_| {})
+        .await
+        .unwrap();
+    sdk.sync_with(&leo.id, &fast(), &mut |_| {}).await.unwrap();
+    let err = sdk
+        .confirm_merge(&[maria.id.clone(), leo.id.clone()])
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidInput(m) if m.contains("same provider")),
+        "{err:?}"
+    );
+    assert_eq!(sdk.patients().unwrap().len(), 2, "still two people");
+    sdk.switch_patient(&maria.id).unwrap();
+    let maria_labs: Vec<String> = sdk
+        .lab_results()
+        .unwrap()
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
+    sdk.switch_patient(&leo.id).unwrap();
+    let leo_labs: Vec<String> = sdk
+        .lab_results()
+        .unwrap()
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
+    assert!(
+        maria_labs.iter().all(|l| !leo_labs.contains(l)),
+        "records never mix"
+    );
+    f.sb.shutdown().await;
+}
+
+/// A full-pass stamp written while the phone's clock ran months ahead counts as stale once the clock is right
+/// again: the next sync is a full pass (deletions reconciled), not an incremental one for a year.
+#[tokio::test]
+async fn a_full_pass_stamp_from_a_clock_that_ran_ahead_is_stale() {
+    let f = Fixture::new().await;
+    let sdk = f.sdk(default_config(), Some(Fixture::robot("maria")));
+    let account = sdk.link(&f.sb.fhir_base()).await.unwrap();
+    let ahead_ms = 200 * 24 * 3600 * 1000; // ahead by months (the tests' idle lock is a year)
+    f.clock.advance_ms(ahead_ms);
+    let first = sdk
+        .sync_with(&account.id, &fast(), &mut |_| {})
+        .await
+        .unwrap();
+    assert!(first.full_pass);
+    {
+        use chartlink_core::Clock;
+        f.clock.set_wall_ms(f.clock.now_unix_ms() - ahead_ms);
+    }
+    let next = sdk
+        .sync_with(&account.id, &fast(), &mut |_| {})
+        .await
+        .unwrap();
+    assert!(
+        next.full_pass,
+        "a stamp in the future is not 'synced just now'"
+    );
+    f.sb.shutdown().await;
+}

@@ -57,15 +57,42 @@ impl ChartLink {
     pub fn confirm_merge(&self, context_ids: &[String]) -> Result<PatientContext> {
         let patients = self.patients()?;
         let mut accounts = Vec::new();
+        let mut relations = Vec::new();
         for id in context_ids {
             let p = patients
                 .iter()
                 .find(|p| &p.id == id || p.account_ids.contains(id))
                 .ok_or_else(|| Error::InvalidInput("no such patient".into()))?;
             accounts.extend(p.account_ids.iter().cloned());
+            relations.push(p.relation);
         }
+        accounts.sort();
+        accounts.dedup();
         if accounts.len() < 2 {
             return Err(Error::InvalidInput("a merge needs two patients".into()));
+        }
+        // Two records at one provider are two people (a provider keeps one record per patient), and so are the
+        // user and someone they are proxy for: merging either would show one person's labs as the other's.
+        let linked = self.accounts.list();
+        let mut bases: Vec<&str> = linked
+            .iter()
+            .filter(|a| accounts.contains(&a.id))
+            .map(|a| a.server.fhir_base.as_str().trim_end_matches('/'))
+            .collect();
+        let before = bases.len();
+        bases.sort_unstable();
+        bases.dedup();
+        if bases.len() < before {
+            return Err(Error::InvalidInput(
+                "these are two records at the same provider, so two different people; they cannot be merged"
+                    .into(),
+            ));
+        }
+        if relations.windows(2).any(|w| w[0] != w[1]) {
+            return Err(Error::InvalidInput(
+                "these are you and someone you are proxy for (or two different relations): they cannot be merged"
+                    .into(),
+            ));
         }
         let mut groups = self.merges()?;
         merge::join(&mut groups, &accounts);

@@ -199,7 +199,10 @@ pub async fn sync_account(
     };
     let learned = Learned::load(ctx.store, &account.id).map_err(storage)?;
     let (mut pass, last_full) = ctx.store.account_state(&account.id).map_err(storage)?;
-    let due = last_full.is_none_or(|t| ctx.now_ms - t >= options.full_pass_every_ms);
+    // A stamp in the future (the clock ran ahead when it was written, then was corrected) counts as stale: otherwise
+    // no full pass, and so no reconciliation of deletions, would run until the clock caught up.
+    let due =
+        last_full.is_none_or(|t| t > ctx.now_ms || ctx.now_ms - t >= options.full_pass_every_ms);
     // A full pass in progress (cut off earlier) goes on with the same pass number.
     let mut interrupted_full = false;
     for q in &plan(account, &support, options.page_size, &learned, true) {
