@@ -14,17 +14,8 @@ pub fn value_text(v: Option<&ObservationValue>) -> String {
 }
 
 fn raw_value_text(v: Option<&ObservationValue>) -> String {
-    let q = |q: &Quantity| {
-        let num = if q.value.fract() == 0.0 {
-            format!("{}", q.value as i64)
-        } else {
-            format!("{:.2}", q.value).trim_end_matches('0').to_owned()
-        };
-        match &q.unit {
-            Some(u) => format!("{num} {u}"),
-            None => num,
-        }
-    };
+    // Core's rendering: the comparator and every digit the server sent (`<0.5`, `0.012`), never rounded.
+    let q = Quantity::display;
     match v {
         Some(ObservationValue::Quantity(x)) => q(x),
         Some(ObservationValue::Text(t)) => t.clone(),
@@ -635,6 +626,48 @@ mod tests {
     use crate::term::HOSTILE;
     use chartlink_core::views::{Allergy, Demographics, Medication, TrendPoint};
     use serde_json::json;
+
+    /// Clinical values print as the server sent them: the comparator kept, no rounding (`<0.5` was `0.5`, `0.012`
+    /// was `0.01` and `0.001` was `0.`).
+    #[test]
+    fn values_keep_their_comparator_and_precision() {
+        let q = |value: f64, comparator: Option<&str>, unit: Option<&str>| {
+            ObservationValue::Quantity(Quantity {
+                value,
+                unit: unit.map(Into::into),
+                comparator: comparator.map(Into::into),
+            })
+        };
+        assert_eq!(
+            value_text(Some(&q(0.5, Some("<"), Some("mg/L")))),
+            "<0.5 mg/L"
+        );
+        assert_eq!(
+            value_text(Some(&q(0.012, None, Some("ng/mL")))),
+            "0.012 ng/mL"
+        );
+        assert_eq!(value_text(Some(&q(0.001, None, None))), "0.001");
+        assert_eq!(value_text(Some(&q(6.8, None, Some("%")))), "6.8 %");
+        let bp = ObservationValue::Components(vec![
+            (
+                "systolic".into(),
+                Quantity {
+                    value: 120.0,
+                    unit: Some("mm[Hg]".into()),
+                    comparator: None,
+                },
+            ),
+            (
+                "diastolic".into(),
+                Quantity {
+                    value: 80.0,
+                    unit: Some("mm[Hg]".into()),
+                    comparator: None,
+                },
+            ),
+        ]);
+        assert_eq!(value_text(Some(&bp)), "120 mm[Hg] / 80 mm[Hg]");
+    }
 
     /// Whether `s` holds anything a terminal acts on or that reorders or hides text.
     fn assert_terminal_safe(s: &str) {

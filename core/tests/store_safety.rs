@@ -10,7 +10,7 @@ mod common;
 use common::RobotBrowser;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chartlink_core::store::{AccountKeys, Incoming, Store, StoreError};
@@ -509,6 +509,8 @@ async fn no_clinical_date_is_in_the_clear() {
 struct FailingGets {
     inner: MemorySecureStore,
     failing: Vec<String>,
+    /// Gets of these keys fail until `recover` (a Keychain that fails for a moment at start-up).
+    failing_for_now: Mutex<Vec<String>>,
     key_reads: std::sync::atomic::AtomicUsize,
 }
 
@@ -524,7 +526,14 @@ impl SecureStore for FailingGets {
             self.key_reads
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
-        if self.failing.iter().any(|k| k == key) {
+        if self.failing.iter().any(|k| k == key)
+            || self
+                .failing_for_now
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|k| k == key)
+        {
             return Err(SecureStoreError("the item could not be decrypted".into()));
         }
         self.inner.get(key)
@@ -538,6 +547,40 @@ impl SecureStore for FailingGets {
     fn keys(&self, prefix: &str) -> Result<Vec<String>, SecureStoreError> {
         self.inner.keys(prefix)
     }
+}
+
+/// A secure-store failure at start-up that has passed by the time the user chooses "discard" deletes nothing: the
+/// entry is read again, the account comes back with its record, and only what is still unreadable goes.
+#[tokio::test]
+async fn discarding_reads_again_and_keeps_an_entry_that_is_readable_now() {
+    let sb = Sandbox::start(Config::default()).await.unwrap();
+    let dir = temp_dir("transient-unreadable");
+    let secure = Arc::new(FailingGets::default());
+    let account = linked_and_synced(&sb, &dir, secure.clone()).await;
+    let key = format!("chartlink/account/{account}");
+    *secure.failing_for_now.lock().unwrap() = vec![key.clone()];
+    let sdk = ChartLink::new(config(&dir), host(secure.clone(), None)).unwrap();
+    assert!(
+        sdk.accounts().unwrap().is_empty(),
+        "not readable at start-up"
+    );
+    assert!(
+        sdk.take_store_notices()
+            .contains(&StoreNotice::UnreadableAccountEntry { key: key.clone() })
+    );
+    secure.failing_for_now.lock().unwrap().clear();
+    assert_eq!(
+        sdk.discard_unreadable_account_entries().unwrap(),
+        0,
+        "nothing deleted"
+    );
+    assert_eq!(secure.keys("chartlink/account/").unwrap(), vec![key]);
+    let ids: Vec<String> = sdk.accounts().unwrap().into_iter().map(|a| a.id).collect();
+    assert_eq!(ids, vec![account.clone()], "the account is back");
+    assert!(!inventory(&sdk, &account).is_empty(), "with its record");
+    drop(sdk);
+    sb.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

@@ -258,7 +258,9 @@ impl Accounts {
         for k in store.keys(ACCOUNT_PREFIX)? {
             // An entry the host cannot return, or that is damaged, is skipped and reported (see `unreadable`), not
             // fatal: the other accounts still work.
-            let bytes = match store.get(&k) {
+            // A secure store may fail for a moment (a Keychain item while the device unlocks): one more try before
+            // the entry counts as unreadable.
+            let bytes = match store.get(&k).or_else(|_| store.get(&k)) {
                 Ok(Some(bytes)) => bytes,
                 Ok(None) => continue,
                 Err(_) => {
@@ -354,11 +356,29 @@ impl Accounts {
         self.unreadable_guard().clone()
     }
 
-    /// Deletes the skipped entries from the secure store; returns the ids of the accounts they were for.
+    /// Deletes the skipped entries from the secure store; returns the ids of the accounts they were for. Each entry
+    /// is read again first: one that the secure store now returns whole (its failure at start-up was transient) is
+    /// not deleted but loaded again, and its account is back.
     pub fn discard_unreadable(&self) -> Result<Vec<String>> {
         let keys = std::mem::take(&mut *self.unreadable_guard());
         let mut ids = Vec::new();
         for (i, k) in keys.iter().enumerate() {
+            match self.store.get(k) {
+                Ok(None) => continue,
+                Ok(Some(bytes)) => {
+                    if let Ok(stored) = serde_json::from_slice::<Stored>(&bytes)
+                        && k.strip_prefix(ACCOUNT_PREFIX) == Some(stored.account.id.as_str())
+                    {
+                        tracing::info!(target: "chartlink", "an account entry is readable again; kept");
+                        self.meta()
+                            .insert(stored.account.id.clone(), stored.account.clone());
+                        self.slots()
+                            .insert(stored.account.id.clone(), Slot::new(stored));
+                        continue;
+                    }
+                }
+                Err(_) => {}
+            }
             if let Err(e) = self.store.delete(k) {
                 self.unreadable_guard().extend_from_slice(&keys[i..]);
                 return Err(e.into());

@@ -136,6 +136,51 @@ pub struct Quantity {
     pub comparator: Option<String>,
 }
 
+impl Quantity {
+    /// The amount as a person reads it, the one rendering every client shows: its comparator, the number with all
+    /// the digits the server sent and none it did not (`0.012`, not `0.01`; `0.001`, not `0.`), and its unit:
+    /// `<0.5 mg/L`, `>60 mL/min/{1.73_m2}`, `6.8 %`. Rounding a lab value is a clinical error, so there is none.
+    pub fn display(&self) -> String {
+        // f64's Display is the shortest text that reads back as the same number: the server's digits (a trailing
+        // zero of "1.50" excepted: FHIR decimals keep it, f64 cannot), never an exponent.
+        let mut out = format!(
+            "{}{}",
+            self.comparator.as_deref().unwrap_or(""),
+            if self.value == 0.0 { 0.0 } else { self.value }
+        );
+        if let Some(unit) = self.unit.as_deref().filter(|u| !u.is_empty()) {
+            out.push(' ');
+            out.push_str(unit);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod quantity_tests {
+    use super::Quantity;
+
+    #[test]
+    fn a_quantity_keeps_its_comparator_and_every_digit() {
+        let q = |value: f64, comparator: Option<&str>, unit: Option<&str>| Quantity {
+            value,
+            unit: unit.map(Into::into),
+            comparator: comparator.map(Into::into),
+        };
+        assert_eq!(q(0.5, Some("<"), Some("mg/L")).display(), "<0.5 mg/L");
+        assert_eq!(q(0.012, None, Some("ng/mL")).display(), "0.012 ng/mL");
+        assert_eq!(q(0.001, None, None).display(), "0.001");
+        assert_eq!(
+            q(60.0, Some(">"), Some("mL/min/{1.73_m2}")).display(),
+            ">60 mL/min/{1.73_m2}"
+        );
+        assert_eq!(q(120.0, None, Some("mm[Hg]")).display(), "120 mm[Hg]");
+        assert_eq!(q(6.8, None, Some("%")).display(), "6.8 %");
+        assert_eq!(q(0.00000012, None, None).display(), "0.00000012");
+        assert_eq!(q(-0.0, None, None).display(), "0");
+    }
+}
+
 pub(crate) fn human_name(name: &Value) -> Option<String> {
     string(&name["text"]).or_else(|| {
         // `family` is a string in R4 and a list in DSTU2.
@@ -356,14 +401,9 @@ pub(crate) fn period(p: &Value) -> (Option<FhirDate>, Option<FhirDate>) {
     (date(&p["start"]), date(&p["end"]))
 }
 
-/// A Quantity as text: "30 tablets", "<5 mg/L".
+/// A Quantity as text: "30 tablets", "<5 mg/L" ([`Quantity::display`]).
 pub(crate) fn quantity_text(q: &Quantity) -> String {
-    let mut text = format!("{}{}", q.comparator.as_deref().unwrap_or(""), q.value);
-    if let Some(unit) = &q.unit {
-        text.push(' ');
-        text.push_str(unit);
-    }
-    text
+    q.display()
 }
 
 pub(crate) fn system_name(system: &str) -> &str {

@@ -36,7 +36,15 @@ fn target(reference: &str, base: &str) -> Option<(String, String)> {
     let reference = reference.trim();
     let relative = match reference.strip_prefix(base.trim_end_matches('/')) {
         Some(rest) => rest.strip_prefix('/')?,
-        None if reference.contains("://") || reference.starts_with("urn:") => return None,
+        // Another server's resource: an absolute URL elsewhere, a URN, or a protocol-relative reference
+        // (`//host/fhir/Practitioner/1` names `host`'s Practitioner/1, not this server's: read as relative, a
+        // doctor's name would come from the wrong resource).
+        None if reference.contains("://")
+            || reference.starts_with("//")
+            || reference.starts_with("urn:") =>
+        {
+            return None;
+        }
         None => reference,
     };
     let (ty, id) = reference_parts(relative)?;
@@ -212,6 +220,8 @@ mod tests {
             "urn:uuid:1234",
             "#contained",
             "Practitioner/a b",
+            "//elsewhere.example/fhir/Practitioner/p1",
+            "//ehr.example/fhir/Practitioner/p1",
             "",
         ] {
             assert_eq!(target(bad, BASE), None, "{bad}");
