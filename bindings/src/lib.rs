@@ -461,6 +461,21 @@ impl ChartLink {
         run_blocking(move || Ok(sdk.summary()?.into())).await
     }
 
+    /// One stored record of the active patient as the FHIR JSON the provider sent, by type and id (a
+    /// `NewRecord`'s `resourceType`-free `id` with its kind's type, or any id a view shows): null/nil when none of
+    /// the patient's providers holds it. `InvalidInput` for a malformed type or id.
+    pub async fn record_json(&self, resource_type: String, id: String) -> Result<Option<String>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(sdk.record_json(&resource_type, &id)?)).await
+    }
+
+    /// The active patient's whole record, from every provider, as a FHIR Bundle (type collection) or as NDJSON.
+    /// It holds health information: the app decides where it goes (a share sheet, a file the user picks).
+    pub async fn export(&self, format: ExportFormat) -> Result<String> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(sdk.export(format)?)).await
+    }
+
     // ---- idle lock and lifecycle ----
 
     /// Starts the timer that evaluates the idle lock once a second on ChartLink's runtime, so `LockWarning` and

@@ -39,7 +39,7 @@ pub const EXIT_CODES: &str = "Exit codes:
   2  invalid input (a bad address or option, no linked record)
   3  network: the provider could not be reached or failed for now; try again later
   4  locked: run `chartlink unlock`
-  5  access revoked by the provider: link again
+  5  access ended at the provider (expired or revoked): the record is kept; link again
   6  authorization refused (denied at the portal, or the provider refused the request; its reason is shown)
   7  storage (the local database or key files)
   8  synced only in part
@@ -89,19 +89,18 @@ enum Command {
         check: bool,
     },
     /// Link a provider: a FHIR base URL, or a provider's name from the last directory search.
-    Link {
-        target: String,
-    },
+    Link { target: String },
     /// Sync every linked record (or one).
-    Sync {
-        account: Option<String>,
-    },
+    Sync { account: Option<String> },
+    /// The active patient's health summary: allergies, active medications and problems, immunizations, the latest
+    /// result of each test.
+    Summary,
+    /// One document's text (a clinical note), by the id `documents` shows.
+    Document { id: String },
     /// The patients you have linked.
     Patients,
     /// Make a patient the active one.
-    Switch {
-        id: String,
-    },
+    Switch { id: String },
     /// Show two (or more) patients linked at different providers as one person (see the suggestions `patients`
     /// prints). Nothing is merged without this.
     Merge {
@@ -109,9 +108,7 @@ enum Command {
         ids: Vec<String>,
     },
     /// Undo a merge: show the patient's providers as separate patients again.
-    Split {
-        id: String,
-    },
+    Split { id: String },
     /// Lab results (or one test over time).
     Labs {
         #[arg(long)]
@@ -120,12 +117,19 @@ enum Command {
         #[arg(long)]
         svg: Option<PathBuf>,
     },
+    /// Allergies and intolerances (AllergyIntolerance).
     Allergies,
+    /// Prescriptions (MedicationRequest).
     Meds,
+    /// Vaccinations (Immunization).
     Immunizations,
+    /// Conditions and diagnoses (Condition).
     Problems,
+    /// Visits and admissions (Encounter).
     Visits,
+    /// Clinical notes and documents (DocumentReference).
     Documents,
+    /// Appointments, past and coming.
     Appointments,
     /// Vital signs.
     Vitals,
@@ -133,11 +137,15 @@ enum Command {
     Observations,
     /// Social history (smoking status), whichever category carries it.
     SocialHistory,
+    /// Procedures and operations (Procedure).
     Procedures,
     /// Reports (DiagnosticReport) with their results.
     Reports,
+    /// Care plans (CarePlan).
     CarePlans,
+    /// Health goals (Goal).
     Goals,
+    /// Care teams: who looks after the patient (CareTeam).
     CareTeams,
     /// Implants and other devices.
     Devices,
@@ -151,14 +159,33 @@ enum Command {
     MedStatements,
     /// Answered questionnaires (QuestionnaireResponse).
     Questionnaires,
-    /// Revoke a link at the provider and delete its data here.
-    Unlink {
-        id: String,
+    /// The active patient's whole record as FHIR, from every provider: a Bundle (type collection) or NDJSON (one
+    /// resource a line), to standard output or a file.
+    Export {
+        /// `bundle` or `ndjson`.
+        #[arg(long, value_enum, default_value_t = ExportFormatArg::Bundle)]
+        format: ExportFormatArg,
+        /// Write here (a new file, readable only by you: it holds health information) instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
+    /// One stored record as the FHIR JSON the provider sent, by type and id: `chartlink record Observation lab-1`.
+    Record { resource_type: String, id: String },
+    /// Revoke a link at the provider and delete its data here.
+    Unlink { id: String },
     /// Lock now: nothing can be read until `chartlink unlock`.
     Lock,
     /// Unlock.
     Unlock,
+}
+
+/// The forms of `chartlink export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ExportFormatArg {
+    /// One FHIR Bundle of type collection.
+    Bundle,
+    /// Newline-delimited JSON, one resource a line.
+    Ndjson,
 }
 
 /// An error with its exit code and a message that is safe to print.
@@ -526,6 +553,35 @@ async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
                 v.reason.clone().unwrap_or_default()
             )
         }),
+        Command::Summary => {
+            let summary = sdk.summary()?;
+            let restricted = sdk.active_patient()?.is_some_and(|p| p.restricted);
+            app.print(
+                || render::summary(&summary, restricted),
+                || to_json(&summary),
+            );
+        }
+        Command::Document { id } => match sdk.document_content(id)? {
+            Some(chartlink_core::views::DocumentContent::Text(text)) => {
+                app.print(|| format!("{text}\n"), || json!({"id": id, "text": text}));
+            }
+            Some(chartlink_core::views::DocumentContent::Html(html)) => {
+                app.print(|| format!("{html}\n"), || json!({"id": id, "html": html}));
+            }
+            Some(_) => {
+                return Err(CliError {
+                    code: 2,
+                    message: "this document is not text (a PDF or an image): export it with `chartlink export`"
+                        .into(),
+                });
+            }
+            None => {
+                return Err(CliError {
+                    code: 2,
+                    message: "the active patient has no document with that id, or it has no content".into(),
+                });
+            }
+        },
         Command::Documents => list(app, sdk.documents()?, |d| {
             format!(
                 "{} {}",
@@ -561,6 +617,34 @@ async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
         Command::Dispenses => list(app, sdk.medication_dispenses()?, Line::line),
         Command::MedStatements => list(app, sdk.medication_statements()?, Line::line),
         Command::Questionnaires => list(app, sdk.questionnaire_responses()?, Line::line),
+        Command::Export { format, out } => {
+            let format = match format {
+                ExportFormatArg::Bundle => chartlink_core::ExportFormat::Bundle,
+                ExportFormatArg::Ndjson => chartlink_core::ExportFormat::Ndjson,
+            };
+            let text = sdk.export(format)?;
+            match out {
+                Some(path) => write_private(path, text.as_bytes())?,
+                // Each line as JSON safe for a terminal (control and invisible characters escaped).
+                None => {
+                    for line in text.lines() {
+                        outln!("{}", term::json(line));
+                    }
+                }
+            }
+        }
+        Command::Record { resource_type, id } => match sdk.record_json(resource_type, id)? {
+            Some(json) => outln!("{}", term::json(&json)),
+            None => {
+                return Err(CliError {
+                    code: 2,
+                    message: format!(
+                        "the active patient has no {} with that id",
+                        term::field(resource_type)
+                    ),
+                });
+            }
+        },
         Command::Unlink { id } => {
             let outcome = sdk.unlink(id).await?;
             if app.session.active_patient.as_deref() == Some(id) {
@@ -574,6 +658,26 @@ async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
         Command::Demo { .. } | Command::Providers { .. } | Command::Lock | Command::Unlock => {}
     }
     Ok(())
+}
+
+/// Writes a new file only the user can read (an export holds health information); an existing file is not
+/// overwritten.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let fail = |e: std::io::Error| CliError {
+        code: 7,
+        message: format!("cannot write the export: {}", e.kind()),
+    };
+    let mut f = options.open(path).map_err(fail)?;
+    f.write_all(bytes).map_err(fail)?;
+    f.sync_all().map_err(fail)
 }
 
 /// How the sync of one account went.

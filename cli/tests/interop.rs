@@ -3,67 +3,10 @@
 //! the discovery code; `--help` documents every exit code.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
 use chartlink_sandbox::{Config, PortalRobot, Quirks, Sandbox};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("cl-cli-interop-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn chartlink(data_dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_chartlink"));
-    c.arg("--data-dir").arg(data_dir);
-    // No xdg-open/open on the PATH: the test plays the browser.
-    c.env("PATH", data_dir.join("no-bin"));
-    c
-}
-
-/// `chartlink link FHIR-BASE` as a process, the portal completed by `robot`; returns the CLI's output.
-async fn link(base: &str, data_dir: &Path, robot: PortalRobot) -> (Output, String) {
-    let mut child = chartlink(data_dir)
-        .args(["link", base])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let url = tokio::task::spawn_blocking(move || {
-        let mut lines = BufReader::new(stderr).lines();
-        let url = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find(|l| l.starts_with("http"))
-            .expect("the CLI prints the authorization URL");
-        std::thread::spawn(move || lines.for_each(drop));
-        url
-    })
-    .await
-    .unwrap();
-    let opened = url.clone();
-    let redirect = robot.authorize(&url).await.unwrap();
-    let u = url::Url::parse(&redirect).unwrap();
-    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", u.port().unwrap()))
-        .await
-        .unwrap();
-    let target = format!("{}?{}", u.path(), u.query().unwrap_or_default());
-    sock.write_all(format!("GET {target} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut answer = Vec::new();
-    let _ = sock.read_to_end(&mut answer).await;
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    (out, opened)
-}
+use common::{chartlink, link, temp_dir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn link_reports_consent_and_renewal_and_unlink_reports_revocation() {

@@ -5,69 +5,13 @@
 //! (IMMEDIATE transactions), and the file secure store never tears: 20 rounds, never revoked, never purged.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
 
 use chartlink_sandbox::{Config, PortalRobot, Sandbox};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("cl-cli-two-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn chartlink(data_dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_chartlink"));
-    c.arg("--data-dir").arg(data_dir);
-    c.env("PATH", data_dir.join("no-bin"));
-    c
-}
-
-/// `chartlink link FHIR-BASE` as a process, the portal completed by `robot`.
-async fn link(base: &str, data_dir: &Path, robot: PortalRobot) {
-    let mut child = chartlink(data_dir)
-        .args(["link", base])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let url = tokio::task::spawn_blocking(move || {
-        let mut lines = BufReader::new(stderr).lines();
-        let url = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find(|l| l.starts_with("http"))
-            .expect("the CLI prints the authorization URL");
-        std::thread::spawn(move || lines.for_each(drop));
-        url
-    })
-    .await
-    .unwrap();
-    let redirect = robot.authorize(&url).await.unwrap();
-    let u = url::Url::parse(&redirect).unwrap();
-    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", u.port().unwrap()))
-        .await
-        .unwrap();
-    let target = format!("{}?{}", u.path(), u.query().unwrap_or_default());
-    sock.write_all(format!("GET {target} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut answer = Vec::new();
-    let _ = sock.read_to_end(&mut answer).await;
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "link: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use common::{chartlink, link, temp_dir};
 
 fn refresh_count(sandbox: &Sandbox) -> u64 {
     sandbox
@@ -94,12 +38,17 @@ fn lab_count(dir: &Path) -> usize {
 async fn two_cli_syncs_at_once_never_end_the_grant_or_tear_the_store() {
     let sandbox = Sandbox::start(Config::default()).await.unwrap();
     let dir = temp_dir("sync");
-    link(
+    let (out, _) = link(
         &sandbox.fhir_base(),
         &dir,
         PortalRobot::allowing("maria", "maria-demo", Some("maria-garcia")),
     )
     .await;
+    assert!(
+        out.status.success(),
+        "link: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let first = chartlink(&dir).arg("sync").output().unwrap();
     assert!(
         first.status.success(),

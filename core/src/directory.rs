@@ -71,7 +71,36 @@ pub enum DirectoryError {
 pub struct CachedBundle {
     pub url: String,
     pub etag: Option<String>,
+    /// Stored as the bundle's JSON text (a JSON array of numbers, as caches before this were, is still read: it
+    /// made a 50 MB bundle a 186 MB file).
+    #[serde(with = "body_text")]
     pub body: Vec<u8>,
+}
+
+mod body_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(body: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(body) {
+            Ok(text) => s.serialize_str(text),
+            // A bundle is JSON, so UTF-8; anything else is kept as it was, byte for byte.
+            Err(_) => s.serialize_bytes(body),
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Text(String),
+        Bytes(Vec<u8>),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        Ok(match Stored::deserialize(d)? {
+            Stored::Text(t) => t.into_bytes(),
+            Stored::Bytes(b) => b,
+        })
+    }
 }
 
 /// One search result.
@@ -252,9 +281,10 @@ impl Directory {
                     .filter_map(|a| a["city"].as_str().map(str::to_owned))
                     .collect(),
                 portal_name: sub(portal, "portalName", "valueString"),
-                portal_url: sub(portal, "portalUrl", "valueUrl"),
+                portal_url: sub(portal, "portalUrl", "valueUrl").and_then(web_link),
                 logo_url: sub(brand, "brandLogo", "valueUrl")
-                    .or_else(|| sub(portal, "portalLogo", "valueUrl")),
+                    .and_then(web_link)
+                    .or_else(|| sub(portal, "portalLogo", "valueUrl").and_then(web_link)),
                 endpoints: eps,
             });
         }
@@ -506,6 +536,13 @@ impl Directory {
     }
 }
 
+/// A portal or logo URL an app may open or load: https (http only on this computer). A directory is data from
+/// elsewhere: a `javascript:`, `file:` or plain-http link in it never reaches the app, the CLI or a web view.
+fn web_link(raw: String) -> Option<String> {
+    let url = Url::parse(raw.trim()).ok()?;
+    discovery::is_secure_transport(&url).then(|| url.to_string())
+}
+
 fn endpoint_of(ep: &Value) -> Option<ProviderEndpoint> {
     let address = ep["address"].as_str()?;
     let url = Url::parse(address.trim()).ok()?;
@@ -526,6 +563,10 @@ pub async fn fetch(
     cached: Option<&CachedBundle>,
 ) -> Result<CachedBundle, DirectoryError> {
     let parsed = Url::parse(url).map_err(|_| HttpError::InvalidUrl("directory URL".into()))?;
+    // The list of providers decides where the patient signs in: fetched over TLS only (http only on loopback).
+    if !discovery::is_secure_transport(&parsed) {
+        return Err(HttpError::InvalidUrl("the directory URL must be https".into()).into());
+    }
     let mut req = http
         .client()
         .get(parsed)
@@ -738,5 +779,78 @@ mod tests {
                     {"url": "portalEndpoint", "valueReference": {"reference": "Endpoint/r4"}}]}]}},
             {"resource": {"resourceType": "Endpoint", "id": "r4", "address": "https://fhir.gh.example/r4"}}]})
         .to_string()
+    }
+
+    /// Portal and logo links from a directory are https (http only on loopback): `javascript:`, `file:` and
+    /// plain-http links are dropped before they reach an app, the CLI or the FFI.
+    #[test]
+    fn only_web_links_reach_the_app() {
+        let bundle = |portal: &str, logo: &str| {
+            json!({"resourceType": "Bundle", "type": "collection", "entry": [
+                {"resource": {"resourceType": "Organization", "id": "o", "name": "Mercy Health",
+                    "extension": [
+                        {"url": ORGANIZATION_BRAND, "extension": [{"url": "brandLogo", "valueUrl": logo}]},
+                        {"url": ORGANIZATION_PORTAL, "extension": [
+                            {"url": "portalName", "valueString": "MyMercy"},
+                            {"url": "portalUrl", "valueUrl": portal},
+                            {"url": "portalEndpoint", "valueReference": {"reference": "Endpoint/e"}}]}]}},
+                {"resource": {"resourceType": "Endpoint", "id": "e", "address": "https://fhir.mercy.example/r4"}}]})
+        };
+        for (portal, logo) in [
+            ("javascript:alert(document.cookie)", "file:///etc/passwd"),
+            ("http://portal.mercy.example/", "data:image/png;base64,AAAA"),
+        ] {
+            let d = Directory::from_bundle(&serde_json::to_vec(&bundle(portal, logo)).unwrap())
+                .unwrap();
+            let p = d.search("mercy", 1)[0].provider;
+            assert_eq!(
+                p.portal_name.as_deref(),
+                Some("MyMercy"),
+                "the portal was read"
+            );
+            assert_eq!(p.portal_url, None, "{portal}");
+            assert_eq!(p.logo_url, None, "{logo}");
+        }
+        let d = Directory::from_bundle(
+            &serde_json::to_vec(&bundle(
+                "https://my.mercy.example/",
+                "https://mercy.example/logo.png",
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let p = d.search("mercy", 1)[0].provider;
+        assert_eq!(p.portal_url.as_deref(), Some("https://my.mercy.example/"));
+        assert_eq!(
+            p.logo_url.as_deref(),
+            Some("https://mercy.example/logo.png")
+        );
+    }
+
+    /// The cache holds the bundle as text (a 50 MB bundle was a 186 MB array of numbers); old caches still read.
+    #[test]
+    fn the_cache_holds_the_bundle_as_text_and_reads_old_caches() {
+        let c = CachedBundle {
+            url: "https://dir.example/brands.json".into(),
+            etag: Some("\"1\"".into()),
+            body: br#"{"resourceType":"Bundle"}"#.to_vec(),
+        };
+        let stored = serde_json::to_string(&c).unwrap();
+        assert!(stored.len() < 120, "{stored}");
+        assert_eq!(serde_json::from_str::<CachedBundle>(&stored).unwrap(), c);
+        let old = r#"{"url":"https://dir.example/brands.json","etag":null,"body":[123,125]}"#;
+        assert_eq!(
+            serde_json::from_str::<CachedBundle>(old).unwrap().body,
+            b"{}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_directory_over_plain_http_is_refused() {
+        let http = crate::http::Http::new().unwrap();
+        let err = fetch(&http, "http://directory.example/brands.json", None)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("https"), "{err}");
     }
 }

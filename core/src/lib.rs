@@ -53,6 +53,7 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 pub use account::{AccountStatus, ClientAuth, LinkedAccount, Revocation, UnlinkOutcome};
+pub use api::ExportFormat;
 pub use background::{
     AccountNews, BackgroundOutcome, BackgroundReport, KindCount, NewRecord, SyncBudget,
 };
@@ -195,7 +196,7 @@ impl std::fmt::Debug for Host {
 }
 
 /// A patient's health summary: what the portal's home page shows.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct HealthSummary {
     pub patient: Option<views::Demographics>,
     pub allergies: Vec<views::Allergy>,

@@ -183,7 +183,10 @@ impl Linker {
         redirect_uri: Option<&str>,
     ) -> Result<AuthorizationRequest> {
         let redirect_uri = redirect_uri.unwrap_or(&self.redirect_uri).to_owned();
-        let scope = request_scope_styled(&self.wanted, ScopeStyle::for_server(&server));
+        let scope = crate::scopes::only_listed(
+            &request_scope_styled(&self.wanted, ScopeStyle::for_server(&server)),
+            &server,
+        );
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let client = self.client(&server, &redirect_uri)?;
         let mut req = client

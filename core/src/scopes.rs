@@ -154,6 +154,33 @@ pub fn request_scope(wanted: &[DataCategory], syntax: ScopeSyntax) -> String {
     )
 }
 
+/// Drops the resource scopes a server that publishes `scopes_supported` does not list: some servers refuse the whole
+/// request for one unknown scope (Keycloak answers `invalid_scope`, so the link failed), and what is not asked for
+/// shows as not granted ([`compare_grant`]). A list with a wildcard for the context and permission
+/// (`patient/*.rs`, `patient/*.read`, `patient/*.*`) covers every type. Scopes that grant no data (`openid`,
+/// `fhirUser`, `launch/patient`, `offline_access`) are kept; a server without a list is asked for everything.
+pub fn only_listed(scope: &str, server: &ServerInfo) -> String {
+    let Some(listed) = server.metadata.scopes_supported.as_ref() else {
+        return scope.to_owned();
+    };
+    let wildcard = |t: &str| {
+        let Some((context, rest)) = t.split_once('/') else {
+            return false;
+        };
+        let perms = rest
+            .rsplit_once('.')
+            .map_or("", |(_, p)| p.split('?').next().unwrap_or(""));
+        [format!("{context}/*.{perms}"), format!("{context}/*.*")]
+            .iter()
+            .any(|w| listed.contains(w))
+    };
+    scope
+        .split_ascii_whitespace()
+        .filter(|t| parse_resource(t).is_none() || listed.iter().any(|l| l == t) || wildcard(t))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// [`request_scope`] in a negotiated [`ScopeStyle`].
 pub fn request_scope_styled(wanted: &[DataCategory], style: ScopeStyle) -> String {
     let mut parts: Vec<String> = ["launch/patient", "openid", "fhirUser", "offline_access"]
@@ -620,5 +647,56 @@ mod tests {
         // The same answer again changes nothing.
         let same = GrantedScope::parse("patient/Patient.rs patient/Condition.rs");
         assert_eq!(same.within(&same).raw, same.raw);
+    }
+
+    /// A server that lists its scopes is asked only for the resource scopes it lists (Keycloak refuses the whole
+    /// request for one it does not know); a wildcard in the list covers every type; identity scopes stay.
+    #[test]
+    fn only_listed_resource_scopes_are_asked_for() {
+        let server = |listed: Option<Vec<&str>>| {
+            let base = url::Url::parse("https://kc.example/fhir").expect("url");
+            ServerInfo {
+                fhir_base: base.clone(),
+                issuer: None,
+                authorization_endpoint: base.clone(),
+                token_endpoint: base,
+                revocation_endpoint: None,
+                registration_endpoint: None,
+                management_endpoint: None,
+                jwks_uri: None,
+                capabilities: vec![],
+                scope_syntax: ScopeSyntax::V2,
+                legacy_discovery: false,
+                iss_parameter_supported: false,
+                metadata: crate::discovery::ServerMetadata {
+                    scopes_supported: listed.map(|l| l.into_iter().map(String::from).collect()),
+                    ..Default::default()
+                },
+            }
+        };
+        let asked = "launch/patient openid fhirUser offline_access patient/Patient.rs patient/Condition.rs patient/Observation.rs";
+        assert_eq!(only_listed(asked, &server(None)), asked);
+        assert_eq!(
+            only_listed(
+                asked,
+                &server(Some(vec![
+                    "openid",
+                    "patient/Patient.rs",
+                    "patient/Condition.rs"
+                ]))
+            ),
+            "launch/patient openid fhirUser offline_access patient/Patient.rs patient/Condition.rs"
+        );
+        assert_eq!(
+            only_listed(asked, &server(Some(vec!["patient/*.rs"]))),
+            asked
+        );
+        assert_eq!(
+            only_listed(
+                "openid patient/Observation.read",
+                &server(Some(vec!["patient/*.read"]))
+            ),
+            "openid patient/Observation.read"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! What the app passes in: [`ChartLinkConfig`], and the core enums it names (exported as they are).
 
 use chartlink_core as core;
-use chartlink_core::{DataCategory, RevocationPolicy};
+use chartlink_core::{DataCategory, ExportFormat, RevocationPolicy};
 
 /// What the app is, as registered with the provider, and how the SDK behaves. Only `client_id` and
 /// `redirect_uri` are required.
@@ -81,6 +81,13 @@ pub enum RevocationPolicy {
     PurgeNow,
     /// Keep it readable until the user deletes it (`confirm_revoked`, `unlink`) or links again (the default).
     KeepReadOnlyUntilConfirmed,
+}
+
+/// The form of `export`: one FHIR Bundle (type collection), or NDJSON (one resource a line). Core's own enum.
+#[uniffi::remote(Enum)]
+pub enum ExportFormat {
+    Bundle,
+    Ndjson,
 }
 
 /// A kind of data the app can ask for. Core's own enum, exported as it is.

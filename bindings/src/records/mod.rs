@@ -32,7 +32,9 @@ pub use sync::*;
 // The core enums and records exported as they are (`#[uniffi::remote]`), for Rust users of this crate.
 pub use chartlink_core::directory::{EndpointStatus, Provider, ProviderEndpoint};
 pub use chartlink_core::views::Flag;
-pub use chartlink_core::{AccountStatus, DataCategory, LockReason, Relation, RevocationPolicy};
+pub use chartlink_core::{
+    AccountStatus, DataCategory, ExportFormat, LockReason, Relation, RevocationPolicy,
+};
 
 pub(crate) use date::{date, parse_date};
 

@@ -1,0 +1,124 @@
+//! `chartlink export` and `chartlink record` through the real binary (issue 21), and a help text for every command.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use chartlink_sandbox::{Config, PortalRobot, Sandbox};
+use common::{chartlink, link, temp_dir};
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_and_record_print_fhir() {
+    let sandbox = Sandbox::start(Config::default()).await.unwrap();
+    let dir = temp_dir("export");
+    let (out, _) = link(
+        &sandbox.fhir_base(),
+        &dir,
+        PortalRobot::allowing("daniel", "daniel-demo", Some("daniel-chen")),
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "link: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(chartlink(&dir).arg("sync").status().unwrap().success());
+
+    let bundle = chartlink(&dir)
+        .args(["export", "--format", "bundle"])
+        .output()
+        .unwrap();
+    assert!(
+        bundle.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bundle.stderr)
+    );
+    let bundle: Value = serde_json::from_slice(&bundle.stdout).unwrap();
+    assert_eq!(bundle["type"], "collection");
+    let entries = bundle["entry"].as_array().unwrap();
+    assert!(entries.len() > 50, "{}", entries.len());
+
+    let ndjson = chartlink(&dir)
+        .args(["export", "--format", "ndjson"])
+        .output()
+        .unwrap();
+    assert!(ndjson.status.success());
+    let lines: Vec<Value> = String::from_utf8(ndjson.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), entries.len());
+
+    // To a file: created new, private; an existing file is not overwritten.
+    let file = dir.join("record.ndjson");
+    let written = chartlink(&dir)
+        .args(["export", "--format", "ndjson", "--out"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(written.status.success());
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap().lines().count(),
+        lines.len()
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let again = chartlink(&dir)
+        .args(["export", "--out"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        again.status.code(),
+        Some(7),
+        "an existing file is not overwritten"
+    );
+
+    let obs = lines
+        .iter()
+        .find(|r| r["resourceType"] == "Observation")
+        .unwrap();
+    let id = obs["id"].as_str().unwrap();
+    let one = chartlink(&dir)
+        .args(["record", "Observation", id])
+        .output()
+        .unwrap();
+    assert!(one.status.success());
+    let one: Value = serde_json::from_slice(&one.stdout).unwrap();
+    assert_eq!(&one, obs);
+    let missing = chartlink(&dir)
+        .args(["record", "Observation", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+    sandbox.shutdown().await;
+}
+
+/// Every command says what it does in `chartlink --help`.
+#[test]
+fn every_command_has_help_text() {
+    let dir = temp_dir("help");
+    let out = chartlink(&dir).arg("--help").output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    assert!(commands.len() > 30, "{help}");
+    let bare: Vec<&&str> = commands
+        .iter()
+        .filter(|l| l.split_whitespace().count() < 2)
+        .collect();
+    assert!(bare.is_empty(), "commands without help text: {bare:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
