@@ -503,9 +503,32 @@ impl ChartLink {
         guard_or((), || self.inner.record_activity())
     }
 
-    /// The app went to the background.
+    /// The app went to the background. The background grace period then ends in a lock by itself (a watcher on
+    /// ChartLink's runtime ticks while the app stays away), without waiting for the next call: the store key and
+    /// the tokens leave memory when the grace period is over, not when the user comes back.
     pub fn app_backgrounded(&self) {
-        guard_or((), || self.inner.app_backgrounded())
+        guard_or((), || {
+            self.inner.app_backgrounded();
+            if !self.inner.grace_running() {
+                return;
+            }
+            let sdk: Weak<core::ChartLink> = Arc::downgrade(&self.inner);
+            if let Ok(rt) = runtime::runtime() {
+                rt.spawn(async move {
+                    loop {
+                        tokio::time::sleep(IDLE_TICK).await;
+                        // The watcher does not keep the SDK alive; it ends at the lock or the foreground.
+                        let Some(sdk) = sdk.upgrade() else { break };
+                        if !guard_or(false, || {
+                            sdk.tick();
+                            sdk.grace_running()
+                        }) {
+                            break;
+                        }
+                    }
+                });
+            }
+        })
     }
 
     /// The app came back: locks if it stayed away longer than the grace period.

@@ -21,6 +21,9 @@ use crate::error::Error;
 use crate::http::{self, HttpError};
 use crate::secret::Secret;
 
+/// How often a wait or a request in flight checks whether the idle lock fired.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
+
 /// The `code` of a [`FhirError::Status`] whose body was not a FHIR answer (a middlebox's page).
 pub const NOT_FHIR: &str = "not a FHIR answer";
 
@@ -199,13 +202,51 @@ impl<'a> FhirClient<'a> {
         self
     }
 
-    /// Waits while the server asked every request to wait.
-    async fn respect_pause(&self) {
+    /// Waits while the server asked every request to wait (ended by the lock, like every wait here).
+    async fn respect_pause(&self) -> Result<(), FhirError> {
         loop {
             let until = *self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
             match until {
-                Some(t) if t > tokio::time::Instant::now() => tokio::time::sleep_until(t).await,
-                _ => return,
+                Some(t) if t > tokio::time::Instant::now() => {
+                    self.wait(t - tokio::time::Instant::now()).await?
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Sleeps `delay` (a backoff, a server's Retry-After of up to two minutes), ended early with
+    /// [`FhirError::Cancelled`] when the idle lock fires meanwhile: locked means the tokens leave memory now, not
+    /// after the server's pause.
+    async fn wait(&self, delay: Duration) -> Result<(), FhirError> {
+        let deadline = tokio::time::Instant::now() + delay;
+        loop {
+            if (self.cancelled)() {
+                return Err(FhirError::Cancelled);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(());
+            }
+            tokio::time::sleep((deadline - now).min(CANCEL_POLL)).await;
+        }
+    }
+
+    /// Runs a request, ended with [`FhirError::Cancelled`] as soon as the lock fires: a slow answer in flight does
+    /// not keep the tokens in use past the lock (the request is dropped; nothing of it is written).
+    async fn unless_locked<T>(
+        &self,
+        request: impl std::future::Future<Output = Result<T, FhirError>>,
+    ) -> Result<T, FhirError> {
+        tokio::pin!(request);
+        loop {
+            tokio::select! {
+                answer = &mut request => return answer,
+                () = tokio::time::sleep(CANCEL_POLL) => {
+                    if (self.cancelled)() {
+                        return Err(FhirError::Cancelled);
+                    }
+                }
             }
         }
     }
@@ -259,11 +300,11 @@ impl<'a> FhirClient<'a> {
                 let _permit = self.permits.acquire().await.ok();
                 // The pause is checked with the permit in hand: a request that waited for a permit while another
                 // was throttled does not slip out before the pause ends.
-                self.respect_pause().await;
+                self.respect_pause().await?;
                 if (self.cancelled)() {
                     return Err(FhirError::Cancelled);
                 }
-                self.once(url, accept, &token).await
+                self.unless_locked(self.once(url, accept, &token)).await
             };
             let retry_after = match &result {
                 Ok((status, _, _)) if *status == StatusCode::UNAUTHORIZED => {
@@ -329,7 +370,8 @@ impl<'a> FhirClient<'a> {
                     None
                 }
             };
-            tokio::time::sleep(retry_after.unwrap_or_else(|| self.backoff(attempt))).await;
+            self.wait(retry_after.unwrap_or_else(|| self.backoff(attempt)))
+                .await?;
         }
     }
 
@@ -386,9 +428,7 @@ impl<'a> FhirClient<'a> {
             let fetched = self.get(url, "application/fhir+json").await?;
             match serde_json::from_slice::<Value>(&fetched.body) {
                 Ok(v) if v.is_object() => return Ok(v),
-                _ if attempt < self.retry.attempts => {
-                    tokio::time::sleep(self.backoff(attempt)).await
-                }
+                _ if attempt < self.retry.attempts => self.wait(self.backoff(attempt)).await?,
                 _ => {
                     return Err(FhirError::Malformed(
                         "the answer is not a JSON object".into(),

@@ -435,6 +435,12 @@ impl ChartLink {
         self.apply(self.idle.background());
     }
 
+    /// Whether the app is in the background and not locked yet: the background grace period is running (the FFI's
+    /// watcher ticks while this holds, so the lock fires without another call).
+    pub fn grace_running(&self) -> bool {
+        self.idle.in_background() && self.idle.locked().is_none()
+    }
+
     /// The app came back to the foreground (locks if it stayed away too long).
     pub fn app_foregrounded(&self) {
         self.apply(self.idle.foreground());

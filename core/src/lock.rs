@@ -120,6 +120,11 @@ impl IdleLock {
         self.state().locked
     }
 
+    /// Whether the app is in the background (reported, and not back yet).
+    pub fn in_background(&self) -> bool {
+        self.state().background_since.is_some()
+    }
+
     /// Time elapsed since `(mono, wall)`, by the larger of the two clocks (a wall clock set back counts as zero).
     fn elapsed(&self, mono: i64, wall: i64) -> i64 {
         let dm = self.clock.monotonic_ms() - mono;
