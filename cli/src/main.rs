@@ -279,18 +279,7 @@ impl App {
         if enforce_lock && session.is_locked(now) {
             return Err(Error::Locked.into());
         }
-        let host = Host::new(Arc::new(FileSecureStore::new(dir.join("keys"))?));
-        let host = Host {
-            clock: Arc::new(SystemClock),
-            ..host
-        };
-        let config = AppConfig {
-            data_dir: Some(dir.clone()),
-            lock: LockConfig::desktop(),
-            app_name: "ChartLink CLI".into(),
-            ..AppConfig::new(&cli.client_id, "http://127.0.0.1/callback")
-        };
-        let sdk = ChartLink::new(config, host)?;
+        let sdk = Self::sdk(cli, &dir, false)?;
         if let Some(active) = &session.active_patient
             && sdk.switch_patient(active).is_err()
         {
@@ -308,6 +297,35 @@ impl App {
             dir,
             session,
             json: cli.json,
+        })
+    }
+
+    /// Whether `chartlink lock` (or the idle timeout) holds.
+    fn session_locked(cli: &Cli) -> bool {
+        let dir = cli
+            .data_dir
+            .clone()
+            .unwrap_or_else(session::default_data_dir);
+        Session::load(&dir).is_locked(session::now_ms())
+    }
+
+    /// The SDK as the CLI configures it; `locked`: built locked (the store key is not read).
+    fn sdk(cli: &Cli, dir: &std::path::Path, locked: bool) -> Result<ChartLink, CliError> {
+        let host = Host::new(Arc::new(FileSecureStore::new(dir.join("keys"))?));
+        let host = Host {
+            clock: Arc::new(SystemClock),
+            ..host
+        };
+        let config = AppConfig {
+            data_dir: Some(dir.to_owned()),
+            lock: LockConfig::desktop(),
+            app_name: "ChartLink CLI".into(),
+            ..AppConfig::new(&cli.client_id, "http://127.0.0.1/callback")
+        };
+        Ok(if locked {
+            ChartLink::new_locked(config, host)?
+        } else {
+            ChartLink::new(config, host)?
         })
     }
 
@@ -379,6 +397,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             outln!("unlocked");
             Ok(())
         }
+        Command::Sync { account: None } if App::session_locked(&cli) => locked_sync(&cli).await,
         _ => {
             let mut app = App::open(&cli, true)?;
             let result = command(&cli, &mut app).await;
@@ -578,7 +597,9 @@ async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
             None => {
                 return Err(CliError {
                     code: 2,
-                    message: "the active patient has no document with that id, or it has no content".into(),
+                    message:
+                        "the active patient has no document with that id, or it has no content"
+                            .into(),
                 });
             }
         },
@@ -678,6 +699,82 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), CliError> {
     let mut f = options.open(path).map_err(fail)?;
     f.write_all(bytes).map_err(fail)?;
     f.sync_all().map_err(fail)
+}
+
+/// `chartlink sync` while locked: the SDK's background sync, as a phone runs it in a pocket. It reads no store key,
+/// writes what arrives sealed (readable after `chartlink unlock`), and says only how many records of each kind came
+/// from which provider: no names, values or ids.
+async fn locked_sync(cli: &Cli) -> Result<(), CliError> {
+    let dir = cli
+        .data_dir
+        .clone()
+        .unwrap_or_else(session::default_data_dir);
+    let sdk = App::sdk(cli, &dir, true)?;
+    let budget = chartlink_core::SyncBudget {
+        // Run from a terminal: every account now, with time enough for a whole record.
+        min_interval_ms: 0,
+        max_duration_ms: 10 * 60_000,
+        ..chartlink_core::SyncBudget::default()
+    };
+    let report = sdk.background_sync(&budget).await?;
+    if cli.json {
+        let accounts: Vec<Value> = report
+            .accounts
+            .iter()
+            .map(|a| {
+                json!({
+                    "account": a.account_id,
+                    "provider": a.provider,
+                    "outcome": format!("{:?}", a.outcome),
+                    "counts": a.counts.iter().map(|c| json!({"kind": format!("{:?}", c.kind), "count": c.count})).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        outln!(
+            "{}",
+            term::json(
+                &json!({"locked": report.locked, "total": report.total(), "accounts": accounts})
+                    .to_string()
+            )
+        );
+    } else {
+        for a in &report.accounts {
+            let counts: Vec<String> = a
+                .counts
+                .iter()
+                .map(|c| format!("{} {:?}", c.count, c.kind))
+                .collect();
+            outln!(
+                "{}: {:?}{}",
+                term::field(&a.provider),
+                a.outcome,
+                if counts.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", counts.join(", "))
+                }
+            );
+        }
+        outln!(
+            "synced while locked: {} new or changed records, readable after `chartlink unlock`",
+            report.total()
+        );
+    }
+    let failed = report.accounts.iter().any(|a| {
+        matches!(
+            a.outcome,
+            chartlink_core::BackgroundOutcome::NetworkFailed
+                | chartlink_core::BackgroundOutcome::StorageFailed
+                | chartlink_core::BackgroundOutcome::AuthorizationFailed
+        )
+    });
+    if failed {
+        return Err(CliError {
+            code: 8,
+            message: "some accounts did not sync (see above)".into(),
+        });
+    }
+    Ok(())
 }
 
 /// How the sync of one account went.

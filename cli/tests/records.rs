@@ -122,3 +122,53 @@ fn every_command_has_help_text() {
     assert!(bare.is_empty(), "commands without help text: {bare:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `chartlink sync` on a locked store runs the SDK's background sync (issue 21): counts only, nothing readable until
+/// `chartlink unlock`, and then the new result is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_while_locked_runs_the_background_sync() {
+    let sandbox = Sandbox::start(Config::default()).await.unwrap();
+    let dir = temp_dir("locked-sync");
+    let (out, _) = link(
+        &sandbox.fhir_base(),
+        &dir,
+        PortalRobot::allowing("daniel", "daniel-demo", Some("daniel-chen")),
+    )
+    .await;
+    assert!(out.status.success());
+    assert!(chartlink(&dir).arg("sync").status().unwrap().success());
+    sandbox.admin().advance_clock(3600);
+    sandbox
+        .admin()
+        .put_resource(serde_json::json!({
+            "resourceType": "Observation", "id": "cli-locked-lab", "status": "final",
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
+            "code": {"coding": [{"system": "http://loinc.org", "code": "99321-0", "display": "Zebra antibody"}], "text": "Zebra antibody"},
+            "subject": {"reference": "Patient/daniel-chen"}, "effectiveDateTime": "2026-11-30",
+            "valueQuantity": {"value": 31.4159, "unit": "mg/dL"}}))
+        .unwrap();
+
+    assert!(chartlink(&dir).arg("lock").status().unwrap().success());
+    let locked = chartlink(&dir).arg("sync").output().unwrap();
+    let text = String::from_utf8_lossy(&locked.stdout);
+    assert!(
+        locked.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&locked.stderr)
+    );
+    assert!(text.contains("1 LabResult"), "{text}");
+    for secret in ["Zebra", "31.4159", "cli-locked-lab", "99321-0"] {
+        assert!(!text.contains(secret), "the locked sync printed {secret}");
+    }
+    assert_eq!(
+        chartlink(&dir).arg("labs").status().unwrap().code(),
+        Some(4),
+        "still locked"
+    );
+
+    assert!(chartlink(&dir).arg("unlock").status().unwrap().success());
+    let labs = chartlink(&dir).arg("labs").output().unwrap();
+    assert!(String::from_utf8_lossy(&labs.stdout).contains("Zebra antibody"));
+    let _ = std::fs::remove_dir_all(&dir);
+    sandbox.shutdown().await;
+}
