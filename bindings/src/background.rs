@@ -36,6 +36,10 @@ pub struct SyncBudget {
     /// An account synced less than this long ago is not due (default one hour).
     #[uniffi(default = 3600)]
     pub min_interval_seconds: i64,
+    /// The most bytes an account's locked inbox may hold until an unlock applies it (0: the SDK's default, 64
+    /// MiB). Reaching it ends that account's run with `InboxFull`.
+    #[uniffi(default = 0)]
+    pub locked_inbox_max_bytes: i64,
 }
 
 impl From<SyncBudget> for core::SyncBudget {
@@ -46,6 +50,10 @@ impl From<SyncBudget> for core::SyncBudget {
             metered: b.metered,
             low_battery: b.low_battery,
             min_interval_ms: b.min_interval_seconds.saturating_mul(1000),
+            locked_inbox_max_bytes: u64::try_from(b.locked_inbox_max_bytes)
+                .ok()
+                .filter(|n| *n > 0)
+                .unwrap_or(core::background::DEFAULT_LOCKED_INBOX_MAX_BYTES),
         }
     }
 }
@@ -92,6 +100,8 @@ pub enum BackgroundOutcome {
     NetworkFailed,
     AuthorizationFailed,
     StorageFailed,
+    /// The account's locked inbox is full: nothing more is written until an unlock applies it.
+    InboxFull,
 }
 
 impl From<core::BackgroundOutcome> for BackgroundOutcome {
@@ -107,6 +117,7 @@ impl From<core::BackgroundOutcome> for BackgroundOutcome {
             O::NetworkFailed => Self::NetworkFailed,
             O::AuthorizationFailed => Self::AuthorizationFailed,
             O::StorageFailed => Self::StorageFailed,
+            O::InboxFull => Self::InboxFull,
         }
     }
 }

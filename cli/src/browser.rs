@@ -138,16 +138,27 @@ pub fn browser_command(url: &str, platform: Platform) -> std::io::Result<(String
     })
 }
 
-/// Opens `url` in the user's default browser (see [`browser_command`]).
+/// Opens `url` in the user's default browser (see [`browser_command`]). An opener that cannot start is an error
+/// here; one that starts and then fails (no browser configured: `xdg-open` exits non-zero) is reported on stderr
+/// as soon as it exits, so the user is not left waiting for a login page that never opened.
 pub fn open_system_browser(url: &str) -> std::io::Result<()> {
     let (program, args) = browser_command(url, Platform::current())?;
-    std::process::Command::new(program)
+    let mut child = std::process::Command::new(&program)
         .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .spawn()
-        .map(|_| ())
+        .spawn()?;
+    std::thread::spawn(move || {
+        if let Ok(status) = child.wait()
+            && !status.success()
+        {
+            errln!(
+                "chartlink: the browser could not be opened ({program} failed: {status}); open the address above yourself"
+            );
+        }
+    });
+    Ok(())
 }
 
 /// The sandbox's scripted patient as the SDK's browser, narrating what it does on the portal's pages.

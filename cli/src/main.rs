@@ -432,7 +432,12 @@ async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
                 "Opening your browser to log in at your provider's portal. If it does not open, visit:\n{}",
                 open
             );
-            let _ = browser::open_system_browser(&open);
+            if let Err(e) = browser::open_system_browser(&open) {
+                errln!(
+                    "chartlink: the browser could not be opened ({}); open the address above yourself",
+                    e.kind()
+                );
+            }
             let redirect = loopback
                 .wait(Duration::from_secs(600))
                 .await

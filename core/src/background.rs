@@ -4,9 +4,12 @@
 //! - [`ChartLink::sync_due`] says which accounts are due (Active ones whose last sync is older than the budget's
 //!   interval); [`ChartLink::background_sync`] syncs them within the host's budget (time, data, metered network,
 //!   low battery).
-//! - Locked or not: while locked it runs on what is readable after the device's first unlock (the tokens in the
-//!   host's secure store, the accounts' public keys in the database) and writes sealed to the public keys; the
-//!   store key, and so every read, stays behind the host's unlock. Its [`BackgroundReport`] and
+//! - Locked or not: while locked it runs on what is readable after the device's first unlock (the tokens and the
+//!   accounts' inbox secrets in the host's secure store, the accounts' public keys in the database) and writes
+//!   sealed to the public keys, authenticated with the inbox secrets (see [`crate::sync::locked`]); the store key,
+//!   and so every read, stays behind the host's unlock. An account's inbox holds at most
+//!   [`SyncBudget::locked_inbox_max_bytes`]; reaching it ends that account's run with
+//!   [`BackgroundOutcome::InboxFull`] until an unlock applies the inbox. Its [`BackgroundReport`] and
 //!   [`crate::Event::BackgroundSyncFinished`] carry counts per account and kind only ("3 new lab results from
 //!   fhir.hartford.example"): no names, values, codes or ids, so a lock-screen notification is safe.
 //! - After unlock, [`ChartLink::whats_new`] lists the records syncs brought (kind, id, display name, date), locked
@@ -35,7 +38,14 @@ pub struct SyncBudget {
     pub low_battery: bool,
     /// An account synced less than this long ago is not due.
     pub min_interval_ms: i64,
+    /// The most bytes an account's locked inbox may hold (what locked runs received, waiting for unlock). A page
+    /// that would pass it is not written and ends the account's run with [`BackgroundOutcome::InboxFull`]; the
+    /// query goes on from there after the next unlock. Default [`DEFAULT_LOCKED_INBOX_MAX_BYTES`].
+    pub locked_inbox_max_bytes: u64,
 }
+
+/// The default cap of an account's locked inbox: 64 MiB (a whole first sync of a large record is about 25 MB).
+pub const DEFAULT_LOCKED_INBOX_MAX_BYTES: u64 = 64 << 20;
 
 impl Default for SyncBudget {
     fn default() -> Self {
@@ -45,6 +55,7 @@ impl Default for SyncBudget {
             metered: false,
             low_battery: false,
             min_interval_ms: 60 * 60_000,
+            locked_inbox_max_bytes: DEFAULT_LOCKED_INBOX_MAX_BYTES,
         }
     }
 }
@@ -69,6 +80,9 @@ pub enum BackgroundOutcome {
     AuthorizationFailed,
     /// The secure store or the database failed.
     StorageFailed,
+    /// The account's locked inbox reached [`SyncBudget::locked_inbox_max_bytes`]: nothing more is written until
+    /// an unlock applies it (what arrived so far is kept).
+    InboxFull,
 }
 
 /// How many new or changed records of one kind.
@@ -293,10 +307,38 @@ impl ChartLink {
                 Instant::now() >= deadline || self.idle.locked().is_some() != locked
             };
             let result = if locked {
-                match self.store.sealing_key(&a.id).map_err(storage)? {
+                let secret = match self.inbox_secret(&a.id) {
+                    Ok(Some(secret)) => secret,
+                    // Never unlocked here since inbox secrets exist: the first unlock makes one.
+                    Ok(None) => {
+                        report.accounts.push(news(BackgroundOutcome::NeedsUnlock));
+                        continue;
+                    }
+                    Err(_) => {
+                        report.accounts.push(news(BackgroundOutcome::StorageFailed));
+                        continue;
+                    }
+                };
+                let cap = budget.locked_inbox_max_bytes;
+                let key = self
+                    .store
+                    .sealing_key(&a.id, secret.psk(), secret.applied(), cap)
+                    .map_err(storage)?;
+                drop(secret);
+                match key {
+                    Some(_) if self.store.locked_bytes(&a.id).map_err(storage)? >= cap => {
+                        report.accounts.push(news(BackgroundOutcome::InboxFull));
+                        continue;
+                    }
                     Some(key) => {
-                        self.sync_account_quietly(&a, Writer::Locked(&key), &options, &cancelled)
-                            .await
+                        let result = self
+                            .sync_account_quietly(&a, Writer::Locked(&key), &options, &cancelled)
+                            .await;
+                        if key.inbox_full() {
+                            report.accounts.push(news(BackgroundOutcome::InboxFull));
+                            continue;
+                        }
+                        result
                     }
                     None => {
                         report.accounts.push(news(BackgroundOutcome::NeedsUnlock));
@@ -368,13 +410,71 @@ impl ChartLink {
     }
 
     pub(crate) fn prepare_account(&self, keys: &store::AccountKeys, account_id: &str) {
-        if self.store.ensure_keypair(keys, account_id).is_err() {
-            tracing::warn!(target: "chartlink", "an account's background-sync key pair could not be made");
-        }
+        let created = match self.store.ensure_keypair(keys, account_id) {
+            Ok(created) => created,
+            Err(_) => {
+                tracing::warn!(target: "chartlink", "an account's background-sync key pair could not be made");
+                return;
+            }
+        };
+        let Some(secret) = self.ensure_inbox_secret(account_id, created) else {
+            tracing::warn!(target: "chartlink", "an account's background-sync secret could not be read or made; what locked syncs wrote is kept");
+            return;
+        };
+        let Ok(account) = self.accounts.get(account_id) else {
+            return;
+        };
         let now = self.host.clock.now_unix_ms();
-        if sync::locked::apply_inbox(&self.store, keys, account_id, now).is_err() {
+        let secure = self.host.secure_store.clone();
+        let key = sync::locked::inbox_secret_key(account_id);
+        // The last number applied goes to the secure store after each chunk, where a database set back cannot
+        // lower it.
+        let mut stored = secret.clone();
+        let mut keep = |n: i64| {
+            stored.set_applied(n);
+            secure
+                .put(&key, &stored.to_bytes())
+                .map_err(|_| store::StoreError::Io("the secure store failed".into()))
+        };
+        if sync::locked::apply_inbox(&self.store, keys, &account, &secret, now, &mut keep).is_err()
+        {
             tracing::warn!(target: "chartlink", "what a locked sync wrote could not be applied yet; it is kept");
         }
+    }
+
+    /// The account's inbox secret, read from the secure store (`None`: it has none yet). Readable while locked.
+    fn inbox_secret(&self, account_id: &str) -> Result<Option<sync::locked::InboxSecret>> {
+        let raw = self
+            .host
+            .secure_store
+            .get(&sync::locked::inbox_secret_key(account_id))?;
+        Ok(raw.and_then(|b| sync::locked::InboxSecret::from_bytes(&Zeroizing::new(b))))
+    }
+
+    /// The account's inbox secret, made (and stored) when it has none or its key pair was just made (a new key
+    /// pair starts a new inbox: the old secret's numbers mean nothing to it). `None` when the secure store fails:
+    /// then nothing is applied now (a transient failure must not make genuine envelopes look forged).
+    fn ensure_inbox_secret(
+        &self,
+        account_id: &str,
+        fresh: bool,
+    ) -> Option<sync::locked::InboxSecret> {
+        if !fresh {
+            match self.inbox_secret(account_id) {
+                Ok(Some(secret)) => return Some(secret),
+                Ok(None) => {}
+                Err(_) => return None,
+            }
+        }
+        let secret = sync::locked::InboxSecret::generate().ok()?;
+        self.host
+            .secure_store
+            .put(
+                &sync::locked::inbox_secret_key(account_id),
+                &secret.to_bytes(),
+            )
+            .ok()?;
+        Some(secret)
     }
 
     /// The records syncs brought since [`ChartLink::mark_whats_new_seen`], newest first, for every linked account:

@@ -800,8 +800,8 @@ mod tests {
             ("javascript:alert(document.cookie)", "file:///etc/passwd"),
             ("http://portal.mercy.example/", "data:image/png;base64,AAAA"),
         ] {
-            let d = Directory::from_bundle(&serde_json::to_vec(&bundle(portal, logo)).unwrap())
-                .unwrap();
+            let d = Directory::from_bundle(&serde_json::to_vec(&bundle(portal, logo)).expect("ok"))
+                .expect("ok");
             let p = d.search("mercy", 1)[0].provider;
             assert_eq!(
                 p.portal_name.as_deref(),
@@ -816,9 +816,9 @@ mod tests {
                 "https://my.mercy.example/",
                 "https://mercy.example/logo.png",
             ))
-            .unwrap(),
+            .expect("ok"),
         )
-        .unwrap();
+        .expect("ok");
         let p = d.search("mercy", 1)[0].provider;
         assert_eq!(p.portal_url.as_deref(), Some("https://my.mercy.example/"));
         assert_eq!(
@@ -835,22 +835,25 @@ mod tests {
             etag: Some("\"1\"".into()),
             body: br#"{"resourceType":"Bundle"}"#.to_vec(),
         };
-        let stored = serde_json::to_string(&c).unwrap();
+        let stored = serde_json::to_string(&c).expect("ok");
         assert!(stored.len() < 120, "{stored}");
-        assert_eq!(serde_json::from_str::<CachedBundle>(&stored).unwrap(), c);
+        assert_eq!(
+            serde_json::from_str::<CachedBundle>(&stored).expect("ok"),
+            c
+        );
         let old = r#"{"url":"https://dir.example/brands.json","etag":null,"body":[123,125]}"#;
         assert_eq!(
-            serde_json::from_str::<CachedBundle>(old).unwrap().body,
+            serde_json::from_str::<CachedBundle>(old).expect("ok").body,
             b"{}"
         );
     }
 
     #[tokio::test]
     async fn a_directory_over_plain_http_is_refused() {
-        let http = crate::http::Http::new().unwrap();
+        let http = crate::http::Http::new().expect("ok");
         let err = fetch(&http, "http://directory.example/brands.json", None)
             .await
-            .unwrap_err();
+            .expect_err("an error");
         assert!(err.to_string().contains("https"), "{err}");
     }
 }

@@ -381,7 +381,7 @@ impl ChartLink {
         self.guard()?;
         let ids = self.accounts.discard_unreadable()?;
         for id in &ids {
-            self.store.purge(id).map_err(storage)?;
+            self.purge_account(id)?;
         }
         Ok(ids.len())
     }

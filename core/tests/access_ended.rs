@@ -138,9 +138,12 @@ async fn an_expired_grant_ends_access_and_keeps_the_record() {
             "{label}: after linking again"
         );
 
-        // Deleting is the user's act.
+        // Deleting is the user's act, and it leaves nothing: the locked inbox's secret goes with the record.
+        use chartlink_core::SecureStore;
+        assert!(!f.store.keys("chartlink/inbox-psk/").unwrap().is_empty());
         sdk.unlink(&account.id).await.unwrap();
         assert!(sdk.accounts().unwrap().is_empty());
+        assert!(f.store.keys("chartlink/inbox-psk/").unwrap().is_empty());
         f.sb.shutdown().await;
     }
 }

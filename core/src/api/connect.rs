@@ -104,9 +104,19 @@ impl ChartLink {
     pub async fn unlink(&self, account_id: &str) -> Result<UnlinkOutcome> {
         self.guard()?;
         let outcome = self.accounts.unlink(account_id).await?;
-        self.store.purge(account_id).map_err(storage)?;
+        self.purge_account(account_id)?;
         self.forget_active(account_id);
         Ok(outcome)
+    }
+
+    /// Deletes every local trace of an account's record: its rows, and the secret its locked syncs were
+    /// authenticated with.
+    pub(crate) fn purge_account(&self, account_id: &str) -> Result<()> {
+        self.store.purge(account_id).map_err(storage)?;
+        self.host
+            .secure_store
+            .delete(&format!("{}{account_id}", sync::locked::INBOX_SECRET_PREFIX))?;
+        Ok(())
     }
 
     pub(crate) fn forget_active(&self, account_id: &str) {
@@ -206,7 +216,7 @@ impl ChartLink {
     pub(crate) async fn revoked(&self, account_id: &str) -> Result<()> {
         self.accounts.mark_revoked(account_id).await?;
         if self.config.revocation == RevocationPolicy::PurgeNow {
-            self.store.purge(account_id).map_err(storage)?;
+            self.purge_account(account_id)?;
         }
         self.emit(Event::AccessRevoked {
             account_id: account_id.to_owned(),
@@ -217,7 +227,7 @@ impl ChartLink {
     /// After a revocation kept read-only: the user has seen it; remove the record and the account.
     pub async fn confirm_revoked(&self, account_id: &str) -> Result<()> {
         self.guard()?;
-        self.store.purge(account_id).map_err(storage)?;
+        self.purge_account(account_id)?;
         self.accounts.forget(account_id)?;
         self.forget_active(account_id);
         Ok(())

@@ -355,6 +355,8 @@ impl Store {
                 "latest_stale",
                 "account_keypairs",
                 "locked_inbox",
+                "locked_pages",
+                "locked_passes",
                 "whats_new",
             ] {
                 tx.execute(&format!("DELETE FROM {table} WHERE account = ?"), [account])?;

@@ -1,6 +1,6 @@
 //! The schema, as the migrations that build it (`PRAGMA user_version` counts those applied).
 
-pub(super) const MIGRATIONS: [&str; 4] = ["
+pub(super) const MIGRATIONS: [&str; 5] = ["
 CREATE TABLE resources (
     account TEXT NOT NULL, type TEXT NOT NULL, id_tag BLOB NOT NULL,
     version TEXT, last_updated TEXT,
@@ -50,4 +50,24 @@ CREATE INDEX locked_inbox_by_account ON locked_inbox (account, seq);
 CREATE TABLE whats_new (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT NOT NULL, nonce BLOB NOT NULL, sealed BLOB NOT NULL);
 CREATE INDEX whats_new_by_account ON whats_new (account, seq);
+", "
+-- v5: the locked inbox authenticated and bounded (issue 20). Envelopes are sealed in HPKE PSK mode with a per-account
+-- secret kept in the host's secure store (never here) and carry a per-account sequence number `nseq`, bound in their
+-- AAD. Envelopes from before (no `nseq`) cannot be authenticated: unlock refuses them, and the next sync fetches
+-- their data again. Per account: the writer's counter, the last number applied, the inbox's size (for its cap).
+-- Per query: keyed digests of the pages sealed since the last unlocked write, and the current pass's counts, so that
+-- an unchanged page is not sealed again.
+ALTER TABLE locked_inbox ADD COLUMN nseq INTEGER;
+ALTER TABLE account_keypairs ADD COLUMN next_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE account_keypairs ADD COLUMN applied_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE account_keypairs ADD COLUMN inbox_bytes INTEGER NOT NULL DEFAULT 0;
+UPDATE account_keypairs SET inbox_bytes = (SELECT coalesce(sum(length(enc) + length(sealed)), 0) FROM locked_inbox
+    WHERE locked_inbox.account = account_keypairs.account);
+CREATE TABLE locked_pages (
+    account TEXT NOT NULL, query TEXT NOT NULL, tag BLOB NOT NULL, seen_pass INTEGER NOT NULL,
+    PRIMARY KEY (account, query, tag));
+CREATE TABLE locked_passes (
+    account TEXT NOT NULL, query TEXT NOT NULL, pass INTEGER NOT NULL,
+    sealed INTEGER NOT NULL DEFAULT 0, skipped INTEGER NOT NULL DEFAULT 0, reseal INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (account, query));
 "];

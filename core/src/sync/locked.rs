@@ -1,13 +1,106 @@
 //! Syncing while locked: how a sync writes without the master key ([`Writer::Locked`]: each page sealed to the
-//! account's public key into the locked inbox), and how the inbox becomes normal rows at unlock
-//! ([`apply_inbox`]), in arrival order, so an edit replaces its older copy and a locked full pass removes what the
-//! server deleted. Also the record kinds a "new results" notice counts.
+//! account's public key and authenticated with its inbox secret into the locked inbox), and how the inbox becomes
+//! normal rows at unlock ([`apply_inbox`]), in arrival order, so an edit replaces its older copy and a locked full
+//! pass removes what the server deleted. Also the record kinds a "new results" notice counts.
+//!
+//! - **Authenticated.** The inbox secret ([`InboxSecret`]) lives in the host's secure store, in the tokens' class
+//!   (readable while locked, never in the database). Envelopes are sealed in HPKE PSK mode with it, bound to the
+//!   account and to their sequence number (see `store::sealed`). Unlock applies an envelope only if it opens, its
+//!   number is above the last one applied (kept in the secure store and the database: a replayed or reordered
+//!   envelope is refused) and every resource in it is the account's patient's (or, for the referenced doctors,
+//!   places and drugs, of the type its query names). What is refused is never applied: it is dropped, counted in
+//!   [`Applied`], reported as a [`crate::StoreNotice::DamagedRows`], and the account's next sync is a whole one, so
+//!   what a genuine envelope held is fetched again.
+//! - **Bounded.** A page whose keyed digest matches one sealed since the last unlocked write (so applied, or
+//!   pending) is not sealed again, and a locked full pass that found nothing changed seals no reconcile marker: an
+//!   unchanged record adds nothing to the inbox. The inbox of an account is capped (`SyncBudget`); a page that
+//!   would pass the cap ends the run ([`crate::BackgroundOutcome::InboxFull`]).
+//! - **Applied in chunks.** [`apply_inbox`] opens and applies [`APPLY_CHUNK`] envelopes per transaction, deleting
+//!   them in the same transaction: memory stays bounded by a chunk, and a kill loses nothing (what was committed
+//!   is applied and gone; the rest waits for the next unlock).
 
 use base64::Engine as _;
+use ring::rand::{SecureRandom as _, SystemRandom};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::*;
+
+/// Where an account's inbox secret is kept in the host's secure store (tokens' class: any key but
+/// [`crate::STORE_KEY`]).
+pub const INBOX_SECRET_PREFIX: &str = "chartlink/inbox-psk/";
+
+/// The secure-store key of an account's inbox secret.
+pub fn inbox_secret_key(account: &str) -> String {
+    format!("{INBOX_SECRET_PREFIX}{account}")
+}
+
+/// An account's inbox secret: the HPKE PSK that authenticates its locked inbox and keys its page digests, and the
+/// last envelope number applied (kept beside it so that a database set back cannot replay what was applied).
+/// Stored in the host's secure store only: version byte, 32 bytes of key, 8 bytes of number.
+#[derive(Clone)]
+pub struct InboxSecret {
+    psk: Zeroizing<[u8; 32]>,
+    applied: i64,
+}
+
+impl std::fmt::Debug for InboxSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InboxSecret([redacted])")
+    }
+}
+
+const SECRET_VERSION: u8 = 1;
+
+impl InboxSecret {
+    /// A new random secret; nothing applied yet.
+    pub fn generate() -> std::result::Result<Self, StoreError> {
+        let mut psk = Zeroizing::new([0u8; 32]);
+        SystemRandom::new()
+            .fill(&mut psk[..])
+            .map_err(|_| StoreError::Encrypt)?;
+        Ok(Self { psk, applied: 0 })
+    }
+
+    /// Reads a stored secret (`None`: not one).
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        if b.len() != 41 || b[0] != SECRET_VERSION {
+            return None;
+        }
+        let mut psk = Zeroizing::new([0u8; 32]);
+        psk.copy_from_slice(&b[1..33]);
+        let applied = i64::from_be_bytes(b[33..41].try_into().ok()?);
+        Some(Self { psk, applied })
+    }
+
+    /// What the secure store keeps.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(41));
+        out.push(SECRET_VERSION);
+        out.extend_from_slice(&self.psk[..]);
+        out.extend_from_slice(&self.applied.to_be_bytes());
+        out
+    }
+
+    pub fn psk(&self) -> &[u8] {
+        &self.psk[..]
+    }
+
+    /// The last envelope number applied.
+    pub fn applied(&self) -> i64 {
+        self.applied
+    }
+
+    pub fn set_applied(&mut self, applied: i64) {
+        self.applied = self.applied.max(applied);
+    }
+}
+
+/// How many envelopes [`apply_inbox`] applies per transaction.
+pub const APPLY_CHUNK: usize = 32;
+
+/// The pseudo-query under which the digests of documents' contents are kept.
+const BINARY_PAGES: &str = "\u{0}binary";
 
 /// How a sync writes what it receives.
 #[derive(Debug, Clone, Copy)]
@@ -186,8 +279,11 @@ impl Writer<'_> {
         match self {
             Writer::Keys(k) => Store::set_query_state(tx, k, account, query, s, error),
             Writer::Locked(_) => {
+                // A query marked for a whole reseal keeps its full pass open, so the next run seals it whole.
+                let reseal = Store::needs_reseal(tx, account, query)?;
                 let clear = QueryState {
                     resume_url: None,
+                    full_pass_done: s.full_pass_done && !reseal,
                     ..s.clone()
                 };
                 Store::set_query_state_clear(tx, account, query, &clear, error)
@@ -211,6 +307,8 @@ impl Writer<'_> {
     ) -> std::result::Result<(Vec<Change>, u64), StoreError> {
         match self {
             Writer::Keys(keys) => {
+                // What a locked run sealed for this query no longer describes the rows.
+                Store::forget_locked_pages(tx, account, Some(query))?;
                 let mut out = Vec::with_capacity(resources.len());
                 let mut bytes = 0u64;
                 for r in resources {
@@ -230,6 +328,23 @@ impl Writer<'_> {
                 Ok((out, bytes))
             }
             Writer::Locked(key) => {
+                // An empty page brings nothing (an empty query's pass is noted at its reconcile).
+                if resources.is_empty() {
+                    return Ok((Vec::new(), 0));
+                }
+                // The same page sealed since the last unlocked write is applied or pending: nothing is new in it.
+                let json: Vec<Vec<u8>> = resources
+                    .iter()
+                    .map(serde_json::to_vec)
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|_| StoreError::Encrypt)?;
+                let mut parts: Vec<&[u8]> = vec![query.as_bytes()];
+                parts.extend(json.iter().map(Vec::as_slice));
+                let tag = key.digest(&parts);
+                drop(json);
+                if Store::note_locked_page(tx, account, query, pass, &tag)? {
+                    return Ok((vec![Change::Unchanged; resources.len()], 0));
+                }
                 let changes = resources
                     .iter()
                     .map(|r| {
@@ -265,8 +380,22 @@ impl Writer<'_> {
         pass: i64,
     ) -> std::result::Result<Vec<String>, StoreError> {
         match self {
-            Writer::Keys(_) => Store::reconcile(tx, account, query, pass),
+            Writer::Keys(_) => {
+                Store::forget_locked_pages(tx, account, Some(query))?;
+                Store::reconcile(tx, account, query, pass)
+            }
             Writer::Locked(key) => {
+                // Nothing changed (no marker needed), or pages were skipped in a pass that changed: then the query
+                // is sealed whole by the next run of this pass (see `set_query_state`), which reconciles.
+                if !Store::has_locked_pages(tx, account, query, pass)? {
+                    // A pass that found nothing: noted as one "empty" page, so that the next empty pass of an
+                    // empty query seals nothing either.
+                    let empty = key.digest(&[query.as_bytes(), b"\0empty"]);
+                    Store::note_locked_page(tx, account, query, pass, &empty)?;
+                }
+                if !Store::end_locked_pass(tx, account, query, pass)? {
+                    return Ok(Vec::new());
+                }
                 let batch = LockedBatch {
                     ops: vec![LockedOp::Reconcile {
                         query: query.to_owned(),
@@ -288,6 +417,7 @@ impl Writer<'_> {
         query: &str,
     ) -> std::result::Result<Vec<String>, StoreError> {
         let gone = Store::forget_query(tx, account, query)?;
+        Store::forget_locked_pages(tx, account, Some(query))?;
         if let Writer::Locked(key) = self {
             let batch = LockedBatch {
                 ops: vec![LockedOp::Forget {
@@ -317,8 +447,20 @@ impl Writer<'_> {
         bytes: &[u8],
     ) -> std::result::Result<(), StoreError> {
         match self {
-            Writer::Keys(k) => Store::put_binary(tx, k, account, id, content_type, bytes),
+            Writer::Keys(k) => {
+                Store::forget_locked_pages(tx, account, Some(BINARY_PAGES))?;
+                Store::put_binary(tx, k, account, id, content_type, bytes)
+            }
             Writer::Locked(key) => {
+                let tag = key.digest(&[
+                    BINARY_PAGES.as_bytes(),
+                    id.as_bytes(),
+                    content_type.as_bytes(),
+                    bytes,
+                ]);
+                if Store::note_locked_page(tx, account, BINARY_PAGES, 0, &tag)? {
+                    return Ok(());
+                }
                 let batch = LockedBatch {
                     ops: vec![LockedOp::Binary {
                         id: id.to_owned(),
@@ -372,99 +514,203 @@ pub struct Applied {
     pub new: usize,
     pub changed: usize,
     pub deleted: usize,
-    /// Batches that did not open (damage): dropped; the account's queries are fetched whole at the next sync.
+    /// Envelopes that did not open (damage, or not sealed with the account's inbox secret: forged, or from before
+    /// envelopes were authenticated) or did not parse: dropped, never applied.
     pub damaged: usize,
+    /// Envelopes that opened but were refused: replayed or out of order (a number not above the last applied), or
+    /// holding a resource that is not the account's patient's. Dropped, never applied.
+    pub refused: usize,
+    /// Envelope numbers missing between those applied (rows removed from the file).
+    pub missing: usize,
+    /// The last envelope number applied.
+    pub last_applied: i64,
 }
 
-/// Opens the account's locked inbox with its private key and applies it, in order, to the normal rows, in one
-/// transaction that also empties the inbox (a crash leaves it whole, to be applied at the next unlock). What is new
-/// or changed goes into "what's new".
+impl Applied {
+    /// Whether anything was dropped or missing (the account's next sync must be a whole one).
+    pub fn lost(&self) -> usize {
+        self.damaged + self.refused + self.missing
+    }
+}
+
+/// Whether every resource of a page sealed for `query` may be stored for `account`: the linked patient's, or for
+/// the referenced doctors, places and drugs (`ref:<type>`), a resource of that type.
+fn admissible(account: &LinkedAccount, query: &str, resources: &[Value]) -> bool {
+    let base = account.server.fhir_base.as_str();
+    match query
+        .strip_prefix(REFERENCED)
+        .and_then(|q| q.strip_prefix(':'))
+    {
+        Some(ty) => {
+            crate::views::REFERENCED_TYPES.contains(&ty)
+                && resources.iter().all(|r| r["resourceType"] == ty)
+        }
+        None => resources
+            .iter()
+            .all(|r| belongs_to(r, &account.patient_id, base)),
+    }
+}
+
+/// Opens the account's locked inbox with its private key and inbox secret and applies it, in order, to the normal
+/// rows, [`APPLY_CHUNK`] envelopes per transaction, each transaction removing what it applied (a kill leaves the
+/// rest for the next unlock). An envelope is applied only if it opens, its number is above the last applied
+/// (`secret.applied()` and the database's record, whichever is higher) and every resource in it is the patient's;
+/// anything else is dropped unapplied (see [`Applied`]), reported as a [`crate::StoreNotice::DamagedRows`], and the
+/// account's next sync is made a whole one (every `since` and the full-pass stamp cleared, the page digests
+/// forgotten) so that what a genuine envelope held is fetched again. Envelopes from before they were authenticated
+/// (no number) are refused the same way: they cannot be told from forgeries. What is new or changed goes into
+/// "what's new". After each chunk, `applied(n)` is told the last number applied (the caller keeps it in the secure
+/// store); its failure stops the apply (what is left stays for the next unlock).
 pub fn apply_inbox(
     store: &Store,
     keys: &AccountKeys,
-    account: &str,
+    account: &LinkedAccount,
+    secret: &InboxSecret,
     now_ms: i64,
+    applied: &mut dyn FnMut(i64) -> std::result::Result<(), StoreError>,
 ) -> std::result::Result<Applied, StoreError> {
-    if !store.has_locked(account)? {
+    let id = account.id.as_str();
+    if !store.has_locked(id)? {
         return Ok(Applied::default());
     }
-    let Some(opening) = store.opening_key(keys, account)? else {
+    let Some(opening) = store.opening_key(keys, id, secret.psk())? else {
         return Ok(Applied::default());
     };
-    let applied = store.write(|tx| {
-        let rows = Store::locked_rows(tx, account)?;
-        let mut out = Applied::default();
-        let Some(last) = rows.last().map(|r| r.0) else {
-            return Ok(out);
-        };
-        let mut news = false;
-        for (_, enc, sealed) in rows {
-            let batch = opening
-                .open(&enc, &sealed)
-                .ok()
-                .and_then(|p| serde_json::from_slice::<LockedBatch>(&p).ok());
-            let Some(batch) = batch else {
-                out.damaged += 1;
-                continue;
+    let mut total = Applied {
+        last_applied: secret.applied().max(store.applied_seq(id)?),
+        ..Applied::default()
+    };
+    loop {
+        let floor = total.last_applied;
+        let chunk = store.write(|tx| {
+            let rows = Store::locked_rows(tx, id, APPLY_CHUNK)?;
+            let mut out = Applied {
+                last_applied: floor,
+                ..Applied::default()
             };
-            out.batches += 1;
-            for op in batch.ops {
-                match op {
+            let Some(last_row) = rows.last().map(|r| r.0) else {
+                return Ok(None);
+            };
+            let mut news = false;
+            for (_, nseq, enc, sealed) in rows {
+                // Before sealing was authenticated: no number, and nothing tells it from a forgery.
+                let Some(nseq) = nseq else {
+                    out.damaged += 1;
+                    continue;
+                };
+                if nseq <= out.last_applied {
+                    out.refused += 1;
+                    continue;
+                }
+                let batch = opening
+                    .open(nseq, &enc, &sealed)
+                    .ok()
+                    .and_then(|p| serde_json::from_slice::<LockedBatch>(&p).ok());
+                let Some(batch) = batch else {
+                    out.damaged += 1;
+                    continue;
+                };
+                let foreign = batch.ops.iter().any(|op| match op {
                     LockedOp::Upsert {
-                        query,
-                        pass,
-                        news: record,
-                        resources,
-                    } => {
-                        for r in &resources {
-                            let (c, _) = query::upsert(tx, keys, account, &query, pass, r)?;
-                            match c {
-                                Change::New => out.new += 1,
-                                Change::Changed => out.changed += 1,
-                                Change::Unchanged => continue,
-                            }
-                            if record && let Some(entry) = news_entry(&query, r, c, now_ms) {
-                                Store::add_news(tx, keys, account, &entry)?;
-                                news = true;
-                            }
-                        }
-                    }
-                    LockedOp::Reconcile { query, pass } => {
-                        out.deleted += Store::reconcile(tx, account, &query, pass)?.len();
-                    }
-                    LockedOp::Forget { query } => {
-                        out.deleted += Store::forget_query(tx, account, &query)?.len();
-                    }
-                    LockedOp::Binary {
-                        id,
-                        content_type,
-                        bytes,
-                    } => {
-                        if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(bytes) {
-                            Store::put_binary(tx, keys, account, &id, &content_type, &bytes)?;
-                        }
-                    }
+                        query, resources, ..
+                    } => !admissible(account, query, resources),
+                    _ => false,
+                });
+                if foreign {
+                    out.refused += 1;
+                    continue;
+                }
+                out.missing += usize::try_from(nseq - out.last_applied - 1).unwrap_or(0);
+                out.last_applied = nseq;
+                out.batches += 1;
+                for op in batch.ops {
+                    apply_op(tx, keys, id, op, now_ms, &mut out, &mut news)?;
+                }
+            }
+            if news {
+                Store::trim_news(tx, id)?;
+            }
+            if out.lost() > 0 {
+                tx.execute(
+                    "UPDATE sync_queries SET since = NULL WHERE account = ?",
+                    [id],
+                )?;
+                tx.execute(
+                    "UPDATE sync_accounts SET last_full_ms = NULL WHERE account = ?",
+                    [id],
+                )?;
+                Store::forget_locked_pages(tx, id, None)?;
+            }
+            Store::drop_locked(tx, id, last_row, out.last_applied)?;
+            Ok(Some(out))
+        })?;
+        let Some(chunk) = chunk else { break };
+        total.batches += chunk.batches;
+        total.new += chunk.new;
+        total.changed += chunk.changed;
+        total.deleted += chunk.deleted;
+        total.damaged += chunk.damaged;
+        total.refused += chunk.refused;
+        total.missing += chunk.missing;
+        total.last_applied = chunk.last_applied;
+        applied(total.last_applied)?;
+    }
+    if total.lost() > 0 {
+        tracing::warn!(target: "chartlink", damaged = total.damaged, refused = total.refused, missing = total.missing,
+            "locked-sync envelopes were refused (damaged, not authentic, replayed or not this patient's) and dropped; the next sync fetches the record whole");
+        store.notify(crate::store::StoreNotice::DamagedRows {
+            account_id: id.to_owned(),
+            count: total.damaged + total.refused,
+        });
+    }
+    Ok(total)
+}
+
+/// Applies one operation of an opened envelope.
+fn apply_op(
+    tx: &rusqlite::Transaction<'_>,
+    keys: &AccountKeys,
+    account: &str,
+    op: LockedOp,
+    now_ms: i64,
+    out: &mut Applied,
+    news: &mut bool,
+) -> std::result::Result<(), StoreError> {
+    match op {
+        LockedOp::Upsert {
+            query,
+            pass,
+            news: record,
+            resources,
+        } => {
+            for r in &resources {
+                let (c, _) = query::upsert(tx, keys, account, &query, pass, r)?;
+                match c {
+                    Change::New => out.new += 1,
+                    Change::Changed => out.changed += 1,
+                    Change::Unchanged => continue,
+                }
+                if record && let Some(entry) = news_entry(&query, r, c, now_ms) {
+                    Store::add_news(tx, keys, account, &entry)?;
+                    *news = true;
                 }
             }
         }
-        if news {
-            Store::trim_news(tx, account)?;
+        LockedOp::Reconcile { query, pass } => {
+            out.deleted += Store::reconcile(tx, account, &query, pass)?.len();
         }
-        if out.damaged > 0 {
-            tx.execute(
-                "UPDATE sync_queries SET since = NULL WHERE account = ?",
-                [account],
-            )?;
+        LockedOp::Forget { query } => {
+            out.deleted += Store::forget_query(tx, account, &query)?.len();
         }
-        Store::drop_locked(tx, account, last)?;
-        Ok(out)
-    })?;
-    if applied.damaged > 0 {
-        tracing::warn!(target: "chartlink", count = applied.damaged, "damaged locked-sync batches were dropped; the next sync fetches them again");
-        store.notify(crate::store::StoreNotice::DamagedRows {
-            account_id: account.to_owned(),
-            count: applied.damaged,
-        });
+        LockedOp::Binary {
+            id,
+            content_type,
+            bytes,
+        } => {
+            if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(bytes) {
+                Store::put_binary(tx, keys, account, &id, &content_type, &bytes)?;
+            }
+        }
     }
-    Ok(applied)
+    Ok(())
 }
