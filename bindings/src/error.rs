@@ -5,17 +5,24 @@
 //! nowhere else. Its messages are the core's, which never hold a token or health data; a panic becomes
 //! [`ChartLinkError::Internal`] with a fixed message (the panic's own text stays on the Rust side).
 
+pub use chartlink_core::AuthorizationReason;
+
 /// What went wrong, and so what the app should do. Kotlin: `ChartLinkException.*`; Swift: `ChartLinkError.*`.
 /// Every variant carries a message that is safe to show or log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
-#[uniffi(flat_error)]
 pub enum ChartLinkError {
     /// The network or the server failed transiently: try again later.
     #[error("network problem: {0}")]
     Network(String),
     /// Linking failed or the link cannot be used (denied, expired, replayed, an invalid answer): link again.
-    #[error("authorization failed: {0}")]
-    Authorization(String),
+    #[error("authorization failed: {detail}")]
+    Authorization {
+        /// Why: the patient pressed Deny, the login took too long, the redirect was not this link's, the server
+        /// refused, ...: what to tell the user, and whether trying again can help.
+        reason: AuthorizationReason,
+        /// What the provider said (sanitised), safe to show.
+        detail: String,
+    },
     /// The address is not a usable SMART server (no or an unusable SMART configuration, no PKCE S256, not FHIR R4).
     #[error("the provider's SMART configuration could not be used: {0}")]
     Discovery(String),
@@ -53,6 +60,25 @@ pub enum ChartLinkError {
     Internal(String),
 }
 
+/// Why a link could not be made or used. Core's own enum, exported as it is.
+#[uniffi::remote(Enum)]
+pub enum AuthorizationReason {
+    /// The patient chose Deny at the portal.
+    Denied,
+    /// The portal's pages took longer than a link may (10 minutes): start again.
+    Expired,
+    /// No link is in progress for this redirect (already completed, cancelled, or never started here).
+    NoLinkInProgress,
+    /// The redirect does not belong to the link in progress (possibly forged): nothing was exchanged.
+    Mismatch,
+    /// The provider's authorization server refused; its reason, sanitised, is in the message.
+    Refused,
+    /// The server's answer is not usable.
+    InvalidAnswer,
+    /// The browser could not be shown or failed.
+    BrowserFailed,
+}
+
 /// The message of [`ChartLinkError::Internal`] for a caught panic.
 pub(crate) const PANIC_MESSAGE: &str =
     "an unexpected failure was caught (a bug); the call did not complete";
@@ -68,7 +94,10 @@ impl From<chartlink_core::Error> for ChartLinkError {
         use chartlink_core::Error as E;
         match e {
             E::Network(m) => ChartLinkError::Network(m),
-            E::Authorization(f) => ChartLinkError::Authorization(f.message),
+            E::Authorization(f) => ChartLinkError::Authorization {
+                reason: f.reason,
+                detail: f.message,
+            },
             E::Discovery(m) => ChartLinkError::Discovery(m),
             E::AccessRevoked => ChartLinkError::AccessRevoked,
             E::RelinkNeeded => ChartLinkError::RelinkNeeded,
@@ -136,7 +165,10 @@ mod tests {
             ),
             (
                 E::authorization(chartlink_core::AuthorizationReason::Denied, "denied".into()),
-                ChartLinkError::Authorization("denied".into()),
+                ChartLinkError::Authorization {
+                    reason: chartlink_core::AuthorizationReason::Denied,
+                    detail: "denied".into(),
+                },
             ),
             (E::AccessRevoked, ChartLinkError::AccessRevoked),
             (E::RelinkNeeded, ChartLinkError::RelinkNeeded),

@@ -43,7 +43,7 @@ use chartlink_core as core;
 
 pub use background::*;
 pub use cancel::CancelToken;
-pub use error::{BrowserError, ChartLinkError, SecureStoreError};
+pub use error::{AuthorizationReason, BrowserError, ChartLinkError, SecureStoreError};
 pub use host::{AuthBrowser, EventListener, HostClock, SecureStore};
 pub use logger::{ChartLinkLogger, LogLevel, set_logger};
 pub use records::*;

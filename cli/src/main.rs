@@ -40,12 +40,13 @@ pub const EXIT_CODES: &str = "Exit codes:
   3  network: the provider could not be reached or failed for now; try again later
   4  locked: run `chartlink unlock`
   5  access ended at the provider (expired or revoked): the record is kept; link again
-  6  authorization refused (denied at the portal, or the provider refused the request; its reason is shown)
+  6  authorization refused by the provider (its reason is shown), or the login could not be completed
   7  storage (the local database or key files)
   8  synced only in part
   9  access must be renewed: link again (the record is kept)
   10 not a usable SMART server (no or an unusable SMART configuration, no PKCE S256, not FHIR R4)
-  11 cancelled, or no answer from the browser within 10 minutes";
+  11 cancelled, or no answer from the browser within 10 minutes
+  12 you chose Deny at the provider's portal: nothing was linked";
 
 /// ChartLink: your health record from your provider's portal, on your computer.
 #[derive(Debug, Parser)]
@@ -208,6 +209,11 @@ impl From<Error> for CliError {
             Error::Network(_) => 3,
             Error::Locked => 4,
             Error::AccessRevoked => 5,
+            Error::Authorization(ref f)
+                if f.reason == chartlink_core::AuthorizationReason::Denied =>
+            {
+                12
+            }
             Error::Authorization(_) => 6,
             Error::Discovery(_) => 10,
             Error::Cancelled => 11,
@@ -219,6 +225,11 @@ impl From<Error> for CliError {
         };
         let message = match e {
             Error::Locked => "ChartLink is locked: run `chartlink unlock`".to_owned(),
+            Error::Authorization(ref f)
+                if f.reason == chartlink_core::AuthorizationReason::Denied =>
+            {
+                "you chose Deny at the provider's portal: nothing was linked".to_owned()
+            }
             other => other.to_string(),
         };
         Self { code, message }

@@ -172,3 +172,21 @@ async fn sync_while_locked_runs_the_background_sync() {
     let _ = std::fs::remove_dir_all(&dir);
     sandbox.shutdown().await;
 }
+
+/// "The patient pressed Deny" is not "the server refused" (issue 21): its own exit code and words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pressing_deny_has_its_own_exit_code() {
+    let sandbox = Sandbox::start(Config::default()).await.unwrap();
+    let dir = temp_dir("deny");
+    let mut robot = PortalRobot::allowing("daniel", "daniel-demo", Some("daniel-chen"));
+    robot.allow = false;
+    let (out, _) = link(&sandbox.fhir_base(), &dir, robot).await;
+    assert_eq!(
+        out.status.code(),
+        Some(12),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    sandbox.shutdown().await;
+}

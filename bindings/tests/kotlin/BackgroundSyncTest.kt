@@ -14,13 +14,14 @@ import kotlin.test.assertFalse
 import kotlin.test.assertTrue
 
 /** The sandbox's admin API: what the provider's EHR does on its side. */
-private fun admin(method: String, path: String, json: String) {
+internal fun admin(method: String, path: String, json: String): String {
     val request = HttpRequest.newBuilder(URI("$SANDBOX/admin$path"))
         .header("Content-Type", "application/json")
         .method(method, HttpRequest.BodyPublishers.ofString(json))
         .build()
     val answer = HttpClient.newHttpClient().send(request, HttpResponse.BodyHandlers.ofString())
     check(answer.statusCode() in 200..299) { "admin $path answered ${answer.statusCode()}: ${answer.body()}" }
+    return answer.body()
 }
 
 private const val NEW_LAB = "bg-kotlin-lab"

@@ -72,6 +72,8 @@ class PortalBrowser(
     private val username: String,
     private val password: String,
     private val patient: String? = null,
+    /** Allow Access, or Deny. */
+    private val allow: Boolean = true,
 ) : AuthBrowser {
     val calls = AtomicLong()
 
@@ -104,7 +106,8 @@ class PortalBrowser(
         }
         if (!page.contains("I have read the statements above")) throw BrowserException.Failed("no consent page")
         val scopes = Regex("name=\"scope\"[^>]*?value=\"([^\"]*)\"").findAll(page).map { unescape(it.groupValues[1]) }
-        val form = listOf("tx" to tx, "decision" to "allow", "acknowledged" to "yes") + scopes.map { "scope" to it }
+        val decision = if (allow) "allow" else "deny"
+        val form = listOf("tx" to tx, "decision" to decision, "acknowledged" to "yes") + scopes.map { "scope" to it }
         val consent = post("/portal/consent", form)
         check(consent.statusCode() == 303) { "consent answered ${consent.statusCode()}" }
         consent.headers().firstValue("location").orElseThrow()
@@ -313,17 +316,13 @@ suspend fun typedErrors() = coroutineScopeTest { _ ->
         assertFailsWith<ChartLinkException.InvalidInput> { client.sync("no-such-account") }
         assertFailsWith<ChartLinkException.InvalidInput>("no patient is active") { client.labResults() }
     }
-    val denied = PortalBrowserDenying()
+    // The patient presses Deny at the portal (the real page, so the redirect carries the server's `iss`).
+    val denied = PortalBrowser("daniel", "daniel-demo", "daniel-chen", allow = false)
     ChartLinkClient(config(), MemorySecureStore(), denied).use { client ->
-        assertFailsWith<ChartLinkException.Authorization> { client.link(FHIR_BASE) }
-    }
-}
-
-/** A browser whose user gets as far as the redirect but the portal reports an error (the user said no). */
-class PortalBrowserDenying : AuthBrowser {
-    override suspend fun authorize(url: String, redirectUri: String): String {
-        val state = Regex("[?&]state=([^&]+)").find(url)?.groupValues?.get(1) ?: fail("no state in $url")
-        return "$redirectUri?error=access_denied&state=$state"
+        // The cause crosses as data: "the patient pressed Deny" is not "the provider refused".
+        val e = assertFailsWith<ChartLinkException.Authorization> { client.link(FHIR_BASE) }
+        assertEquals(AuthorizationReason.DENIED, e.reason)
+        assertTrue(e.userMessage.startsWith("You chose not to share"), e.userMessage)
     }
 }
 
@@ -743,6 +742,7 @@ fun main() {
         "dates are typed FhirDates, sortable, at their precision; records are immutable" to ::typedDatesAndImmutableRecords,
         "the provider directory: search, dead-endpoint marks, stored" to ::providerDirectory,
         "a locked background sync from Kotlin: counts-only event, readable after unlock" to ::lockedBackgroundSync,
+        "live reads: a Flow that emits again after a sync, a switch and an unlock" to ::liveReads,
     )
     val only = System.getProperty("chartlink.only")
     val started = System.nanoTime()

@@ -9,6 +9,9 @@ import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.asStateFlow
+import kotlinx.coroutines.flow.distinctUntilChanged
+import kotlinx.coroutines.flow.transformLatest
+import kotlinx.coroutines.flow.update
 import kotlinx.coroutines.launch
 
 /**
@@ -105,6 +108,33 @@ class ChartLinkClient private constructor(
      */
     val activePatientState: StateFlow<PatientContext?> = patientFlow.asStateFlow()
 
+    /** Counts the changes that may change what a read answers (see [live]). */
+    private val version = MutableStateFlow(0L)
+
+    private fun changed() = version.update { it + 1 }
+
+    /**
+     * A read as live state, as Room's `Flow` queries are: emits [read]'s answer now, and again whenever a sync, an
+     * unlock (which applies what locked syncs brought), a patient switch, a merge, a link or an unlink may have
+     * changed it (equal answers are not repeated). While locked it emits nothing — the records are not readable —
+     * and after unlock it emits again. Any other failure of [read] ends the flow with its exception.
+     *
+     * ```kotlin
+     * chartLink.live { labResults() }.collect { labs -> screen.show(labs) }
+     * ```
+     */
+    @OptIn(kotlinx.coroutines.ExperimentalCoroutinesApi::class)
+    fun <T> live(read: suspend ChartLinkClient.() -> T): Flow<T> =
+        version
+            .transformLatest {
+                try {
+                    emit(read())
+                } catch (e: ChartLinkException.Locked) {
+                    // Nothing to show until unlock, which emits again.
+                }
+            }
+            .distinctUntilChanged()
+
     init {
         hub.observe { event ->
             when (event) {
@@ -115,9 +145,15 @@ class ChartLinkClient private constructor(
                 is Event.Unlocked -> {
                     lockFlow.value = null
                     refreshPatientLater()
+                    changed()
                 }
                 // A sync may bring the patient's name and details.
-                is Event.SyncFinished -> refreshPatientLater()
+                is Event.SyncFinished -> {
+                    refreshPatientLater()
+                    changed()
+                }
+                // An unlocked background run wrote readable records (a locked one is applied at unlock).
+                is Event.BackgroundSyncFinished -> if (!event.report.locked) changed()
                 else -> {}
             }
         }
@@ -144,18 +180,28 @@ class ChartLinkClient private constructor(
     }
 
     override suspend fun switchPatient(contextId: String): PatientContext =
-        sdk.switchPatient(contextId).also { patientFlow.value = it }
+        sdk.switchPatient(contextId).also {
+            patientFlow.value = it
+            changed()
+        }
 
     override suspend fun confirmMerge(contextIds: List<String>): PatientContext =
-        sdk.confirmMerge(contextIds).also { refreshPatient() }
+        sdk.confirmMerge(contextIds).also {
+            refreshPatient()
+            changed()
+        }
 
     override suspend fun splitPatient(contextId: String) {
         sdk.splitPatient(contextId)
         refreshPatient()
+        changed()
     }
 
     override suspend fun unlink(accountId: String, cancel: CancelToken?): UnlinkOutcome =
-        sdk.unlink(accountId, cancel).also { refreshPatient() }
+        sdk.unlink(accountId, cancel).also {
+            refreshPatient()
+            changed()
+        }
 
     override suspend fun sync(accountId: String, cancel: CancelToken?): SyncReport =
         sdk.sync(accountId, cancel).also { refreshPatient() }
@@ -180,7 +226,10 @@ class ChartLinkClient private constructor(
         val token = Any()
         gate.linkStarted(token)
         try {
-            return sdk.link(fhirBase, cancel).also { refreshPatient() }
+            return sdk.link(fhirBase, cancel).also {
+                refreshPatient()
+                changed()
+            }
         } finally {
             if (gate.linkEnded(token)) reportBackground()
         }
@@ -196,7 +245,10 @@ class ChartLinkClient private constructor(
 
     override suspend fun completeLink(redirectUrl: String, cancel: CancelToken?): LinkedAccount {
         try {
-            return sdk.completeLink(redirectUrl, cancel).also { refreshPatient() }
+            return sdk.completeLink(redirectUrl, cancel).also {
+                refreshPatient()
+                changed()
+            }
         } finally {
             if (gate.linkEnded(appDrivenLink)) reportBackground()
         }

@@ -42,7 +42,7 @@ class App : Application() {
         } catch (e: ChartLinkException.WrongStoreKey) {
             // The records can never be opened on this device again (screen lock removed, data from another
             // device). After the user agreed: start over and link again.
-            screen.showStartOver(e.message)
+            screen.showStartOver(e.userMessage)
             ChartLinkAndroid.reset(this, config)
             ChartLinkAndroid.create(this, config)
         }
@@ -90,7 +90,7 @@ class RecordModel(private val chartLink: ChartLinkClient, private val screen: Re
             directory = loadProviderDirectory(listOf("https://fhir.example.org/brands.json"), cacheDir)
             directory?.checkEndpoints() // optional: marks dead endpoints (stored for the next load)
         } catch (e: ChartLinkException.Network) {
-            screen.showRetry(e.message)
+            screen.showRetry(e.userMessage)
         }
     }
 
@@ -125,8 +125,11 @@ class RecordModel(private val chartLink: ChartLinkClient, private val screen: Re
             screen.showRetry(e.message) // ask the user to install or enable a browser
         } catch (e: ChartLinkException.Cancelled) {
             // The user closed the browser.
+        } catch (e: ChartLinkException.Authorization) {
+            // e.reason tells "you chose Deny" (DENIED) from "the provider refused" (REFUSED); userMessage says it.
+            screen.showRetry(e.userMessage)
         } catch (e: ChartLinkException.Network) {
-            screen.showRetry(e.message)
+            screen.showRetry(e.userMessage)
         } catch (e: ChartLinkException.Locked) {
             screen.showLockScreen()
         }
