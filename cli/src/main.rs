@@ -478,10 +478,18 @@ async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
             let active = app.session.active_patient.clone();
             let list = sdk.patients()?;
             let suggestions = sdk.merge_suggestions()?;
+            // Whether a patient's access must be renewed by linking again (its record stays readable).
+            let accounts = sdk.accounts()?;
+            let relink = |p: &chartlink_core::PatientContext| {
+                accounts.iter().any(|a| {
+                    p.account_ids.contains(&a.id)
+                        && a.status == chartlink_core::AccountStatus::RelinkNeeded
+                })
+            };
             app.print(
                 || {
                     let mut out: String = list.iter()
-                        .map(|p| format!("{} {}  {}  {:?}{}{}\n", if Some(&p.id) == active.as_ref() { "*" } else { " " }, term::field(&p.id), term::field(p.name.as_deref().unwrap_or("(not synced yet)")), p.relation, if p.restricted { ", restricted" } else { "" }, if p.revoked { ", access revoked" } else { "" }))
+                        .map(|p| format!("{} {}  {}  {:?}{}{}{}\n", if Some(&p.id) == active.as_ref() { "*" } else { " " }, term::field(&p.id), term::field(p.name.as_deref().unwrap_or("(not synced yet)")), p.relation, if p.restricted { ", restricted" } else { "" }, if p.revoked { ", access ended: link again (the record is kept)" } else { "" }, if relink(p) { ", access must be renewed: link again (the record is kept)" } else { "" }))
                         .collect();
                     for m in &suggestions {
                         let why = match m.reason {
@@ -494,7 +502,7 @@ async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
                     out
                 },
                 // The list as before; each patient carries the ids of the others it may be (merge suggestions).
-                || json!(list.iter().map(|p| json!({"id": p.id, "name": p.name, "birth_date": p.birth_date, "relation": format!("{:?}", p.relation), "restricted": p.restricted, "revoked": p.revoked, "active": Some(&p.id) == active.as_ref(), "providers": p.providers, "maybe_same_as": suggestions.iter().filter(|m| m.context_ids.contains(&p.id)).flat_map(|m| m.context_ids.iter().filter(|i| **i != p.id).cloned()).collect::<Vec<_>>()})).collect::<Vec<_>>()),
+                || json!(list.iter().map(|p| json!({"id": p.id, "name": p.name, "birth_date": p.birth_date, "relation": format!("{:?}", p.relation), "restricted": p.restricted, "revoked": p.revoked, "relink_needed": relink(p), "active": Some(&p.id) == active.as_ref(), "providers": p.providers, "maybe_same_as": suggestions.iter().filter(|m| m.context_ids.contains(&p.id)).flat_map(|m| m.context_ids.iter().filter(|i| **i != p.id).cloned()).collect::<Vec<_>>()})).collect::<Vec<_>>()),
             );
         }
         Command::Merge { ids } => {

@@ -190,3 +190,47 @@ async fn pressing_deny_has_its_own_exit_code() {
     let _ = std::fs::remove_dir_all(&dir);
     sandbox.shutdown().await;
 }
+
+/// `patients` says which record must be linked again (issue 20), and keeps showing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patients_marks_a_record_that_must_be_linked_again() {
+    let sandbox = Sandbox::start(Config::default()).await.unwrap();
+    sandbox.admin().set_refresh_tokens(false);
+    let dir = temp_dir("relink");
+    let (out, _) = link(
+        &sandbox.fhir_base(),
+        &dir,
+        PortalRobot::allowing("daniel", "daniel-demo", Some("daniel-chen")),
+    )
+    .await;
+    assert!(out.status.success());
+    assert!(chartlink(&dir).arg("sync").status().unwrap().success());
+    sandbox.admin().expire_access_tokens(None).unwrap();
+    assert_eq!(
+        chartlink(&dir).arg("sync").status().unwrap().code(),
+        Some(9)
+    );
+    let patients = chartlink(&dir).arg("patients").output().unwrap();
+    let text = String::from_utf8_lossy(&patients.stdout);
+    assert!(
+        text.contains("access must be renewed: link again"),
+        "{text}"
+    );
+    let json = chartlink(&dir)
+        .args(["--json", "patients"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v[0]["relink_needed"], true);
+    assert!(
+        chartlink(&dir)
+            .arg("labs")
+            .output()
+            .unwrap()
+            .status
+            .success(),
+        "the record stays readable"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    sandbox.shutdown().await;
+}
