@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use chartlink_cli::FileSecureStore;
 use chartlink_core::directory::{self, CachedBundle, Directory};
-use chartlink_core::{AppConfig, ChartLink, Error, Host, LockConfig, SystemClock};
+use chartlink_core::{AppConfig, ChartLink, DataCategory, Error, Host, LockConfig, SystemClock};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
@@ -277,6 +277,8 @@ struct App {
     dir: PathBuf,
     session: Session,
     json: bool,
+    /// The kind of data the command lists (to say, on an empty list, whether the provider did not share it).
+    category: Option<DataCategory>,
 }
 
 impl App {
@@ -308,6 +310,7 @@ impl App {
             dir,
             session,
             json: cli.json,
+            category: category_of(&cli.command),
         })
     }
 
@@ -971,9 +974,65 @@ async fn sync(cli: &Cli, app: &App, account: Option<&str>) -> Result<(), CliErro
 
 fn list<T: serde::Serialize>(app: &App, items: Vec<T>, line: impl Fn(&T) -> String) {
     app.print(
-        || items.iter().map(|i| term::field(&line(i)) + "\n").collect(),
+        || {
+            if items.is_empty() {
+                return empty_note(app);
+            }
+            items.iter().map(|i| term::field(&line(i)) + "\n").collect()
+        },
         || to_json(&items),
     );
+}
+
+/// The kind of data a listing command shows.
+fn category_of(command: &Command) -> Option<DataCategory> {
+    use DataCategory as D;
+    Some(match command {
+        Command::Labs { .. } => D::LabResults,
+        Command::Vitals => D::VitalSigns,
+        Command::SocialHistory => D::SocialHistory,
+        Command::Allergies => D::Allergies,
+        Command::Meds | Command::Dispenses | Command::MedStatements => D::Medications,
+        Command::Immunizations => D::Immunizations,
+        Command::Problems => D::Problems,
+        Command::Procedures => D::Procedures,
+        Command::Visits => D::Visits,
+        Command::Documents => D::Documents,
+        Command::Appointments => D::Appointments,
+        Command::Observations | Command::Reports => D::OtherObservations,
+        Command::CarePlans | Command::Goals | Command::CareTeams => D::CarePlans,
+        Command::Devices => D::Devices,
+        Command::Orders => D::Orders,
+        Command::Coverage => D::Coverage,
+        Command::Questionnaires => D::Questionnaires,
+        _ => return None,
+    })
+}
+
+/// What an empty list means: the provider did not share that kind of data (the patient unticked it at the portal,
+/// or the provider does not offer it), or the record simply holds none.
+fn empty_note(app: &App) -> String {
+    let not_shared = app.category.is_some_and(|category| {
+        let Ok(Some(patient)) = app.sdk.active_patient() else {
+            return false;
+        };
+        let accounts = app.sdk.accounts().unwrap_or_default();
+        let mine: Vec<_> = accounts
+            .iter()
+            .filter(|a| patient.account_ids.contains(&a.id))
+            .collect();
+        !mine.is_empty()
+            && mine.iter().all(|a| {
+                a.consent.iter().any(|c| {
+                    c.category == category && c.consent == chartlink_core::Consent::NotGranted
+                })
+            })
+    });
+    if not_shared {
+        "(none: the provider did not share this kind of record with ChartLink; link again to share it)\n".into()
+    } else {
+        "(none in this record)\n".into()
+    }
 }
 
 fn cache_path(dir: &std::path::Path) -> PathBuf {

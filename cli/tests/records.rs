@@ -234,3 +234,24 @@ async fn patients_marks_a_record_that_must_be_linked_again() {
     let _ = std::fs::remove_dir_all(&dir);
     sandbox.shutdown().await;
 }
+
+/// An empty list says why (issue 20): a kind the patient did not share at the portal is named as not shared, not
+/// printed as nothing with exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_list_says_the_provider_did_not_share_it() {
+    let sandbox = Sandbox::start(Config::default()).await.unwrap();
+    let dir = temp_dir("not-shared");
+    let mut robot = PortalRobot::allowing("daniel", "daniel-demo", Some("daniel-chen"));
+    robot.untick = vec!["Immunizations".into()];
+    let (out, _) = link(&sandbox.fhir_base(), &dir, robot).await;
+    assert!(out.status.success());
+    assert!(chartlink(&dir).arg("sync").status().unwrap().success());
+    let shots = chartlink(&dir).arg("immunizations").output().unwrap();
+    assert!(shots.status.success());
+    let text = String::from_utf8_lossy(&shots.stdout);
+    assert!(text.contains("did not share"), "{text}");
+    let labs = chartlink(&dir).arg("labs").output().unwrap();
+    assert!(!String::from_utf8_lossy(&labs.stdout).contains("(none"));
+    let _ = std::fs::remove_dir_all(&dir);
+    sandbox.shutdown().await;
+}
