@@ -53,6 +53,9 @@ pub struct Provider {
     pub portal_url: Option<String>,
     pub logo_url: Option<String>,
     pub endpoints: Vec<ProviderEndpoint>,
+    /// The Organization's identifiers (`system|value`, e.g. an NPI): two entries with one of them in common are one
+    /// provider, and two that share only a name but carry different identifiers are two (SMART client req. 420).
+    pub identifiers: Vec<String>,
 }
 
 /// Why a directory could not be loaded.
@@ -116,8 +119,15 @@ pub struct Directory {
     providers: Vec<Provider>,
     /// Folded token → (provider index, field weight).
     index: BTreeMap<String, Vec<(u32, u8)>>,
-    /// Folded name → provider index, to merge duplicates without rescanning.
-    by_name: HashMap<String, usize>,
+    /// Folded name → provider indexes, to merge duplicates without rescanning.
+    by_name: HashMap<String, Vec<usize>>,
+    /// Identifier (`system|value`) → provider index.
+    by_identifier: HashMap<String, usize>,
+}
+
+/// A name as the duplicate check compares it: folded, single-spaced.
+fn name_key(name: &str) -> String {
+    fold(name).split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Lower-case, accents removed, anything but letters and digits a separator.
@@ -286,6 +296,17 @@ impl Directory {
                     .and_then(web_link)
                     .or_else(|| sub(portal, "portalLogo", "valueUrl").and_then(web_link)),
                 endpoints: eps,
+                identifiers: org["identifier"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|i| {
+                        let value = i["value"].as_str()?.trim();
+                        (!value.is_empty()).then(|| {
+                            format!("{}|{value}", i["system"].as_str().unwrap_or("").trim())
+                        })
+                    })
+                    .collect(),
             });
         }
         // Endpoints with no organization stand alone under their own name.
@@ -305,6 +326,7 @@ impl Directory {
                     portal_url: None,
                     logo_url: None,
                     endpoints: vec![e],
+                    identifiers: Vec::new(),
                 });
             }
         }
@@ -315,14 +337,36 @@ impl Directory {
         self.add_provider_as(p, false);
     }
 
+    /// The provider `p` is the same as, if any: one sharing an identifier; else, by name, one that carries no
+    /// identifier, or any of that name when `p` carries none (a directory without identifiers).
+    fn same_as(&self, p: &Provider, key: &str) -> Option<usize> {
+        if let Some(i) = p
+            .identifiers
+            .iter()
+            .find_map(|id| self.by_identifier.get(id))
+        {
+            return Some(*i);
+        }
+        let named = self.by_name.get(key)?;
+        named
+            .iter()
+            .copied()
+            .find(|i| p.identifiers.is_empty() || self.providers[*i].identifiers.is_empty())
+    }
+
     fn add_provider_as(&mut self, p: Provider, preferred: bool) {
-        let key = fold(&p.name)
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
-        match self.by_name.get(&key).copied() {
+        let key = name_key(&p.name);
+        match self.same_as(&p, &key) {
             Some(i) => {
+                for id in &p.identifiers {
+                    self.by_identifier.entry(id.clone()).or_insert(i);
+                }
                 let existing = &mut self.providers[i];
+                for id in p.identifiers {
+                    if !existing.identifiers.contains(&id) {
+                        existing.identifiers.push(id);
+                    }
+                }
                 for e in p.endpoints {
                     if !existing
                         .endpoints
@@ -353,7 +397,11 @@ impl Directory {
                 }
             }
             None => {
-                self.by_name.insert(key, self.providers.len());
+                let i = self.providers.len();
+                self.by_name.entry(key).or_default().push(i);
+                for id in &p.identifiers {
+                    self.by_identifier.entry(id.clone()).or_insert(i);
+                }
                 self.providers.push(p);
             }
         }
@@ -371,20 +419,14 @@ impl Directory {
         });
         let providers: Vec<Provider> = order.iter().map(|i| self.providers[*i].clone()).collect();
         self.providers = providers;
-        self.by_name = self
-            .providers
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                (
-                    fold(&p.name)
-                        .split_whitespace()
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    i,
-                )
-            })
-            .collect();
+        self.by_name = HashMap::new();
+        self.by_identifier = HashMap::new();
+        for (i, p) in self.providers.iter().enumerate() {
+            self.by_name.entry(name_key(&p.name)).or_default().push(i);
+            for id in &p.identifiers {
+                self.by_identifier.entry(id.clone()).or_insert(i);
+            }
+        }
         let mut weights: HashMap<String, HashMap<u32, u8>> = HashMap::new();
         for (i, p) in self.providers.iter().enumerate() {
             let fields = [
@@ -855,5 +897,55 @@ mod tests {
             .await
             .expect_err("an error");
         assert!(err.to_string().contains("https"), "{err}");
+    }
+
+    /// Providers are one when they share an `Organization.identifier`, and two hospitals that only share a name
+    /// (two "St. Mary's" with different NPIs) stay two (SMART client req. 420); without identifiers, names merge.
+    #[test]
+    fn providers_merge_by_identifier_not_only_by_name() {
+        let org = |id: &str, name: &str, npi: Option<&str>, ep: &str| {
+            let mut o = json!({"resource": {"resourceType": "Organization", "id": id, "name": name,
+                "endpoint": [{"reference": format!("Endpoint/{ep}")}]}});
+            if let Some(npi) = npi {
+                o["resource"]["identifier"] =
+                    json!([{"system": "http://hl7.org/fhir/sid/us-npi", "value": npi}]);
+            }
+            o
+        };
+        let ep = |id: &str, address: &str| json!({"resource": {"resourceType": "Endpoint", "id": id, "address": address}});
+        let bundle = json!({"resourceType": "Bundle", "type": "collection", "entry": [
+            org("a", "St. Mary's Hospital", Some("1111111111"), "ea"), ep("ea", "https://a.example/fhir"),
+            org("b", "St. Mary's Hospital", Some("2222222222"), "eb"), ep("eb", "https://b.example/fhir"),
+            org("c", "Saint Marys Health (Riverside)", Some("1111111111"), "ec"), ep("ec", "https://c.example/fhir"),
+        ]});
+        let d = Directory::from_bundle(bundle.to_string().as_bytes()).expect("bundle");
+        let marys: Vec<&Provider> = d
+            .providers()
+            .iter()
+            .filter(|p| p.name.contains("Mary"))
+            .collect();
+        assert_eq!(marys.len(), 2, "two hospitals that share a name: {marys:?}");
+        let npi1 = marys
+            .iter()
+            .find(|p| p.identifiers.iter().any(|i| i.ends_with("|1111111111")))
+            .expect("the first");
+        let bases: Vec<&str> = npi1
+            .endpoints
+            .iter()
+            .map(|e| e.fhir_base.as_str())
+            .collect();
+        assert_eq!(
+            bases.len(),
+            2,
+            "the same NPI under another name is the same provider: {bases:?}"
+        );
+        // Without identifiers, one name is one provider, as before.
+        let plain = json!({"resourceType": "Bundle", "type": "collection", "entry": [
+            org("x", "Good Health", None, "ex"), ep("ex", "https://x.example/fhir"),
+            org("y", "Good Health", None, "ey"), ep("ey", "https://y.example/fhir"),
+        ]});
+        let d = Directory::from_bundle(plain.to_string().as_bytes()).expect("bundle");
+        assert_eq!(d.providers().len(), 1);
+        assert_eq!(d.providers()[0].endpoints.len(), 2);
     }
 }

@@ -50,6 +50,8 @@ pub struct Provider {
     pub portal_url: Option<String>,
     pub logo_url: Option<String>,
     pub endpoints: Vec<ProviderEndpoint>,
+    /// The Organization's identifiers (`system|value`): entries sharing one are one provider.
+    pub identifiers: Vec<String>,
 }
 
 impl From<DirectoryError> for ChartLinkError {
