@@ -31,8 +31,14 @@ mkdir -p "$staging/headers" "$staging/sim" "$here/Sources/ChartLinkKit/Generated
     --metadata-no-deps --out-dir "$staging/swift"
 mv "$staging/swift/ChartLinkKit.swift" "$here/Sources/ChartLinkKit/Generated/"
 cp "$staging/swift/ChartLinkFFI.h" "$staging/headers/"
-# An XCFramework's headers carry the module map under this exact name.
-cp "$staging/swift/ChartLinkFFI.modulemap" "$staging/headers/module.modulemap"
+# An XCFramework's headers carry the module map under this exact name. Its generated `use "Darwin"` /
+# `use "_Builtin_std…"` lines go: on Xcode 26 they stop the FFI module from building (uniffi-rs issue 2917), and the
+# module needs nothing they declare. (Linux uses the committed Sources/ChartLinkFFI/module.modulemap instead.)
+grep -v '^[[:space:]]*use ' "$staging/swift/ChartLinkFFI.modulemap" > "$staging/headers/module.modulemap"
+if grep -q '^[[:space:]]*use ' "$staging/headers/module.modulemap"; then
+    echo "build-xcframework.sh: the module map still has use lines" >&2
+    exit 1
+fi
 
 # One library per platform: the two simulator architectures are merged.
 lipo -create \

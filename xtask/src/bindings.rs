@@ -10,8 +10,10 @@
 //!    runs android/'s JUnit 5 tests with the JUnit console launcher.
 //! 6. Starts the sandbox on a free loopback port and runs the Kotlin host tests on the JVM with JNA loading the
 //!    library.
-//! 7. Parses every generated and hand-written `.swift` file with tree-sitter-swift and fails on any syntax error
-//!    (no Swift compiler exists on these machines; this catches syntax, not types).
+//! 7. Parses every generated and hand-written `.swift` file with tree-sitter-swift and fails on any syntax error,
+//!    and compares `ChartLinkClient`'s signatures with the generated protocol as text. This catches syntax, not
+//!    types; it runs everywhere, and is the only Swift check where no Swift toolchain exists. Where one does,
+//!    `cargo xtask swift` (swift.rs) compiles ios/ and runs its tests.
 //!
 //! Each kotlinc run is skipped when its sources, classpath and options did not change. kotlinc, the Maven jars and
 //! the Python venv come from `cargo xtask tools` (see tools.rs); `cargo xtask bindings` installs them when missing.
@@ -77,20 +79,20 @@ sys.exit(1 if bad else 0)
 "#;
 
 /// Where the pieces are.
-struct Paths {
-    debug: PathBuf,
+pub(crate) struct Paths {
+    pub(crate) debug: PathBuf,
     library: PathBuf,
     bindgen: PathBuf,
-    sandbox: PathBuf,
+    pub(crate) sandbox: PathBuf,
     out: PathBuf,
     kotlin: PathBuf,
-    swift: PathBuf,
+    pub(crate) swift: PathBuf,
     test_jar: PathBuf,
     android_jar: PathBuf,
 }
 
 impl Paths {
-    fn new(ws: &Workspace) -> Self {
+    pub(crate) fn new(ws: &Workspace) -> Self {
         let debug = ws.target.join("debug");
         let out = ws.target.join("bindings");
         let exe = std::env::consts::EXE_SUFFIX;
@@ -199,22 +201,7 @@ pub fn run(ws: &Workspace, tools: &Tools) -> Result<(), String> {
     let paths = Paths::new(ws);
     check_readme_quickstart(ws)?;
 
-    let started = Instant::now();
-    // One build for the library and the generator: the same features, so the library is not built twice.
-    cmd::run(ws.cargo().args([
-        "build",
-        "-p",
-        "chartlink-ffi",
-        "--features",
-        "chartlink-ffi/bindgen,chartlink-ffi/test-support",
-        "-p",
-        "chartlink-sandbox",
-    ]))?;
-    println!(
-        "bindings: built the library, uniffi-bindgen and the sandbox in {}",
-        human(started.elapsed())
-    );
-
+    build_library(ws)?;
     generate(&paths)?;
     compile_android(ws, &jvm, &paths)?;
     let jvm_sources = jvm_sources(ws, &paths)?;
@@ -231,30 +218,55 @@ pub fn run(ws: &Workspace, tools: &Tools) -> Result<(), String> {
     parse_swift(ws, &jvm, &paths)
 }
 
+/// Builds the debug `chartlink-ffi` library (with the `test-support` hooks the host tests call), its pinned
+/// `uniffi-bindgen` and the sandbox: one build for the library and the generator, with the same features, so the
+/// library is not built twice. Shared with `cargo xtask swift`.
+pub(crate) fn build_library(ws: &Workspace) -> Result<(), String> {
+    let started = Instant::now();
+    cmd::run(ws.cargo().args([
+        "build",
+        "-p",
+        "chartlink-ffi",
+        "--features",
+        "chartlink-ffi/bindgen,chartlink-ffi/test-support",
+        "-p",
+        "chartlink-sandbox",
+    ]))?;
+    println!(
+        "bindings: built the library, uniffi-bindgen and the sandbox in {}",
+        human(started.elapsed())
+    );
+    Ok(())
+}
+
 fn generate(paths: &Paths) -> Result<(), String> {
-    for (language, dir) in [("kotlin", &paths.kotlin), ("swift", &paths.swift)] {
-        if dir.exists() {
-            fs::remove_dir_all(dir).map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
-        }
-        cmd::run(
-            Command::new(&paths.bindgen)
-                .arg("generate")
-                .arg(&paths.library)
-                .args([
-                    "--language",
-                    language,
-                    "--no-format",
-                    "--metadata-no-deps",
-                    "--out-dir",
-                ])
-                .arg(dir),
-        )?;
-    }
+    generate_language(paths, "kotlin", &paths.kotlin)?;
+    generate_language(paths, "swift", &paths.swift)?;
     println!(
         "bindings: generated Kotlin and Swift into {}",
         paths.out.display()
     );
     Ok(())
+}
+
+/// Generates one language's bindings from the built library into `dir` (cleared first).
+pub(crate) fn generate_language(paths: &Paths, language: &str, dir: &Path) -> Result<(), String> {
+    if dir.exists() {
+        fs::remove_dir_all(dir).map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
+    }
+    cmd::run(
+        Command::new(&paths.bindgen)
+            .arg("generate")
+            .arg(&paths.library)
+            .args([
+                "--language",
+                language,
+                "--no-format",
+                "--metadata-no-deps",
+                "--out-dir",
+            ])
+            .arg(dir),
+    )
 }
 
 fn files_with_extension(dir: &Path, extension: &str, out: &mut Vec<PathBuf>) -> Result<(), String> {
@@ -511,29 +523,39 @@ pub(crate) const ANDROID_SAMPLE: &str =
     "android/src/sample/kotlin/dev/chartlink/sample/Quickstart.kt";
 
 pub(crate) fn check_readme_quickstart(ws: &Workspace) -> Result<(), String> {
+    check_readme_block(ws, "kotlin", ANDROID_SAMPLE, "Android")
+}
+
+/// The README contains the file `sample` verbatim as a ```` ```language ```` block.
+pub(crate) fn check_readme_block(
+    ws: &Workspace,
+    language: &str,
+    sample: &str,
+    platform: &str,
+) -> Result<(), String> {
     let read = |path: &Path| {
         fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
     };
-    let sample = read(&ws.root.join(ANDROID_SAMPLE))?;
+    let text = read(&ws.root.join(sample))?;
     let readme = read(&ws.root.join("README.md"))?;
-    if readme.contains(&format!("```kotlin\n{sample}```\n")) {
+    if readme.contains(&format!("```{language}\n{text}```\n")) {
         Ok(())
     } else {
         Err(format!(
-            "README.md's Android quickstart differs from {ANDROID_SAMPLE}, which CI compiles: copy the file into \
-             the README's ```kotlin block"
+            "README.md's {platform} quickstart differs from {sample}, which CI compiles: copy the file into \
+             the README's ```{language} block"
         ))
     }
 }
 
 /// The sandbox, stopped when dropped.
-struct Sandbox {
+pub(crate) struct Sandbox {
     child: Child,
-    base_url: String,
+    pub(crate) base_url: String,
 }
 
 impl Sandbox {
-    fn start(binary: &Path) -> Result<Self, String> {
+    pub(crate) fn start(binary: &Path) -> Result<Self, String> {
         let mut child = Command::new(binary)
             .args(["--addr", "127.0.0.1:0"])
             .stdin(Stdio::null())
@@ -675,8 +697,8 @@ fn swift_records_identifiable(ws: &Workspace, generated_dir: &Path) -> Result<()
 }
 
 /// `ChartLinkClient` (ios/) declares conformance to the generated `ChartLinkProtocol`, so a method added to the
-/// FFI without its wrapper there breaks the Swift build on a Mac. No Swift compiler runs here, so the signatures are
-/// compared as text: for every `func` of the protocol the client must declare the same name, parameter labels and
+/// FFI without its wrapper there breaks the Swift build. Where no Swift compiler runs, the signatures are compared
+/// as text: for every `func` of the protocol the client must declare the same name, parameter labels and
 /// types, effects (`async`, `throws`) and return type (default values, which the protocol cannot have, are
 /// ignored). A read that became `async` in the FFI but not in the client fails here.
 fn swift_client_conforms(ws: &Workspace, files: &[PathBuf]) -> Result<(), String> {

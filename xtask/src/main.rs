@@ -6,6 +6,8 @@
 //! - `cargo xtask sandbox [ARGS...]`: `cargo run -p chartlink-sandbox -- ARGS`.
 //! - `cargo xtask bindings`: generates the Kotlin and Swift bindings, runs the Kotlin host tests on the JVM against
 //!   the sandbox and parses every Swift file (see bindings.rs).
+//! - `cargo xtask swift`: where `swift` is on PATH, builds the Swift package (ios/) and runs its XCTest tests against
+//!   the real library and the sandbox (see swift.rs).
 //!
 //! The alias lives in `.cargo/config.toml`; it works from any directory of the checkout. Tools go under
 //! `<target dir>/tools` (`CARGO_TARGET_DIR` or `<root>/target`), never into git.
@@ -32,11 +34,16 @@
 //            android/ against android-all + coroutines-android + JNA, runs android/'s JUnit tests and the Kotlin host
 //            tests on the JVM (JNA) against the sandbox, and parses every Swift file (bindings.rs). Last: it builds
 //            the FFI crate with the bindgen feature, the costliest unit, and tests what the Rust tests cannot reach.
+// 7. swift   Where a Swift toolchain is on PATH: builds ios/ (the shell, the README's quickstart, the tests) with
+//            SwiftPM against the same debug library and runs its XCTest tests against the sandbox (swift.rs). Where
+//            there is none the step says so in one line; the bindings step's tree-sitter parse and signature checks
+//            of the Swift are what remains there (they run everywhere).
 //
 // Lint steps come first because they fail fastest; `--skip-lint` drops them for local iteration.
 
 mod bindings;
 mod cmd;
+mod swift;
 mod tools;
 
 use clap::{Parser, Subcommand};
@@ -70,6 +77,9 @@ enum Task {
     /// Host tests of the bindings: generate Kotlin and Swift, run the Kotlin tests on the JVM against the sandbox,
     /// parse every Swift file (installs kotlinc, the Maven jars and the venv when missing).
     Bindings,
+    /// Build the Swift package (ios/) and run its tests against the real library and the sandbox (needs `swift` on
+    /// PATH; Swift for Linux will do).
+    Swift,
     /// Run the local SMART-on-FHIR sandbox EHR: `cargo run -p chartlink-sandbox -- ARGS`.
     #[command(disable_help_flag = true)]
     Sandbox {
@@ -160,7 +170,8 @@ fn ci(ws: &Workspace, skip_lint: bool) -> Result<(), String> {
     let nextest = cmd::succeeds(ws.cargo().args(["nextest", "--version"]));
     let mut steps = Steps {
         done: 0,
-        total: 3 + usize::from(!skip_lint) * 2 + usize::from(nextest),
+        // tools, test, bindings, swift (run or skipped), + fmt and clippy, + doctests after nextest.
+        total: 4 + usize::from(!skip_lint) * 2 + usize::from(nextest),
     };
     // A toolchain without the rustfmt or clippy component (a minimal rustup profile) says so in one line and runs
     // every other step: the lints are worth less than the tests they would otherwise block.
@@ -234,6 +245,16 @@ fn ci(ws: &Workspace, skip_lint: bool) -> Result<(), String> {
     steps.run("bindings (Kotlin on the JVM, Swift parse)", || {
         bindings::run(ws, &tools)
     })?;
+    if swift::available() {
+        steps.run("swift (build ios/, XCTest against the sandbox)", || {
+            swift::run(ws)
+        })?;
+    } else {
+        steps.skip(
+            "swift",
+            "no Swift toolchain on PATH: ios/ was parsed and its signatures checked (bindings), not compiled",
+        );
+    }
     println!(
         "\nci: all {} steps passed in {}",
         steps.total,
@@ -266,6 +287,7 @@ fn main() -> ExitCode {
         Task::Ci { skip_lint } => ci(&ws, skip_lint),
         Task::Tools => tools::ensure(&ws).map(|_| ()),
         Task::Bindings => tools::ensure(&ws).and_then(|tools| bindings::run(&ws, &tools)),
+        Task::Swift => swift::run(&ws),
         Task::Sandbox { args } => sandbox(&ws, &args),
     });
     match result {
@@ -286,6 +308,15 @@ mod tests {
     fn readme_android_quickstart_is_the_compiled_sample() {
         let ws = Workspace::locate().expect("workspace");
         if let Err(e) = bindings::check_readme_quickstart(&ws) {
+            panic!("{e}");
+        }
+    }
+
+    /// The README's Swift quickstart is the file `cargo xtask swift` compiles (and its tests run).
+    #[test]
+    fn readme_swift_quickstart_is_the_compiled_sample() {
+        let ws = Workspace::locate().expect("workspace");
+        if let Err(e) = swift::check_readme_quickstart(&ws) {
             panic!("{e}");
         }
     }

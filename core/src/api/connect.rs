@@ -113,9 +113,10 @@ impl ChartLink {
     /// authenticated with.
     pub(crate) fn purge_account(&self, account_id: &str) -> Result<()> {
         self.store.purge(account_id).map_err(storage)?;
-        self.host
-            .secure_store
-            .delete(&format!("{}{account_id}", sync::locked::INBOX_SECRET_PREFIX))?;
+        self.host.secure_store.delete(&format!(
+            "{}{account_id}",
+            sync::locked::INBOX_SECRET_PREFIX
+        ))?;
         Ok(())
     }
 

@@ -1,8 +1,8 @@
+#if canImport(BackgroundTasks)
 import BackgroundTasks
 import Foundation
 
-/// Background sync on iOS with `BGAppRefreshTask` (Kotlin: `ChartLinkBackgroundSync` with JobScheduler). Thin: the
-/// core decides what is due and stays within the budget; this only schedules the task and passes the budget.
+/// Scheduling, on Apple platforms with BackgroundTasks (the identifier and the budget are in BackgroundBudget.swift).
 ///
 /// While the phone is locked the client is locked too: it syncs with the tokens (Keychain items readable after the
 /// first unlock since boot, `kSecAttrAccessibleAfterFirstUnlockThisDeviceOnly`) and the accounts' public keys, and
@@ -22,9 +22,7 @@ import Foundation
 /// The database directory must stay writable while the phone is locked: `ChartLinkClient.forDevice` gives it
 /// `FileProtectionType.completeUntilFirstUserAuthentication`; an app with its own `dataDir` calls
 /// `allowWritesWhileLocked(dataDir:)`. The records stay encrypted by ChartLink either way.
-public enum ChartLinkBackgroundRefresh {
-    public static let defaultIdentifier = "dev.chartlink.sdk.refresh"
-
+extension ChartLinkBackgroundRefresh {
     /// Registers the refresh task's handler. Each run schedules the next one, syncs within the budget, and ends
     /// when the system's time is up (the sync is cancelled; what it wrote so far is kept).
     public static func register(
@@ -59,15 +57,9 @@ public enum ChartLinkBackgroundRefresh {
         try BGTaskScheduler.shared.submit(request)
     }
 
-    /// The budget of one refresh: about 25 s (iOS gives a refresh task ~30 s), nothing in Low Power Mode.
-    public static func budget(maxDuration: TimeInterval = 25, metered: Bool = false) -> SyncBudget {
-        SyncBudget(
-            maxDurationMs: Int64(maxDuration * 1000),
-            maxBytes: 0,
-            metered: metered,
-            lowBattery: ProcessInfo.processInfo.isLowPowerModeEnabled,
-            minIntervalSeconds: 15 * 60
-        )
+    /// The budget of one refresh with the device's Low Power Mode now (see `budget(maxDuration:metered:lowPowerMode:)`).
+    public static func budget(maxDuration: TimeInterval = defaultMaxDuration, metered: Bool = false) -> SyncBudget {
+        budget(maxDuration: maxDuration, metered: metered, lowPowerMode: ProcessInfo.processInfo.isLowPowerModeEnabled)
     }
 
     /// Lets the database in `dataDir` be written while the phone is locked (after its first unlock since boot).
@@ -76,3 +68,4 @@ public enum ChartLinkBackgroundRefresh {
             [.protectionKey: FileProtectionType.completeUntilFirstUserAuthentication], ofItemAtPath: dataDir.path)
     }
 }
+#endif

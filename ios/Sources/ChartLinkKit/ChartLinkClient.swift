@@ -268,6 +268,13 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
 
     public func documentText(documentId: String) async throws -> String? { try await sdk.documentText(documentId: documentId) }
 
+    /// The active patient's whole record as a FHIR Bundle or NDJSON: health information, for where the user sends it.
+    public func export(format: ExportFormat) async throws -> String { try await sdk.export(format: format) }
+
+    public func recordJson(resourceType: String, id: String) async throws -> String? {
+        try await sdk.recordJson(resourceType: resourceType, id: id)
+    }
+
     public func appointments() async throws -> [Appointment] { try await sdk.appointments() }
 
     public func demographics() async throws -> Demographics? { try await sdk.demographics() }
@@ -306,7 +313,16 @@ extension ChartLinkError {
     public var userMessage: String {
         switch self {
         case .Network(let message): return "Network problem: \(message)"
-        case .Authorization(let message): return "The provider did not grant access: \(message)"
+        case .Authorization(let reason, let detail):
+            switch reason {
+            case .denied: return "You chose not to share your records with this app."
+            case .expired: return "The login took too long. Please start again."
+            case .noLinkInProgress: return "This login was already used or cancelled. Please start again."
+            case .mismatch: return "This login does not belong to this app. Please start again."
+            case .browserFailed: return "The login page could not be shown: \(detail)"
+            case .refused: return "The provider did not grant access: \(detail)"
+            case .invalidAnswer: return "The provider's answer could not be used: \(detail)"
+            }
         case .Discovery(let message): return "This address is not a health record server ChartLink can use: \(message)"
         case .AccessRevoked: return "The provider ended this app's access. Link the account again."
         case .RelinkNeeded: return "Access has to be renewed. Link the account again."

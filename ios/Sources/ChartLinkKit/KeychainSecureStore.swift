@@ -1,3 +1,4 @@
+#if canImport(Security) && canImport(LocalAuthentication)
 import Foundation
 import LocalAuthentication
 import Security
@@ -167,3 +168,4 @@ public final class KeychainSecureStore: SecureStore, @unchecked Sendable {
         .Failed(reason: reason)
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if canImport(AuthenticationServices)
 import AuthenticationServices
 import Foundation
 
@@ -31,23 +32,14 @@ public final class WebAuthenticationBrowser: NSObject, AuthBrowser, ASWebAuthent
     }
 
     public func authorize(url: String, redirectUri: String) async throws -> String {
-        guard let authorizeURL = URL(string: url), let redirect = URL(string: redirectUri),
-            let scheme = redirect.scheme?.lowercased()
-        else {
-            throw BrowserError.Failed(reason: "invalid authorization or redirect URL")
-        }
-        if scheme == "https" {
-            guard #available(iOS 17.4, macOS 14.4, *) else {
-                throw BrowserError.Failed(reason: "https (universal link) redirects need iOS 17.4 or later")
-            }
-            guard redirect.host != nil else {
-                throw BrowserError.Failed(reason: "the https redirect URL has no host")
-            }
-        }
+        // The checks are portable (AuthRedirect.swift, tested on Linux); only the session is Apple's.
+        let httpsCallbacks: Bool
+        if #available(iOS 17.4, macOS 14.4, *) { httpsCallbacks = true } else { httpsCallbacks = false }
+        let checked = try AuthRedirect.check(url: url, redirectUri: redirectUri, httpsCallbacks: httpsCallbacks)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<String, Error>) in
                 Task { @MainActor in
-                    self.start(authorizeURL, redirect: redirect, continuation: continuation)
+                    self.start(checked, continuation: continuation)
                 }
             }
         } onCancel: {
@@ -56,7 +48,7 @@ public final class WebAuthenticationBrowser: NSObject, AuthBrowser, ASWebAuthent
     }
 
     @MainActor
-    private func start(_ url: URL, redirect: URL, continuation: CheckedContinuation<String, Error>) {
+    private func start(_ checked: AuthRedirect, continuation: CheckedContinuation<String, Error>) {
         var resumed = false
         let finish: (Result<String, Error>) -> Void = { result in
             guard !resumed else { return }
@@ -73,7 +65,7 @@ public final class WebAuthenticationBrowser: NSObject, AuthBrowser, ASWebAuthent
                 finish(.failure(BrowserError.Failed(reason: error?.localizedDescription ?? "no redirect")))
             }
         }
-        let session = Self.session(url: url, redirect: redirect, completion: completion)
+        let session = Self.session(checked, completion: completion)
         session.presentationContextProvider = self
         session.prefersEphemeralWebBrowserSession = ephemeral
         remember(session)
@@ -83,21 +75,22 @@ public final class WebAuthenticationBrowser: NSObject, AuthBrowser, ASWebAuthent
         }
     }
 
-    /// A session that ends on `redirect`: by host and path for https (iOS 17.4+), by scheme otherwise.
+    /// A session that ends on the redirect: by host and path for https (iOS 17.4+), by scheme otherwise.
     private static func session(
-        url: URL, redirect: URL, completion: @escaping ASWebAuthenticationSession.CompletionHandler
+        _ checked: AuthRedirect, completion: @escaping ASWebAuthenticationSession.CompletionHandler
     ) -> ASWebAuthenticationSession {
-        let scheme = redirect.scheme?.lowercased() ?? ""
         if #available(iOS 17.4, macOS 14.4, *) {
             let callback: ASWebAuthenticationSession.Callback
-            if scheme == "https", let host = redirect.host {
-                callback = .https(host: host, path: redirect.path.isEmpty ? "/" : redirect.path)
-            } else {
-                callback = .customScheme(scheme)
+            switch checked.callback {
+            case .https(let host, let path): callback = .https(host: host, path: path)
+            case .customScheme(let scheme): callback = .customScheme(scheme)
             }
-            return ASWebAuthenticationSession(url: url, callback: callback, completionHandler: completion)
+            return ASWebAuthenticationSession(url: checked.authorizeURL, callback: callback, completionHandler: completion)
         }
-        return ASWebAuthenticationSession(url: url, callbackURLScheme: scheme, completionHandler: completion)
+        // Before 17.4 `AuthRedirect.check` lets only custom schemes through.
+        return ASWebAuthenticationSession(
+            url: checked.authorizeURL, callbackURLScheme: checked.redirect.scheme?.lowercased(),
+            completionHandler: completion)
     }
 
     @MainActor
@@ -124,3 +117,4 @@ public final class WebAuthenticationBrowser: NSObject, AuthBrowser, ASWebAuthent
         MainActor.assumeIsolated { anchor() }
     }
 }
+#endif
