@@ -24,6 +24,8 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
     private let hub: EventHub
     private let stateLock = NSLock()
     private var idleTimer: SubscriptionHandle?
+    /// Tells `live` reads that an answer may have changed (fed by the events and by this client's own calls).
+    private let changes = ChangeFeed()
 
     /// Builds the SDK (see `ChartLink.init`): throws `ChartLinkError.InvalidInput` for a bad configuration and
     /// `ChartLinkError.Storage` when the secure store cannot be used. With `startLocked` (the default) the store
@@ -44,6 +46,59 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
         } else {
             self.sdk = try ChartLink(
                 config: config, secureStore: secureStore, browser: browser, listener: hub, clock: clock)
+        }
+        let changes = self.changes
+        hub.observe { event in
+            switch event {
+            // A sync, an unlock (which applies what locked syncs brought) or an unlocked background run.
+            case .syncFinished, .unlocked: changes.changed()
+            case .backgroundSyncFinished(let report) where !report.locked: changes.changed()
+            default: break
+            }
+        }
+    }
+
+    /// A read as live state, as Room's queries are on Android (Kotlin: `client.live { ... }`): the stream yields
+    /// `read`'s answer now, and again whenever a sync, an unlock, a patient switch, a merge, a link or an unlink
+    /// may have changed it (an answer equal to the last is not repeated). While locked it yields nothing — the
+    /// records are not readable — and after unlock it yields again. Any other error of `read` ends the stream with
+    /// that error.
+    ///
+    /// ```swift
+    /// for try await labs in client.live({ try await $0.labResults() }) { show(labs) }
+    /// ```
+    public func live<T: Equatable & Sendable>(
+        _ read: @escaping @Sendable (ChartLinkClient) async throws -> T
+    ) -> AsyncThrowingStream<T, Error> {
+        let changed = changes.stream()
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                var last: T?
+                // The first pass reads at once; each later one follows a change (bursts are read once).
+                var pending = true
+                var iterator = changed.makeAsyncIterator()
+                repeat {
+                    if pending {
+                        do {
+                            let answer = try await read(self)
+                            if answer != last {
+                                last = answer
+                                continuation.yield(answer)
+                            }
+                        } catch ChartLinkError.Locked {
+                            // Nothing to show until unlock, which yields again.
+                        } catch is CancellationError {
+                            break
+                        } catch {
+                            continuation.finish(throwing: error)
+                            return
+                        }
+                    }
+                    pending = await iterator.next() != nil
+                } while pending && !Task.isCancelled
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in task.cancel() }
         }
     }
 
@@ -163,7 +218,9 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
     // decryption on the SDK's blocking pool, never on the caller's thread (the main actor included).
 
     public func link(fhirBase: String, cancel: CancelToken? = nil) async throws -> LinkedAccount {
-        try await cancellable(cancel) { try await sdk.link(fhirBase: fhirBase, cancel: $0) }
+        let account = try await cancellable(cancel) { try await sdk.link(fhirBase: fhirBase, cancel: $0) }
+        changes.changed()
+        return account
     }
 
     public func beginLink(fhirBase: String, cancel: CancelToken? = nil) async throws -> AuthorizationRequest {
@@ -171,7 +228,11 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
     }
 
     public func completeLink(redirectUrl: String, cancel: CancelToken? = nil) async throws -> LinkedAccount {
-        try await cancellable(cancel) { try await sdk.completeLink(redirectUrl: redirectUrl, cancel: $0) }
+        let account = try await cancellable(cancel) {
+            try await sdk.completeLink(redirectUrl: redirectUrl, cancel: $0)
+        }
+        changes.changed()
+        return account
     }
 
     public func cancelLink() throws { try sdk.cancelLink() }
@@ -183,7 +244,9 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
     }
 
     public func unlink(accountId: String, cancel: CancelToken? = nil) async throws -> UnlinkOutcome {
-        try await cancellable(cancel) { try await sdk.unlink(accountId: accountId, cancel: $0) }
+        let outcome = try await cancellable(cancel) { try await sdk.unlink(accountId: accountId, cancel: $0) }
+        changes.changed()
+        return outcome
     }
 
     public func confirmRevoked(accountId: String, cancel: CancelToken? = nil) async throws {
@@ -205,7 +268,9 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
     public func markWhatsNewSeen() async throws { try await sdk.markWhatsNewSeen() }
 
     public func switchPatient(contextId: String) async throws -> PatientContext {
-        try await sdk.switchPatient(contextId: contextId)
+        let patient = try await sdk.switchPatient(contextId: contextId)
+        changes.changed()
+        return patient
     }
 
     public func patients() async throws -> [PatientContext] { try await sdk.patients() }
@@ -213,10 +278,15 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
     public func mergeSuggestions() async throws -> [MergeSuggestion] { try await sdk.mergeSuggestions() }
 
     public func confirmMerge(contextIds: [String]) async throws -> PatientContext {
-        try await sdk.confirmMerge(contextIds: contextIds)
+        let patient = try await sdk.confirmMerge(contextIds: contextIds)
+        changes.changed()
+        return patient
     }
 
-    public func splitPatient(contextId: String) async throws { try await sdk.splitPatient(contextId: contextId) }
+    public func splitPatient(contextId: String) async throws {
+        try await sdk.splitPatient(contextId: contextId)
+        changes.changed()
+    }
 
     public func activePatient() async throws -> PatientContext? { try await sdk.activePatient() }
 
@@ -238,9 +308,9 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
 
     public func documents() async throws -> [Document] { try await sdk.documents() }
 
-    public func observations() async throws -> [Observation] { try await sdk.observations() }
+    public func observations() async throws -> [ClinicalObservation] { try await sdk.observations() }
 
-    public func socialHistory() async throws -> [Observation] { try await sdk.socialHistory() }
+    public func socialHistory() async throws -> [ClinicalObservation] { try await sdk.socialHistory() }
 
     public func procedures() async throws -> [Procedure] { try await sdk.procedures() }
 

@@ -7,7 +7,7 @@ extension LinkedAccount: Identifiable {}
 extension PatientContext: Identifiable {}
 extension LabResult: Identifiable {}
 extension VitalSign: Identifiable {}
-extension Observation: Identifiable {}
+extension ClinicalObservation: Identifiable {}
 extension DiagnosticReport: Identifiable {}
 extension Allergy: Identifiable {}
 extension Medication: Identifiable {}
