@@ -22,6 +22,14 @@ if [[ "$profile" == release ]]; then release_flag="--release"; fi
 # for Android 15+ devices with 16 KB pages; NDKs before r28 default to 4 KB): it goes to the final link of the cdylib.
 # Packed relocations (Android's APS2 format, read by the loader from API 23; minSdk is 26) shrink the ~230 KB of
 # dynamic relocation entries to a few KB.
+# SQLite is compiled without the extensions ChartLink's store never uses (full-text search, R-tree, JSON SQL
+# functions, dbstat, STAT4, soundex, extension loading, column metadata, deprecated and shared-cache APIs): about
+# 0.3 MB less per ABI. libsqlite3-sys (rusqlite's "bundled") reads these from the environment; desktop builds and
+# the tests keep its defaults. ios/build-xcframework.sh should set the same.
+export LIBSQLITE3_FLAGS="${LIBSQLITE3_FLAGS:--USQLITE_ENABLE_FTS3 -USQLITE_ENABLE_FTS3_PARENTHESIS -USQLITE_ENABLE_FTS5 \
+-USQLITE_ENABLE_RTREE -USQLITE_ENABLE_DBSTAT_VTAB -USQLITE_ENABLE_STAT4 -USQLITE_SOUNDEX -USQLITE_ENABLE_JSON1 \
+-DSQLITE_OMIT_JSON -USQLITE_ENABLE_LOAD_EXTENSION -DSQLITE_OMIT_LOAD_EXTENSION -USQLITE_ENABLE_COLUMN_METADATA \
+-DSQLITE_OMIT_DEPRECATED -DSQLITE_OMIT_SHARED_CACHE}"
 cargo ndk --platform 26 $(printf -- '-t %s ' "${abis[@]}") -o "$out/jniLibs" \
     rustc -p chartlink-ffi --lib --crate-type cdylib $release_flag -- -C link-arg=-Wl,-z,max-page-size=16384 \
     -C link-arg=-Wl,--pack-dyn-relocs=android
