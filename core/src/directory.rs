@@ -293,8 +293,8 @@ impl Directory {
                 portal_name: sub(portal, "portalName", "valueString"),
                 portal_url: sub(portal, "portalUrl", "valueUrl").and_then(web_link),
                 logo_url: sub(brand, "brandLogo", "valueUrl")
-                    .and_then(web_link)
-                    .or_else(|| sub(portal, "portalLogo", "valueUrl").and_then(web_link)),
+                    .and_then(logo_link)
+                    .or_else(|| sub(portal, "portalLogo", "valueUrl").and_then(logo_link)),
                 endpoints: eps,
                 identifiers: org["identifier"]
                     .as_array()
@@ -585,6 +585,20 @@ fn web_link(raw: String) -> Option<String> {
     discovery::is_secure_transport(&url).then(|| url.to_string())
 }
 
+/// A logo an app may load: a [`web_link`], or an inline image (`data:image/...`, which SMART's brands.md allows for
+/// logos: an image loads nothing and navigates nowhere).
+fn logo_link(raw: String) -> Option<String> {
+    let inline = raw
+        .trim()
+        .get(..11)
+        .is_some_and(|p| p.eq_ignore_ascii_case("data:image/"));
+    if inline {
+        Some(raw.trim().to_owned())
+    } else {
+        web_link(raw)
+    }
+}
+
 fn endpoint_of(ep: &Value) -> Option<ProviderEndpoint> {
     let address = ep["address"].as_str()?;
     let url = Url::parse(address.trim()).ok()?;
@@ -840,7 +854,11 @@ mod tests {
         };
         for (portal, logo) in [
             ("javascript:alert(document.cookie)", "file:///etc/passwd"),
-            ("http://portal.mercy.example/", "data:image/png;base64,AAAA"),
+            ("http://portal.mercy.example/", "javascript:alert(1)"),
+            (
+                "data:text/html,<script>alert(1)</script>",
+                "data:text/html,<b>x</b>",
+            ),
         ] {
             let d = Directory::from_bundle(&serde_json::to_vec(&bundle(portal, logo)).expect("ok"))
                 .expect("ok");
