@@ -81,6 +81,8 @@ pub enum RecordKind {
     Device,
     Order,
     Coverage,
+    Billing,
+    ImagingStudy,
     Questionnaire,
     Demographics,
     Other,

@@ -437,6 +437,24 @@ impl ChartLink {
         run_blocking(move || Ok(records::all(sdk.coverages()?))).await
     }
 
+    /// What the patient was billed, as the insurers explained it (ExplanationOfBenefit), newest first.
+    pub async fn explanations_of_benefit(&self) -> Result<Vec<ExplanationOfBenefit>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(records::all(sdk.explanations_of_benefit()?))).await
+    }
+
+    /// The claims providers sent for the patient's care, newest first.
+    pub async fn claims(&self) -> Result<Vec<Claim>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(records::all(sdk.claims()?))).await
+    }
+
+    /// Imaging studies (X-ray, ultrasound, CT, MRI), newest first.
+    pub async fn imaging_studies(&self) -> Result<Vec<ImagingStudy>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(records::all(sdk.imaging_studies()?))).await
+    }
+
     /// Medications dispensed, newest first.
     pub async fn medication_dispenses(&self) -> Result<Vec<MedicationDispense>> {
         let sdk = self.inner.clone();

@@ -154,6 +154,13 @@ enum Command {
     Orders,
     /// Insurance (Coverage).
     Coverage,
+    /// What you were billed, as your insurer explained it: services, totals, what it paid and what you owe
+    /// (ExplanationOfBenefit).
+    Billing,
+    /// Claims your providers sent to your insurer: services and the amount claimed (Claim).
+    Claims,
+    /// Imaging studies: X-rays, ultrasounds, CT and MRI scans, with their modality and body site (ImagingStudy).
+    Imaging,
     /// Medications dispensed (MedicationDispense).
     Dispenses,
     /// Medications taken, as recorded (MedicationStatement; older servers).
@@ -564,8 +571,13 @@ async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
             format!("{} {}", a.substance, a.reactions.join(", "))
         }),
         Command::Meds => list(app, sdk.medications()?, |m| {
+            let reason = if m.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" (for {})", m.reason.join(", "))
+            };
             format!(
-                "{} [{}] {}",
+                "{} [{}] {}{reason}",
                 m.name,
                 m.status,
                 m.dosage.clone().unwrap_or_default()
@@ -662,6 +674,9 @@ async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
         Command::Devices => list(app, sdk.devices()?, Line::line),
         Command::Orders => list(app, sdk.service_requests()?, Line::line),
         Command::Coverage => list(app, sdk.coverages()?, Line::line),
+        Command::Billing => list(app, sdk.explanations_of_benefit()?, Line::line),
+        Command::Claims => list(app, sdk.claims()?, Line::line),
+        Command::Imaging => list(app, sdk.imaging_studies()?, Line::line),
         Command::Dispenses => list(app, sdk.medication_dispenses()?, Line::line),
         Command::MedStatements => list(app, sdk.medication_statements()?, Line::line),
         Command::Questionnaires => list(app, sdk.questionnaire_responses()?, Line::line),
@@ -995,7 +1010,7 @@ fn category_of(command: &Command) -> Option<DataCategory> {
         Command::Meds | Command::Dispenses | Command::MedStatements => D::Medications,
         Command::Immunizations => D::Immunizations,
         Command::Problems => D::Problems,
-        Command::Procedures => D::Procedures,
+        Command::Procedures | Command::Imaging => D::Procedures,
         Command::Visits => D::Visits,
         Command::Documents => D::Documents,
         Command::Appointments => D::Appointments,
@@ -1003,7 +1018,7 @@ fn category_of(command: &Command) -> Option<DataCategory> {
         Command::CarePlans | Command::Goals | Command::CareTeams => D::CarePlans,
         Command::Devices => D::Devices,
         Command::Orders => D::Orders,
-        Command::Coverage => D::Coverage,
+        Command::Coverage | Command::Billing | Command::Claims => D::Coverage,
         Command::Questionnaires => D::Questionnaires,
         _ => return None,
     })

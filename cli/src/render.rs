@@ -206,6 +206,65 @@ impl Line for views::Coverage {
     }
 }
 
+fn money(m: &Option<views::Money>) -> String {
+    m.as_ref().map(views::Money::display).unwrap_or_default()
+}
+
+impl Line for views::ExplanationOfBenefit {
+    fn line(&self) -> String {
+        let totals: Vec<String> = self
+            .totals
+            .iter()
+            .map(|t| format!("{} {}", t.category, t.amount.display()))
+            .collect();
+        let mut out = format!(
+            "{:<10} {} [{}] {} / {}: {}; {}; paid {}",
+            day(self.date.as_ref()),
+            opt(&self.kind),
+            self.status,
+            opt(&self.provider),
+            opt(&self.insurer),
+            self.services.join(", "),
+            totals.join(", "),
+            money(&self.payment)
+        );
+        if let Some(p) = &self.patient_pays {
+            let _ = write!(out, "; you pay {}", p.display());
+        }
+        out
+    }
+}
+
+impl Line for views::Claim {
+    fn line(&self) -> String {
+        format!(
+            "{:<10} {} [{}] {}: {}; {}",
+            day(self.date.as_ref()),
+            opt(&self.kind),
+            self.status,
+            opt(&self.provider),
+            self.services.join(", "),
+            money(&self.total)
+        )
+    }
+}
+
+impl Line for views::ImagingStudy {
+    fn line(&self) -> String {
+        let count =
+            |n: Option<u32>, what: &str| n.map(|n| format!(", {n} {what}")).unwrap_or_default();
+        format!(
+            "{:<10} {} [{}] {}{}{}",
+            day(self.started.as_ref()),
+            self.name,
+            self.status,
+            self.body_sites.join(", "),
+            count(self.series_count, "series"),
+            count(self.instance_count, "images")
+        )
+    }
+}
+
 impl Line for views::MedicationDispense {
     fn line(&self) -> String {
         format!(
@@ -742,6 +801,8 @@ mod tests {
                         prescriber: None,
                         authored: None,
                         ended: None,
+                        reason: vec![(*h).into()],
+                        reason_ids: Vec::new(),
                     }],
                     immunizations: Vec::new(),
                     problems: Vec::new(),

@@ -31,7 +31,7 @@ pub enum DataCategory {
     Devices,
     /// Orders and referrals (ServiceRequest).
     Orders,
-    /// Insurance (Coverage).
+    /// Insurance and billing (Coverage; the claims and the insurer's explanations of benefit).
     Coverage,
     /// Answered questionnaires.
     Questionnaires,
@@ -86,7 +86,8 @@ impl DataCategory {
             ],
             Self::Immunizations => &[("Immunization", None)],
             Self::Problems => &[("Condition", None)],
-            Self::Procedures => &[("Procedure", None)],
+            // An imaging study is a procedure as the imaging system records it.
+            Self::Procedures => &[("Procedure", None), ("ImagingStudy", None)],
             Self::Visits => &[("Encounter", None)],
             Self::Documents => &[("DocumentReference", None), ("Binary", None)],
             Self::Appointments => &[("Appointment", None)],
@@ -102,7 +103,12 @@ impl DataCategory {
             Self::CarePlans => &[("CarePlan", None), ("Goal", None), ("CareTeam", None)],
             Self::Devices => &[("Device", None)],
             Self::Orders => &[("ServiceRequest", None)],
-            Self::Coverage => &[("Coverage", None)],
+            // What the patient was billed: the claims and the insurer's explanation of each.
+            Self::Coverage => &[
+                ("Coverage", None),
+                ("ExplanationOfBenefit", None),
+                ("Claim", None),
+            ],
             Self::Questionnaires => &[("QuestionnaireResponse", None)],
         }
     }
@@ -163,20 +169,14 @@ pub fn only_listed(scope: &str, server: &ServerInfo) -> String {
     let Some(listed) = server.metadata.scopes_supported.as_ref() else {
         return scope.to_owned();
     };
-    let wildcard = |t: &str| {
-        let Some((context, rest)) = t.split_once('/') else {
-            return false;
-        };
-        let perms = rest
-            .rsplit_once('.')
-            .map_or("", |(_, p)| p.split('?').next().unwrap_or(""));
-        [format!("{context}/*.{perms}"), format!("{context}/*.*")]
-            .iter()
-            .any(|w| listed.contains(w))
-    };
+    // What the listed scopes allow between them: a wildcard (`patient/*.rs`) covers every type with those
+    // permissions or fewer (`patient/Practitioner.r`), as a grant of it would.
+    let offered = GrantedScope::parse(&listed.join(" "));
     scope
         .split_ascii_whitespace()
-        .filter(|t| parse_resource(t).is_none() || listed.iter().any(|l| l == t) || wildcard(t))
+        .filter(|t| {
+            listed.iter().any(|l| l == t) || parse_resource(t).is_none_or(|r| offered.covers(&r))
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -478,6 +478,9 @@ mod tests {
             "MedicationDispense",
             "MedicationStatement",
             "QuestionnaireResponse",
+            "ExplanationOfBenefit",
+            "Claim",
+            "ImagingStudy",
         ] {
             assert!(v2.contains(&format!("patient/{ty}.rs")), "{ty}");
         }

@@ -473,6 +473,20 @@ async fn real_synthea_data_syncs_with_every_resource_accounted_for() {
         }
     );
     assert_eq!(got.len() + missing.len(), want.len());
+    // Billing records are synced (issue 21): every one of this patient's explanations of benefit and claims.
+    for ty in ["ExplanationOfBenefit", "Claim"] {
+        let on_server = all.iter().filter(|(t, _, _)| t == ty).count();
+        assert!(on_server > 0, "every shipped patient has {ty}");
+        assert_eq!(
+            got.iter().filter(|(t, _, _)| t == ty).count(),
+            on_server,
+            "{ty}"
+        );
+    }
+    assert!(!other_types.iter().any(|t| matches!(
+        t.as_str(),
+        "ExplanationOfBenefit" | "Claim" | "ImagingStudy"
+    )));
     sb.shutdown().await;
 }
 
@@ -746,6 +760,26 @@ fn shown(
             .map(|r| r.id)
             .collect(),
     );
+    add(
+        "ExplanationOfBenefit",
+        sdk.explanations_of_benefit()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect(),
+    );
+    add(
+        "Claim",
+        sdk.claims().unwrap().into_iter().map(|r| r.id).collect(),
+    );
+    add(
+        "ImagingStudy",
+        sdk.imaging_studies()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect(),
+    );
     m
 }
 
@@ -772,6 +806,7 @@ async fn every_granted_synthea_resource_shows_in_a_view() {
     assert!(people.len() >= 4, "the shipped bundles");
     let mut totals: std::collections::BTreeMap<String, (usize, usize, usize)> = Default::default();
     let mut smokers = 0;
+    let mut prescriptions_with_reasons = 0;
     for person in people {
         let user = person["username"].as_str().unwrap();
         let patient = person["patient_id"].as_str().unwrap();
@@ -836,6 +871,40 @@ async fn every_granted_synthea_resource_shows_in_a_view() {
             meds.iter().all(|m| m.prescriber.is_some()),
             "{patient}: every prescription names its prescriber"
         );
+        // The reason on a prescription (issue 21): Synthea gives it as a bare reference to a Condition, named
+        // from the problem list.
+        for r in sdk.resources(&account.id, "MedicationRequest").unwrap() {
+            let m = meds.iter().find(|m| r["id"] == m.id.as_str()).unwrap();
+            if r["reasonReference"][0]["reference"].is_string() {
+                assert!(
+                    !m.reason.is_empty() && !m.reason_ids.is_empty(),
+                    "{patient}: prescription {} names no reason",
+                    m.id
+                );
+                prescriptions_with_reasons += 1;
+            }
+        }
+        // What the patient was billed: each explanation names what was billed and what the insurer paid, each
+        // claim its total.
+        for e in sdk.explanations_of_benefit().unwrap() {
+            assert!(
+                e.date.is_some() && !e.services.is_empty() && !e.totals.is_empty(),
+                "{patient}: {e:?}"
+            );
+            assert!(e.payment.is_some() && e.provider.is_some() && e.insurer.is_some());
+        }
+        for c in sdk.claims().unwrap() {
+            assert!(
+                c.date.is_some() && c.total.is_some() && c.provider.is_some(),
+                "{c:?}"
+            );
+        }
+        for s in sdk.imaging_studies().unwrap() {
+            assert!(
+                s.started.is_some() && !s.modalities.is_empty() && s.series_count.is_some(),
+                "{s:?}"
+            );
+        }
         // Smoking status, which Synthea files under "survey", shows as social history.
         let social = sdk.social_history().unwrap();
         if social
@@ -856,6 +925,12 @@ async fn every_granted_synthea_resource_shows_in_a_view() {
     ] {
         assert!(totals[ty].2 > 0, "{ty} shown");
     }
+    // What the held-out records hold and ChartLink once dropped (issue 21), every one on the server arrived and
+    // shows: (on server, stored, shown).
+    assert_eq!(totals["ExplanationOfBenefit"], (104, 104, 104));
+    assert_eq!(totals["Claim"], (115, 115, 115));
+    assert_eq!(totals["ImagingStudy"], (4, 4, 4));
+    assert_eq!(prescriptions_with_reasons, 9);
     assert_eq!(
         smokers,
         people.len(),

@@ -72,6 +72,23 @@ fn view_name(r: &Value) -> Option<String> {
         "MedicationDispense" => views::medication_dispense(r).expect(&refused).name,
         "MedicationStatement" => views::medication_statement(r).expect(&refused).name,
         "QuestionnaireResponse" => views::questionnaire_response(r).expect(&refused).title,
+        "ExplanationOfBenefit" => {
+            let e = views::explanation_of_benefit(r).expect(&refused);
+            e.services
+                .first()
+                .cloned()
+                .or(e.kind)
+                .unwrap_or("billing".into())
+        }
+        "Claim" => {
+            let c = views::claim(r).expect(&refused);
+            c.services
+                .first()
+                .cloned()
+                .or(c.kind)
+                .unwrap_or("claim".into())
+        }
+        "ImagingStudy" => views::imaging_study(r).expect(&refused).name,
         "Binary" => {
             views::document_content(r).expect(&refused);
             "binary".into()
@@ -100,6 +117,12 @@ fn only_its_own_parser_accepts(r: &Value) {
         ("Device", views::device(r).is_some()),
         ("ServiceRequest", views::service_request(r).is_some()),
         ("Coverage", views::coverage(r).is_some()),
+        (
+            "ExplanationOfBenefit",
+            views::explanation_of_benefit(r).is_some(),
+        ),
+        ("Claim", views::claim(r).is_some()),
+        ("ImagingStudy", views::imaging_study(r).is_some()),
         (
             "MedicationDispense",
             views::medication_dispense(r).is_some(),
@@ -308,10 +331,18 @@ fn real_synthea_bundles_parse_without_loss() {
         "DiagnosticReport",
         "CarePlan",
         "Goal",
+        "ExplanationOfBenefit",
+        "Claim",
+        "ImagingStudy",
     ] {
         let (all, parsed) = counts[ty];
         assert_eq!(all, parsed, "{ty}");
     }
+    // What the held-out bundles hold and ChartLink once dropped (issue 21).
+    assert_eq!(
+        ["ExplanationOfBenefit", "Claim", "ImagingStudy"].map(|t| counts[t].1),
+        [104, 115, 4]
+    );
     // References in transaction bundles are urn:uuid: ones.
     views::link_reports(&mut labs, &reports);
     let linked = labs.iter().filter(|l| l.report_id.is_some()).count();

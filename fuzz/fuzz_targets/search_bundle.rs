@@ -48,4 +48,7 @@ fuzz_target!(|data: &[u8]| {
     all::<views::MedicationDispense>(&resources);
     all::<views::MedicationStatement>(&resources);
     all::<views::QuestionnaireResponse>(&resources);
+    all::<views::ExplanationOfBenefit>(&resources);
+    all::<views::Claim>(&resources);
+    all::<views::ImagingStudy>(&resources);
 });

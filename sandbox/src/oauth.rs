@@ -55,6 +55,12 @@ pub async fn smart_configuration(State(s): State<Arc<Shared>>) -> Response {
         scopes.push(format!("patient/{ty}.read"));
         scopes.push(format!("patient/{ty}.rs"));
     }
+    // The resources records point to (a visit's doctor, a claim's provider), readable by id only: a client that asks
+    // only for listed scopes can name them.
+    for ty in ["Practitioner", "Organization", "Location", "Medication"] {
+        scopes.push(format!("patient/{ty}.read"));
+        scopes.push(format!("patient/{ty}.r"));
+    }
     scopes.push("patient/*.read".into());
     scopes.push("patient/*.rs".into());
     let mut capabilities = vec![

@@ -32,7 +32,7 @@ pub const CONSENT_OBSERVATION_GROUPS: [(&str, &[&str]); 4] = [
 ];
 
 /// Resource types the sandbox's patient compartment serves, in the order the consent page lists them.
-pub const PATIENT_TYPES: [&str; 21] = [
+pub const PATIENT_TYPES: [&str; 24] = [
     "Patient",
     "AllergyIntolerance",
     "MedicationRequest",
@@ -43,6 +43,7 @@ pub const PATIENT_TYPES: [&str; 21] = [
     "Observation",
     "DiagnosticReport",
     "Procedure",
+    "ImagingStudy",
     "Encounter",
     "DocumentReference",
     "Binary",
@@ -53,6 +54,8 @@ pub const PATIENT_TYPES: [&str; 21] = [
     "Device",
     "ServiceRequest",
     "Coverage",
+    "ExplanationOfBenefit",
+    "Claim",
     "QuestionnaireResponse",
 ];
 
@@ -389,6 +392,11 @@ pub fn type_label(ty: &str) -> &str {
         "Device" => "Implants and devices",
         "ServiceRequest" => "Orders and referrals",
         "Coverage" => "Insurance",
+        "ExplanationOfBenefit" => {
+            "What your insurer paid and what you owe (explanations of benefit)"
+        }
+        "Claim" => "Bills sent to your insurer (claims)",
+        "ImagingStudy" => "Imaging studies (X-rays, scans)",
         "QuestionnaireResponse" => "Questionnaires you answered",
         // One line for the four: what the records point to, so the app can name them.
         "Practitioner" | "Organization" | "Location" | "Medication" => {

@@ -1,5 +1,5 @@
-//! Care and coverage: care plans, goals, care teams, devices, orders, insurance, medication history and answered
-//! questionnaires.
+//! Care and coverage: care plans, goals, care teams, devices, orders, insurance, billing (claims and explanations of
+//! benefit), medication history and answered questionnaires.
 
 use chartlink_core::views;
 
@@ -211,6 +211,118 @@ impl From<views::Coverage> for Coverage {
             relationship: c.relationship,
             start: date(c.start),
             end: date(c.end),
+            source: c.source,
+        }
+    }
+}
+
+/// An amount of money.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct Money {
+    pub value: f64,
+    /// ISO 4217 ("USD"), when the server gave one.
+    pub currency: Option<String>,
+    /// As shown: "125.00 USD".
+    pub text: String,
+}
+
+impl From<views::Money> for Money {
+    fn from(m: views::Money) -> Self {
+        Self {
+            text: m.display(),
+            value: m.value,
+            currency: m.currency,
+        }
+    }
+}
+
+/// One total of an explanation of benefit ("Submitted Amount", "Copay", ...).
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct BillingTotal {
+    pub category: String,
+    pub amount: Money,
+}
+
+/// The insurer's explanation of one claim: what was billed, what the plan paid, what is left to the patient.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct ExplanationOfBenefit {
+    pub id: String,
+    /// "institutional", "professional", "pharmacy", ...
+    pub kind: Option<String>,
+    pub status: String,
+    /// "complete", "error", "partial", "queued".
+    pub outcome: Option<String>,
+    /// The start of the billable period, else when it was created.
+    pub date: Option<FhirDate>,
+    pub provider: Option<String>,
+    pub insurer: Option<String>,
+    /// What was billed.
+    pub services: Vec<String>,
+    pub totals: Vec<BillingTotal>,
+    /// What the insurer paid.
+    pub payment: Option<Money>,
+    /// What is left to the patient, when the insurer says so.
+    pub patient_pays: Option<Money>,
+    /// The claim it answers (`claims()`).
+    pub claim_id: Option<String>,
+    pub source: Option<String>,
+}
+
+impl From<views::ExplanationOfBenefit> for ExplanationOfBenefit {
+    fn from(e: views::ExplanationOfBenefit) -> Self {
+        Self {
+            id: e.id,
+            kind: e.kind,
+            status: e.status,
+            outcome: e.outcome,
+            date: date(e.date),
+            provider: e.provider,
+            insurer: e.insurer,
+            services: e.services,
+            totals: e
+                .totals
+                .into_iter()
+                .map(|t| BillingTotal {
+                    category: t.category,
+                    amount: t.amount.into(),
+                })
+                .collect(),
+            payment: e.payment.map(Money::from),
+            patient_pays: e.patient_pays.map(Money::from),
+            claim_id: e.claim_id,
+            source: e.source,
+        }
+    }
+}
+
+/// A claim a provider sent for the patient's care.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct Claim {
+    pub id: String,
+    /// "institutional", "professional", "pharmacy", ...
+    pub kind: Option<String>,
+    pub status: String,
+    /// The start of the billable period, else when it was created.
+    pub date: Option<FhirDate>,
+    pub provider: Option<String>,
+    pub insurer: Option<String>,
+    pub services: Vec<String>,
+    /// The amount claimed.
+    pub total: Option<Money>,
+    pub source: Option<String>,
+}
+
+impl From<views::Claim> for Claim {
+    fn from(c: views::Claim) -> Self {
+        Self {
+            id: c.id,
+            kind: c.kind,
+            status: c.status,
+            date: date(c.date),
+            provider: c.provider,
+            insurer: c.insurer,
+            services: c.services,
+            total: c.total.map(Money::from),
             source: c.source,
         }
     }

@@ -50,6 +50,10 @@ pub struct Medication {
     pub authored: Option<FhirDate>,
     /// When the order runs out (may be in the future for an active order).
     pub ended: Option<FhirDate>,
+    /// Why it was prescribed ("Acute bronchitis"), as coded or named by the problem it points to.
+    pub reason: Vec<String>,
+    /// The problems (Condition ids) given as the reason: `problems()` has them.
+    pub reason_ids: Vec<String>,
     pub source: Option<String>,
 }
 
@@ -63,7 +67,49 @@ impl From<views::Medication> for Medication {
             prescriber: m.prescriber,
             authored: date(m.authored),
             ended: date(m.ended),
+            reason: m.reason,
+            reason_ids: m.reason_ids,
             source: m.source,
+        }
+    }
+}
+
+/// An imaging study (X-ray, ultrasound, CT, MRI) as the imaging system recorded it; the images are not fetched.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ImagingStudy {
+    pub id: String,
+    /// The description, else the procedure, else the modalities ("Ultrasound").
+    pub name: String,
+    /// "available", "registered", "cancelled", ...
+    pub status: String,
+    pub started: Option<FhirDate>,
+    /// "Ultrasound", "Computed Radiography", ...
+    pub modalities: Vec<String>,
+    pub procedures: Vec<String>,
+    /// The body parts imaged.
+    pub body_sites: Vec<String>,
+    pub description: Option<String>,
+    pub series_count: Option<i64>,
+    pub instance_count: Option<i64>,
+    pub reason: Vec<String>,
+    pub source: Option<String>,
+}
+
+impl From<views::ImagingStudy> for ImagingStudy {
+    fn from(s: views::ImagingStudy) -> Self {
+        Self {
+            id: s.id,
+            name: s.name,
+            status: s.status,
+            started: date(s.started),
+            modalities: s.modalities,
+            procedures: s.procedures,
+            body_sites: s.body_sites,
+            description: s.description,
+            series_count: s.series_count.map(i64::from),
+            instance_count: s.instance_count.map(i64::from),
+            reason: s.reason,
+            source: s.source,
         }
     }
 }

@@ -230,6 +230,21 @@ impl ChartLink {
         self.records()
     }
 
+    /// What the active patient was billed, as the insurers explained it (ExplanationOfBenefit), newest first.
+    pub fn explanations_of_benefit(&self) -> Result<Vec<views::ExplanationOfBenefit>> {
+        self.records()
+    }
+
+    /// The claims providers sent for the active patient's care, newest first.
+    pub fn claims(&self) -> Result<Vec<views::Claim>> {
+        self.records()
+    }
+
+    /// Imaging studies (X-ray, ultrasound, CT, MRI) of the active patient, newest first.
+    pub fn imaging_studies(&self) -> Result<Vec<views::ImagingStudy>> {
+        self.records()
+    }
+
     /// Questionnaires the active patient answered, newest first.
     pub fn questionnaire_responses(&self) -> Result<Vec<views::QuestionnaireResponse>> {
         self.records()

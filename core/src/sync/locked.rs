@@ -137,6 +137,9 @@ pub enum RecordKind {
     Device,
     Order,
     Coverage,
+    /// What the patient was billed (ExplanationOfBenefit, Claim).
+    Billing,
+    ImagingStudy,
     Questionnaire,
     Demographics,
     Other,
@@ -195,6 +198,8 @@ impl RecordKind {
             "Device" => Self::Device,
             "ServiceRequest" => Self::Order,
             "Coverage" => Self::Coverage,
+            "ExplanationOfBenefit" | "Claim" => Self::Billing,
+            "ImagingStudy" => Self::ImagingStudy,
             "QuestionnaireResponse" => Self::Questionnaire,
             "Patient" => Self::Demographics,
             _ => Self::Other,

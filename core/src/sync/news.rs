@@ -96,5 +96,7 @@ fn clinical_date(r: &Value) -> Option<views::FhirDate> {
         &r["whenHandedOver"],
         &r["dateAsserted"],
         &r["authored"],
+        &r["started"],
+        &r["billablePeriod"]["start"],
     ])
 }

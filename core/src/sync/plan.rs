@@ -20,7 +20,7 @@ pub(super) const OBSERVATION_CATEGORIES: [&str; 12] = [
 ];
 /// The searched types, in the order they are synced (Patient is read, not searched). Only the granted ones are
 /// searched (see [`plan`]).
-pub const SEARCHED_TYPES: [&str; 19] = [
+pub const SEARCHED_TYPES: [&str; 22] = [
     "AllergyIntolerance",
     "MedicationRequest",
     "MedicationDispense",
@@ -30,6 +30,7 @@ pub const SEARCHED_TYPES: [&str; 19] = [
     "Observation",
     "DiagnosticReport",
     "Procedure",
+    "ImagingStudy",
     "Encounter",
     "DocumentReference",
     "Appointment",
@@ -39,6 +40,8 @@ pub const SEARCHED_TYPES: [&str; 19] = [
     "Device",
     "ServiceRequest",
     "Coverage",
+    "ExplanationOfBenefit",
+    "Claim",
     "QuestionnaireResponse",
 ];
 

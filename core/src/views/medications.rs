@@ -19,6 +19,11 @@ pub struct Medication {
     /// The end of the period the order covers (timing bounds, else the dispense validity). For an active order
     /// this may be in the future: it is when the order runs out, not when the patient stopped.
     pub ended: Option<FhirDate>,
+    /// Why it was prescribed: the reasonCode names and the reasonReference names (a referenced Condition that the
+    /// server did not name is named by the read path from the provider's problem list), without duplicates.
+    pub reason: Vec<String>,
+    /// The Conditions given as the reason (reasonReference), by id: the problem to open.
+    pub reason_ids: Vec<String>,
 }
 
 /// A medication from a MedicationRequest: the name from medicationCodeableConcept, medicationReference.display
@@ -26,6 +31,13 @@ pub struct Medication {
 pub fn medication(r: &Value) -> Option<Medication> {
     let id = resource_id(r, "MedicationRequest")?;
     let bounds = &first(&r["dosageInstruction"])["timing"]["repeat"]["boundsPeriod"];
+    let mut reason = concept_names(&r["reasonCode"]);
+    let references = list(&r["reasonReference"]);
+    for name in references.iter().filter_map(display) {
+        if !reason.contains(&name) {
+            reason.push(name);
+        }
+    }
     Some(Medication {
         id,
         source: None,
@@ -38,10 +50,53 @@ pub fn medication(r: &Value) -> Option<Medication> {
             &bounds["end"],
             &r["dispenseRequest"]["validityPeriod"]["end"],
         ]),
+        reason,
+        reason_ids: references
+            .iter()
+            .filter_map(|x| reference_to(x, "Condition"))
+            .collect(),
     })
 }
 
-super::view!(Medication, ["MedicationRequest"], medication, authored);
+impl super::View for Medication {
+    const RESOURCE_TYPES: &'static [&'static str] = &["MedicationRequest"];
+    /// The problem list, to name the reasons given only by reference (Synthea's, and many servers').
+    const RELATED: &'static [&'static str] = &["Condition"];
+    fn parse(resource: &Value) -> Option<Self> {
+        medication(resource)
+    }
+    fn date(&self) -> Option<&FhirDate> {
+        self.authored.as_ref()
+    }
+    fn set_source(&mut self, source: &str) {
+        self.source = Some(source.to_owned());
+    }
+    fn link(records: &mut [Self], related: &super::Related) {
+        link_reasons(records, related.of("Condition"));
+    }
+}
+
+/// Names the reasons of prescriptions that point to a Condition without naming it, from the same provider's
+/// Conditions. A reason the prescription already names is not added twice.
+pub fn link_reasons(medications: &mut [Medication], conditions: &[Value]) {
+    if conditions.is_empty() {
+        return;
+    }
+    let names: std::collections::HashMap<String, String> = conditions
+        .iter()
+        .filter_map(|c| {
+            let id = resource_id(c, "Condition")?;
+            Some((id, concept_name(&c["code"])?))
+        })
+        .collect();
+    for m in medications {
+        for id in &m.reason_ids {
+            if let Some(name) = names.get(id).filter(|n| !m.reason.contains(n)) {
+                m.reason.push(name.clone());
+            }
+        }
+    }
+}
 
 /// The drug a MedicationRequest, MedicationDispense or MedicationStatement names: medicationCodeableConcept,
 /// else medicationReference.display, else a contained Medication.
@@ -157,9 +212,51 @@ mod tests {
         );
         assert_eq!(m.status, "unknown");
         let bare = medication(&json!({"resourceType": "MedicationRequest", "id": "b"})).unwrap();
+        assert!(bare.reason.is_empty() && bare.reason_ids.is_empty());
         assert_eq!(
             (bare.name.as_str(), bare.dosage),
             ("Unnamed medication", None)
         );
+    }
+
+    /// The reason on a prescription: coded, named by reference, or (Synthea) a bare reference to a Condition that
+    /// the read path names from the problem list.
+    #[test]
+    fn the_reason_for_a_prescription() {
+        let r = json!({"resourceType": "MedicationRequest", "id": "m",
+            "reasonCode": [{"coding": [{"code": "38341003", "display": "Hypertension"}]}, {"text": "Hypertension"}],
+            "reasonReference": [{"reference": "Condition/c1", "display": "High blood pressure"},
+                {"reference": "Condition/c2"}, {"reference": "urn:uuid:c3"}, {"reference": "Observation/o1"}]});
+        let mut meds = vec![medication(&r).unwrap()];
+        assert_eq!(meds[0].reason, ["Hypertension", "High blood pressure"]);
+        assert_eq!(meds[0].reason_ids, ["c1", "c2", "c3"]);
+        let conditions = [
+            json!({"resourceType": "Condition", "id": "c1", "code": {"text": "Hypertension"}}),
+            json!({"resourceType": "Condition", "id": "c2", "code": {"text": "Chronic kidney disease"}}),
+            json!({"resourceType": "Condition", "id": "c3"}),
+            json!({"resourceType": "Observation", "id": "c2", "code": {"text": "Not a condition"}}),
+        ];
+        link_reasons(&mut meds, &conditions);
+        assert_eq!(
+            meds[0].reason,
+            [
+                "Hypertension",
+                "High blood pressure",
+                "Chronic kidney disease"
+            ]
+        );
+        // Wrong shapes give no reason; nothing panics.
+        for odd in [
+            json!(5),
+            json!("Hypertension"),
+            json!([null, 1, {"reference": 2}]),
+            json!({"coding": "x"}),
+        ] {
+            let r = json!({"resourceType": "MedicationRequest", "id": "m", "reasonCode": odd.clone(),
+                "reasonReference": odd});
+            let mut m = vec![medication(&r).unwrap()];
+            link_reasons(&mut m, &conditions);
+            assert!(m[0].reason.iter().all(|x| !x.is_empty()));
+        }
     }
 }

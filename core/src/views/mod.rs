@@ -15,7 +15,8 @@
 //! Each kind implements [`View`]: the resource types it is read from, its parser, its order, and (for kinds that
 //! connect records: a report's results, a visit's notes) the related types it links within one provider.
 //! `ChartLink::records::<V>()` is the one read path. Adding a record kind is a file here, its `mod`/`pub use`
-//! lines below, the FFI mirror and a CLI command.
+//! lines below, the FFI mirror and a CLI command (and, for a new FHIR type, its data category, its place in the sync
+//! plan and its record kind).
 
 use serde_json::Value;
 
@@ -24,6 +25,7 @@ mod observations;
 
 mod allergies;
 mod appointments;
+mod billing;
 mod care_plans;
 mod care_team;
 mod conditions;
@@ -31,6 +33,7 @@ mod coverage;
 mod devices;
 mod documents;
 mod goals;
+mod imaging;
 mod immunizations;
 mod labs;
 mod medication_history;
@@ -46,6 +49,7 @@ mod vitals;
 
 pub use allergies::*;
 pub use appointments::*;
+pub use billing::*;
 pub use care_plans::*;
 pub use care_team::*;
 pub use conditions::*;
@@ -54,6 +58,7 @@ pub use devices::*;
 pub use documents::*;
 pub use fhir::{CodeRef, FhirDate, Quantity};
 pub use goals::*;
+pub use imaging::*;
 pub use immunizations::*;
 pub use labs::*;
 pub use medication_history::*;
@@ -236,6 +241,9 @@ mod tests {
             "MedicationDispense",
             "MedicationStatement",
             "QuestionnaireResponse",
+            "ExplanationOfBenefit",
+            "Claim",
+            "ImagingStudy",
         ];
         // Every field the parsers read, set to values of the wrong shape.
         let odd = [
@@ -333,6 +341,20 @@ mod tests {
             "questionnaire",
             "_questionnaire",
             "authored",
+            "billablePeriod",
+            "created",
+            "insurer",
+            "provider",
+            "insurance",
+            "total",
+            "payment",
+            "claim",
+            "started",
+            "numberOfSeries",
+            "numberOfInstances",
+            "series",
+            "modality",
+            "procedureCode",
         ];
         let mut all = inputs.to_vec();
         for ty in types {
@@ -378,6 +400,7 @@ mod tests {
                 questionnaire_response(r),
                 lab_brief(r).map(|(b, _)| decode_brief(&b)),
             );
+            let _ = (explanation_of_benefit(r), claim(r));
             for view in [
                 lab_result(r).map(|x| x.name),
                 allergy(r).map(|x| x.substance),
@@ -398,6 +421,7 @@ mod tests {
                 medication_dispense(r).map(|x| x.name),
                 medication_statement(r).map(|x| x.name),
                 questionnaire_response(r).map(|x| x.title),
+                imaging_study(r).map(|x| x.name),
             ]
             .into_iter()
             .flatten()
@@ -409,5 +433,10 @@ mod tests {
         link_reports(&mut results, &all);
         let mut reports: Vec<DiagnosticReport> = all.iter().filter_map(diagnostic_report).collect();
         link_results(&mut reports, &all);
+        let mut meds: Vec<Medication> = all.iter().filter_map(medication).collect();
+        link_reasons(&mut meds, &all);
+        for m in &meds {
+            assert!(m.reason.iter().all(|x| !x.is_empty()));
+        }
     }
 }

@@ -328,6 +328,12 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
 
     public func coverages() async throws -> [Coverage] { try await sdk.coverages() }
 
+    public func explanationsOfBenefit() async throws -> [ExplanationOfBenefit] { try await sdk.explanationsOfBenefit() }
+
+    public func claims() async throws -> [Claim] { try await sdk.claims() }
+
+    public func imagingStudies() async throws -> [ImagingStudy] { try await sdk.imagingStudies() }
+
     public func medicationDispenses() async throws -> [MedicationDispense] { try await sdk.medicationDispenses() }
 
     public func medicationStatements() async throws -> [MedicationStatement] { try await sdk.medicationStatements() }

@@ -68,7 +68,7 @@ final class ChangeFeed: @unchecked Sendable {
         let current = Array(sinks.values)
         lock.unlock()
         for sink in current {
-            sink.yield(())
+            sink.yield()
         }
     }
 

@@ -24,6 +24,9 @@ extension CareTeam: Identifiable {}
 extension Device: Identifiable {}
 extension ServiceRequest: Identifiable {}
 extension Coverage: Identifiable {}
+extension ExplanationOfBenefit: Identifiable {}
+extension Claim: Identifiable {}
+extension ImagingStudy: Identifiable {}
 extension MedicationDispense: Identifiable {}
 extension MedicationStatement: Identifiable {}
 extension QuestionnaireResponse: Identifiable {}
