@@ -2,7 +2,7 @@
 //! redirect; headless Chromium logs in at the portal, picks the child's account, shows the app's questionnaire,
 //! ticks "I have read the statements above" and allows access; the redirect completes the link and the record
 //! syncs. Also the deny path, and "Remove access" on the portal's linked-apps page, after which the SDK reports
-//! access revoked and purges the data.
+//! access ended, keeps the record until the user deletes it.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::{Arc, Mutex};
@@ -88,7 +88,9 @@ async fn the_sdk_links_syncs_and_sees_access_removed_through_a_real_browser() {
     );
     assert_eq!(sdk.accounts().unwrap().len(), 1);
 
-    // Remove access on the portal's linked-apps page: the next sync reports it, and the data is purged.
+    // Remove access on the portal's linked-apps page: the next sync reports that access ended. The record stays
+    // readable (deleting it is the patient's decision, not a conclusion from `invalid_grant`) until the user
+    // confirms, which deletes it.
     c.goto(&format!("{}/portal/apps", sb.base_url()))
         .await
         .unwrap();
@@ -107,10 +109,16 @@ async fn the_sdk_links_syncs_and_sees_access_removed_through_a_real_browser() {
             .any(|e| matches!(e, Event::AccessRevoked { account_id } if *account_id == account.id))
     );
     assert!(
-        sdk.store().counts(&account.id).unwrap().is_empty(),
-        "purged"
+        !sdk.store().counts(&account.id).unwrap().is_empty(),
+        "kept until the user deletes it"
     );
-    assert!(sdk.allergies().unwrap().is_empty());
+    assert!(!sdk.allergies().unwrap().is_empty(), "still readable");
+    sdk.confirm_revoked(&account.id).await.unwrap();
+    assert!(
+        sdk.store().counts(&account.id).unwrap().is_empty(),
+        "deleted at the user's word"
+    );
+    assert!(sdk.accounts().unwrap().is_empty());
     c.close().await.unwrap();
     sb.shutdown().await;
 }
