@@ -507,7 +507,7 @@ impl ChartLink {
                 ));
             }
         }
-        out.sort_by_key(|r| std::cmp::Reverse(r.synced_at_ms));
+        out.sort_unstable_by_key(|r| std::cmp::Reverse(r.synced_at_ms));
         Ok(out)
     }
 

@@ -314,7 +314,7 @@ impl Directory {
             .iter()
             .filter(|(k, _)| !used.contains(*k))
             .collect();
-        lone.sort_by(|a, b| a.0.cmp(b.0));
+        lone.sort_unstable_by(|a, b| a.0.cmp(b.0));
         for (key, ep) in lone {
             if let (Some(name), Some(e)) = (ep["name"].as_str(), endpoint_of(ep)) {
                 self.add_provider(Provider {
@@ -411,7 +411,7 @@ impl Directory {
         // Providers in name order (stable results), then one pass that keeps each provider's best field weight per
         // token in a map before the posting lists are built.
         let mut order: Vec<usize> = (0..self.providers.len()).collect();
-        order.sort_by(|a, b| {
+        order.sort_unstable_by(|a, b| {
             self.providers[*a]
                 .name
                 .cmp(&self.providers[*b].name)
@@ -537,7 +537,7 @@ impl Directory {
                 }
             })
             .collect();
-        hits.sort_by(|a, b| {
+        hits.sort_unstable_by(|a, b| {
             b.score
                 .cmp(&a.score)
                 .then(a.provider.name.len().cmp(&b.provider.name.len()))

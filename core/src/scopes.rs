@@ -373,7 +373,7 @@ impl GrantedScope {
             .iter()
             .flat_map(|r| r.categories.iter().cloned())
             .collect();
-        cats.sort();
+        cats.sort_unstable();
         cats.dedup();
         Some(cats)
     }

@@ -124,7 +124,7 @@ mod tests {
             d("2019-05-01"),
             d("2019-05-03T12:00:00+02:00"),
         ];
-        dates.sort();
+        dates.sort_unstable();
         let texts: Vec<&str> = dates.iter().map(|d| d.text.as_str()).collect();
         assert_eq!(
             texts,

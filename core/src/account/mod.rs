@@ -415,7 +415,7 @@ impl Accounts {
     /// Every linked account, oldest first.
     pub fn list(&self) -> Vec<LinkedAccount> {
         let mut out: Vec<LinkedAccount> = self.meta().values().cloned().collect();
-        out.sort_by(|a, b| a.linked_at_ms.cmp(&b.linked_at_ms).then(a.id.cmp(&b.id)));
+        out.sort_unstable_by(|a, b| a.linked_at_ms.cmp(&b.linked_at_ms).then(a.id.cmp(&b.id)));
         out
     }
 

@@ -66,7 +66,7 @@ impl ChartLink {
             accounts.extend(p.account_ids.iter().cloned());
             relations.push(p.relation);
         }
-        accounts.sort();
+        accounts.sort_unstable();
         accounts.dedup();
         if accounts.len() < 2 {
             return Err(Error::InvalidInput("a merge needs two patients".into()));

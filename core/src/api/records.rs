@@ -268,7 +268,9 @@ impl ChartLink {
         }
         // Across providers (and over a full parse), keep the newest per code.
         let mut out = views::latest_per_code(&out);
-        out.sort_by_key(|r| std::cmp::Reverse(r.date.as_ref().map(views::FhirDate::sort_key)));
+        out.sort_unstable_by_key(|r| {
+            std::cmp::Reverse(r.date.as_ref().map(views::FhirDate::sort_key))
+        });
         Ok(out)
     }
 

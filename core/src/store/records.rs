@@ -329,7 +329,7 @@ impl Store {
                 )
             })
             .collect();
-        out.sort();
+        out.sort_unstable();
         Ok(out)
     }
 

@@ -274,7 +274,7 @@ pub async fn sync_account(
         let more = wave.run(&queries[offset..], offset, total).await;
         outcomes.extend(more);
     }
-    outcomes.sort_by_key(|(i, _, _)| *i);
+    outcomes.sort_unstable_by_key(|(i, _, _)| *i);
     // A failure of the grant or the device ends the sync with its own error (revocation first: it decides).
     let fatal = outcomes
         .iter()

@@ -252,6 +252,6 @@ pub(super) fn longest_first(queries: &[PlannedQuery]) -> Vec<usize> {
         _ => 5,
     };
     let mut order: Vec<usize> = (0..queries.len()).collect();
-    order.sort_by_key(|&i| (rank(&queries[i]), i));
+    order.sort_unstable_by_key(|&i| (rank(&queries[i]), i));
     order
 }

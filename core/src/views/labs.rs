@@ -109,7 +109,7 @@ pub fn lab_trend(results: &[LabResult], code: &str) -> Option<LabTrend> {
         .iter()
         .filter(|r| counts(r) && result_code(r) == Some(code))
         .collect();
-    matching.sort_by_key(|r| instant(&r.date));
+    matching.sort_unstable_by_key(|r| instant(&r.date));
     let points: Vec<TrendPoint> = matching
         .iter()
         .filter_map(|r| match (&r.value, &r.date) {
@@ -145,7 +145,7 @@ pub fn latest_per_code(results: &[LabResult]) -> Vec<LabResult> {
         }
     }
     let mut latest: Vec<LabResult> = newest.into_values().cloned().collect();
-    latest.sort_by_key(|r| Reverse(instant(&r.date)));
+    latest.sort_unstable_by_key(|r| Reverse(instant(&r.date)));
     latest
 }
 

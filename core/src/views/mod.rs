@@ -143,13 +143,53 @@ pub fn collect<V: View>(resources: &[Value], related: &Related, source: &str) ->
     out
 }
 
-/// Sorts records by their kind's [`View::ORDER`] (stable: equal dates keep their order).
+/// Sorts records by their kind's [`View::ORDER`] (stable: equal dates keep their order, so the results of one
+/// panel stay in the order the lab listed them).
+///
+/// The sort itself runs on (date, position) pairs, one instantiation for every kind of record, and the records are
+/// then moved into place: a stable sort per record type was ~170 KB of the mobile library.
 pub fn sort<V: View>(records: &mut [V]) {
-    let key = |v: &V| v.date().map(FhirDate::sort_key);
-    match V::ORDER {
-        Order::NewestFirst => records.sort_by_key(|v| std::cmp::Reverse(key(v))),
-        Order::SoonestFirst => records.sort_by_key(key),
-        Order::AsStored => {}
+    let newest_first = match V::ORDER {
+        Order::NewestFirst => true,
+        Order::SoonestFirst => false,
+        Order::AsStored => return,
+    };
+    let mut order: Vec<(Option<i64>, usize)> = records
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.date().map(FhirDate::sort_key), i))
+        .collect();
+    sort_positions(&mut order, newest_first);
+    let positions: Vec<usize> = order.into_iter().map(|(_, i)| i).collect();
+    permute(records, &positions);
+}
+
+/// Orders (key, position) pairs by key (descending when `descending`), ties by position.
+fn sort_positions(order: &mut [(Option<i64>, usize)], descending: bool) {
+    if descending {
+        order.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    } else {
+        order.sort_unstable();
+    }
+}
+
+/// Moves `records[positions[k]]` to slot `k` for every `k`, in place (`positions` is a permutation).
+fn permute<V>(records: &mut [V], positions: &[usize]) {
+    let mut placed = vec![false; records.len()];
+    for start in 0..records.len() {
+        if placed[start] {
+            continue;
+        }
+        let mut slot = start;
+        loop {
+            placed[slot] = true;
+            let from = positions[slot];
+            if from == start {
+                break;
+            }
+            records.swap(slot, from);
+            slot = from;
+        }
     }
 }
 
@@ -438,5 +478,28 @@ mod tests {
         for m in &meds {
             assert!(m.reason.iter().all(|x| !x.is_empty()));
         }
+    }
+
+    /// The sort is stable (equal dates keep the order they came in) and puts every record where its date says.
+    #[test]
+    fn sorting_is_stable_and_moves_every_record() {
+        let positions = [2usize, 0, 1, 4, 3];
+        let mut v = vec!["a", "b", "c", "d", "e"];
+        super::permute(&mut v, &positions);
+        assert_eq!(v, ["c", "a", "b", "e", "d"]);
+        let mut order = vec![
+            (Some(5), 0),
+            (None, 1),
+            (Some(5), 2),
+            (Some(9), 3),
+            (Some(1), 4),
+        ];
+        super::sort_positions(&mut order, true);
+        let idx: Vec<usize> = order.iter().map(|p| p.1).collect();
+        assert_eq!(
+            idx,
+            [3, 0, 2, 4, 1],
+            "newest first, ties in arrival order, undated last"
+        );
     }
 }
