@@ -23,29 +23,11 @@ if [[ "$profile" == release ]]; then release_flag="--release"; fi
 # Packed relocations (Android's APS2 format, read by the loader from API 23; minSdk is 26) shrink the ~230 KB of
 # dynamic relocation entries to a few KB.
 #
-# Size: three settings for this build only (the host debug build below and the tests keep the defaults).
-# - SQLite without what ChartLink's store never uses: full-text search, R-tree, JSON and date/time SQL functions,
-#   dbstat, STAT4, soundex, extension loading, column metadata, UTF-16, trace/progress/authorizer hooks, deprecated
-#   and shared-cache APIs (libsqlite3-sys, rusqlite's "bundled", reads LIBSQLITE3_FLAGS): ~0.37 MB.
-# - The C code (SQLite, ring's C) at -Oz (what the NDK's clang uses for size anyway) and without unwind tables: a Rust panic never unwinds through C frames (no Rust callbacks
-#   are registered with SQLite, and extern "C" callbacks abort rather than unwind); the cost is that a native crash
-#   report stops at the first SQLite/ring frame. ~0.1 MB. Rust keeps its unwind tables (panic = "unwind").
-# - Build paths (the checkout, the crate registry) trimmed from panic locations: no developer paths in the shipped
-#   library, and ~10-20 KB.
-# ios/build-xcframework.sh should set the same three.
-sqlite_flags="-USQLITE_ENABLE_FTS3 -USQLITE_ENABLE_FTS3_PARENTHESIS -USQLITE_ENABLE_FTS5 -USQLITE_ENABLE_RTREE \
--USQLITE_ENABLE_DBSTAT_VTAB -USQLITE_ENABLE_STAT4 -USQLITE_SOUNDEX -USQLITE_ENABLE_JSON1 -DSQLITE_OMIT_JSON \
--USQLITE_ENABLE_LOAD_EXTENSION -DSQLITE_OMIT_LOAD_EXTENSION -USQLITE_ENABLE_COLUMN_METADATA -DSQLITE_OMIT_DEPRECATED \
--DSQLITE_OMIT_SHARED_CACHE -DSQLITE_OMIT_DATETIME_FUNCS -DSQLITE_OMIT_AUTHORIZATION -DSQLITE_OMIT_TRACE \
--DSQLITE_OMIT_PROGRESS_CALLBACK -DSQLITE_OMIT_DECLTYPE -DSQLITE_OMIT_COMPLETE -DSQLITE_OMIT_GET_TABLE \
--DSQLITE_OMIT_TCL_VARIABLE -DSQLITE_OMIT_UTF16"
-cargo_home="${CARGO_HOME:-$HOME/.cargo}"
-# rustc applies the last prefix that matches: the registry's and the vendored crates' come after the checkout's.
-remap="--remap-path-prefix=$root/= --remap-path-prefix=$cargo_home/registry/src/= \
---remap-path-prefix=$root/target/offline/vendor/="
-LIBSQLITE3_FLAGS="${LIBSQLITE3_FLAGS:-$sqlite_flags}" \
-CFLAGS="${CFLAGS:-} -Oz -fno-asynchronous-unwind-tables -fno-unwind-tables" \
-RUSTFLAGS="${RUSTFLAGS:-} $remap" \
+# Size: the settings of bindings/size-settings.sh (SQLite without unused extensions, the C code at -Oz without
+# unwind tables, build paths trimmed), for this build only: the host debug build below and the tests keep the defaults.
+# shellcheck source=../bindings/size-settings.sh
+source "$root/bindings/size-settings.sh"
+env "${size_env[@]}" \
 cargo ndk --platform 26 $(printf -- '-t %s ' "${abis[@]}") -o "$out/jniLibs" \
     rustc -p chartlink-ffi --lib --crate-type cdylib $release_flag -- -C link-arg=-Wl,-z,max-page-size=16384 \
     -C link-arg=-Wl,--pack-dyn-relocs=android

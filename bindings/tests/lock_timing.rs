@@ -3,57 +3,17 @@
 //! Retry-After or on a slow answer at once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
+mod common;
+
+use common::{Portal, Store};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chartlink_ffi::{
-    AuthBrowser, BrowserError, ChartLink, ChartLinkConfig, ChartLinkError, Event, EventListener,
-    HostClock, LockReason, SecureStore, SecureStoreError,
+    ChartLink, ChartLinkConfig, ChartLinkError, Event, EventListener, HostClock, LockReason,
 };
 use chartlink_sandbox::{Config, FaultKind, PortalRobot, Sandbox, ScriptedFault};
-
-#[derive(Default)]
-struct Store(Mutex<BTreeMap<String, Vec<u8>>>);
-
-impl SecureStore for Store {
-    fn get(&self, key: String) -> Result<Option<Vec<u8>>, SecureStoreError> {
-        Ok(self.0.lock().unwrap().get(&key).cloned())
-    }
-    fn put(&self, key: String, value: Vec<u8>) -> Result<(), SecureStoreError> {
-        self.0.lock().unwrap().insert(key, value);
-        Ok(())
-    }
-    fn delete(&self, key: String) -> Result<(), SecureStoreError> {
-        self.0.lock().unwrap().remove(&key);
-        Ok(())
-    }
-    fn keys(&self, prefix: String) -> Result<Vec<String>, SecureStoreError> {
-        Ok(self
-            .0
-            .lock()
-            .unwrap()
-            .keys()
-            .filter(|k| k.starts_with(&prefix))
-            .cloned()
-            .collect())
-    }
-}
-
-struct Portal(PortalRobot);
-
-#[async_trait::async_trait]
-impl AuthBrowser for Portal {
-    async fn authorize(&self, url: String, _redirect_uri: String) -> Result<String, BrowserError> {
-        self.0
-            .authorize(&url)
-            .await
-            .map_err(|e| BrowserError::Failed {
-                reason: e.to_string(),
-            })
-    }
-}
 
 /// A clock the test moves (the device's clock, counting through sleep).
 #[derive(Default)]

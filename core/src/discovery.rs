@@ -58,6 +58,27 @@ pub struct ServerMetadata {
 }
 
 impl ServerInfo {
+    /// A SMART v2 server at `base` whose endpoints are all `base`, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests(base: &str) -> Self {
+        let base = Url::parse(base).expect("a test URL");
+        ServerInfo {
+            fhir_base: base.clone(),
+            issuer: None,
+            authorization_endpoint: base.clone(),
+            token_endpoint: base,
+            revocation_endpoint: None,
+            registration_endpoint: None,
+            management_endpoint: None,
+            jwks_uri: None,
+            capabilities: vec![],
+            scope_syntax: ScopeSyntax::V2,
+            legacy_discovery: false,
+            iss_parameter_supported: false,
+            metadata: Default::default(),
+        }
+    }
+
     /// Whether the server lists a SMART capability.
     pub fn has(&self, capability: &str) -> bool {
         self.capabilities.iter().any(|c| c == capability)

@@ -657,25 +657,9 @@ mod tests {
     #[test]
     fn only_listed_resource_scopes_are_asked_for() {
         let server = |listed: Option<Vec<&str>>| {
-            let base = url::Url::parse("https://kc.example/fhir").expect("url");
-            ServerInfo {
-                fhir_base: base.clone(),
-                issuer: None,
-                authorization_endpoint: base.clone(),
-                token_endpoint: base,
-                revocation_endpoint: None,
-                registration_endpoint: None,
-                management_endpoint: None,
-                jwks_uri: None,
-                capabilities: vec![],
-                scope_syntax: ScopeSyntax::V2,
-                legacy_discovery: false,
-                iss_parameter_supported: false,
-                metadata: crate::discovery::ServerMetadata {
-                    scopes_supported: listed.map(|l| l.into_iter().map(String::from).collect()),
-                    ..Default::default()
-                },
-            }
+            let mut s = ServerInfo::for_tests("https://kc.example/fhir");
+            s.metadata.scopes_supported = listed.map(|l| l.into_iter().map(String::from).collect());
+            s
         };
         let asked = "launch/patient openid fhirUser offline_access patient/Patient.rs patient/Condition.rs patient/Observation.rs";
         assert_eq!(only_listed(asked, &server(None)), asked);

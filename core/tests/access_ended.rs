@@ -13,25 +13,7 @@ use chartlink_core::{
     SyncOptions,
 };
 use chartlink_sandbox::{FaultKind, Quirks, ScriptedFault};
-use common::{Fixture, RobotBrowser, config, fast, record};
-
-fn body_fault(
-    path: &str,
-    status: u16,
-    content_type: &str,
-    body: &str,
-    count: u32,
-) -> ScriptedFault {
-    ScriptedFault {
-        path_prefix: path.into(),
-        kind: FaultKind::Body {
-            status,
-            content_type: content_type.into(),
-            body: body.into(),
-        },
-        count,
-    }
-}
+use common::{Fixture, RobotBrowser, body_fault, config, fast, record};
 
 fn full() -> SyncOptions {
     SyncOptions {

@@ -10,26 +10,8 @@ mod common;
 
 use chartlink_core::{AccountStatus, Error, Event, RevocationPolicy, SyncOptions};
 use chartlink_sandbox::{FaultKind, ScriptedFault};
-use common::{Fixture, config, fast, record};
+use common::{Fixture, body_fault, config, fast, record};
 use serde_json::json;
-
-fn body_fault(
-    path: &str,
-    status: u16,
-    content_type: &str,
-    body: &str,
-    count: u32,
-) -> ScriptedFault {
-    ScriptedFault {
-        path_prefix: path.into(),
-        kind: FaultKind::Body {
-            status,
-            content_type: content_type.into(),
-            body: body.into(),
-        },
-        count,
-    }
-}
 
 const LB_PAGE: &str = "<html><head><title>503 Service Temporarily Unavailable</title></head><body><center><h1>503 Service Temporarily Unavailable</h1></center><hr><center>nginx</center></body></html>";
 

@@ -2,29 +2,14 @@ use super::plan::OBSERVATION_CATEGORIES;
 use super::query::tags;
 use super::*;
 use crate::account::AccountStatus;
-use crate::discovery::{ScopeSyntax, ServerInfo};
+use crate::discovery::ServerInfo;
 use crate::scopes::GrantedScope;
 use serde_json::json;
 
 fn account(scope: &str) -> LinkedAccount {
-    let base = Url::parse("https://ehr.example/fhir").expect("url");
     LinkedAccount {
         id: "a1".into(),
-        server: ServerInfo {
-            fhir_base: base.clone(),
-            issuer: None,
-            authorization_endpoint: base.clone(),
-            token_endpoint: base,
-            revocation_endpoint: None,
-            registration_endpoint: None,
-            management_endpoint: None,
-            jwks_uri: None,
-            capabilities: vec![],
-            scope_syntax: ScopeSyntax::V2,
-            legacy_discovery: false,
-            iss_parameter_supported: false,
-            metadata: Default::default(),
-        },
+        server: ServerInfo::for_tests("https://ehr.example/fhir"),
         client_id: "c".into(),
         redirect_uri: "app://cb".into(),
         patient_id: "p 1".into(),

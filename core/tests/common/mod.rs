@@ -9,7 +9,7 @@ use chartlink_core::{
     AppConfig, AuthBrowser, BrowserError, ChartLink, ClientAuth, DataCategory, Event,
     EventListener, Host, LockConfig, ManualClock, MemorySecureStore, RevocationPolicy, SyncOptions,
 };
-use chartlink_sandbox::{Config, PortalRobot, Sandbox};
+use chartlink_sandbox::{Config, FaultKind, PortalRobot, Sandbox, ScriptedFault};
 
 /// Completes the sandbox portal's pages over HTTP as the user would in the browser.
 pub struct RobotBrowser(pub PortalRobot);
@@ -154,4 +154,24 @@ pub fn record(sdk: &ChartLink, account: &str) -> Vec<String> {
     }
     out.sort();
     out
+}
+
+/// A scripted fault that answers the next `count` requests under `path` with exactly this status, type and body
+/// (a load balancer's HTML page, an OAuth error, a firewall's 403).
+pub fn body_fault(
+    path: &str,
+    status: u16,
+    content_type: &str,
+    body: &str,
+    count: u32,
+) -> ScriptedFault {
+    ScriptedFault {
+        path_prefix: path.into(),
+        kind: FaultKind::Body {
+            status,
+            content_type: content_type.into(),
+            body: body.into(),
+        },
+        count,
+    }
 }
