@@ -5,24 +5,20 @@ import Foundation
 /// ChartLink calls `onEvent` on its own threads; each stream buffers its events, so a slow consumer never blocks
 /// the SDK (past `bufferSize` events behind, its oldest events are dropped).
 public final class EventHub: EventListener, @unchecked Sendable {
-    private static let bufferSize = 256
+    private let streams = Fanout<Event>(bufferingNewest: 256)
     private let lock = NSLock()
-    private var sinks: [UUID: AsyncStream<Event>.Continuation] = [:]
     private var observers: [@Sendable (Event) -> Void] = []
 
     public init() {}
 
     public func onEvent(event: Event) {
         lock.lock()
-        let current = Array(sinks.values)
         let watching = observers
         lock.unlock()
         for observer in watching {
             observer(event)
         }
-        for sink in current {
-            sink.yield(event)
-        }
+        streams.send(event)
     }
 
     /// Calls `observer` with every event, on the SDK's thread, for the life of the hub (the client's own state
@@ -34,46 +30,44 @@ public final class EventHub: EventListener, @unchecked Sendable {
     }
 
     /// A stream of the events that happen from now until the consumer stops iterating.
-    public func events() -> AsyncStream<Event> {
-        AsyncStream(bufferingPolicy: .bufferingNewest(Self.bufferSize)) { continuation in
-            let id = UUID()
-            lock.lock()
-            sinks[id] = continuation
-            lock.unlock()
-            continuation.onTermination = { [weak self] _ in
-                guard let self else { return }
-                self.lock.lock()
-                self.sinks[id] = nil
-                self.lock.unlock()
-            }
-        }
-    }
+    public func events() -> AsyncStream<Event> { streams.stream() }
 
     /// How many streams are registered.
-    public var collectors: Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return sinks.count
-    }
+    public var collectors: Int { streams.count }
 }
 
-/// A fan-out of "something changed" to any number of streams, each keeping only that a change is pending (a burst of
-/// changes is one read for a `live` query).
+/// "Something changed", fanned out to any number of streams that each keep only that a change is pending: a burst of
+/// changes is one read for a `live` query.
 final class ChangeFeed: @unchecked Sendable {
-    private let lock = NSLock()
-    private var sinks: [UUID: AsyncStream<Void>.Continuation] = [:]
+    private let streams = Fanout<Void>(bufferingNewest: 1)
 
-    func changed() {
+    func changed() { streams.send(Void()) }
+
+    func stream() -> AsyncStream<Void> { streams.stream() }
+}
+
+/// Values sent to every stream registered at the time, each stream buffering the newest `limit` (a slow consumer
+/// never blocks the sender); a stream leaves when its consumer stops iterating.
+final class Fanout<Element: Sendable>: @unchecked Sendable {
+    private let limit: Int
+    private let lock = NSLock()
+    private var sinks: [UUID: AsyncStream<Element>.Continuation] = [:]
+
+    init(bufferingNewest limit: Int) {
+        self.limit = limit
+    }
+
+    func send(_ value: Element) {
         lock.lock()
         let current = Array(sinks.values)
         lock.unlock()
         for sink in current {
-            sink.yield()
+            sink.yield(value)
         }
     }
 
-    func stream() -> AsyncStream<Void> {
-        AsyncStream(bufferingPolicy: .bufferingNewest(1)) { continuation in
+    func stream() -> AsyncStream<Element> {
+        AsyncStream(bufferingPolicy: .bufferingNewest(limit)) { continuation in
             let id = UUID()
             lock.lock()
             sinks[id] = continuation
@@ -85,5 +79,11 @@ final class ChangeFeed: @unchecked Sendable {
                 self.lock.unlock()
             }
         }
+    }
+
+    var count: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return sinks.count
     }
 }
