@@ -26,7 +26,8 @@ pub enum ChartLinkError {
     /// The address is not a usable SMART server (no or an unusable SMART configuration, no PKCE S256, not FHIR R4).
     #[error("the provider's SMART configuration could not be used: {0}")]
     Discovery(String),
-    /// The provider ended this app's access: the account must be linked again.
+    /// Access ended at the provider (expired or revoked): the record stays readable (unless the app chose
+    /// `PurgeNow`); link the account again to update it.
     #[error("access to this record was revoked")]
     AccessRevoked,
     /// Access can no longer be renewed (no refresh token, or renewal refused): the record stays readable; ask the

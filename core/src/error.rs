@@ -22,8 +22,9 @@ pub enum Error {
     /// something invalid). The user may try linking again.
     #[error("authorization failed: {0}")]
     Authorization(AuthorizationFailure),
-    /// The provider ended this app's access (the grant was revoked, the proxy relationship ended): the account must
-    /// be linked again. Local data of this account is removed or marked by the caller's policy.
+    /// Access ended: the provider's authorization server answered `invalid_grant` (expired, or revoked: a proxy
+    /// relationship ended, access removed at the portal; the answer does not say which). The account must be linked
+    /// again; its record stays readable unless the host opted into [`crate::RevocationPolicy::PurgeNow`].
     #[error("access to this record was revoked")]
     AccessRevoked,
     /// Access can no longer be renewed (the provider issued no refresh token and now refuses the token, or refused

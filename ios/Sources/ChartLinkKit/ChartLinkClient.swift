@@ -400,7 +400,8 @@ extension ChartLinkError {
             case .invalidAnswer: return "The provider's answer could not be used: \(detail)"
             }
         case .Discovery(let message): return "This address is not a health record server ChartLink can use: \(message)"
-        case .AccessRevoked: return "The provider ended this app's access. Link the account again."
+        case .AccessRevoked:
+            return "The provider ended this app's access (it may have expired). Your records stay on this device; link again to update them."
         case .RelinkNeeded: return "Access has to be renewed. Link the account again."
         case .Locked: return "Your health records are locked. Unlock to continue."
         case .InvalidInput(let message): return message
