@@ -281,6 +281,7 @@ impl ChartLink {
             store: host.secure_store.clone(),
             clock: host.clock.clone(),
             http: http.clone(),
+            narrowed: Default::default(),
         };
         let store = match &config.data_dir {
             Some(dir) => store::Store::open(&dir.join("chartlink.db")),

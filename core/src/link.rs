@@ -108,6 +108,26 @@ struct PendingFlow {
     redirect_uri: String,
     scope: String,
     expires_at_ms: i64,
+    /// This flow is the one retry after an `invalid_scope` (there is no second).
+    #[serde(default)]
+    retry: bool,
+}
+
+/// Why [`Linker::complete_detailed`] failed, and whether the server's `invalid_scope` left a narrower request to retry
+/// once (the next [`Linker::begin`] for that server asks it).
+#[derive(Debug)]
+pub(crate) struct LinkFailure {
+    pub error: Error,
+    pub retry_narrowed: bool,
+}
+
+impl From<Error> for LinkFailure {
+    fn from(error: Error) -> Self {
+        Self {
+            error,
+            retry_narrowed: false,
+        }
+    }
 }
 
 /// Starts and finishes links.
@@ -119,6 +139,9 @@ pub struct Linker {
     pub(crate) store: Arc<dyn SecureStore>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) http: Http,
+    /// The narrower scope to ask a server for once, after it refused a link's scope with `invalid_scope` (keyed by
+    /// FHIR base; see [`crate::scopes::retry_after_invalid_scope`]). Taken by the next [`Linker::begin`].
+    pub(crate) narrowed: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for Linker {
@@ -183,10 +206,18 @@ impl Linker {
         redirect_uri: Option<&str>,
     ) -> Result<AuthorizationRequest> {
         let redirect_uri = redirect_uri.unwrap_or(&self.redirect_uri).to_owned();
-        let scope = crate::scopes::only_listed(
-            &request_scope_styled(&self.wanted, ScopeStyle::for_server(&server)),
-            &server,
-        );
+        let narrowed = self
+            .narrowed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(server.fhir_base.as_str());
+        let retry = narrowed.is_some();
+        let scope = narrowed.unwrap_or_else(|| {
+            crate::scopes::only_listed(
+                &request_scope_styled(&self.wanted, ScopeStyle::for_server(&server)),
+                &server,
+            )
+        });
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let client = self.client(&server, &redirect_uri)?;
         let mut req = client
@@ -212,6 +243,7 @@ impl Linker {
             redirect_uri: redirect_uri.clone(),
             scope,
             expires_at_ms,
+            retry,
         };
         let bytes = serde_json::to_vec(&pending).map_err(|e| Error::Storage(e.to_string()))?;
         self.store.put(&pending_key(state.secret()), &bytes)?;
@@ -250,6 +282,17 @@ impl Linker {
 
     /// Finishes a link from the URL the portal redirected to.
     pub async fn complete(&self, redirect_url: &str, accounts: &Accounts) -> Result<LinkedAccount> {
+        self.complete_detailed(redirect_url, accounts)
+            .await
+            .map_err(|f| f.error)
+    }
+
+    /// [`Linker::complete`], saying whether an `invalid_scope` refusal left a narrower request to retry once.
+    pub(crate) async fn complete_detailed(
+        &self,
+        redirect_url: &str,
+        accounts: &Accounts,
+    ) -> std::result::Result<LinkedAccount, LinkFailure> {
         let url = Url::parse(redirect_url)
             .map_err(|_| Error::InvalidInput("the redirect is not a URL".into()))?;
         let params: Vec<(String, String)> = url.query_pairs().into_owned().collect();
@@ -258,11 +301,16 @@ impl Linker {
             return Err(Error::authorization(
                 AuthorizationReason::Mismatch,
                 "the redirect carries no state; it was not sent by the portal for this app".into(),
-            ));
+            )
+            .into());
         };
         let key = pending_key(state);
-        let Some(bytes) = self.store.get(&key)? else {
-            let any_pending = !self.store.keys(PENDING_PREFIX)?.is_empty();
+        let Some(bytes) = self.store.get(&key).map_err(Error::from)? else {
+            let any_pending = !self
+                .store
+                .keys(PENDING_PREFIX)
+                .map_err(Error::from)?
+                .is_empty();
             let reason = if any_pending {
                 AuthorizationReason::Mismatch
             } else {
@@ -276,23 +324,26 @@ impl Linker {
                     "no link in progress (the redirect was already used, or never started here)"
                         .into()
                 },
-            ));
+            )
+            .into());
         };
         // One use: whatever happens next, this flow is over.
-        self.store.delete(&key)?;
+        self.store.delete(&key).map_err(Error::from)?;
         let pending: PendingFlow = serde_json::from_slice(&bytes)
             .map_err(|_| Error::Storage("a pending link is damaged".into()))?;
         if pending.expires_at_ms < self.clock.now_unix_ms() {
             return Err(Error::authorization(
                 AuthorizationReason::Expired,
                 "the link took longer than 10 minutes and expired; please start again".into(),
-            ));
+            )
+            .into());
         }
         if !same_endpoint(&url, &pending.redirect_uri) {
             return Err(Error::authorization(
                 AuthorizationReason::Mismatch,
                 "the redirect arrived at an unexpected address".into(),
-            ));
+            )
+            .into());
         }
         // RFC 9207: `iss` names the authorization server that answered. When the SMART configuration names the
         // issuer, it must be that (or the FHIR base, which is what servers without a separate issuer send). When
@@ -308,7 +359,8 @@ impl Linker {
                 return Err(Error::authorization(
                     AuthorizationReason::Mismatch,
                     "the redirect came from another server (iss mismatch)".into(),
-                ));
+                )
+                .into());
             }
             // RFC 9207 §2.4: a server that says it sends `iss` always does; a redirect without it is refused (it may
             // come from another server the user was sent to: a mix-up attack).
@@ -316,13 +368,15 @@ impl Linker {
                 return Err(Error::authorization(
                     AuthorizationReason::Mismatch,
                     "the redirect carries no iss, which this server always sends (RFC 9207)".into(),
-                ));
+                )
+                .into());
             }
             _ => {}
         }
         if let Some(error) = get("error") {
+            let retry_narrowed = error == "invalid_scope" && self.narrow_for_retry(&pending);
             let description = get("error_description").and_then(token::sanitize_description);
-            return Err(match (error, description) {
+            let error = match (error, description) {
                 ("access_denied", _) => Error::authorization(
                     AuthorizationReason::Denied,
                     "access_denied: the patient did not allow access".into(),
@@ -335,6 +389,10 @@ impl Linker {
                     AuthorizationReason::Refused,
                     format!("the portal refused the request ({})", sanitize(other)),
                 ),
+            };
+            return Err(LinkFailure {
+                error,
+                retry_narrowed,
             });
         }
         let code = get("code").ok_or_else(|| {
@@ -343,9 +401,36 @@ impl Linker {
                 "the redirect carries no code".into(),
             )
         })?;
-        let resp = self.exchange(&pending, code, accounts).await?;
-        self.account_from(pending, resp, redirect_iss, accounts)
-            .await
+        let resp = match self.exchange(&pending, code, accounts).await {
+            Ok(resp) => resp,
+            Err((error, invalid_scope)) => {
+                return Err(LinkFailure {
+                    error,
+                    retry_narrowed: invalid_scope && self.narrow_for_retry(&pending),
+                });
+            }
+        };
+        Ok(self
+            .account_from(pending, resp, redirect_iss, accounts)
+            .await?)
+    }
+
+    /// After `invalid_scope`: remembers the narrower request for the next [`Linker::begin`] at this server, unless
+    /// this flow was already the retry or there is nothing narrower to ask (then the refusal is the answer).
+    fn narrow_for_retry(&self, pending: &PendingFlow) -> bool {
+        if pending.retry {
+            return false;
+        }
+        let Some(scope) = crate::scopes::retry_after_invalid_scope(&pending.scope, &pending.server)
+        else {
+            return false;
+        };
+        tracing::info!(target: "chartlink", "the server refused the link's scope (invalid_scope); one retry with a narrower request");
+        self.narrowed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(pending.server.fhir_base.as_str().to_owned(), scope);
+        true
     }
 
     async fn exchange(
@@ -353,7 +438,7 @@ impl Linker {
         pending: &PendingFlow,
         code: &str,
         accounts: &Accounts,
-    ) -> Result<TokenAnswer> {
+    ) -> std::result::Result<TokenAnswer, (Error, bool)> {
         let url = &pending.server.token_endpoint;
         let base = [
             ("grant_type", "authorization_code"),
@@ -379,38 +464,52 @@ impl Linker {
                 form.push(("client_assertion".into(), assertion));
                 Ok(form)
             };
-            accounts.assertion_call(url, build).await?
+            accounts
+                .assertion_call(url, build)
+                .await
+                .map_err(|e| (e, false))?
         } else {
             let mut form = base.to_vec();
             form.push(("client_id", self.client_id.as_str()));
             token::request(&self.http, url, &form).await
         };
-        answer.map_err(|e| match e {
-            // At the code exchange invalid_grant means a bad or replayed code, not a revoked link.
-            TokenError::GrantGone { description, .. } => Error::authorization(
-                AuthorizationReason::Refused,
-                match description {
-                    Some(d) => {
-                        format!("the portal refused the authorization code (invalid_grant: {d})")
-                    }
-                    None => "the portal refused the authorization code (invalid_grant)".into(),
-                },
-            ),
-            TokenError::Refused {
-                code, description, ..
-            } => Error::authorization(
-                AuthorizationReason::Refused,
-                match description {
-                    Some(d) => format!("the portal refused the request ({code}: {d})"),
-                    None => format!("the portal refused the request ({code})"),
-                },
-            ),
-            TokenError::UnsupportedTokenType(t) => Error::authorization(
-                AuthorizationReason::InvalidAnswer,
-                format!("the provider issued a {t} token, which this app cannot use (only Bearer)"),
-            ),
-            TokenError::Malformed(m) => Error::authorization(AuthorizationReason::InvalidAnswer, m),
-            TokenError::Unavailable(m) => Error::Network(m),
+        let invalid_scope =
+            matches!(&answer, Err(TokenError::Refused { code, .. }) if code == "invalid_scope");
+        answer.map_err(|e| {
+            let e = match e {
+                // At the code exchange invalid_grant means a bad or replayed code, not a revoked link.
+                TokenError::GrantGone { description, .. } => Error::authorization(
+                    AuthorizationReason::Refused,
+                    match description {
+                        Some(d) => {
+                            format!(
+                                "the portal refused the authorization code (invalid_grant: {d})"
+                            )
+                        }
+                        None => "the portal refused the authorization code (invalid_grant)".into(),
+                    },
+                ),
+                TokenError::Refused {
+                    code, description, ..
+                } => Error::authorization(
+                    AuthorizationReason::Refused,
+                    match description {
+                        Some(d) => format!("the portal refused the request ({code}: {d})"),
+                        None => format!("the portal refused the request ({code})"),
+                    },
+                ),
+                TokenError::UnsupportedTokenType(t) => Error::authorization(
+                    AuthorizationReason::InvalidAnswer,
+                    format!(
+                        "the provider issued a {t} token, which this app cannot use (only Bearer)"
+                    ),
+                ),
+                TokenError::Malformed(m) => {
+                    Error::authorization(AuthorizationReason::InvalidAnswer, m)
+                }
+                TokenError::Unavailable(f) => Error::Network(f),
+            };
+            (e, invalid_scope)
         })
     }
 

@@ -181,6 +181,50 @@ pub fn only_listed(scope: &str, server: &ServerInfo) -> String {
         .join(" ")
 }
 
+/// What to ask for in the one retry after the server refused a link's scope with `invalid_scope` (at the
+/// authorization redirect or the token endpoint), or `None` when a retry would ask the same again.
+///
+/// - A server that publishes `scopes_supported`: only what it lists. The first request already dropped unlisted
+///   resource scopes ([`only_listed`]) but kept the ones that grant no data (`openid`, `fhirUser`,
+///   `offline_access`, `launch/patient`); the retry drops those too unless listed (a Keycloak realm without a
+///   `fhirUser` client scope refuses the whole request for it). A listed wildcard still covers the types it covers.
+/// - A server that publishes no list: the SDK cannot tell which scope was refused, and guessing another spelling
+///   (v1 for v2, a whole type for a category-restricted one) could ask for more than the first request did. So the
+///   retry asks for the minimal patient request: `launch/patient` and the patient's own Patient resource, in the
+///   spelling of the first request. It is always a subset of what was asked (never wider), and what it leaves out
+///   is reported as not granted (the link's consent and its `LinkLimited` event; without `offline_access` the link
+///   cannot renew and ends at the access token's expiry, keeping the record): the patient gets a working link and
+///   the host the exact list of what the provider refused, instead of a failed link.
+///
+/// Only one retry: a retry that is refused again is the link's error.
+pub fn retry_after_invalid_scope(asked: &str, server: &ServerInfo) -> Option<String> {
+    let tokens: Vec<&str> = asked.split_ascii_whitespace().collect();
+    let retry: Vec<&str> = match server.metadata.scopes_supported.as_ref() {
+        Some(listed) => {
+            let offered = GrantedScope::parse(&listed.join(" "));
+            tokens
+                .iter()
+                .copied()
+                .filter(|t| {
+                    listed.iter().any(|l| l == t)
+                        || parse_resource(t).is_some_and(|r| offered.covers(&r))
+                })
+                .collect()
+        }
+        None => tokens
+            .iter()
+            .copied()
+            .filter(|t| {
+                matches!(
+                    *t,
+                    "launch/patient" | "patient/Patient.rs" | "patient/Patient.read"
+                )
+            })
+            .collect(),
+    };
+    (!retry.is_empty() && retry.len() < tokens.len()).then(|| retry.join(" "))
+}
+
 /// [`request_scope`] in a negotiated [`ScopeStyle`].
 pub fn request_scope_styled(wanted: &[DataCategory], style: ScopeStyle) -> String {
     let mut parts: Vec<String> = ["launch/patient", "openid", "fhirUser", "offline_access"]
@@ -650,6 +694,54 @@ mod tests {
         // The same answer again changes nothing.
         let same = GrantedScope::parse("patient/Patient.rs patient/Condition.rs");
         assert_eq!(same.within(&same).raw, same.raw);
+    }
+
+    /// After `invalid_scope`: a listed server is asked only for what it lists, identity scopes included; a server
+    /// without a list for the minimal patient request; never the same request again, never a wider one.
+    #[test]
+    fn the_retry_after_invalid_scope_asks_only_listed_or_minimal_scopes() {
+        let server = |listed: Option<Vec<&str>>| {
+            let mut s = ServerInfo::for_tests("https://kc.example/fhir");
+            s.metadata.scopes_supported = listed.map(|l| l.into_iter().map(String::from).collect());
+            s
+        };
+        let asked =
+            "launch/patient openid fhirUser offline_access patient/Patient.rs patient/Condition.rs";
+        assert_eq!(
+            retry_after_invalid_scope(
+                asked,
+                &server(Some(vec![
+                    "openid",
+                    "launch/patient",
+                    "offline_access",
+                    "patient/*.rs"
+                ]))
+            )
+            .as_deref(),
+            Some("launch/patient openid offline_access patient/Patient.rs patient/Condition.rs")
+        );
+        assert_eq!(
+            retry_after_invalid_scope(asked, &server(None)).as_deref(),
+            Some("launch/patient patient/Patient.rs")
+        );
+        // Everything asked is listed: the same request again would be refused again.
+        assert_eq!(
+            retry_after_invalid_scope(
+                asked,
+                &server(Some(vec![
+                    "openid",
+                    "fhirUser",
+                    "launch/patient",
+                    "offline_access",
+                    "patient/*.rs"
+                ]))
+            ),
+            None
+        );
+        assert_eq!(
+            retry_after_invalid_scope("launch/patient patient/Patient.read", &server(None)),
+            None
+        );
     }
 
     /// A server that lists its scopes is asked only for the resource scopes it lists (Keycloak refuses the whole

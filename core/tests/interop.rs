@@ -575,3 +575,209 @@ async fn authorization_requests_are_posted_where_the_server_takes_post() {
     assert_eq!(account.patient_id, "ava-thompson");
     f.sb.shutdown().await;
 }
+
+/// A browser that logs `user` in at every authorization and records the scope each request asked for.
+struct ScopeRecorder {
+    user: &'static str,
+    asked: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl chartlink_core::AuthBrowser for ScopeRecorder {
+    async fn authorize(
+        &self,
+        url: String,
+        _redirect_uri: String,
+    ) -> Result<String, chartlink_core::BrowserError> {
+        let scope = url::Url::parse(&url)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "scope")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        self.asked.lock().unwrap().push(scope);
+        Fixture::robot(self.user)
+            .authorize(&url)
+            .await
+            .map_err(|e| chartlink_core::BrowserError::Failed(e.to_string()))
+    }
+}
+
+/// An SDK on the fixture's host whose browser is a [`ScopeRecorder`] for `user`.
+fn recording_sdk(
+    f: &Fixture,
+    user: &'static str,
+) -> (chartlink_core::ChartLink, Arc<ScopeRecorder>) {
+    let browser = Arc::new(ScopeRecorder {
+        user,
+        asked: std::sync::Mutex::new(Vec::new()),
+    });
+    let host = chartlink_core::Host {
+        secure_store: f.store.clone(),
+        browser: Some(browser.clone()),
+        clock: f.clock.clone(),
+        listener: Some(f.events.clone()),
+    };
+    (
+        chartlink_core::ChartLink::new(config(RevocationPolicy::KeepReadOnlyUntilConfirmed), host)
+            .unwrap(),
+        browser,
+    )
+}
+
+/// Links and syncs `ava` on the plain sandbox: the record that must come through the refused link intact.
+async fn linked_record(f: &Fixture, sdk: &chartlink_core::ChartLink) -> (String, Vec<String>) {
+    let first = sdk.link(&f.sb.fhir_base()).await.unwrap();
+    sdk.sync_with(&first.id, &fast(), &mut |_| {})
+        .await
+        .unwrap();
+    let before = common::record(sdk, &first.id);
+    assert!(before.len() > 10, "{}", before.len());
+    (first.id, before)
+}
+
+const INVALID_SCOPE: &str =
+    r#"{"error":"invalid_scope","error_description":"the requested scope is not allowed"}"#;
+
+/// Issue 20 (interop): a Keycloak-like server that does not list `fhirUser` and refuses the whole authorization
+/// request for it (`error=invalid_scope` at the redirect). The link retries once with only the listed scopes and
+/// succeeds; the record linked before is untouched. Before: the link failed (`Authorization(Refused)`), no retry.
+#[tokio::test]
+async fn an_invalid_scope_redirect_is_retried_once_with_only_listed_scopes() {
+    let f = Fixture::new().await;
+    let (sdk, browser) = recording_sdk(&f, "ava");
+    let (first, before) = linked_record(&f, &sdk).await;
+    quirks(
+        &f,
+        Quirks {
+            unlisted_scopes: vec!["fhirUser".into()],
+            refuse_unlisted_scopes: true,
+            ..Quirks::default()
+        },
+    );
+    browser.asked.lock().unwrap().clear();
+    let account = sdk.link(&f.sb.fhir_base()).await.expect("the retry links");
+    let asked = browser.asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 2, "one retry: {asked:?}");
+    assert!(asked[0].split(' ').any(|s| s == "fhirUser"), "{}", asked[0]);
+    assert!(
+        !asked[1].split(' ').any(|s| s == "fhirUser"),
+        "{}",
+        asked[1]
+    );
+    assert!(
+        asked[1].split(' ').any(|s| s == "offline_access"),
+        "{}",
+        asked[1]
+    );
+    assert_eq!(account.status, AccountStatus::Active);
+    assert!(account.can_renew);
+    assert_eq!(
+        consent_of(&account, DataCategory::LabResults),
+        Consent::Granted
+    );
+    assert_eq!(common::record(&sdk, &first), before, "the record is intact");
+    sdk.sync_with(&account.id, &fast(), &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(common::record(&sdk, &account.id).len(), before.len());
+
+    // Refused again on the retry (here by the token endpoint): that refusal is the answer, no third request.
+    browser.asked.lock().unwrap().clear();
+    f.sb.admin().script_fault(common::body_fault(
+        "/oauth2/token",
+        400,
+        "application/json",
+        INVALID_SCOPE,
+        1,
+    ));
+    let err = sdk.link(&f.sb.fhir_base()).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Authorization(ref a) if a.reason == chartlink_core::AuthorizationReason::Refused),
+        "{err:?}"
+    );
+    assert_eq!(browser.asked.lock().unwrap().len(), 2, "one retry only");
+    assert_eq!(common::record(&sdk, &first), before, "the record is intact");
+    f.sb.shutdown().await;
+}
+
+/// Issue 20 (interop): the token endpoint answers the code exchange with `invalid_scope` (a server that checks the
+/// scope there); `fhirUser` is not listed. One retry without it links. Before: the link failed.
+#[tokio::test]
+async fn an_invalid_scope_token_answer_is_retried_once_with_only_listed_scopes() {
+    let f = Fixture::new().await;
+    let (sdk, browser) = recording_sdk(&f, "ava");
+    let (first, before) = linked_record(&f, &sdk).await;
+    quirks(
+        &f,
+        Quirks {
+            unlisted_scopes: vec!["fhirUser".into()],
+            ..Quirks::default()
+        },
+    );
+    f.sb.admin().script_fault(common::body_fault(
+        "/oauth2/token",
+        400,
+        "application/json",
+        INVALID_SCOPE,
+        1,
+    ));
+    browser.asked.lock().unwrap().clear();
+    let account = sdk.link(&f.sb.fhir_base()).await.expect("the retry links");
+    let asked = browser.asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 2, "one retry: {asked:?}");
+    assert!(asked[0].split(' ').any(|s| s == "fhirUser"), "{}", asked[0]);
+    assert!(
+        !asked[1].split(' ').any(|s| s == "fhirUser"),
+        "{}",
+        asked[1]
+    );
+    assert!(account.can_renew);
+    assert_eq!(common::record(&sdk, &first), before, "the record is intact");
+    f.sb.shutdown().await;
+}
+
+/// Issue 20 (interop): a server without `scopes_supported` refuses the scope at the token endpoint. The one retry
+/// asks for the minimal patient request (never wider than the first), links, and reports the rest as not granted
+/// (`LinkLimited`, no renewal). Before: the link failed.
+#[tokio::test]
+async fn without_a_scope_list_the_retry_asks_the_minimal_patient_request() {
+    let f = Fixture::new().await;
+    let (sdk, browser) = recording_sdk(&f, "ava");
+    let (first, before) = linked_record(&f, &sdk).await;
+    quirks(
+        &f,
+        Quirks {
+            no_scopes_supported: true,
+            ..Quirks::default()
+        },
+    );
+    f.sb.admin().script_fault(common::body_fault(
+        "/oauth2/token",
+        400,
+        "application/json",
+        INVALID_SCOPE,
+        1,
+    ));
+    browser.asked.lock().unwrap().clear();
+    let account = sdk.link(&f.sb.fhir_base()).await.expect("the retry links");
+    let asked = browser.asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 2, "one retry: {asked:?}");
+    let retry: Vec<&str> = asked[1].split(' ').collect();
+    assert_eq!(retry[0], "launch/patient", "{retry:?}");
+    assert_eq!(retry.len(), 2, "{retry:?}");
+    assert!(retry[1].starts_with("patient/Patient."), "{retry:?}");
+    assert!(asked[0].split(' ').any(|s| s == retry[1]), "never wider");
+    assert_eq!(
+        consent_of(&account, DataCategory::Demographics),
+        Consent::Granted
+    );
+    assert_eq!(
+        consent_of(&account, DataCategory::LabResults),
+        Consent::NotGranted
+    );
+    assert!(!account.can_renew);
+    assert!(f.events.saw(|e| matches!(e, Event::LinkLimited { account_id, can_renew: false, .. } if *account_id == account.id)));
+    assert_eq!(common::record(&sdk, &first), before, "the record is intact");
+    f.sb.shutdown().await;
+}

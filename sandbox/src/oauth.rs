@@ -92,6 +92,7 @@ pub async fn smart_configuration(State(s): State<Arc<Shared>>) -> Response {
             ));
         }
     }
+    scopes.retain(|sc| !quirks.unlisted_scopes.contains(sc));
     let mut body = json!({
         "issuer": fhir,
         "jwks_uri": format!("{base}/oauth2/jwks"),
@@ -124,6 +125,11 @@ pub async fn smart_configuration(State(s): State<Arc<Shared>>) -> Response {
         && let Some(o) = body.as_object_mut()
     {
         o.remove("revocation_endpoint");
+    }
+    if quirks.no_scopes_supported
+        && let Some(o) = body.as_object_mut()
+    {
+        o.remove("scopes_supported");
     }
     Json(body).into_response()
 }
@@ -263,6 +269,15 @@ fn authorize(s: &Shared, headers: &HeaderMap, p: Params) -> Response {
         }
     }
     let quirks = s.quirks();
+    if quirks.refuse_unlisted_scopes
+        && let Some(unknown) = p
+            .get("scope")
+            .unwrap_or("")
+            .split_ascii_whitespace()
+            .find(|sc| quirks.unlisted_scopes.iter().any(|u| u == sc))
+    {
+        return fail("invalid_scope", &format!("unknown scope {unknown}"));
+    }
     let scopes = match Scopes::parse(p.get("scope").unwrap_or("")) {
         Ok(mut sc) if quirks.drop_granular_scopes || quirks.widen_granular_scopes => {
             let mut kept: Vec<crate::scopes::ResourceScope> = Vec::new();

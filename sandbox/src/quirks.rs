@@ -31,6 +31,13 @@ pub struct Quirks {
     /// A refresh widens the grant to this scope and answers it (seen: linked for Patient + Condition only, a
     /// refresh answering `patient/*.rs user/*.rs`): the FHIR API then serves everything the wider scope covers.
     pub widen_scope_on_refresh: Option<String>,
+    /// Scopes left out of `scopes_supported` (a Keycloak realm without a `fhirUser` client scope).
+    pub unlisted_scopes: Vec<String>,
+    /// An authorization request naming one of `unlisted_scopes` is refused with `invalid_scope`, as Keycloak
+    /// refuses a scope it does not know.
+    pub refuse_unlisted_scopes: bool,
+    /// The SMART configuration carries no `scopes_supported` at all.
+    pub no_scopes_supported: bool,
 }
 
 impl Quirks {

@@ -27,8 +27,23 @@ impl ChartLink {
     /// Finishes linking with the URL the portal redirected to (from the app's deep-link handler). The new account
     /// becomes the active patient when none was.
     pub async fn complete_link(&self, redirect_url: &str) -> Result<LinkedAccount> {
+        self.complete_link_detailed(redirect_url)
+            .await
+            .map_err(|f| f.error)
+    }
+
+    /// [`ChartLink::complete_link`], saying whether an `invalid_scope` refusal left a narrower request to retry once
+    /// (which the next [`ChartLink::begin_link`] at that server asks: a host driving its own browser retries by
+    /// starting again; [`ChartLink::link`] does it by itself).
+    async fn complete_link_detailed(
+        &self,
+        redirect_url: &str,
+    ) -> std::result::Result<LinkedAccount, link::LinkFailure> {
         self.guard()?;
-        let account = self.linker.complete(redirect_url, &self.accounts).await?;
+        let account = self
+            .linker
+            .complete_detailed(redirect_url, &self.accounts)
+            .await?;
         // Its key pair now, so that a background sync can run before the first unlocked one.
         if let Ok(keys) = self.account_keys(&account.id) {
             self.prepare_account(&keys, &account.id);
@@ -48,19 +63,38 @@ impl ChartLink {
         Ok(account)
     }
 
-    /// Links in one call through the host's [`AuthBrowser`].
+    /// Links in one call through the host's [`AuthBrowser`]. When the server refuses the scope (`invalid_scope`, at
+    /// the redirect or the token endpoint), the browser opens once more with a narrower request (only the scopes
+    /// the server lists, or the minimal patient request when it lists none: see
+    /// [`scopes::retry_after_invalid_scope`]); what that leaves out is reported as not granted.
     pub async fn link(&self, fhir_base: &str) -> Result<LinkedAccount> {
         let browser = self
             .host
             .browser
             .clone()
             .ok_or_else(|| Error::InvalidInput("no AuthBrowser was provided".into()))?;
-        let req = self.begin_link(fhir_base).await?;
+        let mut retried = false;
+        loop {
+            let req = self.begin_link(fhir_base).await?;
+            let redirect = self.browse(browser.as_ref(), &req).await?;
+            match self.complete_link_detailed(&redirect).await {
+                Ok(account) => return Ok(account),
+                Err(f) if f.retry_narrowed && !retried => retried = true,
+                Err(f) => return Err(f.error),
+            }
+        }
+    }
+
+    async fn browse(
+        &self,
+        browser: &dyn AuthBrowser,
+        req: &AuthorizationRequest,
+    ) -> Result<String> {
         match browser
             .authorize(req.url.to_string(), req.redirect_uri.clone())
             .await
         {
-            Ok(redirect) => self.complete_link(&redirect).await,
+            Ok(redirect) => Ok(redirect),
             Err(BrowserError::Cancelled) => {
                 self.linker.cancel_all()?;
                 Err(Error::Cancelled)
