@@ -227,3 +227,63 @@ async fn without_bundle_timestamps_sync_is_incremental_by_the_servers_clock() {
     );
     f.sb.shutdown().await;
 }
+
+/// Issue 20: a server that refuses the page size asked for (a 400 to `_count=1000`, as servers with a lower limit
+/// answer) is asked for the fallback page size at once, and from then on: the account's bookkeeping remembers the
+/// size it accepted, so the next sync is not refused again. Before: every sync asked `_count=1000` first and was
+/// refused once per query.
+#[tokio::test]
+async fn a_page_size_the_server_refused_is_remembered() {
+    let f = Fixture::new().await;
+    let (sdk, account) = linked(&f).await;
+    for ty in ["Condition", "Encounter"] {
+        f.sb.admin().script_fault(status_fault(
+            format!("/fhir/{ty}?patient={}&_count=1000", account.patient_id),
+            400,
+            50,
+        ));
+    }
+    let first = sync(&sdk, &account.id, &fast()).await;
+    assert!(first.failures.is_empty(), "{:?}", first.failures);
+    let refused = f.sb.admin().faults_injected();
+    assert_eq!(
+        refused, 2,
+        "each refused once, then asked at the fallback size"
+    );
+    let before = common::record(&sdk, &account.id);
+    assert!(before.iter().any(|r| r.starts_with("Condition/")));
+    assert!(before.iter().any(|r| r.starts_with("Encounter/")));
+
+    for full in [false, true] {
+        f.sb.admin().clear_request_log();
+        let next = sync(
+            &sdk,
+            &account.id,
+            &SyncOptions {
+                force_full: full,
+                ..fast()
+            },
+        )
+        .await;
+        assert!(next.failures.is_empty(), "{:?}", next.failures);
+        assert_eq!(
+            f.sb.admin().faults_injected(),
+            refused,
+            "not refused again (full pass: {full})"
+        );
+        let asked = searches(&f, "Condition");
+        assert!(!asked.is_empty());
+        assert!(
+            asked
+                .iter()
+                .all(|r| r.query.contains("_count=100") && !r.query.contains("_count=1000")),
+            "{asked:?}"
+        );
+        assert_eq!(
+            common::record(&sdk, &account.id),
+            before,
+            "the record is intact"
+        );
+    }
+    f.sb.shutdown().await;
+}

@@ -107,7 +107,17 @@ pub struct Learned {
     /// Queries the server answered 400 before any page (a category it does not know): skipped until the next full
     /// pass, and not reported as failures.
     pub unsupported: Vec<String>,
+    /// The page size the server accepted after it refused the one asked for (a 400 to `_count`, then a page at
+    /// [`super::FALLBACK_PAGE_SIZE`]): asked first from then on, so that no sync is refused again for it. Kept until
+    /// the account is unlinked (a server that raises its limit gets smaller pages, never a refusal).
+    pub page_size: Option<usize>,
 }
+
+/// The bookkeeping row of an account's accepted page size (its `last_error` is [`PAGE_SIZE_MARK`] and the size). No
+/// FHIR type has this name; it holds no data and is never withdrawn.
+pub const PAGE_SIZE_KEY: &str = "~page-size";
+/// The prefix of the mark that remembers the page size a server accepted.
+pub const PAGE_SIZE_MARK: &str = "accepted-page-size:";
 
 /// The mark of the unfiltered Observation query once the server asked for a category.
 pub const NEEDS_CATEGORY: &str = "needs-category";
@@ -128,6 +138,12 @@ impl Learned {
                     out.observation_needs_category = true
                 }
                 Some(UNSUPPORTED) => out.unsupported.push(key),
+                Some(m) if key == PAGE_SIZE_KEY => {
+                    out.page_size = m
+                        .strip_prefix(PAGE_SIZE_MARK)
+                        .and_then(|n| n.parse::<usize>().ok())
+                        .filter(|n| *n > 0);
+                }
                 _ => {}
             }
         }
@@ -159,6 +175,7 @@ pub(super) fn covered(account: &LinkedAccount, key: &str) -> bool {
         Some((REFERENCED, ty)) => can_read(granted, ty),
         Some(_) => false,
         None if key == "Patient" => can_read(granted, "Patient"),
+        None if key == PAGE_SIZE_KEY => true,
         None if key == "Observation" => all_observations(),
         None => granted.can_search(key),
     }
@@ -171,7 +188,8 @@ pub const REFERENCED: &str = "ref";
 ///
 /// Observations: one search without a category when the grant covers every category (it also finds the
 /// uncategorised ones and every spelling); per category when the grant names categories, or when the server asked
-/// for one (see [`Learned`]). Queries the server does not support are skipped, except on a full pass.
+/// for one (see [`Learned`]). Queries the server does not support are skipped, except on a full pass. Searches ask
+/// for `page_size` results a page, or the smaller page size the server accepted after refusing a larger one.
 pub fn plan(
     account: &LinkedAccount,
     support: &ServerSupport,
@@ -181,6 +199,7 @@ pub fn plan(
 ) -> Vec<PlannedQuery> {
     let pid = url_encode(&account.patient_id);
     let granted = &account.granted;
+    let page_size = learned.page_size.map_or(page_size, |p| p.min(page_size));
     let mut out = Vec::new();
     if can_read(granted, "Patient") {
         out.push(PlannedQuery {

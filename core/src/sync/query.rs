@@ -2,7 +2,7 @@
 
 use super::*;
 
-use super::plan::url_encode;
+use super::plan::{PAGE_SIZE_KEY, PAGE_SIZE_MARK, url_encode};
 /// The primary code (LOINC preferred, as every view reads it) and the first category code of a resource, for the
 /// store's tags.
 pub(super) fn tags(r: &Value) -> (Option<String>, Option<String>) {
@@ -110,6 +110,7 @@ pub(super) async fn run_query(
     // The largest page is asked for; a server that refuses that page size (a 400 before any page) is asked again
     // with a page size every server takes.
     let mut first = first;
+    let mut lowered = false;
     let result = loop {
         let r = fhir
             .pages(first.clone(), options.max_pages, |bundle, next| {
@@ -183,13 +184,30 @@ pub(super) async fn run_query(
         if let Err(FhirError::Status { status: 400, .. }) = &r
             && pages == 0
             && !resuming
+            && !lowered
             && let Some(smaller) = smaller_page(&first)
         {
             first = smaller;
+            lowered = true;
             continue;
         }
         break r;
     };
+    if lowered && pages > 0 {
+        // The smaller page was taken: every later sync of this account asks for it first (see `Learned`).
+        let remembered = format!("{PAGE_SIZE_MARK}{FALLBACK_PAGE_SIZE}");
+        store
+            .write(|tx| {
+                keys.set_query_state(
+                    tx,
+                    id,
+                    PAGE_SIZE_KEY,
+                    &QueryState::default(),
+                    Some(&remembered),
+                )
+            })
+            .map_err(err)?;
+    }
     report.resources_seen += resources;
     report.refused += refused;
     if let Err(FhirError::Status { status: 400, .. }) = &result
