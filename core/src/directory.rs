@@ -21,8 +21,13 @@ const BRAND_EXT: &str =
 /// The published SMART 2.2 extensions (brands.md): the brand's logo, and each portal with its endpoints.
 const ORGANIZATION_BRAND: &str = "http://hl7.org/fhir/StructureDefinition/organization-brand";
 const ORGANIZATION_PORTAL: &str = "http://hl7.org/fhir/StructureDefinition/organization-portal";
-/// Largest directory bundle accepted (Epic's is tens of MB).
-pub const DIRECTORY_BODY_LIMIT: usize = 256 * 1024 * 1024;
+/// Largest directory bundle [`fetch`] accepts: 20 MB (a SMART brands bundle of thousands of providers is a few MB).
+/// The body is read as a stream, chunk by chunk, and never held beyond this: a bigger one answers
+/// `DirectoryError::Http(HttpError::TooLarge { limit })` as soon as its `Content-Length` says so or, without one, once
+/// that many bytes have arrived, and a cached copy stays as it was. The parse that follows holds the bundle and its
+/// JSON tree, several times the body's size, so the cap also bounds memory: a hostile 50 MB bundle took 467 MB.
+/// A host that loads a bigger directory on purpose uses [`fetch_with_limit`].
+pub const DIRECTORY_BODY_LIMIT: usize = 20 * 1024 * 1024;
 
 /// Whether an endpoint answered SMART discovery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -613,10 +618,21 @@ fn endpoint_of(ep: &Value) -> Option<ProviderEndpoint> {
 }
 
 /// Downloads a directory bundle, sending `If-None-Match` when a cached copy has an ETag; a 304 returns the cache.
+/// At most [`DIRECTORY_BODY_LIMIT`] bytes.
 pub async fn fetch(
     http: &Http,
     url: &str,
     cached: Option<&CachedBundle>,
+) -> Result<CachedBundle, DirectoryError> {
+    fetch_with_limit(http, url, cached, DIRECTORY_BODY_LIMIT).await
+}
+
+/// [`fetch`] with another cap on the body (`limit` bytes; beyond it `DirectoryError::Http(HttpError::TooLarge)`).
+pub async fn fetch_with_limit(
+    http: &Http,
+    url: &str,
+    cached: Option<&CachedBundle>,
+    limit: usize,
 ) -> Result<CachedBundle, DirectoryError> {
     let parsed = Url::parse(url).map_err(|_| HttpError::InvalidUrl("directory URL".into()))?;
     // The list of providers decides where the patient signs in: fetched over TLS only (http only on loopback).
@@ -650,7 +666,8 @@ pub async fn fetch(
         .get("etag")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let body = crate::http::read(resp, DIRECTORY_BODY_LIMIT).await?.body;
+    // Chunk by chunk, refused once past the limit (never read whole first).
+    let body = crate::http::read(resp, limit).await?.body;
     Ok(CachedBundle {
         url: url.to_owned(),
         etag,

@@ -157,3 +157,111 @@ async fn brand_bundle_is_searched_and_endpoints_checked() {
 
     sb.shutdown().await;
 }
+
+/// A server that answers every request with a `size`-byte directory bundle (chunked, no `Content-Length`, unless
+/// `with_length`), and counts the bytes it managed to send.
+async fn huge_directory(
+    size: usize,
+    with_length: bool,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/brands.json", listener.local_addr().unwrap());
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = sent.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut req = [0u8; 4096];
+                let _ = sock.read(&mut req).await;
+                let head = if with_length {
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/fhir+json\r\ncontent-length: {size}\r\n\r\n"
+                    )
+                } else {
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/fhir+json\r\ntransfer-encoding: chunked\r\n\r\n"
+                        .to_owned()
+                };
+                if sock.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                // One provider after another: valid JSON all the way, a bundle a parser would take whole.
+                let entry = r#"{"resource":{"resourceType":"Organization","id":"o","name":"Hospital","alias":["A"]}},"#;
+                let chunk: String = entry.repeat((1 << 20) / entry.len());
+                let mut written = 0;
+                while written < size {
+                    let part = &chunk.as_bytes()[..chunk.len().min(size - written)];
+                    let framed = if with_length {
+                        part.to_vec()
+                    } else {
+                        [format!("{:x}\r\n", part.len()).as_bytes(), part, b"\r\n"].concat()
+                    };
+                    if sock.write_all(&framed).await.is_err() {
+                        return;
+                    }
+                    written += part.len();
+                    counter.store(written, Ordering::SeqCst);
+                }
+                if !with_length {
+                    let _ = sock.write_all(b"0\r\n\r\n").await;
+                }
+            });
+        }
+    });
+    (url, sent)
+}
+
+/// Issue 20: a hostile 50 MB directory (streamed without a length, or announced with one) is refused with the typed
+/// `TooLarge` at the documented cap, read chunk by chunk and stopped there (the server could not send it all), and
+/// the cached copy the app holds is still what it loads. Before: the cap was 256 MB, the 50 MB bundle was taken
+/// whole and parsed (467 MB RSS).
+#[tokio::test]
+async fn a_directory_past_the_cap_is_refused_while_it_streams() {
+    use chartlink_core::directory::DIRECTORY_BODY_LIMIT;
+    use chartlink_core::directory::DirectoryError;
+    use chartlink_core::http::HttpError;
+    assert_eq!(DIRECTORY_BODY_LIMIT, 20 * 1024 * 1024);
+    let http = Http::new().unwrap();
+    let sb = Sandbox::start(Config::default()).await.unwrap();
+    let cache = fetch(&http, &brand_bundle_url(&sb).await, None)
+        .await
+        .unwrap();
+    let providers = Directory::from_bundle(&cache.body)
+        .unwrap()
+        .providers()
+        .len();
+    assert!(providers > 0);
+    for with_length in [false, true] {
+        let (url, sent) = huge_directory(50 * 1024 * 1024, with_length).await;
+        let stale = CachedBundle {
+            url: url.clone(),
+            ..cache.clone()
+        };
+        let err = fetch(&http, &url, Some(&stale)).await.unwrap_err();
+        assert_eq!(
+            err,
+            DirectoryError::Http(HttpError::TooLarge {
+                limit: DIRECTORY_BODY_LIMIT
+            }),
+            "with_length: {with_length}"
+        );
+        // Give the server a moment to notice the closed connection.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let sent = sent.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            sent < DIRECTORY_BODY_LIMIT + 8 * 1024 * 1024,
+            "the client stopped reading at the cap (sent {sent}, with_length: {with_length})"
+        );
+        // The copy the app holds is untouched and still loads.
+        assert_eq!(
+            Directory::from_bundle(&stale.body)
+                .unwrap()
+                .providers()
+                .len(),
+            providers
+        );
+    }
+    sb.shutdown().await;
+}
