@@ -30,7 +30,10 @@ pub struct SyncBudget {
     /// Stop after this long (the OS's allowance: iOS gives a refresh task about 30 s). Checked between requests; an
     /// interrupted query starts again at the next run.
     pub max_duration_ms: u64,
-    /// Start no further account once this many bytes of records and documents were received (`None`: no cap).
+    /// Stop once this many bytes of records and documents were received (`None`: no cap): held within an account's
+    /// pass too (checked between requests; the account that reaches it ends with
+    /// [`BackgroundOutcome::BudgetExhausted`], what it stored or sealed so far kept whole, and the next run goes on
+    /// from there), and no further account starts.
     pub max_bytes: Option<u64>,
     /// On a metered network: document contents are left for a later sync.
     pub metered: bool,
@@ -306,6 +309,11 @@ impl ChartLink {
                 self.tick();
                 Instant::now() >= deadline || self.idle.locked().is_some() != locked
             };
+            // What is left of the data budget, held inside this account's pass.
+            let options = SyncOptions {
+                max_bytes: budget.max_bytes.map(|m| m.saturating_sub(bytes)),
+                ..options.clone()
+            };
             let result = if locked {
                 let secret = match self.inbox_secret(&a.id) {
                     Ok(Some(secret)) => secret,
@@ -364,6 +372,12 @@ impl ChartLink {
                     });
                 }
                 Err(e) => {
+                    if matches!(e, Error::Cancelled)
+                        && let Some(max) = budget.max_bytes
+                    {
+                        // Stopped by the data budget: it is spent.
+                        bytes = bytes.max(max);
+                    }
                     report.accounts.push(news(outcome_of(&e)));
                 }
             }

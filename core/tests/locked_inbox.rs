@@ -441,6 +441,72 @@ async fn a_full_inbox_ends_the_locked_run_with_its_own_outcome() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Issue 20: the host's data budget (`SyncBudget.max_bytes`) holds inside one account's locked pass: the run stops
+/// between requests once it is spent, with `BudgetExhausted`, having asked for a fraction of the pass; what it sealed
+/// applies at unlock without a damaged row, the record intact, and the next sync completes it. Before: the budget was
+/// checked only before each account, so the one account received its whole pass (`Synced`).
+#[tokio::test]
+async fn the_data_budget_holds_inside_an_accounts_locked_pass() {
+    let f = Fixture::new().await;
+    let dir = temp_dir("budget");
+    let sdk = ChartLink::new(file_config(&dir), host(&f)).unwrap();
+    let account = sdk.link(&f.sb.fhir_base()).await.unwrap().id;
+    sdk.switch_patient(&account).unwrap();
+    let small_pages = SyncOptions {
+        page_size: 20,
+        concurrency: 1,
+        force_full: true,
+        ..fast()
+    };
+    let requests = || f.sb.admin().stats().fhir_requests;
+    let start = requests();
+    let whole = sdk
+        .sync_with(&account, &small_pages, &mut |_| {})
+        .await
+        .unwrap();
+    let whole_requests = requests() - start;
+    assert!(whole.bytes > 200_000, "{}", whole.bytes);
+    let before = inventory(&sdk, &account);
+    let max = 60_000;
+    let budget = SyncBudget {
+        max_bytes: Some(max),
+        ..SyncBudget::default()
+    };
+    sdk.lock();
+    f.advance(2 * 3600 * 1000);
+    let start = requests();
+    let r = sdk
+        .background_sync_with(&budget, &small_pages)
+        .await
+        .unwrap();
+    let budget_requests = requests() - start;
+    assert_eq!(
+        r.accounts[0].outcome,
+        chartlink_core::BackgroundOutcome::BudgetExhausted,
+        "{r:?}"
+    );
+    assert!(
+        budget_requests * 2 < whole_requests,
+        "stopped inside the pass: {budget_requests} of {whole_requests} requests"
+    );
+    let sealed = sdk.store().locked_bytes(&account).unwrap();
+    eprintln!(
+        "budget {max} B: {budget_requests} of {whole_requests} requests, {sealed} B sealed (whole pass {} B)",
+        whole.bytes
+    );
+    assert!(sealed > 0, "what arrived before the budget ran out is kept");
+    // One page in flight may finish past the budget, no more.
+    assert!(sealed < max + 40_000, "{sealed}");
+    sdk.unlock().unwrap();
+    sdk.switch_patient(&account).unwrap();
+    assert_eq!(sdk.store().locked_pending().unwrap(), 0);
+    assert_eq!(damaged_notices(&sdk), 0);
+    assert_eq!(inventory(&sdk, &account), before, "the record is intact");
+    sdk.sync_with(&account, &fast(), &mut |_| {}).await.unwrap();
+    assert_eq!(inventory(&sdk, &account), truth(&f));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// The fixture's secure store, whose writes of inbox secrets fail while `fail` is set (a kill between two chunks of
 /// an apply, as far as the inbox can tell).
 struct Flaky {

@@ -23,7 +23,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use futures_util::StreamExt;
@@ -75,6 +75,11 @@ pub struct SyncOptions {
     /// Largest single answer read (a page, a document); a larger one fails its query without being downloaded
     /// again.
     pub max_response_bytes: usize,
+    /// Stop once this sync has received this many bytes of records and documents (`None`: no cap): checked
+    /// between requests, inside the account's pass (each query keeps its position, what was stored or sealed is
+    /// whole; the next sync goes on). The sync then answers [`Error::Cancelled`]. A background run passes what is
+    /// left of [`crate::SyncBudget::max_bytes`].
+    pub max_bytes: Option<u64>,
 }
 
 impl Default for SyncOptions {
@@ -88,6 +93,7 @@ impl Default for SyncOptions {
             fetch_documents: true,
             retry: RetryPolicy::default(),
             max_response_bytes: crate::fhir::PAGE_BODY_LIMIT,
+            max_bytes: None,
         }
     }
 }
@@ -177,6 +183,30 @@ pub async fn sync_account(
     progress: &mut (dyn FnMut(SyncProgress) + Send),
     cancelled: &(dyn Fn() -> bool + Send + Sync),
 ) -> Result<SyncReport> {
+    // Bytes received so far, against `options.max_bytes`: past it the sync stops as at the idle lock (between
+    // requests, positions kept), and says it was its budget.
+    let received = AtomicU64::new(0);
+    let over_budget = || {
+        options
+            .max_bytes
+            .is_some_and(|m| received.load(Ordering::SeqCst) >= m)
+    };
+    let stop = || cancelled() || over_budget();
+    match sync_pass(ctx, account, keys, options, progress, &stop, &received).await {
+        Err(Error::Locked) if over_budget() && !cancelled() => Err(Error::Cancelled),
+        other => other,
+    }
+}
+
+async fn sync_pass(
+    ctx: &SyncContext<'_>,
+    account: &LinkedAccount,
+    keys: Writer<'_>,
+    options: &SyncOptions,
+    progress: &mut (dyn FnMut(SyncProgress) + Send),
+    cancelled: &(dyn Fn() -> bool + Send + Sync),
+    received: &AtomicU64,
+) -> Result<SyncReport> {
     let started = Instant::now();
     let fhir = FhirClient::new(
         ctx.http,
@@ -250,6 +280,7 @@ pub async fn sync_account(
         stop: AtomicBool::new(false),
         cancelled,
         refs: Mutex::new(BTreeSet::new()),
+        received,
     };
     let mut outcomes = wave.run(&queries, 0, queries.len()).await;
     // A server that wants a category for every Observation search (a 400 to the search without one) is asked per
@@ -403,6 +434,8 @@ struct Wave<'s, 'c> {
     cancelled: &'s (dyn Fn() -> bool + Send + Sync),
     /// The references to resolve (see [`references`]), gathered from the pages.
     refs: Mutex<BTreeSet<(String, String)>>,
+    /// Bytes received by this sync so far (see [`SyncOptions::max_bytes`]).
+    received: &'s AtomicU64,
 }
 
 impl Wave<'_, '_> {
@@ -438,6 +471,7 @@ impl Wave<'_, '_> {
                         self.options,
                         &mut part,
                         &self.refs,
+                        self.received,
                         &mut |pages, resources| {
                             self.emit(SyncProgress {
                                 account_id: account_id.clone(),

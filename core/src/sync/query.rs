@@ -35,6 +35,7 @@ pub(super) async fn run_query(
     options: &SyncOptions,
     report: &mut SyncReport,
     refs: &Mutex<BTreeSet<(String, String)>>,
+    received: &AtomicU64,
     progress: &mut (dyn FnMut(usize, usize) + Send),
 ) -> std::result::Result<(), FhirError> {
     let store = ctx.store;
@@ -76,6 +77,7 @@ pub(super) async fn run_query(
         });
         let (changed, n) = changed.map_err(err)?;
         report.bytes += n;
+        received.fetch_add(n, Ordering::SeqCst);
         for c in changed {
             count(report, q, &resource, c);
         }
@@ -151,6 +153,7 @@ pub(super) async fn run_query(
                     })
                     .map_err(err)?;
                 report.bytes += n;
+                received.fetch_add(n, Ordering::SeqCst);
                 for (c, r) in changes.iter().zip(&kept) {
                     count(report, q, r, *c);
                     resources += 1;
@@ -302,6 +305,7 @@ pub(super) async fn run_query(
                     .map_err(err)?;
                 report.documents_fetched += 1;
                 report.bytes += f.body.len() as u64;
+                received.fetch_add(f.body.len() as u64, Ordering::SeqCst);
             }
             Err(e @ (FhirError::Token(_) | FhirError::Cancelled | FhirError::Local(_))) => {
                 return Err(e);
