@@ -33,6 +33,7 @@ pub mod cancel;
 pub mod error;
 pub mod host;
 pub mod logger;
+pub mod pages;
 pub mod records;
 pub mod runtime;
 
@@ -46,6 +47,7 @@ pub use cancel::CancelToken;
 pub use error::{AuthorizationReason, BrowserError, ChartLinkError, SecureStoreError};
 pub use host::{AuthBrowser, EventListener, HostClock, SecureStore};
 pub use logger::{ChartLinkLogger, LogLevel, set_logger};
+pub use pages::*;
 pub use records::*;
 pub use runtime::SubscriptionHandle;
 
@@ -87,9 +89,9 @@ pub struct ChartLink {
 impl ChartLink {
     /// Builds the SDK: opens the encrypted store (reading its key from `secure_store`) and loads the accounts
     /// linked earlier. Starts unlocked. Fails with `InvalidInput` for a bad configuration, `Storage` when the
-    /// secure store or the database cannot be used, `WrongStoreKey` when the store key does not open the database,
-    /// `StoreFromNewerVersion` after a downgrade and `StoreBusy` when another process holds it (see
-    /// `reset_chartlink` and `take_store_notices`).
+    /// secure store or the database cannot be used, with its `kind`: `WrongKey` when the store key does not open
+    /// the database, `NewerVersion` after a downgrade, `Busy` when another process holds it (see `reset_chartlink`
+    /// and `take_store_notices`).
     #[uniffi::constructor(default(browser = None, listener = None, clock = None))]
     pub fn new(
         config: ChartLinkConfig,
@@ -600,9 +602,9 @@ impl ChartLink {
 }
 
 /// Deletes everything ChartLink keeps on this device for `config`: the database and its copies, the store key and
-/// every account entry in `secure_store`. The way out of `WrongStoreKey`, `StoreFromNewerVersion` or unreadable
-/// entries when the user chooses to start over; release every `ChartLink` first. Nothing is revoked at the
-/// provider.
+/// every account entry in `secure_store`. The way out of a `Storage` error of kind `WrongKey` or `NewerVersion`, or
+/// of unreadable entries when the user chooses to start over; release every `ChartLink` first. Nothing is revoked
+/// at the provider.
 #[uniffi::export]
 pub fn reset_chartlink(config: ChartLinkConfig, secure_store: Arc<dyn SecureStore>) -> Result<()> {
     guard(|| {

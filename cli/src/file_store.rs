@@ -243,7 +243,8 @@ mod tests {
         )
         .expect_err("an error");
         assert!(
-            matches!(&err, chartlink_core::Error::Storage(m) if m.contains("not UTF-8")),
+            matches!(&err, chartlink_core::Error::Storage(f)
+                if f.kind == chartlink_core::StorageKind::SecureStore && f.message.contains("not UTF-8")),
             "{err:?}"
         );
         let _ = std::fs::remove_dir_all(&dir);

@@ -224,10 +224,8 @@ impl From<Error> for CliError {
             Error::Authorization(_) => 6,
             Error::Discovery(_) => 10,
             Error::Cancelled => 11,
-            Error::Storage(_)
-            | Error::WrongStoreKey(_)
-            | Error::StoreFromNewerVersion(_)
-            | Error::StoreBusy => 7,
+            Error::Storage(_) => 7,
+            Error::Server(_) => 13,
             Error::RelinkNeeded => 9,
         };
         let message = match e {

@@ -652,7 +652,7 @@ pub async fn fetch_with_limit(
     let resp = req
         .send()
         .await
-        .map_err(|e| HttpError::Network(crate::http::describe(&e)))?;
+        .map_err(|e| HttpError::Network(crate::http::failure(&e)))?;
     if resp.status().as_u16() == 304
         && let Some(c) = cached
     {

@@ -17,9 +17,10 @@ use url::Url;
 
 use crate::account::Accounts;
 use crate::error::AuthorizationReason;
-use crate::error::Error;
+use crate::error::{Error, NetworkFailure, NetworkKind, ServerFailure};
 use crate::http::{self, HttpError};
 use crate::secret::Secret;
+use crate::store::StoreError;
 
 /// How often a wait or a request in flight checks whether the idle lock fired.
 const CANCEL_POLL: Duration = Duration::from_millis(100);
@@ -34,9 +35,14 @@ pub const PAGE_BODY_LIMIT: usize = 64 * 1024 * 1024;
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum FhirError {
     #[error("network problem: {0}")]
-    Network(String),
+    Network(NetworkFailure),
     #[error("the server answered {status} ({code})")]
-    Status { status: u16, code: String },
+    Status {
+        status: u16,
+        code: String,
+        /// The server's Retry-After (seconds, capped at 120), when it sent one.
+        retry_after: Option<Duration>,
+    },
     /// The grant does not cover this (a 403): not a failure of the sync, just not shared.
     #[error("not granted")]
     Forbidden,
@@ -51,7 +57,7 @@ pub enum FhirError {
     Unauthorized,
     /// The local store failed while writing what was fetched.
     #[error("local storage: {0}")]
-    Local(String),
+    Local(#[from] StoreError),
     /// The answer was larger than accepted (not retried: it would be again).
     #[error("the answer is larger than {0} bytes")]
     TooLarge(usize),
@@ -63,8 +69,9 @@ pub enum FhirError {
     PagingLoop,
     #[error("more than {0} pages")]
     TooManyPages(usize),
-    #[error("stopped")]
-    Cancelled,
+    /// The idle lock fired: the request was stopped (the tokens leave memory now).
+    #[error("stopped: ChartLink locked")]
+    Locked,
 }
 
 impl FhirError {
@@ -84,17 +91,43 @@ impl FhirError {
 impl From<FhirError> for Error {
     fn from(e: FhirError) -> Self {
         match e {
-            FhirError::Network(m) => Error::Network(m),
-            FhirError::Status { status, .. } if status >= 500 || status == 429 => {
-                Error::Network(format!("the server answered {status}"))
-            }
+            FhirError::Network(f) => Error::Network(f),
+            FhirError::Status {
+                status,
+                retry_after,
+                ..
+            } if status >= 500 || status == 429 => Error::Network(NetworkFailure {
+                kind: if status == 429 || (status == 503 && retry_after.is_some()) {
+                    NetworkKind::Throttled
+                } else {
+                    NetworkKind::ServerError
+                },
+                retry_after,
+                message: format!("the server answered {status}"),
+            }),
             FhirError::Token(e) => e,
-            FhirError::Unauthorized => Error::Network(
-                "the provider refused a freshly renewed access token; try again later".into(),
+            FhirError::Unauthorized => Error::network(
+                NetworkKind::ServerError,
+                "the provider refused a freshly renewed access token; try again later",
             ),
-            FhirError::Local(m) => Error::Storage(m),
-            FhirError::Cancelled => Error::Locked,
-            other => Error::authorization(AuthorizationReason::InvalidAnswer, other.to_string()),
+            FhirError::Local(e) => e.into(),
+            FhirError::Locked => Error::Locked,
+            // Refused for this grant: an authorization matter.
+            FhirError::Forbidden | FhirError::ForeignOrigin => {
+                Error::authorization(AuthorizationReason::Refused, e.to_string())
+            }
+            FhirError::Status { status, .. } => Error::Server(ServerFailure {
+                status: Some(status),
+                message: e.to_string(),
+            }),
+            FhirError::NotFound => Error::Server(ServerFailure {
+                status: Some(404),
+                message: e.to_string(),
+            }),
+            other => Error::Server(ServerFailure {
+                status: None,
+                message: other.to_string(),
+            }),
         }
     }
 }
@@ -216,13 +249,13 @@ impl<'a> FhirClient<'a> {
     }
 
     /// Sleeps `delay` (a backoff, a server's Retry-After of up to two minutes), ended early with
-    /// [`FhirError::Cancelled`] when the idle lock fires meanwhile: locked means the tokens leave memory now, not
+    /// [`FhirError::Locked`] when the idle lock fires meanwhile: locked means the tokens leave memory now, not
     /// after the server's pause.
     async fn wait(&self, delay: Duration) -> Result<(), FhirError> {
         let deadline = tokio::time::Instant::now() + delay;
         loop {
             if (self.cancelled)() {
-                return Err(FhirError::Cancelled);
+                return Err(FhirError::Locked);
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {
@@ -232,7 +265,7 @@ impl<'a> FhirClient<'a> {
         }
     }
 
-    /// Runs a request, ended with [`FhirError::Cancelled`] as soon as the lock fires: a slow answer in flight does
+    /// Runs a request, ended with [`FhirError::Locked`] as soon as the lock fires: a slow answer in flight does
     /// not keep the tokens in use past the lock (the request is dropped; nothing of it is written).
     async fn unless_locked<T>(
         &self,
@@ -244,7 +277,7 @@ impl<'a> FhirClient<'a> {
                 answer = &mut request => return answer,
                 () = tokio::time::sleep(CANCEL_POLL) => {
                     if (self.cancelled)() {
-                        return Err(FhirError::Cancelled);
+                        return Err(FhirError::Locked);
                     }
                 }
             }
@@ -285,14 +318,14 @@ impl<'a> FhirClient<'a> {
             return Err(FhirError::ForeignOrigin);
         }
         if (self.cancelled)() {
-            return Err(FhirError::Cancelled);
+            return Err(FhirError::Locked);
         }
         let mut token = self.token().await?;
         let mut refreshed = false;
         let mut attempt = 0;
         loop {
             if (self.cancelled)() {
-                return Err(FhirError::Cancelled);
+                return Err(FhirError::Locked);
             }
             attempt += 1;
             let result = {
@@ -302,7 +335,7 @@ impl<'a> FhirClient<'a> {
                 // was throttled does not slip out before the pause ends.
                 self.respect_pause().await?;
                 if (self.cancelled)() {
-                    return Err(FhirError::Cancelled);
+                    return Err(FhirError::Locked);
                 }
                 self.unless_locked(self.once(url, accept, &token)).await
             };
@@ -343,15 +376,18 @@ impl<'a> FhirClient<'a> {
                         .get("content-type")
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("");
-                    let err = status_error(*status, content_type, body);
-                    if !err.is_transient() || attempt >= self.retry.attempts {
-                        return Err(err);
-                    }
                     let asked = headers
                         .get("retry-after")
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<u64>().ok())
                         .map(|s| Duration::from_secs(s.min(120)));
+                    let mut err = status_error(*status, content_type, body);
+                    if let FhirError::Status { retry_after, .. } = &mut err {
+                        *retry_after = asked;
+                    }
+                    if !err.is_transient() || attempt >= self.retry.attempts {
+                        return Err(err);
+                    }
                     // Throttling (429, 503, or any Retry-After) is the server's word for every query, not just
                     // this one.
                     if *status == StatusCode::TOO_MANY_REQUESTS
@@ -408,11 +444,11 @@ impl<'a> FhirClient<'a> {
             .bearer_auth(token.expose())
             .send()
             .await
-            .map_err(|e| FhirError::Network(http::describe(&e)))?;
+            .map_err(|e| FhirError::Network(http::failure(&e)))?;
         let r = http::read(resp, self.body_limit)
             .await
             .map_err(|e| match e {
-                HttpError::Network(m) => FhirError::Network(m),
+                HttpError::Network(f) => FhirError::Network(f),
                 HttpError::TooLarge { limit } => FhirError::TooLarge(limit),
                 other => FhirError::Malformed(other.to_string()),
             })?;
@@ -499,6 +535,7 @@ fn status_error(status: StatusCode, content_type: &str, body: &[u8]) -> FhirErro
             return FhirError::Status {
                 status: 403,
                 code: NOT_FHIR.to_owned(),
+                retry_after: None,
             };
         }
     }
@@ -515,7 +552,11 @@ fn status_error(status: StatusCode, content_type: &str, body: &[u8]) -> FhirErro
     match status.as_u16() {
         403 => FhirError::Forbidden,
         404 | 410 => FhirError::NotFound,
-        s => FhirError::Status { status: s, code },
+        s => FhirError::Status {
+            status: s,
+            code,
+            retry_after: None,
+        },
     }
 }
 
@@ -524,6 +565,64 @@ mod tests {
     use super::*;
     use crate::host::{ManualClock, MemorySecureStore};
     use std::sync::Arc;
+
+    #[test]
+    fn a_failed_read_keeps_its_cause_in_the_public_error() {
+        // A 404 or a 400 is the FHIR server's answer about this request: not an authorization problem.
+        for (e, status) in [
+            (FhirError::NotFound, Some(404)),
+            (
+                FhirError::Status {
+                    status: 400,
+                    code: "invalid".into(),
+                    retry_after: None,
+                },
+                Some(400),
+            ),
+            (FhirError::Malformed("not JSON".into()), None),
+            (FhirError::TooLarge(10), None),
+        ] {
+            match Error::from(e) {
+                Error::Server(f) => assert_eq!(f.status, status),
+                other => panic!("{other:?}"),
+            }
+        }
+        // A throttled answer keeps the server's Retry-After; a 5xx is a server error; a broken store keeps its kind.
+        let throttled = Error::from(FhirError::Status {
+            status: 429,
+            code: "throttled".into(),
+            retry_after: Some(Duration::from_secs(30)),
+        });
+        assert_eq!(
+            throttled,
+            Error::Network(NetworkFailure {
+                kind: NetworkKind::Throttled,
+                retry_after: Some(Duration::from_secs(30)),
+                message: "the server answered 429".into(),
+            })
+        );
+        assert!(matches!(
+            Error::from(FhirError::Status {
+                status: 502,
+                code: String::new(),
+                retry_after: None
+            }),
+            Error::Network(NetworkFailure {
+                kind: NetworkKind::ServerError,
+                retry_after: None,
+                ..
+            })
+        ));
+        assert_eq!(
+            Error::from(FhirError::Local(StoreError::Full)).storage_kind(),
+            Some(crate::StorageKind::Full)
+        );
+        assert_eq!(Error::from(FhirError::Locked), Error::Locked);
+        assert!(matches!(
+            Error::from(FhirError::Forbidden),
+            Error::Authorization(f) if f.reason == AuthorizationReason::Refused
+        ));
+    }
 
     fn with_client(f: impl FnOnce(&FhirClient<'_>)) {
         let http = http::Http::new().expect("http");
@@ -610,7 +709,8 @@ mod tests {
             e,
             FhirError::Status {
                 status: 429,
-                code: "throttled".into()
+                code: "throttled".into(),
+                retry_after: None,
             }
         );
         assert!(e.is_transient());
@@ -649,7 +749,8 @@ mod tests {
                 e,
                 FhirError::Status {
                     status: 403,
-                    code: NOT_FHIR.into()
+                    code: NOT_FHIR.into(),
+                    retry_after: None,
                 },
                 "{ct}"
             );

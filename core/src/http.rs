@@ -10,6 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use url::Url;
 
+use crate::error::{NetworkFailure, NetworkKind};
 use crate::secret::Secret;
 
 /// Largest discovery, token or registration response accepted.
@@ -20,7 +21,7 @@ pub const SMALL_BODY_LIMIT: usize = 1024 * 1024;
 pub enum HttpError {
     /// Could not connect, the connection broke, or it timed out: worth retrying later.
     #[error("network error: {0}")]
-    Network(String),
+    Network(NetworkFailure),
     /// The body was larger than we accept.
     #[error("response larger than {limit} bytes")]
     TooLarge { limit: usize },
@@ -83,7 +84,7 @@ impl Http {
             .iter()
             .map(|d| reqwest::Certificate::from_der(d))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| HttpError::Network(describe(&e)))?;
+            .map_err(|e| HttpError::Network(failure(&e)))?;
         Self::build(Some(certs))
     }
 
@@ -99,7 +100,7 @@ impl Http {
             .user_agent(concat!("ChartLink/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| HttpError::Network(describe(&e)))?;
+            .map_err(|e| HttpError::Network(failure(&e)))?;
         Ok(Self { client })
     }
 
@@ -123,7 +124,7 @@ impl Http {
         read(
             req.send()
                 .await
-                .map_err(|e| HttpError::Network(describe(&e)))?,
+                .map_err(|e| HttpError::Network(failure(&e)))?,
             limit,
         )
         .await
@@ -148,7 +149,7 @@ impl Http {
         read(
             req.send()
                 .await
-                .map_err(|e| HttpError::Network(describe(&e)))?,
+                .map_err(|e| HttpError::Network(failure(&e)))?,
             limit,
         )
         .await
@@ -173,7 +174,7 @@ impl Http {
         read(
             req.send()
                 .await
-                .map_err(|e| HttpError::Network(describe(&e)))?,
+                .map_err(|e| HttpError::Network(failure(&e)))?,
             limit,
         )
         .await
@@ -196,7 +197,7 @@ impl Http {
         let resp = read(
             req.send()
                 .await
-                .map_err(|e| HttpError::Network(describe(&e)))?,
+                .map_err(|e| HttpError::Network(failure(&e)))?,
             SMALL_BODY_LIMIT,
         )
         .await?;
@@ -204,8 +205,12 @@ impl Http {
         for (name, value) in &resp.headers {
             out = out.header(name.as_str(), value.as_bytes());
         }
-        out.body(resp.body)
-            .map_err(|_| HttpError::Network("unreadable response head".into()))
+        out.body(resp.body).map_err(|_| {
+            HttpError::Network(NetworkFailure::new(
+                NetworkKind::Interrupted,
+                "unreadable response head",
+            ))
+        })
     }
 }
 
@@ -220,7 +225,7 @@ pub async fn read(mut resp: reqwest::Response, limit: usize) -> Result<Response,
     while let Some(chunk) = resp
         .chunk()
         .await
-        .map_err(|e| HttpError::Network(describe(&e)))?
+        .map_err(|e| HttpError::Network(failure(&e)))?
     {
         if body.len() + chunk.len() > limit {
             return Err(HttpError::TooLarge { limit });
@@ -234,26 +239,49 @@ pub async fn read(mut resp: reqwest::Response, limit: usize) -> Result<Response,
     })
 }
 
-/// A reqwest error without its URL (the query may hold a code or a token).
-pub fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
+/// A reqwest error as a [`NetworkFailure`]: its kind, and a message without its URL (the query may hold a code or a
+/// token): the host name at most.
+pub fn failure(e: &reqwest::Error) -> NetworkFailure {
+    let certificate = {
+        // rustls's refusal of a certificate sits a few sources down (hyper, io, rustls).
+        let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+        let mut found = false;
+        while let Some(s) = source {
+            if s.to_string().to_ascii_lowercase().contains("certificate") {
+                found = true;
+                break;
+            }
+            source = s.source();
+        }
+        found
+    };
+    let (kind, what) = if certificate {
+        (
+            NetworkKind::Certificate,
+            "the server's certificate was refused",
+        )
+    } else if e.is_timeout() {
+        (NetworkKind::TimedOut, "timed out")
     } else if e.is_connect() {
-        "could not connect"
+        (NetworkKind::Unreachable, "could not connect")
     } else if e.is_body() || e.is_decode() {
-        "the connection broke while reading the answer"
+        (
+            NetworkKind::Interrupted,
+            "the connection broke while reading the answer",
+        )
     } else if e.is_request() {
-        "the request could not be sent"
+        (NetworkKind::Unreachable, "the request could not be sent")
     } else {
-        "HTTP failure"
+        (NetworkKind::Interrupted, "HTTP failure")
     };
     let host = e
         .url()
         .and_then(|u| u.host_str().map(str::to_owned))
         .unwrap_or_default();
-    if host.is_empty() {
-        kind.to_owned()
+    let message = if host.is_empty() {
+        what.to_owned()
     } else {
-        format!("{kind} ({host})")
-    }
+        format!("{what} ({host})")
+    };
+    NetworkFailure::new(kind, message)
 }

@@ -53,13 +53,16 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 pub use account::{AccountStatus, ClientAuth, LinkedAccount, Revocation, UnlinkOutcome};
-pub use api::ExportFormat;
+pub use api::{ExportFormat, MAX_PAGE, Page, RecordQuery};
 pub use background::{
     AccountNews, BackgroundOutcome, BackgroundReport, KindCount, NewRecord, SyncBudget,
 };
 pub use context::{PatientContext, Relation};
 pub use discovery::{ScopeSyntax, ServerInfo};
-pub use error::{AuthorizationFailure, AuthorizationReason, Error, Result};
+pub use error::{
+    AuthorizationFailure, AuthorizationReason, Error, NetworkFailure, NetworkKind, Result,
+    ServerFailure, StorageFailure, StorageKind,
+};
 pub use host::{
     AuthBrowser, BrowserError, Clock, ManualClock, MemorySecureStore, SecureStore,
     SecureStoreError, SystemClock,
@@ -243,10 +246,11 @@ fn storage(e: store::StoreError) -> Error {
 impl ChartLink {
     /// Builds the SDK: opens the encrypted store and loads the accounts linked earlier. Starts unlocked.
     ///
-    /// Fails closed: [`Error::WrongStoreKey`] when the secure store's key does not open the database (nothing is
-    /// deleted), [`Error::StoreFromNewerVersion`] after an app downgrade (the file is untouched), [`Error::StoreBusy`]
-    /// when another process holds the database. A damaged database is moved aside and reported by
-    /// [`ChartLink::take_store_notices`], as are account entries the secure store cannot return (they are skipped).
+    /// Fails closed with an [`Error::Storage`] of kind [`StorageKind::WrongKey`] when the secure store's key does not
+    /// open the database (nothing is deleted), [`StorageKind::NewerVersion`] after an app downgrade (the file is
+    /// untouched), [`StorageKind::Busy`] when another process holds the database. A damaged database is moved aside
+    /// and reported by [`ChartLink::take_store_notices`], as are account entries the secure store cannot return
+    /// (they are skipped).
     /// [`ChartLink::reset`] starts over.
     pub fn new(config: AppConfig, host: Host) -> Result<Self> {
         Self::build(config, host, false)
@@ -331,19 +335,23 @@ impl ChartLink {
         match secure.get(STORE_KEY)? {
             Some(bytes) if bytes.len() == 32 => key.copy_from_slice(&bytes),
             Some(_) => {
-                return Err(Error::WrongStoreKey(
-                    "the store key in secure storage is damaged".into(),
+                return Err(Error::storage(
+                    StorageKind::WrongKey,
+                    "the store key does not open this database: the store key in secure storage is damaged",
                 ));
             }
             None if store.is_keyed().map_err(storage)? => {
-                return Err(Error::WrongStoreKey(
-                    "the secure store holds no key for it (a restored or reset secure store)"
-                        .into(),
+                return Err(Error::storage(
+                    StorageKind::WrongKey,
+                    "the store key does not open this database: the secure store holds no key for it \
+                     (a restored or reset secure store)",
                 ));
             }
             None => {
                 ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key[..])
-                    .map_err(|_| Error::Storage("no randomness for the store key".into()))?;
+                    .map_err(|_| {
+                        Error::storage(StorageKind::Other, "no randomness for the store key")
+                    })?;
                 secure.put(STORE_KEY, &key[..])?;
             }
         }
@@ -353,8 +361,8 @@ impl ChartLink {
 
     /// Deletes everything ChartLink keeps on this device for `config` and `host`: the database with its `-wal`/`-shm`
     /// files and moved-aside copies, the store key and every account entry and pending link in the secure store.
-    /// This is the way out of a store that can never be opened again ([`Error::WrongStoreKey`],
-    /// [`Error::StoreFromNewerVersion`] the user does not want to update for, unreadable account entries); the next
+    /// This is the way out of a store that can never be opened again ([`StorageKind::WrongKey`],
+    /// [`StorageKind::NewerVersion`] the user does not want to update for, unreadable account entries); the next
     /// [`ChartLink::new`] starts empty and the user links again. Drop every `ChartLink` built on these files first.
     /// Nothing is revoked at the provider (the tokens may be unreadable).
     pub fn reset(config: &AppConfig, host: &Host) -> Result<()> {

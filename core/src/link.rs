@@ -29,7 +29,7 @@ use crate::account::{
 };
 use crate::discovery::{self, ServerInfo};
 use crate::error::AuthorizationReason;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StorageKind};
 use crate::host::{Clock, SecureStore};
 use crate::http::{Http, SMALL_BODY_LIMIT};
 use crate::jose;
@@ -245,7 +245,8 @@ impl Linker {
             expires_at_ms,
             retry,
         };
-        let bytes = serde_json::to_vec(&pending).map_err(|e| Error::Storage(e.to_string()))?;
+        let bytes = serde_json::to_vec(&pending)
+            .map_err(|e| Error::storage(StorageKind::Other, e.to_string()))?;
         self.store.put(&pending_key(state.secret()), &bytes)?;
         self.sweep_expired();
         Ok(AuthorizationRequest {
@@ -330,7 +331,7 @@ impl Linker {
         // One use: whatever happens next, this flow is over.
         self.store.delete(&key).map_err(Error::from)?;
         let pending: PendingFlow = serde_json::from_slice(&bytes)
-            .map_err(|_| Error::Storage("a pending link is damaged".into()))?;
+            .map_err(|_| Error::storage(StorageKind::Damaged, "a pending link is damaged"))?;
         if pending.expires_at_ms < self.clock.now_unix_ms() {
             return Err(Error::authorization(
                 AuthorizationReason::Expired,
@@ -550,7 +551,7 @@ impl Linker {
         };
         let mut id_bytes = [0u8; 12];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id_bytes)
-            .map_err(|_| Error::Storage("no randomness for an account id".into()))?;
+            .map_err(|_| Error::storage(StorageKind::Other, "no randomness for an account id"))?;
         let account = LinkedAccount {
             id: id_bytes.iter().map(|b| format!("{b:02x}")).collect(),
             client_id: self.client_id.clone(),

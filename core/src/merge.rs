@@ -49,7 +49,8 @@ pub fn save(store: &dyn SecureStore, groups: &[Vec<String>]) -> Result<()> {
     if groups.is_empty() {
         return store.delete(MERGES_KEY).map_err(Error::from);
     }
-    let bytes = serde_json::to_vec(&groups).map_err(|e| Error::Storage(e.to_string()))?;
+    let bytes = serde_json::to_vec(&groups)
+        .map_err(|e| Error::storage(crate::StorageKind::Other, e.to_string()))?;
     store.put(MERGES_KEY, &bytes).map_err(Error::from)
 }
 

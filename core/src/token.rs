@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
+use crate::error::{NetworkFailure, NetworkKind};
 use crate::http::{Http, HttpError, Response, SMALL_BODY_LIMIT};
 use crate::secret::Secret;
 
@@ -50,7 +51,7 @@ pub enum TokenError {
     },
     /// Transient: a 5xx, a 429, `temporarily_unavailable`, an HTML page, a timeout.
     #[error("the token endpoint is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(NetworkFailure),
     /// A success status with an answer that is not a usable token response (no JSON, no access token). Transient
     /// for a refresh (a captive portal, a proxy); a failed link at the code exchange.
     #[error("the token response is not usable: {0}")]
@@ -195,18 +196,30 @@ pub fn classify(resp: &Response) -> Result<TokenAnswer, TokenError> {
         });
     }
     if status >= 500 || status == 429 {
-        return Err(TokenError::Unavailable(format!(
-            "the token endpoint answered {status}"
-        )));
+        let retry_after = resp
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| std::time::Duration::from_secs(s.min(120)));
+        return Err(TokenError::Unavailable(NetworkFailure {
+            kind: if status == 429 || (status == 503 && retry_after.is_some()) {
+                NetworkKind::Throttled
+            } else {
+                NetworkKind::ServerError
+            },
+            retry_after,
+            message: format!("the token endpoint answered {status}"),
+        }));
     }
     // Only a JSON OAuth error is the authorization server speaking; an HTML page is whatever stands in front of it.
     let Ok(body) = resp.json() else {
-        return Err(TokenError::Unavailable(format!(
+        return Err(unavailable(format!(
             "the token endpoint answered {status} without an OAuth error"
         )));
     };
     let Some(code) = body["error"].as_str().map(sanitize_code) else {
-        return Err(TokenError::Unavailable(format!(
+        return Err(unavailable(format!(
             "the token endpoint answered {status} without an OAuth error"
         )));
     };
@@ -218,10 +231,10 @@ pub fn classify(resp: &Response) -> Result<TokenAnswer, TokenError> {
             server_date_ms,
             description,
         }),
-        "temporarily_unavailable" | "server_error" | "slow_down" => Err(TokenError::Unavailable(
-            format!("the token endpoint answered {code}"),
-        )),
-        "" => Err(TokenError::Unavailable(format!(
+        "temporarily_unavailable" | "server_error" | "slow_down" => {
+            Err(unavailable(format!("the token endpoint answered {code}")))
+        }
+        "" => Err(unavailable(format!(
             "the token endpoint answered {status} without an OAuth error"
         ))),
         _ => Err(TokenError::Refused {
@@ -230,6 +243,11 @@ pub fn classify(resp: &Response) -> Result<TokenAnswer, TokenError> {
             server_date_ms,
         }),
     }
+}
+
+/// A transient failure of the token endpoint: the server failed, or something not the authorization server answered.
+pub(crate) fn unavailable(message: String) -> TokenError {
+    TokenError::Unavailable(NetworkFailure::new(NetworkKind::ServerError, message))
 }
 
 /// POSTs a token request form and reads the answer.
@@ -243,8 +261,8 @@ pub async fn request(
         .await
     {
         Ok(r) => r,
-        Err(HttpError::Network(m)) => return Err(TokenError::Unavailable(m)),
-        Err(e) => return Err(TokenError::Unavailable(e.to_string())),
+        Err(HttpError::Network(f)) => return Err(TokenError::Unavailable(f)),
+        Err(e) => return Err(unavailable(e.to_string())),
     };
     classify(&resp)
 }

@@ -475,7 +475,10 @@ async fn a_wrong_master_key_at_unlock_touches_nothing() {
 
     let right = f.store.get(STORE_KEY).unwrap().unwrap();
     f.store.put(STORE_KEY, &[7u8; 32]).unwrap();
-    assert!(matches!(sdk.unlock(), Err(Error::WrongStoreKey(_))));
+    assert_eq!(
+        sdk.unlock().unwrap_err().storage_kind(),
+        Some(chartlink_core::StorageKind::WrongKey)
+    );
     assert!(sdk.locked().is_some());
     assert_eq!(
         sdk.store().locked_pending().unwrap(),

@@ -98,3 +98,167 @@ async fn a_record_by_id_and_the_whole_record_as_a_bundle_and_as_ndjson() {
     );
     f.sb.shutdown().await;
 }
+
+/// Lists in pages and date ranges (issue 21): the pages of a list, read with their cursors, are the list; a date
+/// range keeps the records whose date falls in it, at the date's precision; a cursor is refused once the list
+/// changed under it (a sync brought a result), or for another kind or range, instead of skipping or repeating.
+#[tokio::test]
+async fn lists_come_in_pages_and_date_ranges_and_a_stale_cursor_is_refused() {
+    use chartlink_core::views::{FhirDate, LabResult, VitalSign};
+    use chartlink_core::{Page, RecordQuery};
+
+    let f = Fixture::new().await;
+    let sdk = f.sdk(
+        config(RevocationPolicy::KeepReadOnlyUntilConfirmed),
+        Some(Fixture::robot("maria")),
+    );
+    let account = sdk.link(&f.sb.fhir_base()).await.unwrap();
+    sdk.sync_with(&account.id, &fast(), &mut |_| {})
+        .await
+        .unwrap();
+    let all = sdk.lab_results().unwrap();
+    assert!(all.len() > 25, "a real record: {}", all.len());
+
+    // Every page, with its cursor, in order: the whole list, once.
+    let mut paged: Vec<LabResult> = Vec::new();
+    let mut query = RecordQuery {
+        limit: Some(10),
+        ..Default::default()
+    };
+    let mut pages = 0;
+    loop {
+        let page: Page<LabResult> = sdk.records_page(&query).unwrap();
+        assert_eq!(page.total, all.len());
+        assert!(page.records.len() <= 10);
+        paged.extend(page.records);
+        pages += 1;
+        match page.next_cursor {
+            Some(c) => query.cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(pages, all.len().div_ceil(10));
+    assert_eq!(paged, all, "the pages are the list");
+
+    // A date range, at the bounds' precision: a year runs through 31 December.
+    let year = all[all.len() / 2].date.as_ref().unwrap().year;
+    let in_year: Vec<&LabResult> = all
+        .iter()
+        .filter(|r| r.date.as_ref().is_some_and(|d| d.year == year))
+        .collect();
+    let ranged: Page<LabResult> = sdk
+        .records_page(&RecordQuery {
+            from: FhirDate::parse(&year.to_string()),
+            to: FhirDate::parse(&year.to_string()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(!in_year.is_empty());
+    assert_eq!(ranged.records.iter().collect::<Vec<_>>(), in_year);
+    assert_eq!(ranged.total, in_year.len());
+    assert_eq!(ranged.next_cursor, None);
+    let since: Page<LabResult> = sdk
+        .records_page(&RecordQuery {
+            from: FhirDate::parse(&format!("{}-01-01", year + 1)),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(
+        since
+            .records
+            .iter()
+            .all(|r| r.date.as_ref().unwrap().year > year)
+    );
+
+    // Bad queries are typed errors.
+    let first: Page<LabResult> = sdk
+        .records_page(&RecordQuery {
+            limit: Some(5),
+            ..Default::default()
+        })
+        .unwrap();
+    let cursor = first.next_cursor.clone().unwrap();
+    for (label, bad) in [
+        (
+            "limit 0",
+            RecordQuery {
+                limit: Some(0),
+                ..Default::default()
+            },
+        ),
+        (
+            "limit too large",
+            RecordQuery {
+                limit: Some(chartlink_core::MAX_PAGE + 1),
+                ..Default::default()
+            },
+        ),
+        (
+            "a range that ends before it starts",
+            RecordQuery {
+                from: FhirDate::parse("2020"),
+                to: FhirDate::parse("2019"),
+                ..Default::default()
+            },
+        ),
+        (
+            "not a cursor",
+            RecordQuery {
+                cursor: Some("garbage".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "the cursor of another range",
+            RecordQuery {
+                cursor: Some(cursor.clone()),
+                from: FhirDate::parse("2000"),
+                ..Default::default()
+            },
+        ),
+    ] {
+        assert!(
+            matches!(
+                sdk.records_page::<LabResult>(&bad),
+                Err(Error::InvalidInput(_))
+            ),
+            "{label}"
+        );
+    }
+    let labs_cursor_on_vitals = sdk.records_page::<VitalSign>(&RecordQuery {
+        cursor: Some(cursor.clone()),
+        ..Default::default()
+    });
+    assert!(matches!(labs_cursor_on_vitals, Err(Error::InvalidInput(_))));
+
+    // A sync brings a new result: the old cursor is refused, the first page shows it.
+    let mut newest =
+        f.sb.admin()
+            .resource("Observation", &all[0].id)
+            .unwrap()
+            .unwrap();
+    newest["id"] = "paging-new-result".into();
+    newest["effectiveDateTime"] = "2099-01-01T00:00:00Z".into();
+    f.sb.admin().put_resource(newest).unwrap();
+    sdk.sync_with(&account.id, &fast(), &mut |_| {})
+        .await
+        .unwrap();
+    let stale = sdk.records_page::<LabResult>(&RecordQuery {
+        limit: Some(5),
+        cursor: Some(cursor),
+        ..Default::default()
+    });
+    assert!(
+        matches!(&stale, Err(Error::InvalidInput(m)) if m.contains("changed")),
+        "{stale:?}"
+    );
+    let again: Page<LabResult> = sdk
+        .records_page(&RecordQuery {
+            limit: Some(5),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(again.records[0].id, "paging-new-result");
+    assert_eq!(again.total, all.len() + 1);
+    f.sb.shutdown().await;
+}

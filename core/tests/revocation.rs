@@ -8,10 +8,11 @@
 
 mod common;
 
-use chartlink_core::{AccountStatus, Error, Event, RevocationPolicy, SyncOptions};
+use chartlink_core::{AccountStatus, Error, Event, NetworkKind, RevocationPolicy, SyncOptions};
 use chartlink_sandbox::{FaultKind, ScriptedFault};
 use common::{Fixture, body_fault, config, fast, record};
 use serde_json::json;
+use std::time::Duration;
 
 const LB_PAGE: &str = "<html><head><title>503 Service Temporarily Unavailable</title></head><body><center><h1>503 Service Temporarily Unavailable</h1></center><hr><center>nginx</center></body></html>";
 
@@ -98,6 +99,17 @@ async fn a_token_endpoint_outage_after_a_401_keeps_the_record_and_the_account() 
             .await
             .expect_err(label);
         assert!(err.is_transient(), "{label}: {err:?}");
+        // The cause crosses as data: a throttled server's Retry-After says when to try again.
+        let Error::Network(failure) = &err else {
+            panic!("{label}: {err:?}")
+        };
+        if label == "429" {
+            assert_eq!(failure.kind, NetworkKind::Throttled, "{label}");
+            assert_eq!(failure.retry_after, Some(Duration::from_secs(1)), "{label}");
+        } else {
+            assert_eq!(failure.kind, NetworkKind::ServerError, "{label}");
+            assert_eq!(failure.retry_after, None, "{label}");
+        }
         assert_eq!(status(&sdk, &id), AccountStatus::Active, "{label}");
         assert_eq!(record(&sdk, &id), before, "{label}: the record is intact");
         assert!(!f.events.saw(|e| matches!(e, Event::AccessRevoked { .. })));

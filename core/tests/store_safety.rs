@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use chartlink_core::store::{AccountKeys, Incoming, Store, StoreError};
 use chartlink_core::{
     AppConfig, AuthBrowser, ChartLink, ClientAuth, DataCategory, Error, Host, ManualClock,
-    MemorySecureStore, STORE_KEY, SecureStore, SecureStoreError, StoreNotice,
+    MemorySecureStore, STORE_KEY, SecureStore, SecureStoreError, StorageKind, StoreNotice,
 };
 use chartlink_sandbox::{Config, PortalRobot, Sandbox};
 
@@ -157,14 +157,14 @@ async fn a_wrong_store_key_is_a_typed_error_and_every_row_survives() {
     copy_entries(&secure, &other, "");
     other.put(STORE_KEY, &[42u8; 32]).unwrap();
     let err = ChartLink::new(config(&dir), host(other, None)).unwrap_err();
-    assert!(matches!(err, Error::WrongStoreKey(_)), "{err:?}");
+    assert_eq!(err.storage_kind(), Some(StorageKind::WrongKey), "{err:?}");
     assert!(err.to_string().contains("another key"), "{err}");
 
     // A secure store without the key: no new key replaces it.
     let keyless = Arc::new(MemorySecureStore::default());
     copy_entries(&secure, &keyless, STORE_KEY);
     let err = ChartLink::new(config(&dir), host(keyless.clone(), None)).unwrap_err();
-    assert!(matches!(err, Error::WrongStoreKey(_)), "{err:?}");
+    assert_eq!(err.storage_kind(), Some(StorageKind::WrongKey), "{err:?}");
     assert_eq!(keyless.get(STORE_KEY).unwrap(), None, "no key was created");
 
     // Unlocking with a changed key fails the same way and stays locked.
@@ -172,7 +172,10 @@ async fn a_wrong_store_key_is_a_typed_error_and_every_row_survives() {
     let right = secure.get(STORE_KEY).unwrap().unwrap();
     sdk.lock();
     secure.put(STORE_KEY, &[43u8; 32]).unwrap();
-    assert!(matches!(sdk.unlock(), Err(Error::WrongStoreKey(_))));
+    assert_eq!(
+        sdk.unlock().unwrap_err().storage_kind(),
+        Some(StorageKind::WrongKey)
+    );
     assert!(sdk.locked().is_some());
     secure.put(STORE_KEY, &right).unwrap();
     sdk.unlock().unwrap();
@@ -196,7 +199,11 @@ fn a_database_from_a_newer_version_is_refused_and_left_untouched() {
     }
     let before = snapshot(&dir);
     let err = ChartLink::new(config(&dir), host(secure, None)).unwrap_err();
-    assert!(matches!(err, Error::StoreFromNewerVersion(_)), "{err:?}");
+    assert_eq!(
+        err.storage_kind(),
+        Some(StorageKind::NewerVersion),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("newer"), "{err}");
     assert_eq!(snapshot(&dir), before, "the file is untouched");
     assert!(moved_aside_copies(&dir).is_empty());
@@ -253,8 +260,8 @@ fn a_database_that_stays_busy_is_a_typed_error_and_stays_in_place() {
     let err = Store::open_with(&path, Duration::from_millis(300)).unwrap_err();
     assert_eq!(err, StoreError::Busy);
     assert_eq!(
-        Error::from(err),
-        Error::StoreBusy,
+        Error::from(err).storage_kind(),
+        Some(StorageKind::Busy),
         "the public error names the cause"
     );
     drop(holder);

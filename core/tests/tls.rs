@@ -167,10 +167,11 @@ async fn untrusted_or_misnamed_certificates_are_refused() {
         .unwrap_err();
     assert!(
         matches!(
-            err,
-            discovery::DiscoveryError::Http(chartlink_core::http::HttpError::Network(_))
+            &err,
+            discovery::DiscoveryError::Http(chartlink_core::http::HttpError::Network(f))
+                if f.kind == chartlink_core::NetworkKind::Certificate
         ),
-        "{err:?}"
+        "a refused certificate is named as such: {err:?}"
     );
     let trusting = Http::with_roots(&[ca.root_der()]).unwrap();
     // The certificate names `localhost`, not 127.0.0.1.
@@ -179,10 +180,11 @@ async fn untrusted_or_misnamed_certificates_are_refused() {
         .unwrap_err();
     assert!(
         matches!(
-            err,
-            discovery::DiscoveryError::Http(chartlink_core::http::HttpError::Network(_))
+            &err,
+            discovery::DiscoveryError::Http(chartlink_core::http::HttpError::Network(f))
+                if f.kind == chartlink_core::NetworkKind::Certificate
         ),
-        "{err:?}"
+        "a refused certificate is named as such: {err:?}"
     );
     // And the platform's roots do not include a local test CA either.
     let platform = Http::new().unwrap();

@@ -58,10 +58,19 @@ impl From<DirectoryError> for ChartLinkError {
     fn from(e: DirectoryError) -> Self {
         match e {
             DirectoryError::Http(HttpError::InvalidUrl(m)) => ChartLinkError::InvalidInput(m),
-            DirectoryError::Http(HttpError::Network(m)) => ChartLinkError::Network(m),
-            DirectoryError::Http(other) => ChartLinkError::Network(other.to_string()),
+            DirectoryError::Http(HttpError::Network(f)) => {
+                ChartLinkError::from(chartlink_core::Error::Network(f))
+            }
             DirectoryError::NotABundle => ChartLinkError::InvalidInput(e.to_string()),
-            DirectoryError::Status(_) => ChartLinkError::Network(e.to_string()),
+            DirectoryError::Http(_) | DirectoryError::Status(_) => ChartLinkError::from(
+                chartlink_core::Error::Server(chartlink_core::ServerFailure {
+                    status: match &e {
+                        DirectoryError::Status(s) => Some(*s),
+                        _ => None,
+                    },
+                    message: e.to_string(),
+                }),
+            ),
         }
     }
 }

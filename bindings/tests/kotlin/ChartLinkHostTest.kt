@@ -310,7 +310,11 @@ suspend fun typedErrors() = coroutineScopeTest { _ ->
         val bad = assertFailsWith<ChartLinkException.InvalidInput> { client.link("http://fhir.example.org/R4") }
         assertTrue(bad.message!!.isNotBlank())
         assertFailsWith<ChartLinkException.InvalidInput> { client.link("not a url") }
-        assertFailsWith<ChartLinkException.Network> { client.link("http://127.0.0.1:9/fhir") }
+        // Nothing listens on port 9: the cause crosses as data (how it failed, and no Retry-After).
+        val down = assertFailsWith<ChartLinkException.Network> { client.link("http://127.0.0.1:9/fhir") }
+        assertEquals(NetworkKind.UNREACHABLE, down.kind)
+        assertEquals(null, down.retryAfterSeconds)
+        assertTrue(down.userMessage.startsWith("The provider could not be reached"), down.userMessage)
         assertFailsWith<ChartLinkException.Cancelled>("the user closed the browser") { client.link(FHIR_BASE) }
         assertFailsWith<ChartLinkException.InvalidInput> { client.switchPatient("nobody") }
         assertFailsWith<ChartLinkException.InvalidInput> { client.sync("no-such-account") }
@@ -333,11 +337,12 @@ suspend fun kotlinSecureStoreAndListener() = coroutineScopeTest { _ ->
         override fun get(key: String): ByteArray? = throw SecureStoreException.Failed("the user dismissed the prompt")
     }
     val e = assertFailsWith<ChartLinkException.Storage> { ChartLinkClient(config(), refusing) }
-    assertTrue(e.message!!.contains("dismissed"), e.message)
+    assertEquals(StorageKind.SECURE_STORE, e.kind)
+    assertTrue(e.detail.contains("dismissed"), e.detail)
     val broken = object : SecureStore by MemorySecureStore() {
         override fun get(key: String): ByteArray? = throw IllegalStateException("bug in the app")
     }
-    assertFailsWith<ChartLinkException.Storage> { ChartLinkClient(config(), broken) }
+    assertEquals(StorageKind.SECURE_STORE, assertFailsWith<ChartLinkException.Storage> { ChartLinkClient(config(), broken) }.kind)
 
     // The store key is created once and read back by a second instance (an app restart).
     val store = MemorySecureStore()
@@ -508,6 +513,37 @@ suspend fun readsRunOffTheCallersThread() = coroutineScopeTest { _ ->
     }
 }
 
+suspend fun pagedReads() = coroutineScopeTest { _ ->
+    // Lists in pages and date ranges: the pages, followed by their cursors, are the list; a range keeps its dates;
+    // bad queries are typed errors.
+    ChartLinkClient(config(), MemorySecureStore(), PortalBrowser("daniel", "daniel-demo", "daniel-chen")).use { c ->
+        c.sync(c.link(FHIR_BASE).id)
+        val all = c.labResults()
+        assertTrue(all.size > 10, "a real record: ${all.size}")
+        val paged = mutableListOf<LabResult>()
+        var query = RecordQuery(limit = 7)
+        do {
+            val page = c.labResultsPage(query)
+            assertEquals(all.size.toLong(), page.total)
+            assertTrue(page.records.size <= 7)
+            paged += page.records
+            query = query.copy(cursor = page.nextCursor)
+        } while (page.nextCursor != null)
+        assertEquals(all, paged, "the pages are the list")
+
+        val year = all[all.size / 2].date!!.year
+        val ranged = c.labResultsPage(RecordQuery(from = "$year", to = "$year"))
+        assertEquals(all.filter { it.date?.year == year }, ranged.records)
+        assertNull(ranged.nextCursor)
+        assertTrue(c.vitalSignsPage(RecordQuery(from = "${year + 1}-01-01")).records.all { it.date!!.year > year })
+
+        assertFailsWith<ChartLinkException.InvalidInput> { c.labResultsPage(RecordQuery(limit = 0)) }
+        assertFailsWith<ChartLinkException.InvalidInput> { c.labResultsPage(RecordQuery(from = "last week")) }
+        val cursor = c.labResultsPage(RecordQuery(limit = 3)).nextCursor
+        assertFailsWith<ChartLinkException.InvalidInput>("a labs cursor on vitals") { c.vitalSignsPage(RecordQuery(cursor = cursor)) }
+    }
+}
+
 suspend fun typedDatesAndImmutableRecords() = coroutineScopeTest { _ ->
     // FHIR's partial dates cross as FhirDate: the precision is kept ("2019-05" stays a month), and the order is
     // Rust's (Kotlin Comparable): by the earliest instant covered, a coarser date first when two start together.
@@ -635,6 +671,18 @@ suspend fun startedLocked() = coroutineScopeTest { _ ->
             sdk.switchPatient(accountId)
             assertTrue(sdk.labResults().isNotEmpty())
         }
+        // Another key under the store key's name (a restored phone, a re-enrolled biometric): the storage error
+        // says which, as data, and nothing is deleted.
+        val right = assertNotNull(store.get("chartlink/store-key"))
+        store.put("chartlink/store-key", ByteArray(32) { 7 })
+        val wrong = assertFailsWith<ChartLinkException.Storage> { ChartLinkClient(cfg, store) }
+        assertEquals(StorageKind.WRONG_KEY, wrong.kind)
+        assertTrue(wrong.userMessage.contains("can no longer be opened"), wrong.userMessage)
+        store.put("chartlink/store-key", right)
+        ChartLinkClient(cfg, store).use { sdk ->
+            sdk.switchPatient(accountId)
+            assertTrue(sdk.labResults().isNotEmpty(), "the record is intact")
+        }
     } finally {
         dir.deleteRecursively()
     }
@@ -741,6 +789,8 @@ fun main() {
         "reads are suspend and never run on the caller's thread" to ::readsRunOffTheCallersThread,
         "dates are typed FhirDates, sortable, at their precision; records are immutable" to ::typedDatesAndImmutableRecords,
         "the provider directory: search, dead-endpoint marks, stored" to ::providerDirectory,
+        // Before the tests that move the sandbox's clock an hour ahead.
+        "lists in pages and date ranges: the pages are the list, bad queries typed" to ::pagedReads,
         "a locked background sync from Kotlin: counts-only event, readable after unlock" to ::lockedBackgroundSync,
         "live reads: a Flow that emits again after a sync, a switch and an unlock" to ::liveReads,
     )

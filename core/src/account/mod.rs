@@ -23,7 +23,7 @@ use url::Url;
 
 use crate::discovery::ServerInfo;
 use crate::error::AuthorizationReason;
-use crate::error::{Error, Result};
+use crate::error::{Error, NetworkKind, Result, StorageKind};
 use crate::host::{Clock, SecureStore};
 use crate::http::{Http, SMALL_BODY_LIMIT};
 use crate::jose::{self, Signer, SoftwareSigner};
@@ -459,7 +459,8 @@ impl Accounts {
     }
 
     fn persist(&self, stored: &Stored) -> Result<()> {
-        let bytes = serde_json::to_vec(stored).map_err(|e| Error::Storage(e.to_string()))?;
+        let bytes = serde_json::to_vec(stored)
+            .map_err(|e| Error::storage(StorageKind::Other, e.to_string()))?;
         self.store.put(&key(&stored.account.id), &bytes)?;
         self.meta()
             .insert(stored.account.id.clone(), stored.account.clone());

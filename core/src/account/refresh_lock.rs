@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, NetworkKind, Result, StorageKind};
 
 /// How long a refresh waits for another process's refresh before giving up (transiently): longer than one token
 /// request can take with its timeouts.
@@ -55,7 +55,14 @@ pub(super) async fn acquire(dir: Option<&Path>, account: &str) -> Result<Refresh
 
 async fn lock_file(dir: &Path, account: &str) -> Result<File> {
     let locks = dir.join("locks");
-    let io = |e: std::io::Error| Error::Storage(format!("the refresh lock: {}", e.kind()));
+    let io = |e: std::io::Error| {
+        let kind = if e.kind() == std::io::ErrorKind::StorageFull {
+            StorageKind::Full
+        } else {
+            StorageKind::Other
+        };
+        Error::storage(kind, format!("the refresh lock: {}", e.kind()))
+    };
     std::fs::create_dir_all(&locks).map_err(io)?;
     // The account id is ours (hex); anything else is kept out of the file name.
     let name: String = account
@@ -77,8 +84,9 @@ async fn lock_file(dir: &Path, account: &str) -> Result<File> {
                 tokio::time::sleep(POLL).await;
             }
             Err(TryLockError::WouldBlock) => {
-                return Err(Error::Network(
-                    "another process has been renewing access for too long; try again".into(),
+                return Err(Error::network(
+                    NetworkKind::TimedOut,
+                    "another process has been renewing access for too long; try again",
                 ));
             }
             Err(TryLockError::Error(e)) => return Err(io(e)),

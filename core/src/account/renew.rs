@@ -92,7 +92,8 @@ impl Accounts {
                 AuthorizationReason::InvalidAnswer,
                 format!("the provider issued a {t} token, which this app cannot use"),
             )),
-            Err(TokenError::Unavailable(m) | TokenError::Malformed(m)) => Err(Error::Network(m)),
+            Err(TokenError::Unavailable(f)) => Err(Error::Network(f)),
+            Err(TokenError::Malformed(m)) => Err(Error::network(NetworkKind::ServerError, m)),
         }
     }
 
@@ -186,7 +187,7 @@ impl Accounts {
             return self
                 .assertion_call(url, build)
                 .await
-                .unwrap_or_else(|e| Err(TokenError::Unavailable(e.to_string())));
+                .unwrap_or_else(|e| Err(crate::token::unavailable(e.to_string())));
         }
         // A public client sends its client_id with the refresh (RFC 6749 §6, SMART client req. 54).
         self.token_call(
@@ -226,7 +227,7 @@ impl Accounts {
         };
         self.assertion_call(url, build)
             .await
-            .unwrap_or_else(|e| Err(TokenError::Unavailable(e.to_string())))
+            .unwrap_or_else(|e| Err(crate::token::unavailable(e.to_string())))
     }
 }
 

@@ -60,7 +60,10 @@ impl ChartLink {
                 .map_err(storage)?
             {
                 return serde_json::to_string(&r).map(Some).map_err(|e| {
-                    Error::Storage(format!("a stored record does not serialise: {e}"))
+                    Error::storage(
+                        StorageKind::Other,
+                        format!("a stored record does not serialise: {e}"),
+                    )
                 });
             }
         }
@@ -82,7 +85,10 @@ impl ChartLink {
                     match format {
                         ExportFormat::Ndjson => {
                             out.push_str(&serde_json::to_string(&r).map_err(|e| {
-                                Error::Storage(format!("a stored record does not serialise: {e}"))
+                                Error::storage(
+                                    StorageKind::Other,
+                                    format!("a stored record does not serialise: {e}"),
+                                )
                             })?);
                             out.push('\n');
                         }
@@ -114,8 +120,12 @@ impl ChartLink {
                 "total": entries.len(),
                 "entry": entries,
             });
-            out = serde_json::to_string(&bundle)
-                .map_err(|e| Error::Storage(format!("the export does not serialise: {e}")))?;
+            out = serde_json::to_string(&bundle).map_err(|e| {
+                Error::storage(
+                    StorageKind::Other,
+                    format!("the export does not serialise: {e}"),
+                )
+            })?;
         }
         Ok(out)
     }

@@ -6,3 +6,4 @@ mod patients;
 mod records;
 
 pub use export::ExportFormat;
+pub use records::{MAX_PAGE, Page, RecordQuery};

@@ -1,6 +1,49 @@
 //! Reading the active patient's record: one generic path for every record kind, and the named reads over it.
 
+use sha2::{Digest, Sha256};
+
 use crate::*;
+
+/// Which part of a list to read: a date range and a page (see [`ChartLink::records_page`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordQuery {
+    /// Records whose date reaches this date or later (at its precision: "2024" is from 1 January 2024).
+    pub from: Option<views::FhirDate>,
+    /// Records whose date starts no later than the end of this date (at its precision: "2024-06" is through 30
+    /// June). With either bound, undated records are left out.
+    pub to: Option<views::FhirDate>,
+    /// At most this many records (1 to [`MAX_PAGE`]); `None`: all that are left.
+    pub limit: Option<usize>,
+    /// Where the previous page ended ([`Page::next_cursor`]); `None`: the first page.
+    pub cursor: Option<String>,
+}
+
+/// The largest page [`ChartLink::records_page`] returns.
+pub const MAX_PAGE: usize = 1000;
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<V> {
+    pub records: Vec<V>,
+    /// Pass it back in [`RecordQuery::cursor`] for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+    /// How many records the whole list (within the date range) has.
+    pub total: usize,
+}
+
+/// Whether a record's date overlaps the query's range (always, without one).
+fn in_range(date: Option<&views::FhirDate>, q: &RecordQuery) -> bool {
+    if q.from.is_none() && q.to.is_none() {
+        return true;
+    }
+    let Some(date) = date else {
+        return false;
+    };
+    q.from
+        .as_ref()
+        .is_none_or(|f| date.end_key() > f.sort_key())
+        && q.to.as_ref().is_none_or(|t| date.sort_key() < t.end_key())
+}
 
 impl ChartLink {
     /// Every record of one kind of the active patient (the one read path of every view): each of the patient's
@@ -36,6 +79,91 @@ impl ChartLink {
         }
         views::sort(&mut out);
         Ok(out)
+    }
+
+    /// One page of a record kind of the active patient, within a date range: the list [`ChartLink::records`] reads,
+    /// in its order, cut to the range and the page.
+    ///
+    /// The cursor is a position in that list, bound to the kind, the patient, the range and the list's dates: after
+    /// a sync added or removed records, or a patient switch, an old cursor is refused with
+    /// [`Error::InvalidInput`] instead of skipping or repeating records; read again from the first page (the live
+    /// reads tell when the record changed).
+    pub fn records_page<V: views::View>(&self, query: &RecordQuery) -> Result<Page<V>> {
+        if query.limit == Some(0) || query.limit.is_some_and(|l| l > MAX_PAGE) {
+            return Err(Error::InvalidInput(format!(
+                "a page holds 1 to {MAX_PAGE} records"
+            )));
+        }
+        if let (Some(f), Some(t)) = (&query.from, &query.to)
+            && t.end_key() <= f.sort_key()
+        {
+            return Err(Error::InvalidInput(
+                "the date range ends before it starts".into(),
+            ));
+        }
+        let accounts: Vec<String> = self
+            .active_accounts()?
+            .into_iter()
+            .map(|(id, _, _)| id)
+            .collect();
+        let mut all = self.records::<V>()?;
+        all.retain(|r| in_range(r.date(), query));
+        // What the cursor is bound to: the kind, the patient's accounts, the range, and the list's dates in order.
+        let mut h = Sha256::new();
+        h.update(std::any::type_name::<V>().as_bytes());
+        for id in &accounts {
+            h.update(id.as_bytes());
+            h.update([0]);
+        }
+        for bound in [&query.from, &query.to] {
+            h.update(
+                bound
+                    .as_ref()
+                    .map(|d| d.sort_key())
+                    .unwrap_or(i64::MIN)
+                    .to_le_bytes(),
+            );
+        }
+        h.update(all.len().to_le_bytes());
+        for r in &all {
+            h.update(
+                r.date()
+                    .map(views::FhirDate::sort_key)
+                    .unwrap_or(i64::MIN)
+                    .to_le_bytes(),
+            );
+        }
+        let digest = h.finalize();
+        let tag: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let start = match &query.cursor {
+            None => 0,
+            Some(c) => {
+                let (offset, t) = c
+                    .split_once('.')
+                    .and_then(|(o, t)| Some((o.parse::<usize>().ok()?, t)))
+                    .filter(|(o, _)| *o <= all.len())
+                    .ok_or_else(|| Error::InvalidInput("not a cursor of this list".into()))?;
+                if t != tag {
+                    return Err(Error::InvalidInput(
+                        "the list changed since this cursor (a sync, a patient switch, another range): read it \
+                         again from the first page"
+                            .into(),
+                    ));
+                }
+                offset
+            }
+        };
+        let total = all.len();
+        let end = query
+            .limit
+            .map_or(total, |l| start.saturating_add(l).min(total));
+        let next_cursor = (end < total).then(|| format!("{end}.{tag}"));
+        let records = all.drain(start..end).collect();
+        Ok(Page {
+            records,
+            next_cursor,
+            total,
+        })
     }
 
     /// Every FHIR resource of a type of the active patient, as JSON.

@@ -77,6 +77,9 @@ pub enum StoreError {
     /// The file is not a database or is damaged.
     #[error("the database file is damaged")]
     Corrupt,
+    /// The device is out of space.
+    #[error("the device is out of space")]
+    Full,
     /// A file-system operation on the database's files failed.
     #[error("file system error: {0}")]
     Io(String),
@@ -88,12 +91,16 @@ impl From<rusqlite::Error> for StoreError {
         match e.sqlite_error_code() {
             Some(C::DatabaseBusy | C::DatabaseLocked) => StoreError::Busy,
             Some(C::NotADatabase | C::DatabaseCorrupt) => StoreError::Corrupt,
+            Some(C::DiskFull) => StoreError::Full,
             _ => StoreError::Sqlite(e.to_string()),
         }
     }
 }
 
 fn io(e: &std::io::Error) -> StoreError {
+    if e.kind() == std::io::ErrorKind::StorageFull {
+        return StoreError::Full;
+    }
     StoreError::Io(e.kind().to_string())
 }
 

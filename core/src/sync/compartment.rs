@@ -12,14 +12,14 @@ pub(super) fn withdraw_ungranted(
     keys: Writer<'_>,
     report: &mut SyncReport,
 ) -> Result<()> {
-    for key in ctx.store.query_keys(&account.id).map_err(storage)? {
+    for key in ctx.store.query_keys(&account.id).map_err(Error::from)? {
         if covered(account, &key) {
             continue;
         }
         let gone = ctx
             .store
             .write(|tx| keys.forget_query(tx, &account.id, &key))
-            .map_err(storage)?;
+            .map_err(Error::from)?;
         for ty in gone {
             report.per_type.entry(ty).or_default().deleted += 1;
         }

@@ -32,7 +32,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::account::{Accounts, LinkedAccount};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StorageKind};
 use crate::fhir::{FhirClient, FhirError, RetryPolicy};
 use crate::http::Http;
 use crate::store::{AccountKeys, Change, Incoming, QueryState, SealingKey, Store, StoreError};
@@ -170,10 +170,6 @@ pub struct SyncContext<'a> {
     pub now_ms: i64,
 }
 
-fn storage(e: StoreError) -> Error {
-    Error::Storage(e.to_string())
-}
-
 /// Syncs one account into the store.
 pub async fn sync_account(
     ctx: &SyncContext<'_>,
@@ -224,11 +220,11 @@ async fn sync_pass(
     {
         Ok(cs) => ServerSupport::from_capability_statement(&cs),
         Err(FhirError::Token(e)) => return Err(e),
-        Err(FhirError::Cancelled) => return Err(Error::Locked),
+        Err(FhirError::Locked) => return Err(Error::Locked),
         Err(_) => ServerSupport::default(),
     };
-    let learned = Learned::load(ctx.store, &account.id).map_err(storage)?;
-    let (mut pass, last_full) = ctx.store.account_state(&account.id).map_err(storage)?;
+    let learned = Learned::load(ctx.store, &account.id).map_err(Error::from)?;
+    let (mut pass, last_full) = ctx.store.account_state(&account.id).map_err(Error::from)?;
     // A stamp in the future (the clock ran ahead when it was written, then was corrected) counts as stale: otherwise
     // no full pass, and so no reconciliation of deletions, would run until the clock caught up.
     let due =
@@ -238,17 +234,17 @@ async fn sync_pass(
     for q in &plan(account, &support, options.page_size, &learned, true) {
         let st = keys
             .query_state(ctx.store, &account.id, &q.key)
-            .map_err(storage)?;
+            .map_err(Error::from)?;
         if st.pass == pass && pass > 0 && !st.full_pass_done {
             interrupted_full = true;
         }
     }
     let full = options.force_full || due || interrupted_full;
     let mut queries = plan(account, &support, options.page_size, &learned, full);
-    if full && !ctx.store.check_integrity().map_err(storage)? {
-        return Err(Error::Storage(
-            "the local database is damaged; it is rebuilt from the provider at the next start"
-                .into(),
+    if full && !ctx.store.check_integrity().map_err(Error::from)? {
+        return Err(Error::storage(
+            StorageKind::Damaged,
+            "the local database is damaged; it is rebuilt from the provider at the next start",
         ));
     }
     if full && !interrupted_full {
@@ -256,7 +252,7 @@ async fn sync_pass(
     }
     ctx.store
         .set_account_state(&account.id, pass, None, ctx.now_ms)
-        .map_err(storage)?;
+        .map_err(Error::from)?;
     let mut report = SyncReport {
         account_id: account.id.clone(),
         full_pass: full,
@@ -311,8 +307,8 @@ async fn sync_pass(
         .iter()
         .filter_map(|(_, _, o)| match o {
             Err(FhirError::Token(e)) => Some(e.clone()),
-            Err(FhirError::Local(m)) => Some(Error::Storage(m.clone())),
-            Err(FhirError::Cancelled) => Some(Error::Locked),
+            Err(FhirError::Local(e)) => Some(e.clone().into()),
+            Err(FhirError::Locked) => Some(Error::Locked),
             _ => None,
         })
         .min_by_key(|e| match e {
@@ -330,12 +326,12 @@ async fn sync_pass(
         .iter()
         .any(|(i, _, o)| queries[*i].key == "Observation" && o.is_ok());
     if full && unfiltered_done {
-        for key in ctx.store.query_keys(&account.id).map_err(storage)? {
+        for key in ctx.store.query_keys(&account.id).map_err(Error::from)? {
             if key.starts_with("Observation:") {
                 let gone = ctx
                     .store
                     .write(|tx| keys.forget_query(tx, &account.id, &key))
-                    .map_err(storage)?;
+                    .map_err(Error::from)?;
                 for ty in gone {
                     report.per_type.entry(ty).or_default().deleted += 1;
                 }
@@ -378,7 +374,7 @@ async fn sync_pass(
                     let gone = ctx
                         .store
                         .write(|tx| keys.forget_query(tx, &account.id, &q.key))
-                        .map_err(storage)?;
+                        .map_err(Error::from)?;
                     for ty in gone {
                         report.per_type.entry(ty).or_default().deleted += 1;
                     }
@@ -410,7 +406,7 @@ async fn sync_pass(
     if full && all_done {
         ctx.store
             .set_account_state(&account.id, pass, Some(ctx.now_ms), ctx.now_ms)
-            .map_err(storage)?;
+            .map_err(Error::from)?;
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
@@ -456,7 +452,7 @@ impl Wave<'_, '_> {
                     let mut part = SyncReport::default();
                     // The idle lock stops the sync between queries too (each query's position is saved).
                     if self.stop.load(Ordering::SeqCst) || (self.cancelled)() {
-                        return (offset + i, part, Err(FhirError::Cancelled));
+                        return (offset + i, part, Err(FhirError::Locked));
                     }
                     let account_id = &self.account.id;
                     let outcome = run_query(
@@ -486,7 +482,7 @@ impl Wave<'_, '_> {
                     .await;
                     if matches!(
                         outcome,
-                        Err(FhirError::Token(_) | FhirError::Local(_) | FhirError::Cancelled)
+                        Err(FhirError::Token(_) | FhirError::Local(_) | FhirError::Locked)
                     ) {
                         self.stop.store(true, Ordering::SeqCst);
                     }
@@ -518,10 +514,10 @@ fn mark(
 ) -> Result<()> {
     let st = keys
         .query_state(ctx.store, account, query)
-        .map_err(storage)?;
+        .map_err(Error::from)?;
     ctx.store
         .write(|tx| keys.set_query_state(tx, account, query, &st, Some(what)))
-        .map_err(storage)
+        .map_err(Error::from)
 }
 
 /// Adds one query's part of the report to the whole.

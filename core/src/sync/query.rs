@@ -40,7 +40,7 @@ pub(super) async fn run_query(
 ) -> std::result::Result<(), FhirError> {
     let store = ctx.store;
     let id = account.id.as_str();
-    let err = |e: StoreError| FhirError::Local(e.to_string());
+    let err = FhirError::Local;
     let mut state = keys.query_state(store, id, &q.key).map_err(err)?;
     let now_ms = ctx.now_ms;
     // What counts as new while locked: changed on the server since the query's last complete run.
@@ -307,7 +307,7 @@ pub(super) async fn run_query(
                 report.bytes += f.body.len() as u64;
                 received.fetch_add(f.body.len() as u64, Ordering::SeqCst);
             }
-            Err(e @ (FhirError::Token(_) | FhirError::Cancelled | FhirError::Local(_))) => {
+            Err(e @ (FhirError::Token(_) | FhirError::Locked | FhirError::Local(_))) => {
                 return Err(e);
             }
             Err(e) => report.failures.push(QueryFailure {

@@ -29,7 +29,7 @@ pub(super) async fn resolve(
         }
         // Locked, what is stored cannot be looked up (no keyed hash): every reference found is read.
         let stored = match keys {
-            Writer::Keys(k) => store.contains(k, id, &ty, &rid).map_err(storage)?,
+            Writer::Keys(k) => store.contains(k, id, &ty, &rid).map_err(Error::from)?,
             Writer::Locked(_) => false,
         };
         if reconcile || !stored {
@@ -90,12 +90,12 @@ pub(super) async fn resolve(
                         keys.put_page(tx, id, &query, wave.pass, None, wave.ctx.now_ms, &[&v])
                             .map(|_| ())
                     })
-                    .map_err(storage)?;
+                    .map_err(Error::from)?;
             }
             Ok(None) => {}
             Err(FhirError::Token(e)) => return Err(e),
-            Err(FhirError::Cancelled) => return Err(Error::Locked),
-            Err(FhirError::Local(m)) => return Err(Error::Storage(m)),
+            Err(FhirError::Locked) => return Err(Error::Locked),
+            Err(FhirError::Local(e)) => return Err(e.into()),
             Err(e) => {
                 complete = false;
                 failed
@@ -115,7 +115,7 @@ pub(super) async fn resolve(
         for ty in crate::views::REFERENCED_TYPES {
             store
                 .write(|tx| keys.reconcile(tx, id, &format!("{REFERENCED}:{ty}"), wave.pass))
-                .map_err(storage)?;
+                .map_err(Error::from)?;
         }
     }
     Ok(())

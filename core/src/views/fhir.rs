@@ -75,6 +75,18 @@ impl FhirDate {
         days * 86_400 + seconds - offset
     }
 
+    /// The first instant after the period the date covers, as Unix seconds: "2019" ends at 1 January 2020, "2019-05"
+    /// at 1 June, a day at the next midnight (UTC), a time one second later.
+    pub fn end_key(&self) -> i64 {
+        match (self.month, self.day, self.time) {
+            (_, _, Some(_)) => self.sort_key() + 1,
+            (Some(_), Some(_), None) => self.sort_key() + 86_400,
+            (Some(12), None, None) => days_from_civil(self.year + 1, 1, 1) * 86_400,
+            (Some(m), None, None) => days_from_civil(self.year, m + 1, 1) * 86_400,
+            _ => days_from_civil(self.year + 1, 1, 1) * 86_400,
+        }
+    }
+
     /// Writes the date back at its precision ("2019-05", "2019-05-03T10:00:00+02:00"; UTC as "Z").
     pub fn to_fhir_string(&self) -> String {
         self.to_string()
@@ -528,6 +540,18 @@ mod tests {
         assert_eq!(
             d("2019-05-03T10:00:00+00:00").to_fhir_string(),
             "2019-05-03T10:00:00Z"
+        );
+    }
+
+    #[test]
+    fn a_date_ends_where_its_precision_ends() {
+        assert_eq!(d("2019").end_key(), d("2020").sort_key());
+        assert_eq!(d("2019-05").end_key(), d("2019-06-01").sort_key());
+        assert_eq!(d("2019-12").end_key(), d("2020-01-01").sort_key());
+        assert_eq!(d("2019-02-28").end_key(), d("2019-03-01").sort_key());
+        assert_eq!(
+            d("2019-05-03T10:00:00Z").end_key(),
+            d("2019-05-03T10:00:01Z").sort_key()
         );
     }
 

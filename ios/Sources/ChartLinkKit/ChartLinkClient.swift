@@ -340,6 +340,32 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
 
     public func questionnaireResponses() async throws -> [QuestionnaireResponse] { try await sdk.questionnaireResponses() }
 
+    // Lists in pages and date ranges (bindings/src/pages.rs), one line each.
+    public func labResultsPage(query: RecordQuery) async throws -> LabResultPage { try await sdk.labResultsPage(query: query) }
+    public func vitalSignsPage(query: RecordQuery) async throws -> VitalSignPage { try await sdk.vitalSignsPage(query: query) }
+    public func observationsPage(query: RecordQuery) async throws -> ObservationPage { try await sdk.observationsPage(query: query) }
+    public func allergiesPage(query: RecordQuery) async throws -> AllergyPage { try await sdk.allergiesPage(query: query) }
+    public func medicationsPage(query: RecordQuery) async throws -> MedicationPage { try await sdk.medicationsPage(query: query) }
+    public func medicationDispensesPage(query: RecordQuery) async throws -> MedicationDispensePage { try await sdk.medicationDispensesPage(query: query) }
+    public func medicationStatementsPage(query: RecordQuery) async throws -> MedicationStatementPage { try await sdk.medicationStatementsPage(query: query) }
+    public func immunizationsPage(query: RecordQuery) async throws -> ImmunizationPage { try await sdk.immunizationsPage(query: query) }
+    public func problemsPage(query: RecordQuery) async throws -> ProblemPage { try await sdk.problemsPage(query: query) }
+    public func visitsPage(query: RecordQuery) async throws -> VisitPage { try await sdk.visitsPage(query: query) }
+    public func documentsPage(query: RecordQuery) async throws -> DocumentPage { try await sdk.documentsPage(query: query) }
+    public func appointmentsPage(query: RecordQuery) async throws -> AppointmentPage { try await sdk.appointmentsPage(query: query) }
+    public func proceduresPage(query: RecordQuery) async throws -> ProcedurePage { try await sdk.proceduresPage(query: query) }
+    public func diagnosticReportsPage(query: RecordQuery) async throws -> DiagnosticReportPage { try await sdk.diagnosticReportsPage(query: query) }
+    public func imagingStudiesPage(query: RecordQuery) async throws -> ImagingStudyPage { try await sdk.imagingStudiesPage(query: query) }
+    public func carePlansPage(query: RecordQuery) async throws -> CarePlanPage { try await sdk.carePlansPage(query: query) }
+    public func goalsPage(query: RecordQuery) async throws -> GoalPage { try await sdk.goalsPage(query: query) }
+    public func careTeamsPage(query: RecordQuery) async throws -> CareTeamPage { try await sdk.careTeamsPage(query: query) }
+    public func devicesPage(query: RecordQuery) async throws -> DevicePage { try await sdk.devicesPage(query: query) }
+    public func serviceRequestsPage(query: RecordQuery) async throws -> ServiceRequestPage { try await sdk.serviceRequestsPage(query: query) }
+    public func coveragesPage(query: RecordQuery) async throws -> CoveragePage { try await sdk.coveragesPage(query: query) }
+    public func explanationsOfBenefitPage(query: RecordQuery) async throws -> ExplanationOfBenefitPage { try await sdk.explanationsOfBenefitPage(query: query) }
+    public func claimsPage(query: RecordQuery) async throws -> ClaimPage { try await sdk.claimsPage(query: query) }
+    public func questionnaireResponsesPage(query: RecordQuery) async throws -> QuestionnaireResponsePage { try await sdk.questionnaireResponsesPage(query: query) }
+
     public func documentContent(documentId: String) async throws -> DocumentContent? { try await sdk.documentContent(documentId: documentId) }
 
     public func documentText(documentId: String) async throws -> String? { try await sdk.documentText(documentId: documentId) }
@@ -388,7 +414,17 @@ extension ChartLinkError {
     /// data), without the case name that `errorDescription` (generated: `String(reflecting:)`) shows.
     public var userMessage: String {
         switch self {
-        case .Network(let message): return "Network problem: \(message)"
+        case .Network(let kind, let retryAfterSeconds, let detail):
+            switch kind {
+            case .unreachable: return "The provider could not be reached. Check the connection and try again."
+            case .certificate:
+                return "The provider's connection could not be verified (a Wi-Fi login page or a network filter may be in the way)."
+            case .throttled:
+                if let seconds = retryAfterSeconds { return "The provider is busy. Try again in \(seconds) seconds." }
+                return "The provider is busy. Try again in a moment."
+            case .timedOut, .interrupted, .serverError: return "Network problem: \(detail)"
+            }
+        case .Server(_, let detail): return "The provider's server could not answer this: \(detail)"
         case .Authorization(let reason, let detail):
             switch reason {
             case .denied: return "You chose not to share your records with this app."
@@ -405,11 +441,17 @@ extension ChartLinkError {
         case .RelinkNeeded: return "Access has to be renewed. Link the account again."
         case .Locked: return "Your health records are locked. Unlock to continue."
         case .InvalidInput(let message): return message
-        case .Storage(let message): return "Secure storage problem: \(message)"
+        case .Storage(let kind, let detail):
+            switch kind {
+            case .busy: return "The health records are busy. Try again in a moment."
+            case .wrongKey: return "The health records on this device can no longer be opened. Start over to link again."
+            case .newerVersion: return "These health records were saved by a newer version of the app. Please update it."
+            case .full: return "This device is out of space. Free some space and try again."
+            case .damaged: return "The health records on this device are damaged: \(detail)"
+            case .secureStore: return "Secure storage problem: \(detail)"
+            case .other: return "Storage problem: \(detail)"
+            }
         case .Cancelled: return "Cancelled."
-        case .WrongStoreKey: return "The health records on this device can no longer be opened. Start over to link again."
-        case .StoreFromNewerVersion(let message): return message
-        case .StoreBusy: return "The health records are busy. Try again in a moment."
         case .Internal: return "Something went wrong inside ChartLink. Please try again."
         }
     }

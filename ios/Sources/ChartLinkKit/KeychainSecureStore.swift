@@ -11,7 +11,7 @@ import Security
 ///   reading it, which is what creating the client and `unlock()` do, shows Face ID / Touch ID (or the passcode,
 ///   with `.userPresence`); it is readable only while the device is unlocked
 ///   (`kSecAttrAccessibleWhenPasscodeSetThisDeviceOnly`: removing the passcode destroys it, and ChartLink then
-///   answers `WrongStoreKey`, whose way out is `resetChartlink`).
+///   answers `.Storage(kind: .wrongKey)`, whose way out is `resetChartlink`).
 /// - **Everything else** — account tokens (`chartlink/account/…`) and pending logins (`chartlink/pending/…`) — is
 ///   readable after the first unlock since boot (`kSecAttrAccessibleAfterFirstUnlockThisDeviceOnly`), so a
 ///   background sync can renew access while the phone is locked in a pocket, without any prompt.

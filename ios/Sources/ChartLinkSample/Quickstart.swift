@@ -48,7 +48,8 @@ final class HealthRecords {
     static func problem(_ error: Error) -> String? {
         switch error {
         case ChartLinkError.Cancelled: return nil
-        case ChartLinkError.Network(let detail): return "Try again later: \(detail)"
+        case ChartLinkError.Network(_, let retryAfterSeconds?, _): return "Try again in \(retryAfterSeconds) s"
+        case ChartLinkError.Network(_, _, let detail): return "Try again later: \(detail)"
         case let error as ChartLinkError: return error.userMessage // .Locked: the lock screen shows anyway
         default: return error.localizedDescription
         }
@@ -139,7 +140,7 @@ struct MyHealthApp: App {
             }.value
             records = HealthRecords(chartLink: client)
         } catch {
-            // .WrongStoreKey: the records can never be opened again; after the user agreed, start over with
+            // .Storage(kind: .wrongKey, ...): the records can never be opened again; after the user agreed, start over with
             // resetChartlink(config:secureStore:) and link again.
             problem = HealthRecords.problem(error)
         }

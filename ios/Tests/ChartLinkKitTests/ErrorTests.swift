@@ -33,7 +33,12 @@ final class ErrorTests: XCTestCase {
         let network = await assertThrowsChartLink("nothing listens on port 9", { $0.isNetwork }) {
             _ = try await c.link(fhirBase: "http://127.0.0.1:9/fhir")
         }
-        XCTAssertTrue(network?.userMessage.hasPrefix("Network problem: ") ?? false, "\(String(describing: network))")
+        guard case .Network(let kind, let retryAfterSeconds, _) = network else {
+            return XCTFail("\(String(describing: network))")
+        }
+        XCTAssertEqual(kind, .unreachable, "how it failed crosses as data")
+        XCTAssertNil(retryAfterSeconds)
+        XCTAssertTrue(network?.userMessage.hasPrefix("The provider could not be reached") ?? false, "\(String(describing: network))")
         XCTAssertFalse(network?.userMessage.contains("Network(") ?? true, "no debug rendering")
     }
 
@@ -107,6 +112,8 @@ final class ErrorTests: XCTestCase {
         }
         XCTAssertTrue(typed?.userMessage.contains("dismissed") ?? false, "\(String(describing: typed))")
         XCTAssertTrue(typed?.userMessage.hasPrefix("Secure storage problem: ") ?? false)
+        guard case .Storage(let kind, _) = typed else { return XCTFail("\(String(describing: typed))") }
+        XCTAssertEqual(kind, .secureStore)
         XCTAssertGreaterThan(refusing.attempts, 0, "the SDK called the Swift store")
 
         // Any other Swift error is Storage too; its text (unknown content) is not passed on.
@@ -141,11 +148,15 @@ final class ErrorTests: XCTestCase {
         let reasons: [AuthorizationReason] = [
             .denied, .expired, .noLinkInProgress, .mismatch, .refused, .invalidAnswer, .browserFailed,
         ]
+        let networkKinds: [NetworkKind] = [.unreachable, .certificate, .throttled, .timedOut]
+        let storageKinds: [StorageKind] = [.busy, .wrongKey, .newerVersion, .damaged, .full, .secureStore, .other]
         let all: [ChartLinkError] = [
-            .Network("m"), .Discovery("m"), .AccessRevoked, .RelinkNeeded, .Locked,
-            .InvalidInput("the clientId is empty"), .Storage("m"), .Cancelled, .WrongStoreKey("m"),
-            .StoreFromNewerVersion("made by a newer version"), .StoreBusy, .Internal("m"),
+            .Discovery("m"), .AccessRevoked, .RelinkNeeded, .Locked, .Server(status: 404, detail: "m"),
+            .InvalidInput("the clientId is empty"), .Cancelled, .Internal("m"),
         ] + reasons.map { .Authorization(reason: $0, detail: "m") }
+            + networkKinds.map { .Network(kind: $0, retryAfterSeconds: nil, detail: "m") }
+            + [.Network(kind: .throttled, retryAfterSeconds: 30, detail: "m")]
+            + storageKinds.map { .Storage(kind: $0, detail: "m") }
         for error in all {
             let name = String(describing: error).prefix(while: { $0 != "(" })
             XCTAssertFalse(error.userMessage.isEmpty, "\(name)")

@@ -193,4 +193,42 @@ final class LinkSyncTests: XCTestCase {
             _ = try await c.recordJson(resourceType: "not a type!", id: lab.id)
         }
     }
+
+    func testListsComeInPagesAndDateRanges() async throws {
+        let c = try client(browser: PortalBrowser.daniel())
+        let account = try await c.link(fhirBase: try Sandbox.fhirBase())
+        _ = try await c.sync(accountId: account.id)
+        let all = try await c.labResults()
+        XCTAssertGreaterThan(all.count, 10)
+
+        // Every page, followed by its cursor: the list, once, in its order.
+        var paged: [LabResult] = []
+        var query = RecordQuery(limit: 7)
+        while true {
+            let page = try await c.labResultsPage(query: query)
+            XCTAssertEqual(page.total, Int64(all.count))
+            XCTAssertLessThanOrEqual(page.records.count, 7)
+            paged += page.records
+            guard let next = page.nextCursor else { break }
+            query = RecordQuery(limit: 7, cursor: next)
+        }
+        XCTAssertEqual(paged, all, "the pages are the list")
+
+        // A year, at its precision.
+        let year = try XCTUnwrap(all[all.count / 2].date).year
+        let ranged = try await c.labResultsPage(query: RecordQuery(from: "\(year)", to: "\(year)"))
+        XCTAssertEqual(ranged.records, all.filter { $0.date?.year == year })
+        XCTAssertNil(ranged.nextCursor)
+
+        await assertThrowsChartLink("limit 0", { $0.isInvalidInput }) {
+            _ = try await c.labResultsPage(query: RecordQuery(limit: 0))
+        }
+        await assertThrowsChartLink("not a date", { $0.isInvalidInput }) {
+            _ = try await c.labResultsPage(query: RecordQuery(from: "yesterday"))
+        }
+        let cursor = try await c.labResultsPage(query: RecordQuery(limit: 3)).nextCursor
+        await assertThrowsChartLink("a labs cursor on vitals", { $0.isInvalidInput }) {
+            _ = try await c.vitalSignsPage(query: RecordQuery(cursor: cursor))
+        }
+    }
 }

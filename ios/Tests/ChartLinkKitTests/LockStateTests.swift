@@ -128,6 +128,24 @@ final class LockStateTests: XCTestCase {
         _ = try await sdk.switchPatient(contextId: account.id)
         let labs = try await sdk.labResults()
         XCTAssertFalse(labs.isEmpty)
+        sdk.close()
+
+        // Another key under the store key's name (a restored phone, a re-enrolled Face ID): the storage error says
+        // which, as data, and nothing is deleted.
+        let right = try XCTUnwrap(try store.get(key: "chartlink/store-key"))
+        try store.put(key: "chartlink/store-key", value: Data(repeating: 7, count: 32))
+        let wrong = try ChartLinkClient(config: cfg, secureStore: store)
+        let error = await assertThrowsChartLink("a wrong store key", { $0.isStorage }) { try await wrong.unlockAsync() }
+        guard case .Storage(let kind, _) = error else { return XCTFail("\(String(describing: error))") }
+        XCTAssertEqual(kind, .wrongKey)
+        XCTAssertEqual(error?.userMessage, "The health records on this device can no longer be opened. Start over to link again.")
+        wrong.close()
+        try store.put(key: "chartlink/store-key", value: right)
+        let again = try ChartLinkClient(config: cfg, secureStore: store)
+        try await again.unlockAsync()
+        _ = try await again.switchPatient(contextId: account.id)
+        let intact = try await again.labResults()
+        XCTAssertEqual(intact, labs, "the record is intact")
     }
 
     func testEventsFanOutToEveryStreamAndStreamsGoAway() async throws {

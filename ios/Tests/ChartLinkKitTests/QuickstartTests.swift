@@ -26,7 +26,12 @@ final class QuickstartTests: XCTestCase {
         XCTAssertNil(records.chartLink.locked())
 
         XCTAssertNil(HealthRecords.problem(ChartLinkError.Cancelled), "a closed sheet says nothing")
-        XCTAssertEqual(HealthRecords.problem(ChartLinkError.Network("timeout")), "Try again later: timeout")
+        XCTAssertEqual(
+            HealthRecords.problem(ChartLinkError.Network(kind: .timedOut, retryAfterSeconds: nil, detail: "timeout")),
+            "Try again later: timeout")
+        XCTAssertEqual(
+            HealthRecords.problem(ChartLinkError.Network(kind: .throttled, retryAfterSeconds: 30, detail: "429")),
+            "Try again in 30 s")
         XCTAssertEqual(HealthRecords.describe(.lockWarning(remainingMs: 30_000)), "Locking in 30 s")
         XCTAssertNil(HealthRecords.describe(.unlocked))
 

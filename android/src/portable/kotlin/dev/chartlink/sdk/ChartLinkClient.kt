@@ -54,8 +54,8 @@ class ChartLinkClient private constructor(
 
     /**
      * Builds the SDK (see [ChartLink]'s constructor): fails with [ChartLinkException.InvalidInput] for a bad
-     * configuration, [ChartLinkException.Storage] when the secure store cannot be used and
-     * [ChartLinkException.WrongStoreKey] when its key does not open the database (see `resetChartlink`). With
+     * configuration, [ChartLinkException.Storage] when the secure store cannot be used (kind
+     * [StorageKind.WRONG_KEY] when its key does not open the database) (see `resetChartlink`). With
      * [startLocked] the store key is not read (no biometric prompt while the app starts): reads throw
      * [ChartLinkException.Locked] until `unlockAsync()`.
      */

@@ -8,7 +8,15 @@ package dev.chartlink.sdk
  */
 val ChartLinkException.userMessage: String
     get() = when (this) {
-        is ChartLinkException.Network -> "Network problem: $v1"
+        is ChartLinkException.Network -> when (kind) {
+            NetworkKind.UNREACHABLE -> "The provider could not be reached. Check the connection and try again."
+            NetworkKind.CERTIFICATE ->
+                "The provider's connection could not be verified (a Wi-Fi login page or a network filter may be in the way)."
+            NetworkKind.THROTTLED -> retryAfterSeconds?.let { "The provider is busy. Try again in $it seconds." }
+                ?: "The provider is busy. Try again in a moment."
+            else -> "Network problem: $detail"
+        }
+        is ChartLinkException.Server -> "The provider's server could not answer this: $detail"
         is ChartLinkException.Authorization -> when (reason) {
             AuthorizationReason.DENIED -> "You chose not to share your record at the provider's portal. Nothing was linked."
             AuthorizationReason.EXPIRED -> "The login took too long. Please start again."
@@ -24,11 +32,16 @@ val ChartLinkException.userMessage: String
         is ChartLinkException.RelinkNeeded -> "Access has to be renewed. Link the account again."
         is ChartLinkException.Locked -> "Your health records are locked. Unlock to continue."
         is ChartLinkException.InvalidInput -> v1
-        is ChartLinkException.Storage -> "Secure storage problem: $v1"
+        is ChartLinkException.Storage -> when (kind) {
+            StorageKind.BUSY -> "The health records are busy. Try again in a moment."
+            StorageKind.WRONG_KEY ->
+                "The health records on this device can no longer be opened. Start over to link again."
+            StorageKind.NEWER_VERSION -> "These health records were saved by a newer version of the app. Please update it."
+            StorageKind.FULL -> "This device is out of space. Free some space and try again."
+            StorageKind.DAMAGED -> "The health records on this device are damaged: $detail"
+            StorageKind.SECURE_STORE -> "Secure storage problem: $detail"
+            StorageKind.OTHER -> "Storage problem: $detail"
+        }
         is ChartLinkException.Cancelled -> "Cancelled."
-        is ChartLinkException.WrongStoreKey ->
-            "The health records on this device can no longer be opened. Start over to link again."
-        is ChartLinkException.StoreFromNewerVersion -> v1
-        is ChartLinkException.StoreBusy -> "The health records are busy. Try again in a moment."
         is ChartLinkException.Internal -> "Something went wrong inside ChartLink. Please try again."
     }

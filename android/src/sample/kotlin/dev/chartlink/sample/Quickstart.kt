@@ -39,7 +39,8 @@ class App : Application() {
     fun startChartLink(activity: Activity, screen: RecordScreen) {
         chartLink = try {
             ChartLinkAndroid.create(this, config)
-        } catch (e: ChartLinkException.WrongStoreKey) {
+        } catch (e: ChartLinkException.Storage) {
+            if (e.kind != StorageKind.WRONG_KEY) throw e
             // The records can never be opened on this device again (screen lock removed, data from another
             // device). After the user agreed: start over and link again.
             screen.showStartOver(e.userMessage)

@@ -17,7 +17,7 @@ import java.io.File
  *
  * With the default [KeystoreSecureStore], the store key needs a recent user authentication (BiometricPrompt or the
  * device credential): authenticate before [create] and before `unlock()`, or they fail with
- * `ChartLinkException.Storage`. When [create] fails with `ChartLinkException.WrongStoreKey` (the Keystore key was
+ * `ChartLinkException.Storage`. When [create] fails with `ChartLinkException.Storage` of kind `WRONG_KEY` (the Keystore key was
  * invalidated, e.g. the screen lock was removed, or the data came from another device), the records cannot be
  * opened again: tell the user, call [reset] and link again.
  */
@@ -56,8 +56,8 @@ object ChartLinkAndroid {
 
     /**
      * Deletes everything ChartLink keeps on this device for [config] (the database, the store key, every account and
-     * pending-link entry, and the Keystore keys of a [KeystoreSecureStore]): the way out of `WrongStoreKey`,
-     * `StoreFromNewerVersion` or unreadable entries once the user agreed to start over. Close every client first.
+     * pending-link entry, and the Keystore keys of a [KeystoreSecureStore]): the way out of a `Storage` error of kind
+     * `WRONG_KEY` or `NEWER_VERSION`, or of unreadable entries once the user agreed to start over. Close every client first.
      * Nothing is revoked at the provider.
      */
     fun reset(

@@ -14,6 +14,7 @@ import android.os.Build
 import dev.chartlink.sdk.BackgroundReport
 import dev.chartlink.sdk.ChartLinkClient
 import dev.chartlink.sdk.ChartLinkException
+import dev.chartlink.sdk.StorageKind
 import dev.chartlink.sdk.SyncBudget
 import java.util.concurrent.ConcurrentHashMap
 import kotlinx.coroutines.CoroutineScope
@@ -55,7 +56,9 @@ class ChartLinkSyncJobService : JobService() {
                 val report = client.backgroundSync(ChartLinkBackgroundSync.budget(applicationContext))
                 ChartLinkBackgroundSync.onReport?.invoke(report)
             } catch (e: ChartLinkException.Storage) {
-                retry = true // the secure store was not readable yet (e.g. before the first unlock after boot)
+                // The secure store was not readable yet (before the first unlock after boot), or another process
+                // held the database: worth another try. A wrong key or a newer database is not.
+                retry = e.kind == StorageKind.SECURE_STORE || e.kind == StorageKind.BUSY
             } catch (e: ChartLinkException.Network) {
                 retry = true
             } catch (e: ChartLinkException) {

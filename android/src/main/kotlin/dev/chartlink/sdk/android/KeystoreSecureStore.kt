@@ -28,7 +28,7 @@ import javax.crypto.SecretKey
  *
  * Values that can never be read again — the Keystore key was permanently invalidated (screen lock removed), is
  * missing (data restored onto another device) or the record does not decrypt — are not a dead end:
- * - the store key reads as absent, so ChartLink answers `WrongStoreKey` and the app offers `ChartLinkAndroid.reset`;
+ * - the store key reads as absent, so ChartLink answers `Storage` of kind `WRONG_KEY` and the app offers `ChartLinkAndroid.reset`;
  * - an account entry fails as unreadable, which ChartLink reports as `StoreNotice.UnreadableAccountEntry`; the app
  *   calls `discardUnreadableAccountEntries()` and the user links that account again.
  */
