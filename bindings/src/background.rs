@@ -24,7 +24,8 @@ pub struct SyncBudget {
     /// Stop after this long (iOS gives a refresh task about 30 s; Android's JobScheduler up to 10 minutes).
     #[uniffi(default = 25000)]
     pub max_duration_ms: i64,
-    /// Start no further account once this many bytes arrived (0: no cap).
+    /// Stop once this many bytes arrived, inside an account's sync too (that account ends `BudgetExhausted`, what
+    /// arrived kept); no further account starts (0: no cap).
     #[uniffi(default = 0)]
     pub max_bytes: i64,
     /// On a metered network: document contents wait for a later sync.

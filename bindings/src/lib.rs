@@ -78,6 +78,16 @@ fn host_of(
     }
 }
 
+/// Hands the application of the locked inbox to the SDK's runtime, so that `new` and `unlock` return at once (a
+/// large inbox took seconds on the caller's thread, often the main thread).
+fn apply_inbox_off_thread(sdk: &Arc<core::ChartLink>) {
+    let sdk = sdk.clone();
+    runtime::spawn_blocking_detached(move || {
+        // `Locked` (locked again meanwhile) leaves it for the next unlock; other failures are logged by the core.
+        let _ = sdk.apply_locked_inbox();
+    });
+}
+
 /// The SDK: link a patient's record at their provider, sync it into the encrypted store, read it, lock when idle,
 /// switch between family members. One per app; share it.
 #[derive(Debug, uniffi::Object)]
@@ -102,10 +112,9 @@ impl ChartLink {
     ) -> Result<Arc<Self>> {
         guard(|| {
             let host = host_of(secure_store, browser, listener, clock);
-            let inner = core::ChartLink::new(config.into_core()?, host)?;
-            Ok(Arc::new(Self {
-                inner: Arc::new(inner),
-            }))
+            let inner = Arc::new(core::ChartLink::new_deferred(config.into_core()?, host)?);
+            apply_inbox_off_thread(&inner);
+            Ok(Arc::new(Self { inner }))
         })
     }
 
@@ -565,13 +574,20 @@ impl ChartLink {
     }
 
     /// Unlocks: reads the store key from the secure store (where the platform asks for the biometric or
-    /// passcode check). `Storage` when the secure store refuses (the check failed or was dismissed).
+    /// passcode check). `Storage` when the secure store refuses (the check failed or was dismissed). Returns once
+    /// the key is read: what background syncs wrote while locked is applied on the SDK's runtime afterwards
+    /// (`Event.LockedInboxApplied` when there was something; reads until then show the record before it).
     pub fn unlock(&self) -> Result<()> {
-        guard(|| Ok(self.inner.unlock()?))
+        guard(|| {
+            self.inner.unlock_deferred()?;
+            apply_inbox_off_thread(&self.inner);
+            Ok(())
+        })
     }
 
     /// `unlock` off the caller's thread (a blocking thread of the SDK's runtime): call it from the main thread
-    /// or a UI coroutine while the platform shows its biometric prompt.
+    /// or a UI coroutine while the platform shows its biometric prompt. Returns after what background syncs wrote
+    /// while locked is applied, so reads after it are complete.
     pub async fn unlock_async(&self) -> Result<()> {
         let sdk = self.inner.clone();
         run_blocking(move || Ok(sdk.unlock()?)).await

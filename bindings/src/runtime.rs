@@ -38,6 +38,23 @@ pub(crate) fn runtime() -> Result<&'static Runtime, ChartLinkError> {
         .ok_or_else(|| ChartLinkError::Internal("could not start the async runtime".into()))
 }
 
+/// Runs blocking `work` on the SDK's runtime without waiting for it (work a synchronous export hands off so that it
+/// returns at once). A panic in `work` stays in its task: logged, never across the boundary. Without a runtime
+/// (it could not start) the work runs here, as it did before.
+pub(crate) fn spawn_blocking_detached(work: impl FnOnce() + Send + 'static) {
+    let contained = move || {
+        if catch_unwind(AssertUnwindSafe(work)).is_err() {
+            tracing::error!(target: "chartlink", "a background task of the SDK panicked");
+        }
+    };
+    match runtime() {
+        Ok(rt) => {
+            rt.spawn_blocking(contained);
+        }
+        Err(_) => contained(),
+    }
+}
+
 /// Aborts a task when dropped (the foreign side cancelled the call) unless it already finished.
 struct AbortOnDrop(AbortHandle);
 

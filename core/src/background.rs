@@ -134,6 +134,8 @@ pub(crate) struct BackgroundState {
     holding_tokens: Mutex<bool>,
     /// One background run at a time.
     run: tokio::sync::Mutex<()>,
+    /// One application of the locked inbox at a time (the one handed off after `unlock`, a sync's own, a link's).
+    applying: Mutex<()>,
 }
 
 impl BackgroundState {
@@ -415,29 +417,62 @@ impl ChartLink {
 
     /// Gives every account its key pair and applies what locked syncs wrote (at start-up and unlock). A failure
     /// leaves the inbox for the next time (it is retried by the next sync) and is logged without detail.
-    pub(crate) fn prepare_accounts(&self) {
+    /// Applies what locked syncs wrote, for every account (see [`ChartLink::apply_locked_inbox`]). Returns the
+    /// number of sealed batches applied.
+    pub(crate) fn prepare_accounts(&self) -> u64 {
+        let mut batches = 0;
         for a in self.accounts.list() {
             if let Ok(keys) = self.account_keys(&a.id) {
-                self.prepare_account(&keys, &a.id);
+                batches += self.prepare_account(&keys, &a.id);
             }
         }
+        batches
     }
 
-    pub(crate) fn prepare_account(&self, keys: &store::AccountKeys, account_id: &str) {
+    /// Applies the locked inbox now, on this thread, in chunks of [`sync::locked::APPLY_CHUNK`] envelopes that each
+    /// commit (a kill loses nothing): what background syncs wrote while locked becomes normal rows. Emits
+    /// [`Event::LockedInboxApplied`] when there was something to apply, and returns the number of sealed batches
+    /// applied. [`ChartLink::new`] and [`ChartLink::unlock`] do this before they return; an app that builds or
+    /// unlocks the SDK on its UI thread uses [`ChartLink::new_deferred`] / [`ChartLink::unlock_deferred`] and calls
+    /// this from a worker thread (the FFI does it on its runtime). Until it has run, reads show the record as it
+    /// was before the inbox; a sync started meanwhile waits for it (it applies the inbox first). `Locked` when
+    /// locked.
+    pub fn apply_locked_inbox(&self) -> Result<u64> {
+        self.guard()?;
+        Ok(self.apply_pending())
+    }
+
+    /// [`ChartLink::apply_locked_inbox`] without the lock check (the SDK was just built or unlocked).
+    pub(crate) fn apply_pending(&self) -> u64 {
+        let batches = self.prepare_accounts();
+        if batches > 0 {
+            self.emit(Event::LockedInboxApplied { batches });
+        }
+        batches
+    }
+
+    /// Makes the account's key pair and inbox secret if it has none, and applies its locked inbox. Returns the
+    /// number of sealed batches applied.
+    pub(crate) fn prepare_account(&self, keys: &store::AccountKeys, account_id: &str) -> u64 {
         let created = match self.store.ensure_keypair(keys, account_id) {
             Ok(created) => created,
             Err(_) => {
                 tracing::warn!(target: "chartlink", "an account's background-sync key pair could not be made");
-                return;
+                return 0;
             }
         };
         let Some(secret) = self.ensure_inbox_secret(account_id, created) else {
             tracing::warn!(target: "chartlink", "an account's background-sync secret could not be read or made; what locked syncs wrote is kept");
-            return;
+            return 0;
         };
         let Ok(account) = self.accounts.get(account_id) else {
-            return;
+            return 0;
         };
+        let _one_at_a_time = self
+            .background
+            .applying
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let now = self.host.clock.now_unix_ms();
         let secure = self.host.secure_store.clone();
         let key = sync::locked::inbox_secret_key(account_id);
@@ -450,9 +485,12 @@ impl ChartLink {
                 .put(&key, &stored.to_bytes())
                 .map_err(|_| store::StoreError::Io("the secure store failed".into()))
         };
-        if sync::locked::apply_inbox(&self.store, keys, &account, &secret, now, &mut keep).is_err()
-        {
-            tracing::warn!(target: "chartlink", "what a locked sync wrote could not be applied yet; it is kept");
+        match sync::locked::apply_inbox(&self.store, keys, &account, &secret, now, &mut keep) {
+            Ok(applied) => applied.batches as u64,
+            Err(_) => {
+                tracing::warn!(target: "chartlink", "what a locked sync wrote could not be applied yet; it is kept");
+                0
+            }
         }
     }
 

@@ -161,6 +161,12 @@ pub enum Event {
         not_granted: Vec<CategoryConsent>,
         can_renew: bool,
     },
+    /// What background syncs wrote while locked was applied (`batches` sealed pages): the records changed; read
+    /// them again. Sent by [`ChartLink::apply_locked_inbox`] (and by `new`/`unlock`, which apply it before they
+    /// return) when there was something to apply.
+    LockedInboxApplied {
+        batches: u64,
+    },
 }
 
 /// Receives the SDK's events (on the thread that caused them; keep it quick).
@@ -252,18 +258,29 @@ impl ChartLink {
     /// and reported by [`ChartLink::take_store_notices`], as are account entries the secure store cannot return
     /// (they are skipped).
     /// [`ChartLink::reset`] starts over.
+    ///
+    /// What background syncs wrote while locked is applied before this returns (see
+    /// [`ChartLink::apply_locked_inbox`]): on a large inbox that takes a while, so an app on its UI thread uses
+    /// [`ChartLink::new_deferred`].
     pub fn new(config: AppConfig, host: Host) -> Result<Self> {
-        Self::build(config, host, false)
+        Self::build(config, host, false, true)
+    }
+
+    /// [`ChartLink::new`] without applying the locked inbox: returns at once; call
+    /// [`ChartLink::apply_locked_inbox`] on a worker thread ([`Event::LockedInboxApplied`] says when it is done;
+    /// reads until then show the record as it was before the inbox).
+    pub fn new_deferred(config: AppConfig, host: Host) -> Result<Self> {
+        Self::build(config, host, false, false)
     }
 
     /// Builds the SDK locked: the store is opened but its key is not read, so no biometric or passcode prompt
     /// runs while the app starts (iOS: never from `App.init`); every read answers [`Error::Locked`] until
     /// [`ChartLink::unlock`] reads the key (and checks it against the store's canary) and the accounts.
     pub fn new_locked(config: AppConfig, host: Host) -> Result<Self> {
-        Self::build(config, host, true)
+        Self::build(config, host, true, false)
     }
 
-    fn build(config: AppConfig, host: Host, locked: bool) -> Result<Self> {
+    fn build(config: AppConfig, host: Host, locked: bool, apply: bool) -> Result<Self> {
         if config.client_id.is_empty() {
             return Err(Error::InvalidInput("client_id is empty".into()));
         }
@@ -319,8 +336,8 @@ impl ChartLink {
         if locked {
             // Locked means the tokens are out of memory too; `unlock` loads them again.
             sdk.apply(sdk.idle.lock(LockReason::Explicit));
-        } else {
-            sdk.prepare_accounts();
+        } else if apply {
+            sdk.apply_pending();
         }
         Ok(sdk)
     }
@@ -467,8 +484,21 @@ impl ChartLink {
     }
 
     /// Unlocks: reads the store key from the host's secure store (where the host does its biometric or passcode
-    /// check) and reloads the accounts. Syncs cut off by the lock resume on their next run.
+    /// check) and reloads the accounts. Syncs cut off by the lock resume on their next run. What background syncs
+    /// wrote while locked is applied before this returns ([`ChartLink::apply_locked_inbox`]); on the UI thread use
+    /// [`ChartLink::unlock_deferred`].
     pub fn unlock(&self) -> Result<()> {
+        self.unlock_with(true)
+    }
+
+    /// [`ChartLink::unlock`] without applying the locked inbox: returns once the key is read; call
+    /// [`ChartLink::apply_locked_inbox`] on a worker thread ([`Event::LockedInboxApplied`] says when it is done;
+    /// reads until then show the record as it was before the inbox).
+    pub fn unlock_deferred(&self) -> Result<()> {
+        self.unlock_with(false)
+    }
+
+    fn unlock_with(&self, apply: bool) -> Result<()> {
         if self.idle.locked().is_none() {
             return Ok(());
         }
@@ -485,8 +515,10 @@ impl ChartLink {
         *self.master() = Some(key);
         let events = self.idle.unlock();
         drop(holding);
-        // What syncs wrote while locked becomes normal rows before anything reads.
-        self.prepare_accounts();
+        if apply {
+            // What syncs wrote while locked becomes normal rows before anything reads.
+            self.apply_pending();
+        }
         self.apply(events);
         Ok(())
     }

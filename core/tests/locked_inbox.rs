@@ -507,6 +507,74 @@ async fn the_data_budget_holds_inside_an_accounts_locked_pass() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Issue 20: `unlock_deferred` returns without applying the locked inbox (reads show the record before it), and
+/// `apply_locked_inbox` applies it on the caller's worker thread and says so with `LockedInboxApplied`. Before:
+/// only `unlock`, which applied the whole inbox inline.
+#[tokio::test]
+async fn unlock_deferred_leaves_the_inbox_to_apply_locked_inbox() {
+    let f = Fixture::new().await;
+    let dir = temp_dir("deferred");
+    let sdk = ChartLink::new(file_config(&dir), host(&f)).unwrap();
+    let account = sdk.link(&f.sb.fhir_base()).await.unwrap().id;
+    sdk.switch_patient(&account).unwrap();
+    sdk.sync_with(&account, &fast(), &mut |_| {}).await.unwrap();
+    let before = inventory(&sdk, &account);
+    sdk.lock();
+    f.advance(2 * 3600 * 1000);
+    let lab = sdk_lab(&f);
+    let r = sdk
+        .background_sync_with(&SyncBudget::default(), &fast())
+        .await
+        .unwrap();
+    assert_eq!(
+        r.accounts[0].outcome,
+        chartlink_core::BackgroundOutcome::Synced
+    );
+    assert!(sdk.store().locked_pending().unwrap() > 0);
+    sdk.unlock_deferred().unwrap();
+    sdk.switch_patient(&account).unwrap();
+    assert_eq!(
+        inventory(&sdk, &account),
+        before,
+        "the record before the inbox"
+    );
+    assert!(
+        !f.events
+            .saw(|e| matches!(e, chartlink_core::Event::LockedInboxApplied { .. }))
+    );
+    let batches = sdk.apply_locked_inbox().unwrap();
+    assert!(batches > 0);
+    assert!(f.events.saw(
+        |e| matches!(e, chartlink_core::Event::LockedInboxApplied { batches: b } if *b == batches)
+    ));
+    assert_eq!(sdk.store().locked_pending().unwrap(), 0);
+    let after = inventory(&sdk, &account);
+    assert!(
+        after
+            .iter()
+            .any(|(ty, id, _)| ty == "Observation" && *id == lab)
+    );
+    assert_eq!(after, truth(&f));
+    assert_eq!(damaged_notices(&sdk), 0);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Files a new lab result for the patient on the server; returns its id.
+fn sdk_lab(f: &Fixture) -> String {
+    let id = "deferred-lab".to_owned();
+    f.sb.admin()
+        .put_resource(json!({
+            "resourceType": "Observation", "id": id, "status": "final",
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                "code": "laboratory"}]}],
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7"}], "text": "Glucose"},
+            "subject": {"reference": format!("Patient/{PATIENT}")}, "effectiveDateTime": "2026-11-30",
+            "valueQuantity": {"value": 101, "unit": "mg/dL"}
+        }))
+        .unwrap();
+    id
+}
+
 /// The fixture's secure store, whose writes of inbox secrets fail while `fail` is set (a kill between two chunks of
 /// an apply, as far as the inbox can tell).
 struct Flaky {

@@ -144,6 +144,12 @@ pub enum Event {
         not_granted: Vec<core::DataCategory>,
         can_renew: bool,
     },
+    /// What background syncs wrote while locked was applied (`batches` sealed pages): read the records again.
+    /// `new` and `unlock` return before it is applied (on the SDK's runtime); until this event their reads show the
+    /// record as it was before. `unlock_async` returns after it.
+    LockedInboxApplied {
+        batches: u64,
+    },
 }
 
 /// Something the app should know about the device's own files (`ChartLink.take_store_notices`).
@@ -197,6 +203,7 @@ impl From<core::Event> for Event {
                 not_granted: not_granted.into_iter().map(|c| c.category).collect(),
                 can_renew,
             },
+            core::Event::LockedInboxApplied { batches } => Self::LockedInboxApplied { batches },
         }
     }
 }

@@ -50,8 +50,9 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
         let changes = self.changes
         hub.observe { event in
             switch event {
-            // A sync, an unlock (which applies what locked syncs brought) or an unlocked background run.
-            case .syncFinished, .unlocked: changes.changed()
+            // A sync, an unlock, what locked syncs brought applied (after `unlock`/`init` returned), or an unlocked
+            // background run.
+            case .syncFinished, .unlocked, .lockedInboxApplied: changes.changed()
             case .backgroundSyncFinished(let report) where !report.locked: changes.changed()
             default: break
             }

@@ -63,6 +63,7 @@ final class HealthRecords {
         case .backgroundSyncFinished(let report): return "\(report.total) new records since you last looked"
         case .lockWarning(let remainingMs): return "Locking in \(remainingMs / 1000) s"
         case .locked, .unlocked: return nil // lockStates drives the lock screen
+        case .lockedInboxApplied: return nil // what locked syncs brought is readable; the live reads refresh
         case .accessRevoked: return "The provider ended access. Link again to keep syncing."
         case .relinkNeeded: return "Access has to be renewed: link again."
         case .linkLimited(_, let notGranted, let canRenew):

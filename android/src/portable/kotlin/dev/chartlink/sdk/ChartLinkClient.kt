@@ -152,8 +152,13 @@ class ChartLinkClient private constructor(
                     refreshPatientLater()
                     changed()
                 }
-                // An unlocked background run wrote readable records (a locked one is applied at unlock).
+                // An unlocked background run wrote readable records (a locked one is applied after unlock).
                 is Event.BackgroundSyncFinished -> if (!event.report.locked) changed()
+                // What locked runs brought was applied (after `unlock` or `new` returned): the records changed.
+                is Event.LockedInboxApplied -> {
+                    refreshPatientLater()
+                    changed()
+                }
                 else -> {}
             }
         }

@@ -67,6 +67,8 @@ class RecordModel(private val chartLink: ChartLinkClient, private val screen: Re
                     is Event.LockWarning -> screen.showStillThere(event.remainingMs)
                     is Event.Locked -> screen.showLockScreen()
                     is Event.Unlocked -> screen.hideLockScreen()
+                    // What background syncs brought while locked is readable now (the client's live reads refresh).
+                    is Event.LockedInboxApplied -> {}
                     is Event.AccessRevoked -> screen.showRelinkNotice(event.accountId)
                     is Event.RelinkNeeded -> screen.showRelinkNotice(event.accountId)
                     is Event.LinkLimited -> screen.showNotice(
