@@ -303,7 +303,7 @@ impl ChartLink {
     // `suspend`, Swift `async`). Short, so they take no `CancelToken`: a cancelled caller stops waiting.
 
     /// Lab results, newest first.
-    pub async fn lab_results(&self) -> Result<Vec<LabResult>> {
+    pub async fn lab_results(&self) -> Result<Vec<Observation>> {
         let sdk = self.inner.clone();
         run_blocking(move || Ok(records::all(sdk.lab_results()?))).await
     }
@@ -315,7 +315,7 @@ impl ChartLink {
     }
 
     /// Vital signs, newest first.
-    pub async fn vital_signs(&self) -> Result<Vec<VitalSign>> {
+    pub async fn vital_signs(&self) -> Result<Vec<Observation>> {
         let sdk = self.inner.clone();
         run_blocking(move || Ok(records::all(sdk.vital_signs()?))).await
     }

@@ -64,9 +64,9 @@ impl TryFrom<RecordQuery> for core::RecordQuery {
     }
 }
 
-/// The table: `read_name => PageRecord(core view => FFI record)`.
-macro_rules! pages {
-    ($($(#[$doc:meta])* $read:ident => $page:ident($view:ty => $record:ty);)*) => {
+/// A page record: `PageRecord(FFI record)`.
+macro_rules! page_records {
+    ($($page:ident($record:ty);)*) => {
         $(
             /// One page of a list, as a `RecordQuery` asked for.
             #[derive(Debug, Clone, PartialEq, uniffi::Record)]
@@ -78,15 +78,21 @@ macro_rules! pages {
                 pub total: i64,
             }
         )*
+    };
+}
 
+/// Reads of a page: `read_name => PageRecord(|sdk, query| core's page)`.
+macro_rules! reads {
+    ($($(#[$doc:meta])* $read:ident => $page:ident(|$sdk:ident, $q:ident| $core:expr);)*) => {
         #[uniffi::export]
         impl ChartLink {
             $(
                 $(#[$doc])*
                 pub async fn $read(&self, query: RecordQuery) -> Result<$page> {
-                    let sdk = self.inner.clone();
+                    let $sdk = self.inner.clone();
                     run_blocking(move || {
-                        let page = sdk.records_page::<$view>(&query.try_into()?)?;
+                        let $q: core::RecordQuery = query.try_into()?;
+                        let page = $core?;
                         Ok($page {
                             records: records::all(page.records),
                             next_cursor: page.next_cursor,
@@ -100,13 +106,26 @@ macro_rules! pages {
     };
 }
 
-pages! {
+/// One line per record kind: `read_name => PageRecord(core view => FFI record)`, the page record and its read.
+macro_rules! pages {
+    ($($(#[$doc:meta])* $read:ident => $page:ident($view:ty => $record:ty);)*) => {
+        page_records! { $($page($record);)* }
+        reads! { $($(#[$doc])* $read => $page(|sdk, q| sdk.records_page::<$view>(&q));)* }
+    };
+}
+
+page_records! { ObservationPage(Observation); }
+
+reads! {
     /// A page of lab results, newest first.
-    lab_results_page => LabResultPage(views::LabResult => LabResult);
+    lab_results_page => ObservationPage(|sdk, q| sdk.lab_results_page(&q));
     /// A page of vital signs, newest first.
-    vital_signs_page => VitalSignPage(views::VitalSign => VitalSign);
+    vital_signs_page => ObservationPage(|sdk, q| sdk.vital_signs_page(&q));
     /// A page of the other observations (surveys, exams, social history, ...), newest first.
-    observations_page => ObservationPage(views::Observation => Observation);
+    observations_page => ObservationPage(|sdk, q| sdk.observations_page(&q));
+}
+
+pages! {
     /// A page of allergies, as stored.
     allergies_page => AllergyPage(views::Allergy => Allergy);
     /// A page of prescriptions, newest first.

@@ -56,6 +56,9 @@ impl EventListener for Printer {
                     " (no refresh token: access ends with this session)"
                 }
             ),
+            Event::LockedInboxApplied { batches } => outln!(
+                "  event: what background syncs fetched while locked was applied ({batches} pages)"
+            ),
             Event::SyncProgress(_) | Event::SyncFinished(_) | Event::BackgroundSyncFinished(_) => {}
         }
     }

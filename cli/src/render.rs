@@ -83,26 +83,20 @@ fn opt(s: &Option<String>) -> &str {
     s.as_deref().unwrap_or("")
 }
 
-impl Line for views::VitalSign {
-    fn line(&self) -> String {
-        format!(
-            "{:<10} {:<38} {:>14} {}",
-            day(self.date.as_ref()),
-            truncate(&self.name, 38),
-            raw_value_text(self.value.as_ref()),
-            flag_text(&self.flag)
-        )
-    }
-}
-
+/// A vital sign shows its flag; the other observations (the lab results have a view of their own) their
+/// categories.
 impl Line for views::Observation {
     fn line(&self) -> String {
+        let tail = if self.kind == views::ObservationKind::VitalSign {
+            flag_text(&self.flag).to_string()
+        } else {
+            format!("[{}]", self.category.join(", "))
+        };
         format!(
-            "{:<10} {:<38} {:>14} [{}]",
+            "{:<10} {:<38} {:>14} {tail}",
             day(self.date.as_ref()),
             truncate(&self.name, 38),
             raw_value_text(self.value.as_ref()),
-            self.category.join(", ")
         )
     }
 }

@@ -104,7 +104,7 @@ async fn a_record_by_id_and_the_whole_record_as_a_bundle_and_as_ndjson() {
 /// changed under it (a sync brought a result), or for another kind or range, instead of skipping or repeating.
 #[tokio::test]
 async fn lists_come_in_pages_and_date_ranges_and_a_stale_cursor_is_refused() {
-    use chartlink_core::views::{FhirDate, LabResult, VitalSign};
+    use chartlink_core::views::{FhirDate, LabResult};
     use chartlink_core::{Page, RecordQuery};
 
     let f = Fixture::new().await;
@@ -119,6 +119,31 @@ async fn lists_come_in_pages_and_date_ranges_and_a_stale_cursor_is_refused() {
     let all = sdk.lab_results().unwrap();
     assert!(all.len() > 25, "a real record: {}", all.len());
 
+    // One Observation record, tagged by its kind: the three lists are its kinds, and together every Observation.
+    use chartlink_core::views::{Observation, ObservationKind};
+    let vitals = sdk.vital_signs().unwrap();
+    let others = sdk.observations().unwrap();
+    assert!(all.iter().all(|o| o.kind == ObservationKind::Lab));
+    assert!(vitals.iter().all(|o| o.kind == ObservationKind::VitalSign));
+    assert!(others.iter().all(|o| o.kind.is_other()));
+    assert!(!vitals.is_empty() && !others.is_empty());
+    let every: Vec<Observation> = sdk.records().unwrap();
+    assert_eq!(every.len(), all.len() + vitals.len() + others.len());
+    assert!(
+        all.iter().any(|o| o.report_id.is_some()),
+        "lab results link to their reports"
+    );
+    assert!(
+        every
+            .iter()
+            .all(|o| o.kind == ObservationKind::of(&o.category)),
+        "the kind is the categories'"
+    );
+    assert!(
+        others.iter().any(|o| o.kind != ObservationKind::Other),
+        "the other observations name their kind (survey, exam, social history, ...)"
+    );
+
     // Every page, with its cursor, in order: the whole list, once.
     let mut paged: Vec<LabResult> = Vec::new();
     let mut query = RecordQuery {
@@ -127,7 +152,7 @@ async fn lists_come_in_pages_and_date_ranges_and_a_stale_cursor_is_refused() {
     };
     let mut pages = 0;
     loop {
-        let page: Page<LabResult> = sdk.records_page(&query).unwrap();
+        let page: Page<LabResult> = sdk.lab_results_page(&query).unwrap();
         assert_eq!(page.total, all.len());
         assert!(page.records.len() <= 10);
         paged.extend(page.records);
@@ -147,7 +172,7 @@ async fn lists_come_in_pages_and_date_ranges_and_a_stale_cursor_is_refused() {
         .filter(|r| r.date.as_ref().is_some_and(|d| d.year == year))
         .collect();
     let ranged: Page<LabResult> = sdk
-        .records_page(&RecordQuery {
+        .lab_results_page(&RecordQuery {
             from: FhirDate::parse(&year.to_string()),
             to: FhirDate::parse(&year.to_string()),
             ..Default::default()
@@ -158,7 +183,7 @@ async fn lists_come_in_pages_and_date_ranges_and_a_stale_cursor_is_refused() {
     assert_eq!(ranged.total, in_year.len());
     assert_eq!(ranged.next_cursor, None);
     let since: Page<LabResult> = sdk
-        .records_page(&RecordQuery {
+        .lab_results_page(&RecordQuery {
             from: FhirDate::parse(&format!("{}-01-01", year + 1)),
             ..Default::default()
         })
@@ -172,7 +197,7 @@ async fn lists_come_in_pages_and_date_ranges_and_a_stale_cursor_is_refused() {
 
     // Bad queries are typed errors.
     let first: Page<LabResult> = sdk
-        .records_page(&RecordQuery {
+        .lab_results_page(&RecordQuery {
             limit: Some(5),
             ..Default::default()
         })
@@ -218,18 +243,24 @@ async fn lists_come_in_pages_and_date_ranges_and_a_stale_cursor_is_refused() {
         ),
     ] {
         assert!(
-            matches!(
-                sdk.records_page::<LabResult>(&bad),
-                Err(Error::InvalidInput(_))
-            ),
+            matches!(sdk.lab_results_page(&bad), Err(Error::InvalidInput(_))),
             "{label}"
         );
     }
-    let labs_cursor_on_vitals = sdk.records_page::<VitalSign>(&RecordQuery {
+    let labs_cursor_on_vitals = sdk.vital_signs_page(&RecordQuery {
         cursor: Some(cursor.clone()),
         ..Default::default()
     });
     assert!(matches!(labs_cursor_on_vitals, Err(Error::InvalidInput(_))));
+    let conditions = sdk.problems().unwrap();
+    let first_two: Page<chartlink_core::views::Problem> = sdk
+        .records_page(&RecordQuery {
+            limit: Some(2),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(first_two.total, conditions.len());
+    assert_eq!(first_two.records[..], conditions[..2.min(conditions.len())]);
 
     // A sync brings a new result: the old cursor is refused, the first page shows it.
     let mut newest =
@@ -243,7 +274,7 @@ async fn lists_come_in_pages_and_date_ranges_and_a_stale_cursor_is_refused() {
     sdk.sync_with(&account.id, &fast(), &mut |_| {})
         .await
         .unwrap();
-    let stale = sdk.records_page::<LabResult>(&RecordQuery {
+    let stale = sdk.lab_results_page(&RecordQuery {
         limit: Some(5),
         cursor: Some(cursor),
         ..Default::default()
@@ -253,7 +284,7 @@ async fn lists_come_in_pages_and_date_ranges_and_a_stale_cursor_is_refused() {
         "{stale:?}"
     );
     let again: Page<LabResult> = sdk
-        .records_page(&RecordQuery {
+        .lab_results_page(&RecordQuery {
             limit: Some(5),
             ..Default::default()
         })

@@ -641,7 +641,15 @@ fn parse_swift(ws: &Workspace, jvm: &Jvm, paths: &Paths) -> Result<(), String> {
     let mut files = Vec::new();
     files_with_extension(&paths.swift, "swift", &mut files)?;
     let generated = files.len();
-    files_with_extension(&ws.root.join("ios"), "swift", &mut files)?;
+    let mut hand_written = Vec::new();
+    files_with_extension(&ws.root.join("ios"), "swift", &mut hand_written)?;
+    // ios/Sources/ChartLinkKit/Generated/ is `cargo xtask swift`'s copy of the generated file (untracked), possibly
+    // older than the one just generated: the generated file is checked from target/ only.
+    files.extend(
+        hand_written
+            .into_iter()
+            .filter(|f| !f.components().any(|c| c.as_os_str() == "Generated")),
+    );
     if generated == 0 || files.len() == generated {
         return Err("no generated or no hand-written Swift found to parse".into());
     }

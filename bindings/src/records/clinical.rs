@@ -4,7 +4,7 @@
 use chartlink_core as core;
 use chartlink_core::views;
 
-use super::{Coding, FhirDate, LabResult, all, date};
+use super::{Coding, FhirDate, Observation, all, date};
 
 /// An allergy or intolerance.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -340,7 +340,7 @@ pub struct HealthSummary {
     /// Active problems.
     pub problems: Vec<Problem>,
     /// The newest result of each test, newest first.
-    pub latest_results: Vec<LabResult>,
+    pub latest_results: Vec<Observation>,
 }
 
 /// A procedure (surgery, screening, counselling, therapy).

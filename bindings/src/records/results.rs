@@ -1,7 +1,9 @@
 //! Results: lab results and their trends, vital signs, other observations and the reports that group them, with the
 //! value and reference-range readers they share.
 
-use chartlink_core::views::{self, Flag, ObservationValue, Quantity, ReferenceRange};
+use chartlink_core::views::{
+    self, Flag, ObservationKind, ObservationValue, Quantity, ReferenceRange,
+};
 
 use super::{FhirDate, all, date};
 
@@ -122,89 +124,6 @@ fn code_of(code: &Option<views::CodeRef>) -> Option<String> {
     code.as_ref().and_then(|c| c.code.clone())
 }
 
-/// A lab result.
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
-pub struct LabResult {
-    pub id: String,
-    pub name: String,
-    /// The LOINC code when there is one (pass it to `lab_trend`).
-    pub code: Option<String>,
-    /// The value as the lab wrote it ("7.2 %", "<5 mg/L", "Negative").
-    pub value_text: Option<String>,
-    /// The number, for numeric results.
-    pub numeric_value: Option<f64>,
-    pub unit: Option<String>,
-    /// The reference range ("4.0–5.6 %").
-    pub range_text: Option<String>,
-    pub flag: Flag,
-    pub date: Option<FhirDate>,
-    /// "final", "amended", "preliminary", ...
-    pub status: String,
-    /// The report (DiagnosticReport) the result belongs to.
-    pub report_id: Option<String>,
-    /// The provider it came from (its FHIR base).
-    pub source: Option<String>,
-}
-
-impl From<views::LabResult> for LabResult {
-    fn from(r: views::LabResult) -> Self {
-        let range_text = range_text(&r.range);
-        let code = code_of(&r.code);
-        let (value_text, numeric_value, unit, _) = value_parts(r.value);
-        Self {
-            id: r.id,
-            name: r.name,
-            code,
-            value_text,
-            numeric_value,
-            unit,
-            range_text,
-            flag: r.flag,
-            date: date(r.date),
-            status: r.status,
-            report_id: r.report_id,
-            source: r.source,
-        }
-    }
-}
-
-/// A vital sign. Blood pressure comes as `components` (systolic, diastolic) with `value_text` "Systolic 120
-/// mmHg, Diastolic 80 mmHg".
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
-pub struct VitalSign {
-    pub id: String,
-    pub name: String,
-    pub code: Option<String>,
-    pub value_text: Option<String>,
-    pub numeric_value: Option<f64>,
-    pub unit: Option<String>,
-    pub components: Vec<ValueComponent>,
-    pub flag: Flag,
-    pub date: Option<FhirDate>,
-    pub status: String,
-    pub source: Option<String>,
-}
-
-impl From<views::VitalSign> for VitalSign {
-    fn from(v: views::VitalSign) -> Self {
-        let code = code_of(&v.code);
-        let (value_text, numeric_value, unit, components) = value_parts(v.value);
-        Self {
-            id: v.id,
-            name: v.name,
-            code,
-            value_text,
-            numeric_value,
-            unit,
-            components,
-            flag: v.flag,
-            date: date(v.date),
-            status: v.status,
-            source: v.source,
-        }
-    }
-}
-
 /// One point of a `LabTrend`.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct TrendPoint {
@@ -261,23 +180,54 @@ impl From<views::LabTrend> for LabTrend {
     }
 }
 
-/// An observation that is neither a lab result nor a vital sign (a survey answer, an exam finding, smoking
-/// status, an imaging measurement), or a result of a report.
+/// What kind of Observation it is, from its categories. Core's own enum, exported as it is.
+#[uniffi::remote(Enum)]
+pub enum ObservationKind {
+    /// A lab result (the laboratory category, or none): `labResults`.
+    Lab,
+    /// A vital sign: `vitalSigns`.
+    VitalSign,
+    /// Social history (the social-history or sdoh category).
+    SocialHistory,
+    Survey,
+    Exam,
+    Imaging,
+    /// A procedure's result.
+    Procedure,
+    Therapy,
+    Activity,
+    FunctionalStatus,
+    /// A category ChartLink does not know.
+    Other,
+}
+
+/// An Observation: a lab result, a vital sign, a survey answer, an exam finding, smoking status, an imaging
+/// measurement, ... (`kind` says which; `labResults`, `vitalSigns` and `observations` each list their kinds). Blood
+/// pressure comes as `components` (systolic, diastolic) with `value_text` "Systolic 120 mmHg, Diastolic 80 mmHg".
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct Observation {
     pub id: String,
+    pub kind: ObservationKind,
     pub name: String,
+    /// The LOINC code when there is one (pass it to `lab_trend`).
     pub code: Option<String>,
+    /// The value as the lab wrote it ("7.2 %", "<5 mg/L", "Negative").
     pub value_text: Option<String>,
+    /// The number, for numeric results.
     pub numeric_value: Option<f64>,
     pub unit: Option<String>,
     pub components: Vec<ValueComponent>,
+    /// The reference range ("4.0–5.6 %").
     pub range_text: Option<String>,
     pub flag: Flag,
     pub date: Option<FhirDate>,
+    /// "final", "amended", "preliminary", ...
     pub status: String,
-    /// The category codes ("survey", "social-history", "laboratory", ...).
+    /// The category codes ("laboratory", "survey", "social-history", ...).
     pub category: Vec<String>,
+    /// The report (DiagnosticReport) that lists it, at the same provider.
+    pub report_id: Option<String>,
+    /// The provider it came from (its FHIR base).
     pub source: Option<String>,
 }
 
@@ -288,6 +238,7 @@ impl From<views::Observation> for Observation {
         let (value_text, numeric_value, unit, components) = value_parts(o.value);
         Self {
             id: o.id,
+            kind: o.kind,
             name: o.name,
             code,
             value_text,
@@ -299,6 +250,7 @@ impl From<views::Observation> for Observation {
             date: date(o.date),
             status: o.status,
             category: o.category,
+            report_id: o.report_id,
             source: o.source,
         }
     }

@@ -520,7 +520,7 @@ suspend fun pagedReads() = coroutineScopeTest { _ ->
         c.sync(c.link(FHIR_BASE).id)
         val all = c.labResults()
         assertTrue(all.size > 10, "a real record: ${all.size}")
-        val paged = mutableListOf<LabResult>()
+        val paged = mutableListOf<Observation>()
         var query = RecordQuery(limit = 7)
         do {
             val page = c.labResultsPage(query)
@@ -575,7 +575,7 @@ suspend fun typedDatesAndImmutableRecords() = coroutineScopeTest { _ ->
         c.demographics()?.birthDate?.let { assertEquals(DatePrecision.DAY, it.precision) }
     }
     // Records are values: no setters (generate_immutable_records).
-    for (record in listOf(LabResult::class.java, PatientContext::class.java, FhirDate::class.java, Provider::class.java)) {
+    for (record in listOf(Observation::class.java, PatientContext::class.java, FhirDate::class.java, Provider::class.java)) {
         assertTrue(record.methods.none { it.name.startsWith("set") }, "${record.simpleName} has setters")
     }
 }

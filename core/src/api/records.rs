@@ -89,6 +89,37 @@ impl ChartLink {
     /// [`Error::InvalidInput`] instead of skipping or repeating records; read again from the first page (the live
     /// reads tell when the record changed).
     pub fn records_page<V: views::View>(&self, query: &RecordQuery) -> Result<Page<V>> {
+        self.records_page_where(query, std::any::type_name::<V>(), |_| true)
+    }
+
+    /// A page of lab results (see [`ChartLink::records_page`]).
+    pub fn lab_results_page(&self, query: &RecordQuery) -> Result<Page<views::Observation>> {
+        self.records_page_where(query, "lab results", |o: &views::Observation| {
+            o.kind == views::ObservationKind::Lab
+        })
+    }
+
+    /// A page of vital signs (see [`ChartLink::records_page`]).
+    pub fn vital_signs_page(&self, query: &RecordQuery) -> Result<Page<views::Observation>> {
+        self.records_page_where(query, "vital signs", |o: &views::Observation| {
+            o.kind == views::ObservationKind::VitalSign
+        })
+    }
+
+    /// A page of the other observations (see [`ChartLink::records_page`]).
+    pub fn observations_page(&self, query: &RecordQuery) -> Result<Page<views::Observation>> {
+        self.records_page_where(query, "other observations", |o: &views::Observation| {
+            o.kind.is_other()
+        })
+    }
+
+    /// [`ChartLink::records_page`] over the records `keep` keeps, as the list named `list`.
+    fn records_page_where<V: views::View>(
+        &self,
+        query: &RecordQuery,
+        list: &str,
+        keep: impl Fn(&V) -> bool,
+    ) -> Result<Page<V>> {
         if query.limit == Some(0) || query.limit.is_some_and(|l| l > MAX_PAGE) {
             return Err(Error::InvalidInput(format!(
                 "a page holds 1 to {MAX_PAGE} records"
@@ -107,10 +138,11 @@ impl ChartLink {
             .map(|(id, _, _)| id)
             .collect();
         let mut all = self.records::<V>()?;
-        all.retain(|r| in_range(r.date(), query));
+        all.retain(|r| keep(r) && in_range(r.date(), query));
         // What the cursor is bound to: the kind, the patient's accounts, the range, and the list's dates in order.
         let mut h = Sha256::new();
-        h.update(std::any::type_name::<V>().as_bytes());
+        h.update(list.as_bytes());
+        h.update([0]);
         for id in &accounts {
             h.update(id.as_bytes());
             h.update([0]);
@@ -188,9 +220,19 @@ impl ChartLink {
             .map_err(storage)
     }
 
+    /// The active patient's Observations of the kinds `keep` keeps, newest first.
+    fn observations_where(
+        &self,
+        keep: impl Fn(&views::Observation) -> bool,
+    ) -> Result<Vec<views::Observation>> {
+        let mut all: Vec<views::Observation> = self.records()?;
+        all.retain(keep);
+        Ok(all)
+    }
+
     /// Lab results of the active patient, newest first, each with the report it belongs to.
     pub fn lab_results(&self) -> Result<Vec<views::LabResult>> {
-        self.records()
+        self.observations_where(|o| o.kind == views::ObservationKind::Lab)
     }
 
     /// One test over time (by LOINC code), for a graph.
@@ -218,32 +260,22 @@ impl ChartLink {
 
     /// Vital signs of the active patient, newest first.
     pub fn vital_signs(&self) -> Result<Vec<views::VitalSign>> {
-        self.records()
+        self.observations_where(|o| o.kind == views::ObservationKind::VitalSign)
     }
 
     /// Observations of the active patient that are neither lab results nor vital signs (surveys, exams,
     /// imaging, social history, ...), newest first.
     pub fn observations(&self) -> Result<Vec<views::Observation>> {
-        self.records()
+        self.observations_where(|o| o.kind.is_other())
     }
 
     /// Social history of the active patient (smoking status, alcohol use, ...), whichever Observation category
     /// the provider files it under, newest first.
     pub fn social_history(&self) -> Result<Vec<views::Observation>> {
-        let all: Vec<views::Observation> = self.records::<views::Observation>()?;
-        let mut out: Vec<views::Observation> = all
-            .into_iter()
-            .filter(views::Observation::is_social_history)
-            .collect();
-        // Social history filed under laboratory (or uncategorised) shows as a lab result too: include it.
-        for lab in self.lab_results()? {
-            let o = views::Observation::from(lab);
-            if o.is_social_history() {
-                out.push(o);
-            }
-        }
-        views::sort(&mut out);
-        Ok(out)
+        // Social history filed under laboratory (or uncategorised) shows as a lab result too: included.
+        self.observations_where(|o| {
+            o.kind != views::ObservationKind::VitalSign && o.is_social_history()
+        })
     }
 
     /// Allergies of the active patient.

@@ -11,27 +11,6 @@ use serde_json::Value;
 use super::fhir::*;
 use super::observations::*;
 
-/// A laboratory result (an Observation in the laboratory category, or with no category at all).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LabResult {
-    pub id: String,
-    pub source: Option<String>,
-    pub name: String,
-    /// The LOINC coding when there is one, else the first coding with a code.
-    pub code: Option<CodeRef>,
-    pub value: Option<ObservationValue>,
-    pub range: Option<ReferenceRange>,
-    pub flag: Flag,
-    /// effectiveDateTime, else effectivePeriod.start, effectiveInstant, issued.
-    pub date: Option<FhirDate>,
-    /// The Observation status ("final", "amended", ...); "unknown" when missing.
-    pub status: String,
-    /// The DiagnosticReport that lists this result; set by [`link_reports`].
-    pub report_id: Option<String>,
-    /// The category codes ("laboratory", ...).
-    pub category: Vec<String>,
-}
-
 /// One point of a [`LabTrend`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrendPoint {
@@ -53,26 +32,6 @@ pub struct LabTrend {
     pub points: Vec<TrendPoint>,
     /// The range of the latest result that has one.
     pub range: Option<ReferenceRange>,
-}
-
-/// A lab result from an Observation. `None` when it is not an Observation or has a category list without
-/// "laboratory" (an Observation with no category at all counts as a lab result).
-pub fn lab_result(r: &Value) -> Option<LabResult> {
-    let o =
-        any_observation(r).filter(|o| ObservationKind::of(&o.category) == ObservationKind::Lab)?;
-    Some(LabResult {
-        id: o.id,
-        source: o.source,
-        name: o.name,
-        code: o.code,
-        value: o.value,
-        range: o.range,
-        flag: o.flag,
-        date: o.date,
-        status: o.status,
-        report_id: None,
-        category: o.category,
-    })
 }
 
 /// Sets `report_id` of each result listed in a DiagnosticReport's `result` (references may be relative, absolute
@@ -158,40 +117,6 @@ fn counts(r: &LabResult) -> bool {
     !matches!(r.status.as_str(), "entered-in-error" | "cancelled")
 }
 
-impl super::View for LabResult {
-    const RESOURCE_TYPES: &'static [&'static str] = &["Observation"];
-    const RELATED: &'static [&'static str] = &["DiagnosticReport"];
-    fn parse(resource: &Value) -> Option<Self> {
-        lab_result(resource)
-    }
-    fn date(&self) -> Option<&FhirDate> {
-        self.date.as_ref()
-    }
-    fn set_source(&mut self, source: &str) {
-        self.source = Some(source.to_owned());
-    }
-    fn link(records: &mut [Self], related: &super::Related) {
-        link_reports(records, related.of("DiagnosticReport"));
-    }
-}
-
-impl From<LabResult> for Observation {
-    fn from(r: LabResult) -> Self {
-        Self {
-            id: r.id,
-            source: r.source,
-            name: r.name,
-            code: r.code,
-            value: r.value,
-            range: r.range,
-            flag: r.flag,
-            date: r.date,
-            status: r.status,
-            category: r.category,
-        }
-    }
-}
-
 /// The version of [`LabBrief`] written now. A brief of another version (or none: the serialized `LabResult` of
 /// earlier releases) is not decoded; the read falls back to parsing the resource.
 const BRIEF_VERSION: u8 = 1;
@@ -245,6 +170,7 @@ pub(crate) fn decode_brief(bytes: &[u8]) -> Option<LabResult> {
     }
     let b: LabBrief = serde_json::from_slice(bytes).ok()?;
     Some(LabResult {
+        kind: ObservationKind::Lab,
         id: b.id,
         source: None,
         name: b.name,
@@ -278,7 +204,6 @@ mod tests {
 
     use super::*;
     use crate::views::test_support::*;
-    use crate::views::*;
     use serde_json::json;
 
     #[test]

@@ -71,7 +71,6 @@ pub use references::{Names, REFERENCED_TYPES, name_of, unnamed_references};
 pub use reports::*;
 pub use service_requests::*;
 pub use visits::*;
-pub use vitals::*;
 
 pub(crate) use fhir::{category_codes, concept_name, first, first_date, preferred_code, string};
 pub(crate) use labs::lab_brief;

@@ -1,7 +1,7 @@
-//! What every Observation view shares (value, reference range, interpretation flag, date), and the view of the
-//! Observations that are neither lab results nor vital signs: surveys, exams, imaging, social history and the
-//! rest. Which view shows an Observation is decided by its categories alone ([`ObservationKind`]), so each one
-//! lands in exactly one of lab results, vital signs or other observations.
+//! One record for every Observation, tagged by its kind ([`ObservationKind`]: lab result, vital sign, social
+//! history, survey, exam, ...), with its value, reference range, interpretation flag, date and the report that lists
+//! it. The kind is decided by the categories alone, so each Observation lands in exactly one of the lists: lab
+//! results, vital signs, or the other observations. [`LabResult`] and [`VitalSign`] are the same record.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -41,10 +41,14 @@ pub struct ReferenceRange {
     pub text: Option<String>,
 }
 
-/// An Observation that is neither a lab result nor a vital sign (a survey answer, an exam finding, an imaging
-/// or procedure result, smoking status, ...); also the shared shape lab results and vital signs are built from.
+/// An Observation: a lab result, a vital sign, a survey answer, an exam finding, an imaging or procedure result,
+/// smoking status, ... ([`Observation::kind`] says which).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Observation {
+    /// Which list shows it, from its categories.
+    pub kind: ObservationKind,
+    /// The DiagnosticReport that lists it (within the same provider), when one does.
+    pub report_id: Option<String>,
     pub id: String,
     pub source: Option<String>,
     pub name: String,
@@ -61,12 +65,29 @@ pub struct Observation {
     pub category: Vec<String>,
 }
 
-/// Which view shows an Observation, from its categories: a lab result when it has the laboratory category or
-/// none at all, else a vital sign when it has vital-signs (or "vital-sign"), else another observation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A lab result (an Observation with the laboratory category, or none).
+pub type LabResult = Observation;
+/// A vital sign (an Observation with the vital-signs category, and not laboratory).
+pub type VitalSign = Observation;
+
+/// What kind of Observation it is, from its categories: a lab result when it has the laboratory category or none at
+/// all, else a vital sign when it has vital-signs (or "vital-sign"), else the first other category we know (social
+/// history, survey, exam, ...), else `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ObservationKind {
     Lab,
-    Vital,
+    VitalSign,
+    /// Social history: the social-history category, or SDOH (US Core 4+).
+    SocialHistory,
+    Survey,
+    Exam,
+    Imaging,
+    /// A procedure's result.
+    Procedure,
+    Therapy,
+    Activity,
+    FunctionalStatus,
+    /// A category we do not know.
     Other,
 }
 
@@ -77,10 +98,31 @@ impl ObservationKind {
         if category.is_empty() || has("laboratory") {
             Self::Lab
         } else if has("vital-signs") || has("vital-sign") {
-            Self::Vital
+            Self::VitalSign
+        } else if has("social-history") || has("sdoh") {
+            Self::SocialHistory
+        } else if has("survey") {
+            Self::Survey
+        } else if has("exam") {
+            Self::Exam
+        } else if has("imaging") {
+            Self::Imaging
+        } else if has("procedure") {
+            Self::Procedure
+        } else if has("therapy") {
+            Self::Therapy
+        } else if has("activity") {
+            Self::Activity
+        } else if has("functional-status") {
+            Self::FunctionalStatus
         } else {
             Self::Other
         }
+    }
+
+    /// Whether the "other observations" list shows it (neither a lab result nor a vital sign).
+    pub fn is_other(self) -> bool {
+        !matches!(self, Self::Lab | Self::VitalSign)
     }
 }
 
@@ -117,7 +159,10 @@ impl Observation {
 /// Any Observation, whatever its category (`None` for another resource or one without an id).
 pub fn any_observation(r: &Value) -> Option<Observation> {
     let id = resource_id(r, "Observation")?;
+    let category = category_codes(&r["category"]);
     Some(Observation {
+        kind: ObservationKind::of(&category),
+        report_id: None,
         id,
         source: None,
         name: concept_name(&r["code"]).unwrap_or_else(|| "Unnamed result".into()),
@@ -132,13 +177,25 @@ pub fn any_observation(r: &Value) -> Option<Observation> {
             &r["issued"],
         ]),
         status: status(r),
-        category: category_codes(&r["category"]),
+        category,
     })
 }
 
-/// An Observation shown as neither lab result nor vital sign ([`ObservationKind::Other`]).
+/// A lab result from an Observation. `None` when it is not an Observation or has a category list without
+/// "laboratory" (an Observation with no category at all counts as a lab result).
+pub fn lab_result(r: &Value) -> Option<Observation> {
+    any_observation(r).filter(|o| o.kind == ObservationKind::Lab)
+}
+
+/// A vital sign from an Observation in the "vital-signs" category (or "vital-sign", as some exports spell it)
+/// and not in the laboratory category.
+pub fn vital_sign(r: &Value) -> Option<Observation> {
+    any_observation(r).filter(|o| o.kind == ObservationKind::VitalSign)
+}
+
+/// An Observation shown as neither lab result nor vital sign.
 pub fn other_observation(r: &Value) -> Option<Observation> {
-    any_observation(r).filter(|o| ObservationKind::of(&o.category) == ObservationKind::Other)
+    any_observation(r).filter(|o| o.kind.is_other())
 }
 
 /// Social history (smoking status, alcohol use, ...) from whichever category carries it.
@@ -208,7 +265,23 @@ pub(super) fn flag_of(code: &str) -> Option<Flag> {
     })
 }
 
-super::view!(Observation, ["Observation"], other_observation, date);
+/// Every Observation is one view, whatever its kind; the lists (lab results, vital signs, the others) are its kinds.
+impl super::View for Observation {
+    const RESOURCE_TYPES: &'static [&'static str] = &["Observation"];
+    const RELATED: &'static [&'static str] = &["DiagnosticReport"];
+    fn parse(resource: &Value) -> Option<Self> {
+        any_observation(resource)
+    }
+    fn date(&self) -> Option<&FhirDate> {
+        self.date.as_ref()
+    }
+    fn set_source(&mut self, source: &str) {
+        self.source = Some(source.to_owned());
+    }
+    fn link(records: &mut [Self], related: &super::Related) {
+        super::link_reports(records, related.of("DiagnosticReport"));
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -394,12 +467,14 @@ mod tests {
         for (category, kind) in [
             (json!(null), ObservationKind::Lab),
             (cat("laboratory"), ObservationKind::Lab),
-            (cat("vital-sign"), ObservationKind::Vital),
+            (cat("vital-sign"), ObservationKind::VitalSign),
             (
                 json!([{"coding": [{"code": "vital-signs"}]}, {"coding": [{"code": "laboratory"}]}]),
                 ObservationKind::Lab,
             ),
-            (cat("exam"), ObservationKind::Other),
+            (cat("exam"), ObservationKind::Exam),
+            (cat("survey"), ObservationKind::Survey),
+            (cat("sdoh"), ObservationKind::SocialHistory),
             (
                 json!([{"text": "Functional status"}]),
                 ObservationKind::Other,
@@ -407,9 +482,10 @@ mod tests {
         ] {
             let o = any_observation(&obs(category.clone(), "1")).unwrap();
             assert_eq!(ObservationKind::of(&o.category), kind, "{category}");
+            assert_eq!(o.kind, kind);
             assert_eq!(
                 other_observation(&obs(category, "1")).is_some(),
-                kind == ObservationKind::Other
+                kind.is_other()
             );
         }
     }

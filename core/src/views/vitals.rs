@@ -1,53 +1,10 @@
-//! Vital signs: Observations in the vital-signs category (or "vital-sign", as Synthea spells it).
-
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
-use super::fhir::*;
-use super::observations::*;
-
-/// A vital sign (an Observation in the vital-signs category): a lab result without a report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VitalSign {
-    pub id: String,
-    pub source: Option<String>,
-    pub name: String,
-    pub code: Option<CodeRef>,
-    /// Blood pressure comes as [`ObservationValue::Components`].
-    pub value: Option<ObservationValue>,
-    pub range: Option<ReferenceRange>,
-    pub flag: Flag,
-    pub date: Option<FhirDate>,
-    pub status: String,
-    pub category: Vec<String>,
-}
-
-/// A vital sign from an Observation in the "vital-signs" category (or "vital-sign", as some exports spell it)
-/// and not in the laboratory category.
-pub fn vital_sign(r: &Value) -> Option<VitalSign> {
-    let o = any_observation(r)
-        .filter(|o| ObservationKind::of(&o.category) == ObservationKind::Vital)?;
-    Some(VitalSign {
-        id: o.id,
-        source: o.source,
-        name: o.name,
-        code: o.code,
-        value: o.value,
-        range: o.range,
-        flag: o.flag,
-        date: o.date,
-        status: o.status,
-        category: o.category,
-    })
-}
-
-super::view!(VitalSign, ["Observation"], vital_sign, date);
+//! Vital signs: Observations in the vital-signs category (or "vital-sign", as Synthea spells it). They are
+//! [`super::Observation`]s of kind [`super::ObservationKind::VitalSign`]; what is here are their tests.
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use super::*;
     use crate::views::test_support::*;
     use crate::views::*;
     use serde_json::json;

@@ -291,11 +291,11 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
 
     public func activePatient() async throws -> PatientContext? { try await sdk.activePatient() }
 
-    public func labResults() async throws -> [LabResult] { try await sdk.labResults() }
+    public func labResults() async throws -> [ClinicalObservation] { try await sdk.labResults() }
 
     public func labTrend(code: String) async throws -> LabTrend? { try await sdk.labTrend(code: code) }
 
-    public func vitalSigns() async throws -> [VitalSign] { try await sdk.vitalSigns() }
+    public func vitalSigns() async throws -> [ClinicalObservation] { try await sdk.vitalSigns() }
 
     public func allergies() async throws -> [Allergy] { try await sdk.allergies() }
 
@@ -342,8 +342,8 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
     public func questionnaireResponses() async throws -> [QuestionnaireResponse] { try await sdk.questionnaireResponses() }
 
     // Lists in pages and date ranges (bindings/src/pages.rs), one line each.
-    public func labResultsPage(query: RecordQuery) async throws -> LabResultPage { try await sdk.labResultsPage(query: query) }
-    public func vitalSignsPage(query: RecordQuery) async throws -> VitalSignPage { try await sdk.vitalSignsPage(query: query) }
+    public func labResultsPage(query: RecordQuery) async throws -> ObservationPage { try await sdk.labResultsPage(query: query) }
+    public func vitalSignsPage(query: RecordQuery) async throws -> ObservationPage { try await sdk.vitalSignsPage(query: query) }
     public func observationsPage(query: RecordQuery) async throws -> ObservationPage { try await sdk.observationsPage(query: query) }
     public func allergiesPage(query: RecordQuery) async throws -> AllergyPage { try await sdk.allergiesPage(query: query) }
     public func medicationsPage(query: RecordQuery) async throws -> MedicationPage { try await sdk.medicationsPage(query: query) }

@@ -5,8 +5,6 @@
 
 extension LinkedAccount: Identifiable {}
 extension PatientContext: Identifiable {}
-extension LabResult: Identifiable {}
-extension VitalSign: Identifiable {}
 extension ClinicalObservation: Identifiable {}
 extension DiagnosticReport: Identifiable {}
 extension Allergy: Identifiable {}

@@ -3,7 +3,7 @@ import Foundation
 
 /// What a link and sync bring, for the views. Health information: show it, never log it.
 struct Overview {
-    let labs: [LabResult] // newest first; LabResult is Identifiable: List(labs) { ... }
+    let labs: [ClinicalObservation] // newest first; Identifiable: List(labs) { ... }
     let hba1c: LabTrend? // for a chart: points oldest first
     let summary: HealthSummary
 }
@@ -40,7 +40,7 @@ final class HealthRecords {
 
     /// One lab result as a row. Dates keep FHIR's precision ("2019-05" stays a month) and sort: FhirDate is
     /// Comparable.
-    static func row(_ lab: LabResult) -> String {
+    static func row(_ lab: ClinicalObservation) -> String {
         "\(lab.date?.text ?? "") \(lab.name): \(lab.valueText ?? "") (\(lab.rangeText ?? "no range"))"
     }
 

@@ -202,7 +202,7 @@ final class LinkSyncTests: XCTestCase {
         XCTAssertGreaterThan(all.count, 10)
 
         // Every page, followed by its cursor: the list, once, in its order.
-        var paged: [LabResult] = []
+        var paged: [ClinicalObservation] = []
         var query = RecordQuery(limit: 7)
         while true {
             let page = try await c.labResultsPage(query: query)

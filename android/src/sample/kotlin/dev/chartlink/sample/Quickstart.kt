@@ -113,10 +113,10 @@ class RecordModel(private val chartLink: ChartLinkClient, private val screen: Re
             chartLink.sync(account.id)
 
             // Reads are suspend: SQLite and decryption run on the SDK's threads, not on Main.
-            val labs: List<LabResult> = chartLink.labResults() // newest first
+            val labs: List<Observation> = chartLink.labResults() // newest first
             // Dates keep FHIR's precision ("2019-05" stays a month) and sort: FhirDate is Comparable.
             labs.forEach { println("${it.date?.text} ${it.name}: ${it.valueText} (${it.rangeText ?: "no range"}) ${it.flag}") }
-            val byDate: List<LabResult> = labs.sortedBy { it.date }
+            val byDate: List<Observation> = labs.sortedBy { it.date }
             val hba1c: LabTrend? = chartLink.labTrend("4548-4") // for a chart: points oldest first
             val summary: HealthSummary = chartLink.summary()
             println("${hba1c?.points?.size ?: 0} HbA1c results; ${summary.allergies.size} allergies; oldest ${byDate.firstOrNull()?.date?.text}")
