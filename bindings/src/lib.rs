@@ -302,58 +302,10 @@ impl ChartLink {
     // Async: SQLite and decryption run on the runtime's blocking pool, never on the caller's thread (Kotlin
     // `suspend`, Swift `async`). Short, so they take no `CancelToken`: a cancelled caller stops waiting.
 
-    /// Lab results, newest first.
-    pub async fn lab_results(&self) -> Result<Vec<Observation>> {
-        let sdk = self.inner.clone();
-        run_blocking(move || Ok(records::all(sdk.lab_results()?))).await
-    }
-
     /// One test over time by its LOINC code (e.g. "4548-4", HbA1c); null/nil when there is no numeric result.
     pub async fn lab_trend(&self, code: String) -> Result<Option<LabTrend>> {
         let sdk = self.inner.clone();
         run_blocking(move || Ok(sdk.lab_trend(&code)?.map(Into::into))).await
-    }
-
-    /// Vital signs, newest first.
-    pub async fn vital_signs(&self) -> Result<Vec<Observation>> {
-        let sdk = self.inner.clone();
-        run_blocking(move || Ok(records::all(sdk.vital_signs()?))).await
-    }
-
-    /// Allergies and intolerances.
-    pub async fn allergies(&self) -> Result<Vec<Allergy>> {
-        let sdk = self.inner.clone();
-        run_blocking(move || Ok(records::all(sdk.allergies()?))).await
-    }
-
-    /// Prescriptions, newest first.
-    pub async fn medications(&self) -> Result<Vec<Medication>> {
-        let sdk = self.inner.clone();
-        run_blocking(move || Ok(records::all(sdk.medications()?))).await
-    }
-
-    /// Vaccinations, newest first.
-    pub async fn immunizations(&self) -> Result<Vec<Immunization>> {
-        let sdk = self.inner.clone();
-        run_blocking(move || Ok(records::all(sdk.immunizations()?))).await
-    }
-
-    /// The problem list.
-    pub async fn problems(&self) -> Result<Vec<Problem>> {
-        let sdk = self.inner.clone();
-        run_blocking(move || Ok(records::all(sdk.problems()?))).await
-    }
-
-    /// Visits, newest first, with their documents.
-    pub async fn visits(&self) -> Result<Vec<Visit>> {
-        let sdk = self.inner.clone();
-        run_blocking(move || Ok(records::all(sdk.visits()?))).await
-    }
-
-    /// Documents (notes, after-visit summaries), newest first.
-    pub async fn documents(&self) -> Result<Vec<Document>> {
-        let sdk = self.inner.clone();
-        run_blocking(move || Ok(records::all(sdk.documents()?))).await
     }
 
     /// A document's content (downloaded during sync); null/nil when there is none.
@@ -375,113 +327,16 @@ impl ChartLink {
         .await
     }
 
-    /// Appointments, soonest first.
-    pub async fn appointments(&self) -> Result<Vec<Appointment>> {
-        let sdk = self.inner.clone();
-        run_blocking(move || Ok(records::all(sdk.appointments()?))).await
-    }
-
     /// Who the record is about.
     pub async fn demographics(&self) -> Result<Option<Demographics>> {
         let sdk = self.inner.clone();
         run_blocking(move || Ok(sdk.demographics()?.map(Into::into))).await
     }
 
-    /// Observations that are neither lab results nor vital signs (surveys, exams, imaging, social history),
-    /// newest first.
-    pub async fn observations(&self) -> Result<Vec<Observation>> {
-        let sdk = self.inner.clone();
-        run_blocking(move || Ok(records::all(sdk.observations()?))).await
-    }
-
     /// Social history (smoking status, alcohol use), whichever category the provider files it under.
     pub async fn social_history(&self) -> Result<Vec<Observation>> {
         let sdk = self.inner.clone();
         run_blocking(move || Ok(records::all(sdk.social_history()?))).await
-    }
-
-    /// Procedures, newest first.
-    pub async fn procedures(&self) -> Result<Vec<Procedure>> {
-        let sdk = self.inner.clone();
-        run_blocking(move || Ok(records::all(sdk.procedures()?))).await
-    }
-
-    /// Reports (lab panels, imaging, pathology), newest first, with their results.
-    pub async fn diagnostic_reports(&self) -> Result<Vec<DiagnosticReport>> {
-        let sdk = self.inner.clone();
-        run_blocking(move || Ok(records::all(sdk.diagnostic_reports()?))).await
-    }
-
-    /// Care plans, newest first.
-    pub async fn care_plans(&self) -> Result<Vec<CarePlan>> {
-        let sdk = self.inner.clone();
-        run_blocking(move || Ok(records::all(sdk.care_plans()?))).await
-    }
-
-    /// Goals, newest first.
-    pub async fn goals(&self) -> Result<Vec<Goal>> {
-        let sdk = self.inner.clone();
-        run_blocking(move || Ok(records::all(sdk.goals()?))).await
-    }
-
-    /// Care teams.
-    pub async fn care_teams(&self) -> Result<Vec<CareTeam>> {
-        let sdk = self.inner.clone();
-        run_blocking(move || Ok(records::all(sdk.care_teams()?))).await
-    }
-
-    /// Implants and other devices.
-    pub async fn devices(&self) -> Result<Vec<Device>> {
-        let sdk = self.inner.clone();
-        run_blocking(move || Ok(records::all(sdk.devices()?))).await
-    }
-
-    /// Orders and referrals, newest first.
-    pub async fn service_requests(&self) -> Result<Vec<ServiceRequest>> {
-        let sdk = self.inner.clone();
-        run_blocking(move || Ok(records::all(sdk.service_requests()?))).await
-    }
-
-    /// Insurance coverages.
-    pub async fn coverages(&self) -> Result<Vec<Coverage>> {
-        let sdk = self.inner.clone();
-        run_blocking(move || Ok(records::all(sdk.coverages()?))).await
-    }
-
-    /// What the patient was billed, as the insurers explained it (ExplanationOfBenefit), newest first.
-    pub async fn explanations_of_benefit(&self) -> Result<Vec<ExplanationOfBenefit>> {
-        let sdk = self.inner.clone();
-        run_blocking(move || Ok(records::all(sdk.explanations_of_benefit()?))).await
-    }
-
-    /// The claims providers sent for the patient's care, newest first.
-    pub async fn claims(&self) -> Result<Vec<Claim>> {
-        let sdk = self.inner.clone();
-        run_blocking(move || Ok(records::all(sdk.claims()?))).await
-    }
-
-    /// Imaging studies (X-ray, ultrasound, CT, MRI), newest first.
-    pub async fn imaging_studies(&self) -> Result<Vec<ImagingStudy>> {
-        let sdk = self.inner.clone();
-        run_blocking(move || Ok(records::all(sdk.imaging_studies()?))).await
-    }
-
-    /// Medications dispensed, newest first.
-    pub async fn medication_dispenses(&self) -> Result<Vec<MedicationDispense>> {
-        let sdk = self.inner.clone();
-        run_blocking(move || Ok(records::all(sdk.medication_dispenses()?))).await
-    }
-
-    /// Medications taken as recorded (older servers), newest first.
-    pub async fn medication_statements(&self) -> Result<Vec<MedicationStatement>> {
-        let sdk = self.inner.clone();
-        run_blocking(move || Ok(records::all(sdk.medication_statements()?))).await
-    }
-
-    /// Answered questionnaires, newest first.
-    pub async fn questionnaire_responses(&self) -> Result<Vec<QuestionnaireResponse>> {
-        let sdk = self.inner.clone();
-        run_blocking(move || Ok(records::all(sdk.questionnaire_responses()?))).await
     }
 
     /// The health summary: allergies, active medications and problems, immunizations, the latest results.

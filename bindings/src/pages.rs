@@ -1,5 +1,7 @@
-//! Lists in pages and date ranges: a [`RecordQuery`] in, one `…Page` record out, for every list kind. Each kind is
-//! one line of the `pages!` table below; the page records and the `…_page` reads are generated from it.
+//! The reads of every list kind, from one table: its whole list (`allergies()`), and a page of it within a date
+//! range (`allergies_page(query)` → `AllergyPage`). Each kind is one line of the `pages!` table at the end; the
+//! page records and both reads are generated from it. Observations are one record with three lists (lab results,
+//! vital signs, the others), in the `reads!` table.
 
 use chartlink_core as core;
 use chartlink_core::views;
@@ -81,15 +83,26 @@ macro_rules! page_records {
     };
 }
 
-/// Reads of a page: `read_name => PageRecord(|sdk, query| core's page)`.
+/// The reads of a list kind: the whole list, and a page of it.
+/// `list, list_page => PageRecord(FFI record, |sdk| core's list, |sdk, query| core's page)`.
 macro_rules! reads {
-    ($($(#[$doc:meta])* $read:ident => $page:ident(|$sdk:ident, $q:ident| $core:expr);)*) => {
+    ($(
+        $(#[$doc:meta])*
+        $list:ident, $read:ident => $page:ident($record:ty, |$s1:ident| $all:expr, |$s2:ident, $q:ident| $core:expr);
+    )*) => {
         #[uniffi::export]
         impl ChartLink {
             $(
                 $(#[$doc])*
+                pub async fn $list(&self) -> Result<Vec<$record>> {
+                    let $s1 = self.inner.clone();
+                    run_blocking(move || Ok(records::all($all?))).await
+                }
+
+                $(#[$doc])*
+                /// One page of it, within a date range (see `RecordQuery`).
                 pub async fn $read(&self, query: RecordQuery) -> Result<$page> {
-                    let $sdk = self.inner.clone();
+                    let $s2 = self.inner.clone();
                     run_blocking(move || {
                         let $q: core::RecordQuery = query.try_into()?;
                         let page = $core?;
@@ -106,66 +119,73 @@ macro_rules! reads {
     };
 }
 
-/// One line per record kind: `read_name => PageRecord(core view => FFI record)`, the page record and its read.
+/// One line per record kind: `list, list_page => PageRecord(core view => FFI record)`: its page record, its list
+/// and its page, read through core's one read path (`ChartLink::records`).
 macro_rules! pages {
-    ($($(#[$doc:meta])* $read:ident => $page:ident($view:ty => $record:ty);)*) => {
+    ($($(#[$doc:meta])* $list:ident, $read:ident => $page:ident($view:ty => $record:ty);)*) => {
         page_records! { $($page($record);)* }
-        reads! { $($(#[$doc])* $read => $page(|sdk, q| sdk.records_page::<$view>(&q));)* }
+        reads! {
+            $(
+                $(#[$doc])*
+                $list, $read => $page($record, |sdk| sdk.records::<$view>(), |sdk, q| sdk.records_page::<$view>(&q));
+            )*
+        }
     };
 }
 
 page_records! { ObservationPage(Observation); }
 
 reads! {
-    /// A page of lab results, newest first.
-    lab_results_page => ObservationPage(|sdk, q| sdk.lab_results_page(&q));
-    /// A page of vital signs, newest first.
-    vital_signs_page => ObservationPage(|sdk, q| sdk.vital_signs_page(&q));
-    /// A page of the other observations (surveys, exams, social history, ...), newest first.
-    observations_page => ObservationPage(|sdk, q| sdk.observations_page(&q));
+    /// Lab results, newest first.
+    lab_results, lab_results_page => ObservationPage(Observation, |sdk| sdk.lab_results(), |sdk, q| sdk.lab_results_page(&q));
+    /// Vital signs, newest first.
+    vital_signs, vital_signs_page => ObservationPage(Observation, |sdk| sdk.vital_signs(), |sdk, q| sdk.vital_signs_page(&q));
+    /// Observations that are neither lab results nor vital signs (surveys, exams, imaging, social history),
+    /// newest first.
+    observations, observations_page => ObservationPage(Observation, |sdk| sdk.observations(), |sdk, q| sdk.observations_page(&q));
 }
 
 pages! {
-    /// A page of allergies, as stored.
-    allergies_page => AllergyPage(views::Allergy => Allergy);
-    /// A page of prescriptions, newest first.
-    medications_page => MedicationPage(views::Medication => Medication);
-    /// A page of medications dispensed, newest first.
-    medication_dispenses_page => MedicationDispensePage(views::MedicationDispense => MedicationDispense);
-    /// A page of medication statements, newest first.
-    medication_statements_page => MedicationStatementPage(views::MedicationStatement => MedicationStatement);
-    /// A page of immunizations, newest first.
-    immunizations_page => ImmunizationPage(views::Immunization => Immunization);
-    /// A page of the problem list, as stored.
-    problems_page => ProblemPage(views::Problem => Problem);
-    /// A page of visits, newest first.
-    visits_page => VisitPage(views::Visit => Visit);
-    /// A page of documents, newest first.
-    documents_page => DocumentPage(views::Document => Document);
-    /// A page of appointments, soonest first.
-    appointments_page => AppointmentPage(views::Appointment => Appointment);
-    /// A page of procedures, newest first.
-    procedures_page => ProcedurePage(views::Procedure => Procedure);
-    /// A page of reports, newest first.
-    diagnostic_reports_page => DiagnosticReportPage(views::DiagnosticReport => DiagnosticReport);
-    /// A page of imaging studies, newest first.
-    imaging_studies_page => ImagingStudyPage(views::ImagingStudy => ImagingStudy);
-    /// A page of care plans, newest first.
-    care_plans_page => CarePlanPage(views::CarePlan => CarePlan);
-    /// A page of goals, newest first.
-    goals_page => GoalPage(views::Goal => Goal);
-    /// A page of care teams.
-    care_teams_page => CareTeamPage(views::CareTeam => CareTeam);
-    /// A page of devices.
-    devices_page => DevicePage(views::Device => Device);
-    /// A page of orders and referrals, newest first.
-    service_requests_page => ServiceRequestPage(views::ServiceRequest => ServiceRequest);
-    /// A page of insurance coverages.
-    coverages_page => CoveragePage(views::Coverage => Coverage);
-    /// A page of explanations of benefit (what the patient was billed), newest first.
-    explanations_of_benefit_page => ExplanationOfBenefitPage(views::ExplanationOfBenefit => ExplanationOfBenefit);
-    /// A page of claims, newest first.
-    claims_page => ClaimPage(views::Claim => Claim);
-    /// A page of answered questionnaires, newest first.
-    questionnaire_responses_page => QuestionnaireResponsePage(views::QuestionnaireResponse => QuestionnaireResponse);
+    /// Allergies and intolerances.
+    allergies, allergies_page => AllergyPage(views::Allergy => Allergy);
+    /// Prescriptions, newest first.
+    medications, medications_page => MedicationPage(views::Medication => Medication);
+    /// Medications dispensed, newest first.
+    medication_dispenses, medication_dispenses_page => MedicationDispensePage(views::MedicationDispense => MedicationDispense);
+    /// Medications taken as recorded (older servers), newest first.
+    medication_statements, medication_statements_page => MedicationStatementPage(views::MedicationStatement => MedicationStatement);
+    /// Vaccinations, newest first.
+    immunizations, immunizations_page => ImmunizationPage(views::Immunization => Immunization);
+    /// The problem list.
+    problems, problems_page => ProblemPage(views::Problem => Problem);
+    /// Visits, newest first, with their documents.
+    visits, visits_page => VisitPage(views::Visit => Visit);
+    /// Documents (notes, after-visit summaries), newest first.
+    documents, documents_page => DocumentPage(views::Document => Document);
+    /// Appointments, soonest first.
+    appointments, appointments_page => AppointmentPage(views::Appointment => Appointment);
+    /// Procedures, newest first.
+    procedures, procedures_page => ProcedurePage(views::Procedure => Procedure);
+    /// Reports (lab panels, imaging, pathology), newest first, with their results.
+    diagnostic_reports, diagnostic_reports_page => DiagnosticReportPage(views::DiagnosticReport => DiagnosticReport);
+    /// Imaging studies (X-ray, ultrasound, CT, MRI), newest first.
+    imaging_studies, imaging_studies_page => ImagingStudyPage(views::ImagingStudy => ImagingStudy);
+    /// Care plans, newest first.
+    care_plans, care_plans_page => CarePlanPage(views::CarePlan => CarePlan);
+    /// Goals, newest first.
+    goals, goals_page => GoalPage(views::Goal => Goal);
+    /// Care teams.
+    care_teams, care_teams_page => CareTeamPage(views::CareTeam => CareTeam);
+    /// Implants and other devices.
+    devices, devices_page => DevicePage(views::Device => Device);
+    /// Orders and referrals, newest first.
+    service_requests, service_requests_page => ServiceRequestPage(views::ServiceRequest => ServiceRequest);
+    /// Insurance coverages.
+    coverages, coverages_page => CoveragePage(views::Coverage => Coverage);
+    /// What the patient was billed, as the insurers explained it (ExplanationOfBenefit), newest first.
+    explanations_of_benefit, explanations_of_benefit_page => ExplanationOfBenefitPage(views::ExplanationOfBenefit => ExplanationOfBenefit);
+    /// The claims providers sent for the patient's care, newest first.
+    claims, claims_page => ClaimPage(views::Claim => Claim);
+    /// Answered questionnaires, newest first.
+    questionnaire_responses, questionnaire_responses_page => QuestionnaireResponsePage(views::QuestionnaireResponse => QuestionnaireResponse);
 }

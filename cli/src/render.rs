@@ -751,7 +751,8 @@ mod tests {
             "id": "o1", "source": null, "name": name,
             "code": {"system": "http://loinc.org", "code": "718-7", "display": name},
             "value": {"Text": value}, "range": {"low": {"value": 1.0, "unit": unit, "comparator": null}, "high": null, "text": name},
-            "flag": "High", "date": date("2024-03-01"), "status": "final", "report_id": null, "category": ["laboratory"]
+            "flag": "High", "date": date("2024-03-01"), "status": "final", "report_id": null, "category": ["laboratory"],
+            "kind": "Lab"
         }))
         .expect("a LabResult")
     }

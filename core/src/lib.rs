@@ -36,6 +36,7 @@ pub mod fhir;
 pub mod host;
 pub mod http;
 pub mod jose;
+pub mod kinds;
 pub mod link;
 pub mod lock;
 pub mod merge;

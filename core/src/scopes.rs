@@ -60,57 +60,10 @@ impl DataCategory {
         Self::Questionnaires,
     ];
 
-    /// The resource types (and, for Observations, the category) behind this data.
-    fn resources(self) -> &'static [(&'static str, Option<&'static str>)] {
-        match self {
-            Self::Demographics => &[("Patient", None)],
-            Self::LabResults => &[
-                ("Observation", Some("laboratory")),
-                ("DiagnosticReport", None),
-            ],
-            // "vital-sign" is how Synthea (and servers loaded from it) spell the category.
-            Self::VitalSigns => &[
-                ("Observation", Some("vital-signs")),
-                ("Observation", Some("vital-sign")),
-            ],
-            Self::SocialHistory => &[
-                ("Observation", Some("social-history")),
-                ("Observation", Some("sdoh")),
-            ],
-            Self::Allergies => &[("AllergyIntolerance", None)],
-            // MedicationStatement: what older servers record instead of (or beside) prescriptions.
-            Self::Medications => &[
-                ("MedicationRequest", None),
-                ("MedicationDispense", None),
-                ("MedicationStatement", None),
-            ],
-            Self::Immunizations => &[("Immunization", None)],
-            Self::Problems => &[("Condition", None)],
-            // An imaging study is a procedure as the imaging system records it.
-            Self::Procedures => &[("Procedure", None), ("ImagingStudy", None)],
-            Self::Visits => &[("Encounter", None)],
-            Self::Documents => &[("DocumentReference", None), ("Binary", None)],
-            Self::Appointments => &[("Appointment", None)],
-            Self::OtherObservations => &[
-                ("Observation", Some("survey")),
-                ("Observation", Some("exam")),
-                ("Observation", Some("imaging")),
-                ("Observation", Some("procedure")),
-                ("Observation", Some("therapy")),
-                ("Observation", Some("activity")),
-                ("Observation", Some("functional-status")),
-            ],
-            Self::CarePlans => &[("CarePlan", None), ("Goal", None), ("CareTeam", None)],
-            Self::Devices => &[("Device", None)],
-            Self::Orders => &[("ServiceRequest", None)],
-            // What the patient was billed: the claims and the insurer's explanation of each.
-            Self::Coverage => &[
-                ("Coverage", None),
-                ("ExplanationOfBenefit", None),
-                ("Claim", None),
-            ],
-            Self::Questionnaires => &[("QuestionnaireResponse", None)],
-        }
+    /// The resource types (and, for Observations, the category) behind this data: the rows of
+    /// [`crate::kinds`]' tables under this category.
+    fn resources(self) -> Vec<(&'static str, Option<&'static str>)> {
+        crate::kinds::resources_of(self)
     }
 }
 
@@ -232,7 +185,7 @@ pub fn request_scope_styled(wanted: &[DataCategory], style: ScopeStyle) -> Strin
         .to_vec();
     for category in wanted {
         for (ty, obs_category) in category.resources() {
-            let scope = resource_scope(ty, *obs_category, style);
+            let scope = resource_scope(ty, obs_category, style);
             if !parts.contains(&scope) {
                 parts.push(scope);
             }
@@ -287,7 +240,7 @@ pub fn compare_grant(
         }
         let (mut exact, mut covered, mut missing) = (0, 0, 0);
         for (ty, obs_category) in category.resources() {
-            let asked = resource_scope(ty, *obs_category, style);
+            let asked = resource_scope(ty, obs_category, style);
             if tokens.contains(&asked.as_str()) {
                 exact += 1;
             } else if granted.can_search(ty)

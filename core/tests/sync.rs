@@ -429,7 +429,7 @@ async fn real_synthea_data_syncs_with_every_resource_accounted_for() {
     // Every resource of the synced types; Observations with a non-standard category code ("vital-sign") are
     // outside a category-filtered grant and are counted separately.
     let synced_types: Vec<&str> = std::iter::once("Patient")
-        .chain(chartlink_core::sync::SEARCHED_TYPES)
+        .chain(chartlink_core::sync::searched_types())
         .collect();
     let all = truth(&sb, patient, true);
     let want: Vec<_> = all
@@ -821,7 +821,7 @@ async fn every_granted_synthea_resource_shows_in_a_view() {
         sdk.switch_patient(&account.id).unwrap();
         let shown = shown(&sdk);
         let server = truth(&sb, patient, true);
-        for ty in std::iter::once("Patient").chain(chartlink_core::sync::SEARCHED_TYPES) {
+        for ty in std::iter::once("Patient").chain(chartlink_core::sync::searched_types()) {
             if ty != "Patient" && !account.granted.can_search(ty) {
                 continue;
             }

@@ -19,10 +19,7 @@ pub enum ExportFormat {
 /// name (so a prescription's drug and a visit's doctor travel with them).
 fn exported_types() -> Vec<&'static str> {
     let mut types = vec!["Patient"];
-    for ty in sync::SEARCHED_TYPES
-        .into_iter()
-        .chain(views::REFERENCED_TYPES)
-    {
+    for ty in sync::searched_types().chain(views::REFERENCED_TYPES) {
         if !types.contains(&ty) {
             types.push(ty);
         }

@@ -149,9 +149,9 @@ impl RecordKind {
     /// The kind of the records a sync query brings (`Observation:laboratory` → lab results).
     pub fn of_query(query: &str) -> Self {
         match query.split_once(':') {
-            Some(("Observation", "laboratory")) => Self::LabResult,
-            Some(("Observation", "vital-signs" | "vital-sign")) => Self::VitalSign,
-            Some(("Observation", _)) => Self::Observation,
+            Some(("Observation", category)) => {
+                crate::kinds::observation_category_kind(category).unwrap_or(Self::Observation)
+            }
             _ => Self::of_type(query),
         }
     }
@@ -177,33 +177,10 @@ impl RecordKind {
         }
     }
 
-    /// The kind of a resource type (Observations by their category: see [`RecordKind::of_query`]).
+    /// The kind of a resource type (Observations by their category: see [`RecordKind::of_query`]), from
+    /// [`crate::kinds::RESOURCE_KINDS`].
     pub fn of_type(ty: &str) -> Self {
-        match ty {
-            "Observation" => Self::Observation,
-            "MedicationRequest" => Self::Medication,
-            "MedicationDispense" => Self::MedicationDispense,
-            "MedicationStatement" => Self::MedicationStatement,
-            "AllergyIntolerance" => Self::Allergy,
-            "Condition" => Self::Problem,
-            "Immunization" => Self::Immunization,
-            "Encounter" => Self::Visit,
-            "DocumentReference" => Self::Document,
-            "Appointment" => Self::Appointment,
-            "Procedure" => Self::Procedure,
-            "DiagnosticReport" => Self::Report,
-            "CarePlan" => Self::CarePlan,
-            "Goal" => Self::Goal,
-            "CareTeam" => Self::CareTeam,
-            "Device" => Self::Device,
-            "ServiceRequest" => Self::Order,
-            "Coverage" => Self::Coverage,
-            "ExplanationOfBenefit" | "Claim" => Self::Billing,
-            "ImagingStudy" => Self::ImagingStudy,
-            "QuestionnaireResponse" => Self::Questionnaire,
-            "Patient" => Self::Demographics,
-            _ => Self::Other,
-        }
+        crate::kinds::of_type(ty).map_or(Self::Other, |k| k.record_kind)
     }
 }
 

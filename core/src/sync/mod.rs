@@ -49,8 +49,8 @@ use compartment::withdraw_ungranted;
 pub use locked::{RecordKind, Writer};
 use plan::longest_first;
 pub use plan::{
-    Learned, NEEDS_CATEGORY, NOT_PERMITTED, PlannedQuery, REFERENCED, SEARCHED_TYPES,
-    ServerSupport, UNSUPPORTED, plan,
+    Learned, NEEDS_CATEGORY, NOT_PERMITTED, PlannedQuery, REFERENCED, ServerSupport, UNSUPPORTED,
+    plan, searched_types,
 };
 pub use query::FALLBACK_PAGE_SIZE;
 use query::run_query;

@@ -2,48 +2,11 @@
 
 use super::*;
 
-/// The observation categories fanned out over when the grant does not restrict them: the observation-category
-/// code system, "functional-status" (US Core), "sdoh" (US Core 4+), and Synthea's "vital-sign".
-pub(super) const OBSERVATION_CATEGORIES: [&str; 12] = [
-    "laboratory",
-    "vital-signs",
-    "vital-sign",
-    "social-history",
-    "sdoh",
-    "survey",
-    "exam",
-    "imaging",
-    "procedure",
-    "therapy",
-    "activity",
-    "functional-status",
-];
-/// The searched types, in the order they are synced (Patient is read, not searched). Only the granted ones are
-/// searched (see [`plan`]).
-pub const SEARCHED_TYPES: [&str; 22] = [
-    "AllergyIntolerance",
-    "MedicationRequest",
-    "MedicationDispense",
-    "MedicationStatement",
-    "Immunization",
-    "Condition",
-    "Observation",
-    "DiagnosticReport",
-    "Procedure",
-    "ImagingStudy",
-    "Encounter",
-    "DocumentReference",
-    "Appointment",
-    "CarePlan",
-    "Goal",
-    "CareTeam",
-    "Device",
-    "ServiceRequest",
-    "Coverage",
-    "ExplanationOfBenefit",
-    "Claim",
-    "QuestionnaireResponse",
-];
+/// The searched types, in the order they are synced (Patient is read, not searched): the searched rows of
+/// [`crate::kinds::RESOURCE_KINDS`]. Only the granted ones are searched (see [`plan`]).
+pub fn searched_types() -> impl Iterator<Item = &'static str> {
+    crate::kinds::searched_types()
+}
 
 /// One planned query.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,7 +172,7 @@ pub fn plan(
             read: true,
         });
     }
-    for ty in SEARCHED_TYPES {
+    for ty in searched_types() {
         if !granted.can_search(ty) || !support.supports(ty) {
             continue;
         }
@@ -217,9 +180,9 @@ pub fn plan(
         if ty == "Observation" {
             let categories = match granted.searchable_categories(ty) {
                 Some(list) => list,
-                None if learned.observation_needs_category => OBSERVATION_CATEGORIES
+                None if learned.observation_needs_category => crate::kinds::OBSERVATION_CATEGORIES
                     .iter()
-                    .map(|c| (*c).to_owned())
+                    .map(|(c, _, _)| (*c).to_owned())
                     .collect(),
                 None => {
                     out.push(PlannedQuery {

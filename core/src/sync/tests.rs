@@ -1,8 +1,8 @@
-use super::plan::OBSERVATION_CATEGORIES;
 use super::query::tags;
 use super::*;
 use crate::account::AccountStatus;
 use crate::discovery::ServerInfo;
+use crate::kinds::OBSERVATION_CATEGORIES;
 use crate::scopes::GrantedScope;
 use serde_json::json;
 

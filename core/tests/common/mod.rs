@@ -146,7 +146,7 @@ pub fn record(sdk: &ChartLink, account: &str) -> Vec<String> {
     let mut out = Vec::new();
     for ty in ["Patient"]
         .into_iter()
-        .chain(chartlink_core::sync::SEARCHED_TYPES)
+        .chain(chartlink_core::sync::searched_types())
     {
         for r in sdk.resources(account, ty).unwrap() {
             out.push(format!("{ty}/{}", r["id"].as_str().unwrap_or("?")));
