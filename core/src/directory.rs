@@ -24,8 +24,8 @@ const ORGANIZATION_PORTAL: &str = "http://hl7.org/fhir/StructureDefinition/organ
 /// Largest directory bundle [`fetch`] accepts: 20 MB (a SMART brands bundle of thousands of providers is a few MB).
 /// The body is read as a stream, chunk by chunk, and never held beyond this: a bigger one answers
 /// `DirectoryError::Http(HttpError::TooLarge { limit })` as soon as its `Content-Length` says so or, without one, once
-/// that many bytes have arrived, and a cached copy stays as it was. The parse that follows holds the bundle and its
-/// JSON tree, several times the body's size, so the cap also bounds memory: a hostile 50 MB bundle took 467 MB.
+/// that many bytes have arrived, and a cached copy stays as it was. The parse that follows streams the entries
+/// ([`Directory::from_bundle`]), so memory follows the providers kept, not the JSON.
 /// A host that loads a bigger directory on purpose uses [`fetch_with_limit`].
 pub const DIRECTORY_BODY_LIMIT: usize = 20 * 1024 * 1024;
 
@@ -161,15 +161,24 @@ impl Directory {
     }
 
     /// Parses one bundle (brands or endpoints) into a directory.
+    ///
+    /// Parsed as a stream: one entry at a time is read into JSON, and what a directory keeps of it (a provider's
+    /// names, links and identifiers, an endpoint's base) is taken at once and the entry dropped, so memory follows
+    /// the providers found, not the bundle's JSON tree (a 19 MB bundle took +506 MB as one tree).
     pub fn from_bundle(bytes: &[u8]) -> Result<Self, DirectoryError> {
-        let bundle: Value =
-            serde_json::from_slice(bytes).map_err(|_| DirectoryError::NotABundle)?;
-        if bundle["resourceType"] != "Bundle" {
+        use serde::de::DeserializeSeed as _;
+        let mut collected = Collected::default();
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let is_bundle = BundleSeed {
+            on_resource: &mut |r: &Value| collected.add_resource(r),
+        }
+        .deserialize(&mut de)
+        .and_then(|b| de.end().map(|()| b))
+        .map_err(|_| DirectoryError::NotABundle)?;
+        if !is_bundle {
             return Err(DirectoryError::NotABundle);
         }
-        let mut dir = Directory::default();
-        dir.add_bundle(&bundle);
-        Ok(dir)
+        Ok(collected.link())
     }
 
     /// Merges another directory: providers with the same name (folded) become one, endpoints are deduplicated by
@@ -187,153 +196,6 @@ impl Directory {
     pub fn merge_preferred(&mut self, own: Directory) {
         for p in own.providers {
             self.add_provider_as(p, true);
-        }
-        self.reindex();
-    }
-
-    fn add_bundle(&mut self, bundle: &Value) {
-        let resources: Vec<&Value> = bundle["entry"]
-            .as_array()
-            .map(|e| e.iter().map(|e| &e["resource"]).collect())
-            .unwrap_or_default();
-        let mut endpoints: HashMap<String, &Value> = HashMap::new();
-        // Organization reference → endpoints pointing at it (Epic-style managingOrganization).
-        let mut managed: HashMap<&str, Vec<&str>> = HashMap::new();
-        // Organizations, each with the endpoints that contain it (Epic puts the Organization inside the Endpoint).
-        let mut organizations: Vec<(&Value, Vec<String>)> = Vec::new();
-        for r in &resources {
-            match r["resourceType"].as_str() {
-                Some("Endpoint") => {
-                    if let Some(id) = r["id"].as_str() {
-                        let key = format!("Endpoint/{id}");
-                        if let Some(org) = r["managingOrganization"]["reference"].as_str() {
-                            managed.entry(org).or_default().push(id);
-                        }
-                        for c in r["contained"].as_array().into_iter().flatten() {
-                            if c["resourceType"] == "Organization" {
-                                organizations.push((c, vec![key.clone()]));
-                            }
-                        }
-                        endpoints.insert(key, r);
-                    }
-                }
-                Some("Organization") => organizations.push((r, Vec::new())),
-                _ => {}
-            }
-        }
-        let mut used: HashSet<String> = HashSet::new();
-        for (org, containing) in &organizations {
-            let Some(name) = org["name"].as_str().filter(|n| !n.trim().is_empty()) else {
-                continue;
-            };
-            let ext = |url: &str| -> Option<&Value> {
-                org["extension"]
-                    .as_array()?
-                    .iter()
-                    .find(|e| e["url"] == url)
-            };
-            let legacy = ext(BRAND_EXT);
-            let brand = ext(ORGANIZATION_BRAND).or(legacy);
-            let portal = ext(ORGANIZATION_PORTAL).or_else(|| {
-                legacy?["extension"]
-                    .as_array()?
-                    .iter()
-                    .find(|e| e["url"] == "portal")
-            });
-            let mut refs: Vec<String> = org["endpoint"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|e| e["reference"].as_str().map(str::to_owned))
-                .collect();
-            // `portalEndpoint` (published form) names the portal's endpoints too.
-            refs.extend(
-                portal
-                    .and_then(|p| p["extension"].as_array())
-                    .into_iter()
-                    .flatten()
-                    .filter(|e| e["url"] == "portalEndpoint")
-                    .filter_map(|e| e["valueReference"]["reference"].as_str().map(str::to_owned)),
-            );
-            if let Some(id) = org["id"].as_str()
-                && let Some(list) = managed.get(format!("Organization/{id}").as_str())
-            {
-                refs.extend(list.iter().map(|e| format!("Endpoint/{e}")));
-            }
-            refs.extend(containing.iter().cloned());
-            let mut eps: Vec<ProviderEndpoint> = Vec::new();
-            for r in refs {
-                if let Some(ep) = endpoints.get(&r) {
-                    if let Some(e) = endpoint_of(ep)
-                        && !eps.iter().any(|x| x.fhir_base == e.fhir_base)
-                    {
-                        eps.push(e);
-                    }
-                    used.insert(r);
-                }
-            }
-            let sub = |parent: Option<&Value>, url: &str, field: &str| -> Option<String> {
-                parent?["extension"]
-                    .as_array()?
-                    .iter()
-                    .find(|e| e["url"] == url)?[field]
-                    .as_str()
-                    .map(str::to_owned)
-            };
-            self.add_provider(Provider {
-                id: org["id"].as_str().unwrap_or(name).to_owned(),
-                name: name.trim().to_owned(),
-                aliases: org["alias"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|a| a.as_str().map(str::to_owned))
-                    .collect(),
-                cities: org["address"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|a| a["city"].as_str().map(str::to_owned))
-                    .collect(),
-                portal_name: sub(portal, "portalName", "valueString"),
-                portal_url: sub(portal, "portalUrl", "valueUrl").and_then(web_link),
-                logo_url: sub(brand, "brandLogo", "valueUrl")
-                    .and_then(logo_link)
-                    .or_else(|| sub(portal, "portalLogo", "valueUrl").and_then(logo_link)),
-                endpoints: eps,
-                identifiers: org["identifier"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|i| {
-                        let value = i["value"].as_str()?.trim();
-                        (!value.is_empty()).then(|| {
-                            format!("{}|{value}", i["system"].as_str().unwrap_or("").trim())
-                        })
-                    })
-                    .collect(),
-            });
-        }
-        // Endpoints with no organization stand alone under their own name.
-        let mut lone: Vec<(&String, &&Value)> = endpoints
-            .iter()
-            .filter(|(k, _)| !used.contains(*k))
-            .collect();
-        lone.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        for (key, ep) in lone {
-            if let (Some(name), Some(e)) = (ep["name"].as_str(), endpoint_of(ep)) {
-                self.add_provider(Provider {
-                    id: key.clone(),
-                    name: name.to_owned(),
-                    aliases: Vec::new(),
-                    cities: Vec::new(),
-                    portal_name: None,
-                    portal_url: None,
-                    logo_url: None,
-                    endpoints: vec![e],
-                    identifiers: Vec::new(),
-                });
-            }
         }
         self.reindex();
     }
@@ -359,7 +221,9 @@ impl Directory {
             .find(|i| p.identifiers.is_empty() || self.providers[*i].identifiers.is_empty())
     }
 
-    fn add_provider_as(&mut self, p: Provider, preferred: bool) {
+    /// Adds a provider (merged into the one it is the same as, if any) and says at which index it now is (until the
+    /// next [`Directory::reindex`]).
+    fn add_provider_as(&mut self, p: Provider, preferred: bool) -> usize {
         let key = name_key(&p.name);
         match self.same_as(&p, &key) {
             Some(i) => {
@@ -400,6 +264,7 @@ impl Directory {
                     existing.portal_url = existing.portal_url.take().or(p.portal_url);
                     existing.logo_url = existing.logo_url.take().or(p.logo_url);
                 }
+                i
             }
             None => {
                 let i = self.providers.len();
@@ -408,6 +273,7 @@ impl Directory {
                     self.by_identifier.entry(id.clone()).or_insert(i);
                 }
                 self.providers.push(p);
+                i
             }
         }
     }
@@ -601,6 +467,305 @@ fn logo_link(raw: String) -> Option<String> {
         Some(raw.trim().to_owned())
     } else {
         web_link(raw)
+    }
+}
+
+/// What a directory keeps of a bundle's entries while it streams: each Organization added at once as a provider
+/// (merged with the one it is the same as; its endpoints linked at the end), with the references that link it;
+/// each Endpoint's base and name.
+#[derive(Default)]
+struct Collected {
+    dir: Directory,
+    organizations: Vec<OrgLinks>,
+    /// `Endpoint/{id}` → the endpoint (a later entry with the same id replaces an earlier one).
+    endpoints: HashMap<String, EndpointEntry>,
+    /// (managing Organization reference, Endpoint id), in bundle order.
+    managed: Vec<(String, String)>,
+}
+
+/// How an Organization links to its endpoints; `index` is its provider in the directory being built.
+struct OrgLinks {
+    index: usize,
+    id: Option<String>,
+    /// The endpoints it names (`endpoint`, and its portal's `portalEndpoint`).
+    refs: Vec<String>,
+    /// The endpoint it is contained in (Epic puts the Organization inside the Endpoint).
+    containing: Vec<String>,
+}
+
+struct EndpointEntry {
+    endpoint: Option<ProviderEndpoint>,
+    name: Option<String>,
+}
+
+impl Collected {
+    fn add_org(&mut self, org: &Value, containing: Vec<String>) {
+        if let Some((provider, id, refs)) = org_entry(org) {
+            let index = self.dir.add_provider_as(provider, false);
+            self.organizations.push(OrgLinks {
+                index,
+                id,
+                refs,
+                containing,
+            });
+        }
+    }
+
+    fn add_resource(&mut self, r: &Value) {
+        match r["resourceType"].as_str() {
+            Some("Endpoint") => {
+                let Some(id) = r["id"].as_str() else {
+                    return;
+                };
+                let key = format!("Endpoint/{id}");
+                if let Some(org) = r["managingOrganization"]["reference"].as_str() {
+                    self.managed.push((org.to_owned(), id.to_owned()));
+                }
+                for c in r["contained"].as_array().into_iter().flatten() {
+                    if c["resourceType"] == "Organization" {
+                        self.add_org(c, vec![key.clone()]);
+                    }
+                }
+                self.endpoints.insert(
+                    key,
+                    EndpointEntry {
+                        endpoint: endpoint_of(r),
+                        name: r["name"].as_str().map(str::to_owned),
+                    },
+                );
+            }
+            Some("Organization") => self.add_org(r, Vec::new()),
+            _ => {}
+        }
+    }
+
+    /// Links each Organization to the endpoints it names, that name it as their managing organization, or that
+    /// contain it; endpoints with no organization stand alone under their own name.
+    fn link(self) -> Directory {
+        let Collected {
+            mut dir,
+            organizations,
+            endpoints,
+            managed,
+        } = self;
+        // Organization reference → endpoints pointing at it (Epic-style managingOrganization), in bundle order.
+        let mut by_org: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (org, id) in &managed {
+            by_org.entry(org.as_str()).or_default().push(id.as_str());
+        }
+        let mut used: HashSet<String> = HashSet::new();
+        for org in organizations {
+            let mut refs = org.refs;
+            if let Some(id) = &org.id
+                && let Some(list) = by_org.get(format!("Organization/{id}").as_str())
+            {
+                refs.extend(list.iter().map(|e| format!("Endpoint/{e}")));
+            }
+            refs.extend(org.containing);
+            for r in refs {
+                if let Some(ep) = endpoints.get(&r) {
+                    if let Some(e) = &ep.endpoint {
+                        let have = &mut dir.providers[org.index].endpoints;
+                        if !have.iter().any(|x| x.fhir_base == e.fhir_base) {
+                            have.push(e.clone());
+                        }
+                    }
+                    used.insert(r);
+                }
+            }
+        }
+        let mut lone: Vec<(&String, &EndpointEntry)> = endpoints
+            .iter()
+            .filter(|(k, _)| !used.contains(*k))
+            .collect();
+        lone.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (key, ep) in lone {
+            if let (Some(name), Some(e)) = (&ep.name, &ep.endpoint) {
+                dir.add_provider(Provider {
+                    id: key.clone(),
+                    name: name.clone(),
+                    aliases: Vec::new(),
+                    cities: Vec::new(),
+                    portal_name: None,
+                    portal_url: None,
+                    logo_url: None,
+                    endpoints: vec![e.clone()],
+                    identifiers: Vec::new(),
+                });
+            }
+        }
+        dir.reindex();
+        dir
+    }
+}
+
+/// An Organization as a provider (its endpoints are linked later), with its id and the endpoint references it
+/// names; `None` without a name.
+fn org_entry(org: &Value) -> Option<(Provider, Option<String>, Vec<String>)> {
+    let name = org["name"].as_str().filter(|n| !n.trim().is_empty())?;
+    let ext = |url: &str| -> Option<&Value> {
+        org["extension"]
+            .as_array()?
+            .iter()
+            .find(|e| e["url"] == url)
+    };
+    let legacy = ext(BRAND_EXT);
+    let brand = ext(ORGANIZATION_BRAND).or(legacy);
+    let portal = ext(ORGANIZATION_PORTAL).or_else(|| {
+        legacy?["extension"]
+            .as_array()?
+            .iter()
+            .find(|e| e["url"] == "portal")
+    });
+    let mut refs: Vec<String> = org["endpoint"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["reference"].as_str().map(str::to_owned))
+        .collect();
+    // `portalEndpoint` (published form) names the portal's endpoints too.
+    refs.extend(
+        portal
+            .and_then(|p| p["extension"].as_array())
+            .into_iter()
+            .flatten()
+            .filter(|e| e["url"] == "portalEndpoint")
+            .filter_map(|e| e["valueReference"]["reference"].as_str().map(str::to_owned)),
+    );
+    let sub = |parent: Option<&Value>, url: &str, field: &str| -> Option<String> {
+        parent?["extension"]
+            .as_array()?
+            .iter()
+            .find(|e| e["url"] == url)?[field]
+            .as_str()
+            .map(str::to_owned)
+    };
+    let provider = Provider {
+        id: org["id"].as_str().unwrap_or(name).to_owned(),
+        name: name.trim().to_owned(),
+        aliases: org["alias"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect(),
+        cities: org["address"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["city"].as_str().map(str::to_owned))
+            .collect(),
+        portal_name: sub(portal, "portalName", "valueString"),
+        portal_url: sub(portal, "portalUrl", "valueUrl").and_then(web_link),
+        logo_url: sub(brand, "brandLogo", "valueUrl")
+            .and_then(logo_link)
+            .or_else(|| sub(portal, "portalLogo", "valueUrl").and_then(logo_link)),
+        endpoints: Vec::new(),
+        identifiers: org["identifier"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| {
+                let value = i["value"].as_str()?.trim();
+                (!value.is_empty())
+                    .then(|| format!("{}|{value}", i["system"].as_str().unwrap_or("").trim()))
+            })
+            .collect(),
+    };
+    Some((provider, org["id"].as_str().map(str::to_owned), refs))
+}
+
+/// Reads a bundle as a stream: `resourceType` (whether it is a Bundle) and each `entry[].resource`, handed to
+/// `on_resource` one at a time and then dropped; every other member is skipped unread. A member of an unexpected
+/// shape (an `entry` that is not an array, an entry without a resource) is skipped, as the tree walk did.
+struct BundleSeed<'a, F: FnMut(&Value)> {
+    on_resource: &'a mut F,
+}
+
+impl<'de, F: FnMut(&Value)> serde::de::DeserializeSeed<'de> for BundleSeed<'_, F> {
+    type Value = bool;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, F: FnMut(&Value)> serde::de::Visitor<'de> for BundleSeed<'_, F> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a FHIR Bundle")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let mut is_bundle = false;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "resourceType" => is_bundle = map.next_value::<Value>()? == "Bundle",
+                "entry" => map.next_value_seed(EntriesSeed {
+                    on_resource: &mut *self.on_resource,
+                })?,
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(is_bundle)
+    }
+}
+
+/// A bundle's `entry`: each element read alone, its `resource` handed on.
+struct EntriesSeed<'a, F: FnMut(&Value)> {
+    on_resource: &'a mut F,
+}
+
+impl<'de, F: FnMut(&Value)> serde::de::DeserializeSeed<'de> for EntriesSeed<'_, F> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, F: FnMut(&Value)> serde::de::Visitor<'de> for EntriesSeed<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of entries")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(entry) = seq.next_element::<Value>()? {
+            (self.on_resource)(&entry["resource"]);
+        }
+        Ok(())
+    }
+
+    // Anything else where the list should be: no entries (JSON that is valid but not FHIR).
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(())
+    }
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
     }
 }
 
@@ -798,6 +963,35 @@ mod tests {
                 .expect("tolerant")
                 .providers()
                 .is_empty()
+        );
+        // Streamed, the members may come in any order; an `entry` of another shape holds nothing; trailing garbage
+        // is not a bundle.
+        let entry_first = br#"{"entry": [{"resource": {"resourceType": "Endpoint", "id": "e", "name": "Lone Clinic",
+            "address": "https://lone.example/fhir"}}], "type": "collection", "resourceType": "Bundle"}"#;
+        let dir = Directory::from_bundle(entry_first).expect("a bundle");
+        assert_eq!(dir.providers().len(), 1);
+        assert_eq!(dir.providers()[0].name, "Lone Clinic");
+        for shape in [
+            r#""entry": {"a": 1}"#,
+            r#""entry": "x""#,
+            r#""entry": null"#,
+            r#""entry": 7"#,
+        ] {
+            let text = format!(r#"{{"resourceType": "Bundle", {shape}}}"#);
+            assert!(
+                Directory::from_bundle(text.as_bytes())
+                    .expect(shape)
+                    .providers()
+                    .is_empty()
+            );
+        }
+        assert_eq!(
+            Directory::from_bundle(br#"{"resourceType": "Bundle"} {"#).err(),
+            Some(DirectoryError::NotABundle)
+        );
+        assert_eq!(
+            Directory::from_bundle(br#"[{"resourceType": "Bundle"}]"#).err(),
+            Some(DirectoryError::NotABundle)
         );
     }
 
