@@ -4,232 +4,135 @@
 use chartlink_core as core;
 use chartlink_core::views;
 
-use super::{Coding, FhirDate, Observation, all, date};
+use super::{Coding, FhirDate, Observation, all, date, mirror};
 
-/// An allergy or intolerance.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct Allergy {
-    pub id: String,
-    pub substance: String,
-    pub reactions: Vec<String>,
-    /// "mild", "moderate", "severe".
-    pub severity: Option<String>,
-    /// "low", "high", "unable-to-assess".
-    pub criticality: Option<String>,
-    /// "active", "inactive", "resolved".
-    pub clinical_status: Option<String>,
-    pub recorded: Option<FhirDate>,
-    pub source: Option<String>,
-}
-
-impl From<views::Allergy> for Allergy {
-    fn from(a: views::Allergy) -> Self {
-        Self {
-            id: a.id,
-            substance: a.substance,
-            reactions: a.reactions,
-            severity: a.severity,
-            criticality: a.criticality,
-            clinical_status: a.clinical_status,
-            recorded: date(a.recorded),
-            source: a.source,
-        }
+mirror! {
+    /// An allergy or intolerance.
+    #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+    pub struct Allergy from views::Allergy as a {
+        id: String,
+        substance: String,
+        reactions: Vec<String>,
+        /// "mild", "moderate", "severe".
+        severity: Option<String>,
+        /// "low", "high", "unable-to-assess".
+        criticality: Option<String>,
+        /// "active", "inactive", "resolved".
+        clinical_status: Option<String>,
+        recorded: Option<FhirDate> => date,
+        source: Option<String>,
     }
 }
 
-/// A prescription.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct Medication {
-    pub id: String,
-    pub name: String,
-    /// The dosage instructions ("1 tablet by mouth twice daily").
-    pub dosage: Option<String>,
-    /// "active", "completed", "stopped", ...
-    pub status: String,
-    pub prescriber: Option<String>,
-    pub authored: Option<FhirDate>,
-    /// When the order runs out (may be in the future for an active order).
-    pub ended: Option<FhirDate>,
-    /// Why it was prescribed ("Acute bronchitis"), as coded or named by the problem it points to.
-    pub reason: Vec<String>,
-    /// The problems (Condition ids) given as the reason: `problems()` has them.
-    pub reason_ids: Vec<String>,
-    pub source: Option<String>,
-}
-
-impl From<views::Medication> for Medication {
-    fn from(m: views::Medication) -> Self {
-        Self {
-            id: m.id,
-            name: m.name,
-            dosage: m.dosage,
-            status: m.status,
-            prescriber: m.prescriber,
-            authored: date(m.authored),
-            ended: date(m.ended),
-            reason: m.reason,
-            reason_ids: m.reason_ids,
-            source: m.source,
-        }
+mirror! {
+    /// A prescription.
+    #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+    pub struct Medication from views::Medication as m {
+        id: String,
+        name: String,
+        /// The dosage instructions ("1 tablet by mouth twice daily").
+        dosage: Option<String>,
+        /// "active", "completed", "stopped", ...
+        status: String,
+        prescriber: Option<String>,
+        authored: Option<FhirDate> => date,
+        /// When the order runs out (may be in the future for an active order).
+        ended: Option<FhirDate> => date,
+        /// Why it was prescribed ("Acute bronchitis"), as coded or named by the problem it points to.
+        reason: Vec<String>,
+        /// The problems (Condition ids) given as the reason: `problems()` has them.
+        reason_ids: Vec<String>,
+        source: Option<String>,
     }
 }
 
-/// An imaging study (X-ray, ultrasound, CT, MRI) as the imaging system recorded it; the images are not fetched.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct ImagingStudy {
-    pub id: String,
-    /// The description, else the procedure, else the modalities ("Ultrasound").
-    pub name: String,
-    /// "available", "registered", "cancelled", ...
-    pub status: String,
-    pub started: Option<FhirDate>,
-    /// "Ultrasound", "Computed Radiography", ...
-    pub modalities: Vec<String>,
-    pub procedures: Vec<String>,
-    /// The body parts imaged.
-    pub body_sites: Vec<String>,
-    pub description: Option<String>,
-    pub series_count: Option<i64>,
-    pub instance_count: Option<i64>,
-    pub reason: Vec<String>,
-    pub source: Option<String>,
-}
-
-impl From<views::ImagingStudy> for ImagingStudy {
-    fn from(s: views::ImagingStudy) -> Self {
-        Self {
-            id: s.id,
-            name: s.name,
-            status: s.status,
-            started: date(s.started),
-            modalities: s.modalities,
-            procedures: s.procedures,
-            body_sites: s.body_sites,
-            description: s.description,
-            series_count: s.series_count.map(i64::from),
-            instance_count: s.instance_count.map(i64::from),
-            reason: s.reason,
-            source: s.source,
-        }
+mirror! {
+    /// An imaging study (X-ray, ultrasound, CT, MRI) as the imaging system recorded it; the images are not fetched.
+    #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+    pub struct ImagingStudy from views::ImagingStudy as s {
+        id: String,
+        /// The description, else the procedure, else the modalities ("Ultrasound").
+        name: String,
+        /// "available", "registered", "cancelled", ...
+        status: String,
+        started: Option<FhirDate> => date,
+        /// "Ultrasound", "Computed Radiography", ...
+        modalities: Vec<String>,
+        procedures: Vec<String>,
+        /// The body parts imaged.
+        body_sites: Vec<String>,
+        description: Option<String>,
+        series_count: Option<i64> = s.series_count.map(i64::from),
+        instance_count: Option<i64> = s.instance_count.map(i64::from),
+        reason: Vec<String>,
+        source: Option<String>,
     }
 }
 
-/// A vaccination.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct Immunization {
-    pub id: String,
-    pub vaccine: String,
-    pub date: Option<FhirDate>,
-    /// "completed", "not-done", "entered-in-error".
-    pub status: String,
-    pub lot: Option<String>,
-    pub source: Option<String>,
-}
-
-impl From<views::Immunization> for Immunization {
-    fn from(i: views::Immunization) -> Self {
-        Self {
-            id: i.id,
-            vaccine: i.vaccine,
-            date: date(i.date),
-            status: i.status,
-            lot: i.lot,
-            source: i.source,
-        }
+mirror! {
+    /// A vaccination.
+    #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+    pub struct Immunization from views::Immunization as i {
+        id: String,
+        vaccine: String,
+        date: Option<FhirDate> => date,
+        /// "completed", "not-done", "entered-in-error".
+        status: String,
+        lot: Option<String>,
+        source: Option<String>,
     }
 }
 
-/// A problem or diagnosis.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct Problem {
-    pub id: String,
-    pub name: String,
-    /// Its codes (typically SNOMED CT and ICD-10-CM).
-    pub codes: Vec<Coding>,
-    /// "active", "resolved", "remission", ...
-    pub clinical_status: Option<String>,
-    pub onset: Option<FhirDate>,
-    pub recorded: Option<FhirDate>,
-    pub resolved: Option<FhirDate>,
-    pub category: Vec<String>,
-    pub source: Option<String>,
-}
-
-impl From<views::Problem> for Problem {
-    fn from(p: views::Problem) -> Self {
-        Self {
-            id: p.id,
-            name: p.name,
-            codes: p.codes.into_iter().map(Into::into).collect(),
-            clinical_status: p.clinical_status,
-            onset: date(p.onset),
-            recorded: date(p.recorded),
-            resolved: date(p.resolved),
-            category: p.category,
-            source: p.source,
-        }
+mirror! {
+    /// A problem or diagnosis.
+    #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+    pub struct Problem from views::Problem as p {
+        id: String,
+        name: String,
+        /// Its codes (typically SNOMED CT and ICD-10-CM).
+        codes: Vec<Coding> = p.codes.into_iter().map(Into::into).collect(),
+        /// "active", "resolved", "remission", ...
+        clinical_status: Option<String>,
+        onset: Option<FhirDate> => date,
+        recorded: Option<FhirDate> => date,
+        resolved: Option<FhirDate> => date,
+        category: Vec<String>,
+        source: Option<String>,
     }
 }
 
-/// A visit.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct Visit {
-    pub id: String,
-    /// "Office visit", "Ambulatory visit", ...
-    pub kind: String,
-    pub start: Option<FhirDate>,
-    pub end: Option<FhirDate>,
-    pub provider: Option<String>,
-    pub location: Option<String>,
-    pub reason: Option<String>,
-    /// The documents written for it (after-visit summary, notes): ids for `document_content`.
-    pub summary_document_ids: Vec<String>,
-    pub source: Option<String>,
-}
-
-impl From<views::Visit> for Visit {
-    fn from(v: views::Visit) -> Self {
-        Self {
-            id: v.id,
-            kind: v.kind,
-            start: date(v.start),
-            end: date(v.end),
-            provider: v.provider,
-            location: v.location_or_org,
-            reason: v.reason,
-            summary_document_ids: v.summary_document_ids,
-            source: v.source,
-        }
+mirror! {
+    /// A visit.
+    #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+    pub struct Visit from views::Visit as v {
+        id: String,
+        /// "Office visit", "Ambulatory visit", ...
+        kind: String,
+        start: Option<FhirDate> => date,
+        end: Option<FhirDate> => date,
+        provider: Option<String>,
+        location: Option<String> = v.location_or_org,
+        reason: Option<String>,
+        /// The documents written for it (after-visit summary, notes): ids for `document_content`.
+        summary_document_ids: Vec<String>,
+        source: Option<String>,
     }
 }
 
-/// A clinical document (note, after-visit summary); its content comes from `document_content`.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct Document {
-    pub id: String,
-    pub title: String,
-    pub date: Option<FhirDate>,
-    /// "Progress note", "Discharge summary", ...
-    pub kind: Option<String>,
-    pub content_type: Option<String>,
-    /// Whether there is content to fetch.
-    pub has_content: bool,
-    pub visit_id: Option<String>,
-    pub source: Option<String>,
-}
-
-impl From<views::Document> for Document {
-    fn from(d: views::Document) -> Self {
-        Self {
-            id: d.id,
-            title: d.title,
-            date: date(d.date),
-            kind: d.kind,
-            content_type: d.content_type,
-            has_content: d.binary_id.is_some(),
-            visit_id: d.visit_id,
-            source: d.source,
-        }
+mirror! {
+    /// A clinical document (note, after-visit summary); its content comes from `document_content`.
+    #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+    pub struct Document from views::Document as d {
+        id: String,
+        title: String,
+        date: Option<FhirDate> => date,
+        /// "Progress note", "Discharge summary", ...
+        kind: Option<String>,
+        content_type: Option<String>,
+        /// Whether there is content to fetch.
+        has_content: bool = d.binary_id.is_some(),
+        visit_id: Option<String>,
+        source: Option<String>,
     }
 }
 
@@ -268,64 +171,37 @@ impl From<views::DocumentContent> for DocumentContent {
     }
 }
 
-/// An appointment.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct Appointment {
-    pub id: String,
-    pub start: Option<FhirDate>,
-    pub end: Option<FhirDate>,
-    /// "booked", "fulfilled", "cancelled", ...
-    pub status: String,
-    pub description: Option<String>,
-    /// The clinicians and places, by name.
-    pub with_whom: Vec<String>,
-    pub service: Option<String>,
-    pub source: Option<String>,
-}
-
-impl From<views::Appointment> for Appointment {
-    fn from(a: views::Appointment) -> Self {
-        Self {
-            id: a.id,
-            start: date(a.start),
-            end: date(a.end),
-            status: a.status,
-            description: a.description,
-            with_whom: a.with_whom,
-            service: a.service,
-            source: a.source,
-        }
+mirror! {
+    /// An appointment.
+    #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+    pub struct Appointment from views::Appointment as a {
+        id: String,
+        start: Option<FhirDate> => date,
+        end: Option<FhirDate> => date,
+        /// "booked", "fulfilled", "cancelled", ...
+        status: String,
+        description: Option<String>,
+        /// The clinicians and places, by name.
+        with_whom: Vec<String>,
+        service: Option<String>,
+        source: Option<String>,
     }
 }
 
-/// Who the record is about.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct Demographics {
-    pub id: String,
-    pub name: String,
-    pub birth_date: Option<FhirDate>,
-    pub gender: Option<String>,
-    pub phone: Option<String>,
-    pub email: Option<String>,
-    pub address: Option<String>,
-    /// The medical record number.
-    pub mrn: Option<String>,
-    pub source: Option<String>,
-}
-
-impl From<views::Demographics> for Demographics {
-    fn from(d: views::Demographics) -> Self {
-        Self {
-            id: d.id,
-            name: d.name,
-            birth_date: date(d.birth_date),
-            gender: d.gender,
-            phone: d.phone,
-            email: d.email,
-            address: d.address,
-            mrn: d.mrn,
-            source: d.source,
-        }
+mirror! {
+    /// Who the record is about.
+    #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+    pub struct Demographics from views::Demographics as d {
+        id: String,
+        name: String,
+        birth_date: Option<FhirDate> => date,
+        gender: Option<String>,
+        phone: Option<String>,
+        email: Option<String>,
+        address: Option<String>,
+        /// The medical record number.
+        mrn: Option<String>,
+        source: Option<String>,
     }
 }
 

@@ -38,6 +38,45 @@ pub use chartlink_core::{
 
 pub(crate) use date::{date, parse_date};
 
+/// Declares an FFI record that mirrors one of core's, and its conversion from it, from one list of fields: each field
+/// is moved as it is (`name: String`), converted by a function (`start: Option<FhirDate> => date`, `results:
+/// Vec<Observation> => all`), or computed from the core value named after `as` (`code: Option<String> =
+/// code_of(&r.code)`). A mirror is one declaration, its fields written once.
+macro_rules! mirror {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident from $core:ty as $src:ident {
+            $(
+                $(#[$fmeta:meta])*
+                $field:ident : $fty:ty $(=> $conv:path)? $(= $expr:expr)?
+            ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $fty,)*
+        }
+
+        impl From<$core> for $name {
+            fn from($src: $core) -> Self {
+                Self {
+                    $($field: mirror!(@value $src, $field $(=> $conv)? $(= $expr)?),)*
+                }
+            }
+        }
+    };
+    (@value $src:ident, $field:ident) => {
+        $src.$field
+    };
+    (@value $src:ident, $field:ident => $conv:path) => {
+        $conv($src.$field)
+    };
+    (@value $src:ident, $field:ident = $expr:expr) => {
+        $expr
+    };
+}
+pub(crate) use mirror;
+
 pub(crate) fn count(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }

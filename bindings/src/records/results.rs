@@ -5,7 +5,7 @@ use chartlink_core::views::{
     self, Flag, ObservationKind, ObservationValue, Quantity, ReferenceRange,
 };
 
-use super::{FhirDate, all, date};
+use super::{FhirDate, all, date, mirror};
 
 /// How a result compares to its reference range, as the lab said (never computed here). Core's own enum, exported
 /// as it is (no mirror).
@@ -21,21 +21,13 @@ pub enum Flag {
     Unknown,
 }
 
-/// A code in a code system (SNOMED CT, ICD-10-CM, LOINC), with its display when the server sent one.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct Coding {
-    pub system: Option<String>,
-    pub code: Option<String>,
-    pub display: Option<String>,
-}
-
-impl From<views::CodeRef> for Coding {
-    fn from(c: views::CodeRef) -> Self {
-        Self {
-            system: c.system,
-            code: c.code,
-            display: c.display,
-        }
+mirror! {
+    /// A code in a code system (SNOMED CT, ICD-10-CM, LOINC), with its display when the server sent one.
+    #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+    pub struct Coding from views::CodeRef as c {
+        system: Option<String>,
+        code: Option<String>,
+        display: Option<String>,
     }
 }
 
@@ -134,49 +126,37 @@ pub struct TrendPoint {
     pub flag: Flag,
 }
 
-/// One test over time, for a chart: points oldest first.
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
-pub struct LabTrend {
-    pub code: String,
-    /// The latest result's name.
-    pub name: String,
-    /// The latest point's unit (each point carries its own: providers may differ).
-    pub unit: Option<String>,
-    pub points: Vec<TrendPoint>,
-    pub range_text: Option<String>,
-    /// The reference range's bounds, for a band behind the line.
-    pub range_low: Option<f64>,
-    pub range_high: Option<f64>,
-}
-
-impl From<views::LabTrend> for LabTrend {
-    fn from(t: views::LabTrend) -> Self {
-        Self {
-            range_text: range_text(&t.range),
-            range_low: t
-                .range
-                .as_ref()
-                .and_then(|r| r.low.as_ref())
-                .map(|q| q.value),
-            range_high: t
-                .range
-                .as_ref()
-                .and_then(|r| r.high.as_ref())
-                .map(|q| q.value),
-            code: t.code,
-            name: t.name,
-            unit: t.unit,
-            points: t
-                .points
-                .into_iter()
-                .map(|p| TrendPoint {
-                    date: p.date.into(),
-                    value: p.value,
-                    unit: p.unit,
-                    flag: p.flag,
-                })
-                .collect(),
-        }
+mirror! {
+    /// One test over time, for a chart: points oldest first.
+    #[derive(Debug, Clone, PartialEq, uniffi::Record)]
+    pub struct LabTrend from views::LabTrend as t {
+        code: String,
+        /// The latest result's name.
+        name: String,
+        /// The latest point's unit (each point carries its own: providers may differ).
+        unit: Option<String>,
+        points: Vec<TrendPoint> = t
+                    .points
+                    .into_iter()
+                    .map(|p| TrendPoint {
+                        date: p.date.into(),
+                        value: p.value,
+                        unit: p.unit,
+                        flag: p.flag,
+                    })
+                    .collect(),
+        range_text: Option<String> = range_text(&t.range),
+        /// The reference range's bounds, for a band behind the line.
+        range_low: Option<f64> = t
+                    .range
+                    .as_ref()
+                    .and_then(|r| r.low.as_ref())
+                    .map(|q| q.value),
+        range_high: Option<f64> = t
+                    .range
+                    .as_ref()
+                    .and_then(|r| r.high.as_ref())
+                    .map(|q| q.value),
     }
 }
 
@@ -256,42 +236,24 @@ impl From<views::Observation> for Observation {
     }
 }
 
-/// A report (lab panel, imaging, pathology) with the results it lists that are on the device.
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
-pub struct DiagnosticReport {
-    pub id: String,
-    pub name: String,
-    pub code: Option<String>,
-    pub status: String,
-    pub category: Vec<String>,
-    pub date: Option<FhirDate>,
-    pub issued: Option<FhirDate>,
-    pub performer: Option<String>,
-    pub conclusion: Option<String>,
-    /// Every result it lists, by id (some may not be on the device: see `results`).
-    pub result_ids: Vec<String>,
-    pub results: Vec<Observation>,
-    pub visit_id: Option<String>,
-    pub source: Option<String>,
-}
-
-impl From<views::DiagnosticReport> for DiagnosticReport {
-    fn from(r: views::DiagnosticReport) -> Self {
-        Self {
-            id: r.id,
-            name: r.name,
-            code: code_of(&r.code),
-            status: r.status,
-            category: r.category,
-            date: date(r.date),
-            issued: date(r.issued),
-            performer: r.performer,
-            conclusion: r.conclusion,
-            result_ids: r.result_ids,
-            results: all(r.results),
-            visit_id: r.visit_id,
-            source: r.source,
-        }
+mirror! {
+    /// A report (lab panel, imaging, pathology) with the results it lists that are on the device.
+    #[derive(Debug, Clone, PartialEq, uniffi::Record)]
+    pub struct DiagnosticReport from views::DiagnosticReport as r {
+        id: String,
+        name: String,
+        code: Option<String> = code_of(&r.code),
+        status: String,
+        category: Vec<String>,
+        date: Option<FhirDate> => date,
+        issued: Option<FhirDate> => date,
+        performer: Option<String>,
+        conclusion: Option<String>,
+        /// Every result it lists, by id (some may not be on the device: see `results`).
+        result_ids: Vec<String>,
+        results: Vec<Observation> => all,
+        visit_id: Option<String>,
+        source: Option<String>,
     }
 }
 
