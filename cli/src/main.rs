@@ -46,7 +46,8 @@ pub const EXIT_CODES: &str = "Exit codes:
   9  access must be renewed: link again (the record is kept)
   10 not a usable SMART server (no or an unusable SMART configuration, no PKCE S256, not FHIR R4)
   11 cancelled, or no answer from the browser within 10 minutes
-  12 you chose Deny at the provider's portal: nothing was linked";
+  12 you chose Deny at the provider's portal: nothing was linked
+  13 the provider's server could not answer this (a 404 or 400 on a read, not FHIR, too large)";
 
 /// ChartLink: your health record from your provider's portal, on your computer.
 #[derive(Debug, Parser)]
@@ -61,8 +62,46 @@ struct Cli {
     /// The app's client id at the provider (the sandbox registers `chartlink-demo`).
     #[arg(long, global = true, default_value = "chartlink-demo")]
     client_id: String,
+    /// Lists: only records dated on or after this FHIR date (2024, 2024-06, 2024-06-01).
+    #[arg(long, global = true)]
+    from: Option<String>,
+    /// Lists: only records dated on or before this FHIR date (at its precision: 2024 runs through December).
+    #[arg(long, global = true)]
+    to: Option<String>,
+    /// Lists: at most this many records (1 to 1000); the output ends with the cursor of the next page.
+    #[arg(long, global = true)]
+    limit: Option<usize>,
+    /// Lists: the page after this cursor (printed by the previous page).
+    #[arg(long, global = true)]
+    cursor: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+impl Cli {
+    /// The date range and page the list options ask for; `None` when none is given (the whole list).
+    fn paging(&self) -> Result<Option<chartlink_core::RecordQuery>, CliError> {
+        if self.from.is_none() && self.to.is_none() && self.limit.is_none() && self.cursor.is_none()
+        {
+            return Ok(None);
+        }
+        let date = |text: &Option<String>, flag: &str| -> Result<_, CliError> {
+            text.as_deref()
+                .map(|t| {
+                    chartlink_core::views::FhirDate::parse(t).ok_or_else(|| CliError {
+                        code: 2,
+                        message: format!("--{flag} takes a FHIR date: 2024, 2024-06 or 2024-06-01"),
+                    })
+                })
+                .transpose()
+        };
+        Ok(Some(chartlink_core::RecordQuery {
+            from: date(&self.from, "from")?,
+            to: date(&self.to, "to")?,
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+        }))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -284,6 +323,10 @@ struct App {
     json: bool,
     /// The kind of data the command lists (to say, on an empty list, whether the provider did not share it).
     category: Option<DataCategory>,
+    /// The date range and page of a list (`--from`, `--to`, `--limit`, `--cursor`).
+    paging: Option<chartlink_core::RecordQuery>,
+    /// The listing command's name (a cursor of one list is refused on another).
+    list_name: String,
 }
 
 impl App {
@@ -316,6 +359,8 @@ impl App {
             session,
             json: cli.json,
             category: category_of(&cli.command),
+            paging: cli.paging()?,
+            list_name: format!("cli {:?}", std::mem::discriminant(&cli.command)),
         })
     }
 
@@ -558,16 +603,10 @@ async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
             }
             app.print(|| render::chart(&t, 60, 12), || to_json(&t));
         }
-        Command::Labs { trend: None, .. } => {
-            let labs = sdk.lab_results()?;
-            app.print(
-                || labs.iter().map(|l| render::lab_line(l) + "\n").collect(),
-                || to_json(&labs),
-            );
-        }
+        Command::Labs { trend: None, .. } => list(app, sdk.lab_results()?, render::lab_line)?,
         Command::Allergies => list(app, sdk.allergies()?, |a| {
             format!("{} {}", a.substance, a.reactions.join(", "))
-        }),
+        })?,
         Command::Meds => list(app, sdk.medications()?, |m| {
             let reason = if m.reason.is_empty() {
                 String::new()
@@ -580,7 +619,7 @@ async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
                 m.status,
                 m.dosage.clone().unwrap_or_default()
             )
-        }),
+        })?,
         Command::Immunizations => list(app, sdk.immunizations()?, |i| {
             format!(
                 "{} {}",
@@ -590,14 +629,14 @@ async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
                     .unwrap_or_default(),
                 i.vaccine
             )
-        }),
+        })?,
         Command::Problems => list(app, sdk.problems()?, |p| {
             format!(
                 "{} [{}]",
                 p.name,
                 p.clinical_status.clone().unwrap_or_default()
             )
-        }),
+        })?,
         Command::Visits => list(app, sdk.visits()?, |v| {
             format!(
                 "{} {} {}",
@@ -608,7 +647,7 @@ async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
                 v.kind,
                 v.reason.clone().unwrap_or_default()
             )
-        }),
+        })?,
         Command::Summary => {
             let summary = sdk.summary()?;
             let restricted = sdk.active_patient()?.is_some_and(|p| p.restricted);
@@ -649,7 +688,7 @@ async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
                     .unwrap_or_default(),
                 d.title
             )
-        }),
+        })?,
         Command::Appointments => list(app, sdk.appointments()?, |a| {
             format!(
                 "{} [{}] {}",
@@ -660,24 +699,24 @@ async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
                 a.status,
                 a.description.clone().unwrap_or_default()
             )
-        }),
-        Command::Vitals => list(app, sdk.vital_signs()?, Line::line),
-        Command::Observations => list(app, sdk.observations()?, Line::line),
-        Command::SocialHistory => list(app, sdk.social_history()?, Line::line),
-        Command::Procedures => list(app, sdk.procedures()?, Line::line),
-        Command::Reports => list(app, sdk.diagnostic_reports()?, Line::line),
-        Command::CarePlans => list(app, sdk.care_plans()?, Line::line),
-        Command::Goals => list(app, sdk.goals()?, Line::line),
-        Command::CareTeams => list(app, sdk.care_teams()?, Line::line),
-        Command::Devices => list(app, sdk.devices()?, Line::line),
-        Command::Orders => list(app, sdk.service_requests()?, Line::line),
-        Command::Coverage => list(app, sdk.coverages()?, Line::line),
-        Command::Billing => list(app, sdk.explanations_of_benefit()?, Line::line),
-        Command::Claims => list(app, sdk.claims()?, Line::line),
-        Command::Imaging => list(app, sdk.imaging_studies()?, Line::line),
-        Command::Dispenses => list(app, sdk.medication_dispenses()?, Line::line),
-        Command::MedStatements => list(app, sdk.medication_statements()?, Line::line),
-        Command::Questionnaires => list(app, sdk.questionnaire_responses()?, Line::line),
+        })?,
+        Command::Vitals => list(app, sdk.vital_signs()?, Line::line)?,
+        Command::Observations => list(app, sdk.observations()?, Line::line)?,
+        Command::SocialHistory => list(app, sdk.social_history()?, Line::line)?,
+        Command::Procedures => list(app, sdk.procedures()?, Line::line)?,
+        Command::Reports => list(app, sdk.diagnostic_reports()?, Line::line)?,
+        Command::CarePlans => list(app, sdk.care_plans()?, Line::line)?,
+        Command::Goals => list(app, sdk.goals()?, Line::line)?,
+        Command::CareTeams => list(app, sdk.care_teams()?, Line::line)?,
+        Command::Devices => list(app, sdk.devices()?, Line::line)?,
+        Command::Orders => list(app, sdk.service_requests()?, Line::line)?,
+        Command::Coverage => list(app, sdk.coverages()?, Line::line)?,
+        Command::Billing => list(app, sdk.explanations_of_benefit()?, Line::line)?,
+        Command::Claims => list(app, sdk.claims()?, Line::line)?,
+        Command::Imaging => list(app, sdk.imaging_studies()?, Line::line)?,
+        Command::Dispenses => list(app, sdk.medication_dispenses()?, Line::line)?,
+        Command::MedStatements => list(app, sdk.medication_statements()?, Line::line)?,
+        Command::Questionnaires => list(app, sdk.questionnaire_responses()?, Line::line)?,
         Command::Export { format, out } => {
             let format = match format {
                 ExportFormatArg::Bundle => chartlink_core::ExportFormat::Bundle,
@@ -985,16 +1024,55 @@ async fn sync(cli: &Cli, app: &App, account: Option<&str>) -> Result<(), CliErro
     Ok(())
 }
 
-fn list<T: serde::Serialize>(app: &App, items: Vec<T>, line: impl Fn(&T) -> String) {
+/// Prints a list (one line per record, or JSON), or the page of it the list options ask for: then the JSON is
+/// `{records, next_cursor, total}` and the text ends with how to get the next page.
+fn list<T: serde::Serialize + chartlink_core::views::View>(
+    app: &App,
+    items: Vec<T>,
+    line: impl Fn(&T) -> String,
+) -> Result<(), CliError> {
+    let Some(query) = &app.paging else {
+        app.print(
+            || {
+                if items.is_empty() {
+                    return empty_note(app);
+                }
+                items.iter().map(|i| term::field(&line(i)) + "\n").collect()
+            },
+            || to_json(&items),
+        );
+        return Ok(());
+    };
+    let page = app.sdk.page_of(&app.list_name, items, query)?;
     app.print(
         || {
-            if items.is_empty() {
+            if page.total == 0 {
                 return empty_note(app);
             }
-            items.iter().map(|i| term::field(&line(i)) + "\n").collect()
+            let mut text: String = page
+                .records
+                .iter()
+                .map(|i| term::field(&line(i)) + "\n")
+                .collect();
+            if let Some(next) = &page.next_cursor {
+                text.push_str(&format!(
+                    "({} of {}; next page: --cursor {})\n",
+                    page.records.len(),
+                    page.total,
+                    term::field(next)
+                ));
+            }
+            text
         },
-        || to_json(&items),
+        || {
+            json!({
+                "records": to_json(&page.records),
+                "next_cursor": page.next_cursor,
+                "total": page.total,
+            })
+        },
     );
+    Ok(())
 }
 
 /// The kind of data a listing command shows.

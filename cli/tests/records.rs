@@ -98,8 +98,63 @@ async fn export_and_record_print_fhir() {
         .output()
         .unwrap();
     assert_eq!(missing.status.code(), Some(2));
+
+    // Lists in pages and date ranges: the pages, followed by their cursors, are the list.
+    let json = |args: &[&str]| -> (Option<i32>, Value) {
+        let out = chartlink(&dir).arg("--json").args(args).output().unwrap();
+        let value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (out.status.code(), value)
+    };
+    let (code, all) = json(&["labs"]);
+    assert_eq!(code, Some(0));
+    let all = all.as_array().unwrap().clone();
+    assert!(all.len() > 10, "{}", all.len());
+    assert!(all.iter().all(|l| l["kind"] == "Lab"));
+    let mut paged: Vec<Value> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut args = vec!["labs", "--limit", "7"];
+        if let Some(c) = &cursor {
+            args.extend(["--cursor", c.as_str()]);
+        }
+        let (code, page) = json(&args);
+        assert_eq!(code, Some(0), "{page}");
+        assert_eq!(page["total"], all.len());
+        paged.extend(page["records"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all, "the pages are the list");
+    let year = all[all.len() / 2]["date"]["year"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let (code, ranged) = json(&["labs", "--from", &year, "--to", &year]);
+    assert_eq!(code, Some(0));
+    assert!(!ranged["records"].as_array().unwrap().is_empty());
+    let text = chartlink(&dir)
+        .args(["labs", "--limit", "3"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains("next page: --cursor "));
+    let (code, _) = json(&["labs", "--from", "last week"]);
+    assert_eq!(code, Some(2), "a bad date is invalid input");
+    let (code, _) = json(&["vitals", "--cursor", cursor_of_labs(&dir).as_str()]);
+    assert_eq!(code, Some(2), "a cursor of another list");
     let _ = std::fs::remove_dir_all(&dir);
     sandbox.shutdown().await;
+}
+
+/// The cursor of the second page of `chartlink labs --limit 2`.
+fn cursor_of_labs(dir: &std::path::Path) -> String {
+    let out = chartlink(dir)
+        .args(["--json", "labs", "--limit", "2"])
+        .output()
+        .unwrap();
+    let page: Value = serde_json::from_slice(&out.stdout).unwrap();
+    page["next_cursor"].as_str().unwrap().to_owned()
 }
 
 /// Every command says what it does in `chartlink --help`.

@@ -520,6 +520,12 @@ suspend fun pagedReads() = coroutineScopeTest { _ ->
         c.sync(c.link(FHIR_BASE).id)
         val all = c.labResults()
         assertTrue(all.size > 10, "a real record: ${all.size}")
+        // One Observation record, tagged by its kind: each list holds its kinds.
+        assertTrue(all.all { it.kind == ObservationKind.LAB })
+        val vitals = c.vitalSigns()
+        assertTrue(vitals.isNotEmpty() && vitals.all { it.kind == ObservationKind.VITAL_SIGN })
+        assertTrue(c.observations().none { it.kind == ObservationKind.LAB || it.kind == ObservationKind.VITAL_SIGN })
+        assertTrue(all.any { it.reportId != null }, "lab results name their report")
         val paged = mutableListOf<Observation>()
         var query = RecordQuery(limit = 7)
         do {

@@ -120,6 +120,19 @@ impl ChartLink {
         list: &str,
         keep: impl Fn(&V) -> bool,
     ) -> Result<Page<V>> {
+        let mut all = self.records::<V>()?;
+        all.retain(keep);
+        self.page_of(list, all, query)
+    }
+
+    /// One page of a list already read (in its order), as [`ChartLink::records_page`] cuts one: `list` names it, so
+    /// that a cursor of one list is refused on another (the CLI pages its listings with it).
+    pub fn page_of<V: views::View>(
+        &self,
+        list: &str,
+        mut all: Vec<V>,
+        query: &RecordQuery,
+    ) -> Result<Page<V>> {
         if query.limit == Some(0) || query.limit.is_some_and(|l| l > MAX_PAGE) {
             return Err(Error::InvalidInput(format!(
                 "a page holds 1 to {MAX_PAGE} records"
@@ -137,8 +150,7 @@ impl ChartLink {
             .into_iter()
             .map(|(id, _, _)| id)
             .collect();
-        let mut all = self.records::<V>()?;
-        all.retain(|r| keep(r) && in_range(r.date(), query));
+        all.retain(|r| in_range(r.date(), query));
         // What the cursor is bound to: the kind, the patient's accounts, the range, and the list's dates in order.
         let mut h = Sha256::new();
         h.update(list.as_bytes());

@@ -200,6 +200,12 @@ final class LinkSyncTests: XCTestCase {
         _ = try await c.sync(accountId: account.id)
         let all = try await c.labResults()
         XCTAssertGreaterThan(all.count, 10)
+        // One Observation record, tagged by its kind: each list holds its kinds.
+        XCTAssertTrue(all.allSatisfy { $0.kind == .lab })
+        let vitals = try await c.vitalSigns()
+        XCTAssertTrue(!vitals.isEmpty && vitals.allSatisfy { $0.kind == .vitalSign })
+        let others = try await c.observations()
+        XCTAssertFalse(others.contains { $0.kind == .lab || $0.kind == .vitalSign })
 
         // Every page, followed by its cursor: the list, once, in its order.
         var paged: [ClinicalObservation] = []
