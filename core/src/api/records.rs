@@ -31,6 +31,15 @@ pub struct Page<V> {
     pub total: usize,
 }
 
+/// A page's place in a list: which records the range keeps, and where the page starts and ends among them.
+struct Cut {
+    kept: Vec<bool>,
+    start: usize,
+    end: usize,
+    next_cursor: Option<String>,
+    total: usize,
+}
+
 /// Whether a record's date overlaps the query's range (always, without one).
 fn in_range(date: Option<&views::FhirDate>, q: &RecordQuery) -> bool {
     if q.from.is_none() && q.to.is_none() {
@@ -133,6 +142,27 @@ impl ChartLink {
         mut all: Vec<V>,
         query: &RecordQuery,
     ) -> Result<Page<V>> {
+        // The work runs on the records' dates, in one function for every kind of record (a copy per record type
+        // would weigh on the mobile library); only the cut is generic.
+        let dates: Vec<Option<&views::FhirDate>> = all.iter().map(|r| r.date()).collect();
+        let cut = self.cut(list, &dates, query)?;
+        let mut keep = cut.kept.iter();
+        all.retain(|_| keep.next().copied().unwrap_or(false));
+        let records = all.drain(cut.start..cut.end).collect();
+        Ok(Page {
+            records,
+            next_cursor: cut.next_cursor,
+            total: cut.total,
+        })
+    }
+
+    /// Where a page of a list with these `dates` (in its order) starts and ends once cut to the query's range.
+    fn cut(
+        &self,
+        list: &str,
+        dates: &[Option<&views::FhirDate>],
+        query: &RecordQuery,
+    ) -> Result<Cut> {
         if query.limit == Some(0) || query.limit.is_some_and(|l| l > MAX_PAGE) {
             return Err(Error::InvalidInput(format!(
                 "a page holds 1 to {MAX_PAGE} records"
@@ -150,7 +180,13 @@ impl ChartLink {
             .into_iter()
             .map(|(id, _, _)| id)
             .collect();
-        all.retain(|r| in_range(r.date(), query));
+        let kept: Vec<bool> = dates.iter().map(|d| in_range(*d, query)).collect();
+        let in_list: Vec<Option<i64>> = dates
+            .iter()
+            .zip(&kept)
+            .filter(|(_, k)| **k)
+            .map(|(d, _)| d.map(views::FhirDate::sort_key))
+            .collect();
         // What the cursor is bound to: the kind, the patient's accounts, the range, and the list's dates in order.
         let mut h = Sha256::new();
         h.update(list.as_bytes());
@@ -168,24 +204,20 @@ impl ChartLink {
                     .to_le_bytes(),
             );
         }
-        h.update(all.len().to_le_bytes());
-        for r in &all {
-            h.update(
-                r.date()
-                    .map(views::FhirDate::sort_key)
-                    .unwrap_or(i64::MIN)
-                    .to_le_bytes(),
-            );
+        h.update(in_list.len().to_le_bytes());
+        for d in &in_list {
+            h.update(d.unwrap_or(i64::MIN).to_le_bytes());
         }
         let digest = h.finalize();
         let tag: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let total = in_list.len();
         let start = match &query.cursor {
             None => 0,
             Some(c) => {
                 let (offset, t) = c
                     .split_once('.')
                     .and_then(|(o, t)| Some((o.parse::<usize>().ok()?, t)))
-                    .filter(|(o, _)| *o <= all.len())
+                    .filter(|(o, _)| *o <= total)
                     .ok_or_else(|| Error::InvalidInput("not a cursor of this list".into()))?;
                 if t != tag {
                     return Err(Error::InvalidInput(
@@ -197,15 +229,14 @@ impl ChartLink {
                 offset
             }
         };
-        let total = all.len();
         let end = query
             .limit
             .map_or(total, |l| start.saturating_add(l).min(total));
-        let next_cursor = (end < total).then(|| format!("{end}.{tag}"));
-        let records = all.drain(start..end).collect();
-        Ok(Page {
-            records,
-            next_cursor,
+        Ok(Cut {
+            kept,
+            start,
+            end,
+            next_cursor: (end < total).then(|| format!("{end}.{tag}")),
             total,
         })
     }
