@@ -271,6 +271,7 @@ async fn lists_come_in_pages_and_date_ranges_and_a_stale_cursor_is_refused() {
     newest["id"] = "paging-new-result".into();
     newest["effectiveDateTime"] = "2099-01-01T00:00:00Z".into();
     f.sb.admin().put_resource(newest).unwrap();
+    // An incremental sync, likely within the same second as the last one's search (`_lastUpdated=ge`).
     sdk.sync_with(&account.id, &fast(), &mut |_| {})
         .await
         .unwrap();

@@ -211,7 +211,7 @@ async fn without_bundle_timestamps_sync_is_incremental_by_the_servers_clock() {
     let asked = searches(&f, "Condition");
     assert_eq!(asked.len(), 1, "{asked:?}");
     assert!(
-        asked[0].query.contains("_lastUpdated=gt"),
+        asked[0].query.contains("_lastUpdated=ge"),
         "incremental without Bundle timestamps: {asked:?}"
     );
     assert_eq!(

@@ -160,7 +160,7 @@ pub struct Incoming<'a> {
 /// The bookkeeping of one sync query.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueryState {
-    /// Server time of the last complete run: the next incremental run asks for `_lastUpdated=gt{since}`.
+    /// Server time of the last complete run: the next incremental run asks for `_lastUpdated=ge{since}`.
     pub since: Option<String>,
     /// Server time when the run in progress started; becomes `since` when it completes.
     pub pending_since: Option<String>,

@@ -4,7 +4,7 @@
 //!
 //! - One failing query does not fail the others: the report names it and the next sync retries it; a 403 is "not
 //!   granted", not a failure of the sync.
-//! - Incremental: `_lastUpdated=gt{since}` where the server supports it; a full pass otherwise, and at least every
+//! - Incremental: `_lastUpdated=ge{since}` where the server supports it; a full pass otherwise, and at least every
 //!   [`SyncOptions::full_pass_every_ms`] to reconcile deletions (gone on the server → gone locally).
 //! - Each page is written in one transaction together with the query's position, so a sync cut off by a crash,
 //!   a kill, the idle lock or the network resumes at the page it stopped at; upserts by (type, id) make repeats

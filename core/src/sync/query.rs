@@ -93,7 +93,10 @@ pub(super) async fn run_query(
             let mut path = q.path.clone();
             let incremental = !full && support.last_updated.iter().any(|t| t == &q.resource_type);
             if let (true, Some(since)) = (incremental, &state.since) {
-                path.push_str(&format!("&_lastUpdated=gt{}", url_encode(since)));
+                // `ge`, not `gt`: a record changed within the same instant as the last run's search (a second, on
+                // servers that stamp in seconds) is asked for again rather than missed until the next full pass;
+                // asking twice is harmless (an unchanged record is not counted or stored again).
+                path.push_str(&format!("&_lastUpdated=ge{}", url_encode(since)));
             }
             state.pending_since = None;
             fhir.resolve(&path)?
