@@ -1,7 +1,7 @@
-//! The reads of every list kind, from one table: its whole list (`allergies()`), and a page of it within a date
-//! range (`allergies_page(query)` → `AllergyPage`). Each kind is one line of the `pages!` table at the end; the
-//! page records and both reads are generated from it. Observations are one record with three lists (lab results,
-//! vital signs, the others), in the `reads!` table.
+//! The reads of every list kind, from one table: the whole list (`allergies()`), or a page of it within a date
+//! range (`allergies(RecordQuery(from = "2024", limit = 50))`, the next page `after` the last record's id). Each kind
+//! is one line of the `pages!` table at the end, which generates its read. Observations are one record with three
+//! lists (lab results, vital signs, the others), in the `reads!` table.
 
 use chartlink_core as core;
 use chartlink_core::views;
@@ -23,10 +23,12 @@ pub struct RecordQuery {
     /// At most this many records (1 to 1000); null/nil: all that are left.
     #[uniffi(default = None)]
     pub limit: Option<i64>,
-    /// The previous page's `nextCursor`; null/nil: the first page. A cursor from before a sync that changed the
-    /// list, a patient switch or another range is refused with `InvalidInput`: read again from the first page.
+    /// The id of the last record of the previous page: this page starts after it (null/nil: the first page). A
+    /// position by record, not by count: records a sync adds or removes meanwhile skip or repeat nothing. An id no
+    /// longer in the list (the record is gone, or of another list or range) is refused with `InvalidInput`: read
+    /// again from the first page. There is more while a page is full (`limit` records).
     #[uniffi(default = None)]
-    pub cursor: Option<String>,
+    pub after: Option<String>,
 }
 
 impl TryFrom<RecordQuery> for core::RecordQuery {
@@ -61,56 +63,30 @@ impl TryFrom<RecordQuery> for core::RecordQuery {
             from: date(q.from, "from")?,
             to: date(q.to, "to")?,
             limit,
-            cursor: q.cursor,
+            after: q.after,
         })
     }
 }
 
-/// A page record: `PageRecord(FFI record)`.
-macro_rules! page_records {
-    ($($page:ident($record:ty);)*) => {
-        $(
-            /// One page of a list, as a `RecordQuery` asked for.
-            #[derive(Debug, Clone, PartialEq, uniffi::Record)]
-            pub struct $page {
-                pub records: Vec<$record>,
-                /// Pass it as `RecordQuery.cursor` for the next page; null/nil on the last one.
-                pub next_cursor: Option<String>,
-                /// How many records the whole list has within the date range.
-                pub total: i64,
-            }
-        )*
-    };
-}
-
-/// The reads of a list kind: the whole list, and a page of it.
-/// `list, list_page => PageRecord(FFI record, |sdk| core's list, |sdk, query| core's page)`.
+/// The reads of a list kind: `list => FFI record(|sdk, query| core's page)`, each with an optional `RecordQuery`
+/// (none: the whole list).
 macro_rules! reads {
     ($(
         $(#[$doc:meta])*
-        $list:ident, $read:ident => $page:ident($record:ty, |$s1:ident| $all:expr, |$s2:ident, $q:ident| $core:expr);
+        $list:ident => $record:ty = |$sdk:ident, $q:ident| $core:expr;
     )*) => {
         #[uniffi::export]
         impl ChartLink {
             $(
                 $(#[$doc])*
-                pub async fn $list(&self) -> Result<Vec<$record>> {
-                    let $s1 = self.inner.clone();
-                    run_blocking(move || Ok(records::all($all?))).await
-                }
-
-                $(#[$doc])*
-                /// One page of it, within a date range (see `RecordQuery`).
-                pub async fn $read(&self, query: RecordQuery) -> Result<$page> {
-                    let $s2 = self.inner.clone();
+                ///
+                /// With a `query`, only the records within its dates, from after its `after`, at most `limit`.
+                #[uniffi::method(default(query = None))]
+                pub async fn $list(&self, query: Option<RecordQuery>) -> Result<Vec<$record>> {
+                    let $sdk = self.inner.clone();
                     run_blocking(move || {
-                        let $q: core::RecordQuery = query.try_into()?;
-                        let page = $core?;
-                        Ok($page {
-                            records: records::all(page.records),
-                            next_cursor: page.next_cursor,
-                            total: records::count(page.total),
-                        })
+                        let $q: core::RecordQuery = query.map(TryInto::try_into).transpose()?.unwrap_or_default();
+                        Ok(records::all($core?.records))
                     })
                     .await
                 }
@@ -119,73 +95,70 @@ macro_rules! reads {
     };
 }
 
-/// One line per record kind: `list, list_page => PageRecord(core view => FFI record)`: its page record, its list
-/// and its page, read through core's one read path (`ChartLink::records`).
+/// One line per record kind: `list => FFI record = core view`, read through core's one read path
+/// (`ChartLink::records_page`).
 macro_rules! pages {
-    ($($(#[$doc:meta])* $list:ident, $read:ident => $page:ident($view:ty => $record:ty);)*) => {
-        page_records! { $($page($record);)* }
+    ($($(#[$doc:meta])* $list:ident => $record:ty = $view:ty;)*) => {
         reads! {
             $(
                 $(#[$doc])*
-                $list, $read => $page($record, |sdk| sdk.records::<$view>(), |sdk, q| sdk.records_page::<$view>(&q));
+                $list => $record = |sdk, q| sdk.records_page::<$view>(&q);
             )*
         }
     };
 }
 
-page_records! { ObservationPage(Observation); }
-
 reads! {
     /// Lab results, newest first.
-    lab_results, lab_results_page => ObservationPage(Observation, |sdk| sdk.lab_results(), |sdk, q| sdk.lab_results_page(&q));
+    lab_results => Observation = |sdk, q| sdk.lab_results_page(&q);
     /// Vital signs, newest first.
-    vital_signs, vital_signs_page => ObservationPage(Observation, |sdk| sdk.vital_signs(), |sdk, q| sdk.vital_signs_page(&q));
+    vital_signs => Observation = |sdk, q| sdk.vital_signs_page(&q);
     /// Observations that are neither lab results nor vital signs (surveys, exams, imaging, social history),
     /// newest first.
-    observations, observations_page => ObservationPage(Observation, |sdk| sdk.observations(), |sdk, q| sdk.observations_page(&q));
+    observations => Observation = |sdk, q| sdk.observations_page(&q);
 }
 
 pages! {
     /// Allergies and intolerances.
-    allergies, allergies_page => AllergyPage(views::Allergy => Allergy);
+    allergies => Allergy = views::Allergy;
     /// Prescriptions, newest first.
-    medications, medications_page => MedicationPage(views::Medication => Medication);
+    medications => Medication = views::Medication;
     /// Medications dispensed, newest first.
-    medication_dispenses, medication_dispenses_page => MedicationDispensePage(views::MedicationDispense => MedicationDispense);
+    medication_dispenses => MedicationDispense = views::MedicationDispense;
     /// Medications taken as recorded (older servers), newest first.
-    medication_statements, medication_statements_page => MedicationStatementPage(views::MedicationStatement => MedicationStatement);
+    medication_statements => MedicationStatement = views::MedicationStatement;
     /// Vaccinations, newest first.
-    immunizations, immunizations_page => ImmunizationPage(views::Immunization => Immunization);
+    immunizations => Immunization = views::Immunization;
     /// The problem list.
-    problems, problems_page => ProblemPage(views::Problem => Problem);
+    problems => Problem = views::Problem;
     /// Visits, newest first, with their documents.
-    visits, visits_page => VisitPage(views::Visit => Visit);
+    visits => Visit = views::Visit;
     /// Documents (notes, after-visit summaries), newest first.
-    documents, documents_page => DocumentPage(views::Document => Document);
+    documents => Document = views::Document;
     /// Appointments, soonest first.
-    appointments, appointments_page => AppointmentPage(views::Appointment => Appointment);
+    appointments => Appointment = views::Appointment;
     /// Procedures, newest first.
-    procedures, procedures_page => ProcedurePage(views::Procedure => Procedure);
+    procedures => Procedure = views::Procedure;
     /// Reports (lab panels, imaging, pathology), newest first, with their results.
-    diagnostic_reports, diagnostic_reports_page => DiagnosticReportPage(views::DiagnosticReport => DiagnosticReport);
+    diagnostic_reports => DiagnosticReport = views::DiagnosticReport;
     /// Imaging studies (X-ray, ultrasound, CT, MRI), newest first.
-    imaging_studies, imaging_studies_page => ImagingStudyPage(views::ImagingStudy => ImagingStudy);
+    imaging_studies => ImagingStudy = views::ImagingStudy;
     /// Care plans, newest first.
-    care_plans, care_plans_page => CarePlanPage(views::CarePlan => CarePlan);
+    care_plans => CarePlan = views::CarePlan;
     /// Goals, newest first.
-    goals, goals_page => GoalPage(views::Goal => Goal);
+    goals => Goal = views::Goal;
     /// Care teams.
-    care_teams, care_teams_page => CareTeamPage(views::CareTeam => CareTeam);
+    care_teams => CareTeam = views::CareTeam;
     /// Implants and other devices.
-    devices, devices_page => DevicePage(views::Device => Device);
+    devices => Device = views::Device;
     /// Orders and referrals, newest first.
-    service_requests, service_requests_page => ServiceRequestPage(views::ServiceRequest => ServiceRequest);
+    service_requests => ServiceRequest = views::ServiceRequest;
     /// Insurance coverages.
-    coverages, coverages_page => CoveragePage(views::Coverage => Coverage);
+    coverages => Coverage = views::Coverage;
     /// What the patient was billed, as the insurers explained it (ExplanationOfBenefit), newest first.
-    explanations_of_benefit, explanations_of_benefit_page => ExplanationOfBenefitPage(views::ExplanationOfBenefit => ExplanationOfBenefit);
+    explanations_of_benefit => ExplanationOfBenefit = views::ExplanationOfBenefit;
     /// The claims providers sent for the patient's care, newest first.
-    claims, claims_page => ClaimPage(views::Claim => Claim);
+    claims => Claim = views::Claim;
     /// Answered questionnaires, newest first.
-    questionnaire_responses, questionnaire_responses_page => QuestionnaireResponsePage(views::QuestionnaireResponse => QuestionnaireResponse);
+    questionnaire_responses => QuestionnaireResponse = views::QuestionnaireResponse;
 }

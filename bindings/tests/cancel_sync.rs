@@ -74,7 +74,7 @@ fn sdk(listener: Arc<CancelMidSync>) -> Arc<ChartLink> {
 }
 
 async fn lab_ids(sdk: &ChartLink) -> Vec<String> {
-    sdk.lab_results()
+    sdk.lab_results(None)
         .await
         .unwrap()
         .into_iter()

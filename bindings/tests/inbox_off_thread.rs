@@ -136,7 +136,7 @@ async fn wait_for(what: &str, done: impl Fn() -> bool) {
 
 async fn ids(sdk: &ChartLink) -> Vec<String> {
     let mut ids: Vec<String> = sdk
-        .lab_results()
+        .lab_results(None)
         .await
         .unwrap()
         .into_iter()

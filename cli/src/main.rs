@@ -68,12 +68,12 @@ struct Cli {
     /// Lists: only records dated on or before this FHIR date (at its precision: 2024 runs through December).
     #[arg(long, global = true)]
     to: Option<String>,
-    /// Lists: at most this many records (1 to 1000); the output ends with the cursor of the next page.
+    /// Lists: at most this many records (1 to 1000); the output ends with how to get the next page.
     #[arg(long, global = true)]
     limit: Option<usize>,
-    /// Lists: the page after this cursor (printed by the previous page).
+    /// Lists: the page after this record (the id of the previous page's last record, which it prints).
     #[arg(long, global = true)]
-    cursor: Option<String>,
+    after: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -81,7 +81,7 @@ struct Cli {
 impl Cli {
     /// The date range and page the list options ask for; `None` when none is given (the whole list).
     fn paging(&self) -> Result<Option<chartlink_core::RecordQuery>, CliError> {
-        if self.from.is_none() && self.to.is_none() && self.limit.is_none() && self.cursor.is_none()
+        if self.from.is_none() && self.to.is_none() && self.limit.is_none() && self.after.is_none()
         {
             return Ok(None);
         }
@@ -99,7 +99,7 @@ impl Cli {
             from: date(&self.from, "from")?,
             to: date(&self.to, "to")?,
             limit: self.limit,
-            cursor: self.cursor.clone(),
+            after: self.after.clone(),
         }))
     }
 }
@@ -323,10 +323,8 @@ struct App {
     json: bool,
     /// The kind of data the command lists (to say, on an empty list, whether the provider did not share it).
     category: Option<DataCategory>,
-    /// The date range and page of a list (`--from`, `--to`, `--limit`, `--cursor`).
+    /// The date range and page of a list (`--from`, `--to`, `--limit`, `--after`).
     paging: Option<chartlink_core::RecordQuery>,
-    /// The listing command's name (a cursor of one list is refused on another).
-    list_name: String,
 }
 
 impl App {
@@ -360,7 +358,6 @@ impl App {
             json: cli.json,
             category: category_of(&cli.command),
             paging: cli.paging()?,
-            list_name: format!("cli {:?}", std::mem::discriminant(&cli.command)),
         })
     }
 
@@ -1025,7 +1022,7 @@ async fn sync(cli: &Cli, app: &App, account: Option<&str>) -> Result<(), CliErro
 }
 
 /// Prints a list (one line per record, or JSON), or the page of it the list options ask for: then the JSON is
-/// `{records, next_cursor, total}` and the text ends with how to get the next page.
+/// `{records, next_after, total}` and the text ends with how to get the next page.
 fn list<T: serde::Serialize + chartlink_core::views::View>(
     app: &App,
     items: Vec<T>,
@@ -1043,7 +1040,7 @@ fn list<T: serde::Serialize + chartlink_core::views::View>(
         );
         return Ok(());
     };
-    let page = app.sdk.page_of(&app.list_name, items, query)?;
+    let page = app.sdk.page_of(items, query)?;
     app.print(
         || {
             if page.total == 0 {
@@ -1054,9 +1051,9 @@ fn list<T: serde::Serialize + chartlink_core::views::View>(
                 .iter()
                 .map(|i| term::field(&line(i)) + "\n")
                 .collect();
-            if let Some(next) = &page.next_cursor {
+            if let Some(next) = &page.next_after {
                 text.push_str(&format!(
-                    "({} of {}; next page: --cursor {})\n",
+                    "({} of {}; next page: --after {})\n",
                     page.records.len(),
                     page.total,
                     term::field(next)
@@ -1067,7 +1064,7 @@ fn list<T: serde::Serialize + chartlink_core::views::View>(
         || {
             json!({
                 "records": to_json(&page.records),
-                "next_cursor": page.next_cursor,
+                "next_after": page.next_after,
                 "total": page.total,
             })
         },

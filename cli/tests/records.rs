@@ -99,7 +99,7 @@ async fn export_and_record_print_fhir() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(2));
 
-    // Lists in pages and date ranges: the pages, followed by their cursors, are the list.
+    // Lists in pages and date ranges: the pages, each after the last record of the one before, are the list.
     let json = |args: &[&str]| -> (Option<i32>, Value) {
         let out = chartlink(&dir).arg("--json").args(args).output().unwrap();
         let value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
@@ -111,18 +111,18 @@ async fn export_and_record_print_fhir() {
     assert!(all.len() > 10, "{}", all.len());
     assert!(all.iter().all(|l| l["kind"] == "Lab"));
     let mut paged: Vec<Value> = Vec::new();
-    let mut cursor: Option<String> = None;
+    let mut after: Option<String> = None;
     loop {
         let mut args = vec!["labs", "--limit", "7"];
-        if let Some(c) = &cursor {
-            args.extend(["--cursor", c.as_str()]);
+        if let Some(a) = &after {
+            args.extend(["--after", a.as_str()]);
         }
         let (code, page) = json(&args);
         assert_eq!(code, Some(0), "{page}");
         assert_eq!(page["total"], all.len());
         paged.extend(page["records"].as_array().unwrap().iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
+        match page["next_after"].as_str() {
+            Some(a) => after = Some(a.to_owned()),
             None => break,
         }
     }
@@ -138,23 +138,13 @@ async fn export_and_record_print_fhir() {
         .args(["labs", "--limit", "3"])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&text.stdout).contains("next page: --cursor "));
+    assert!(String::from_utf8_lossy(&text.stdout).contains("next page: --after "));
     let (code, _) = json(&["labs", "--from", "last week"]);
     assert_eq!(code, Some(2), "a bad date is invalid input");
-    let (code, _) = json(&["vitals", "--cursor", cursor_of_labs(&dir).as_str()]);
-    assert_eq!(code, Some(2), "a cursor of another list");
+    let (code, _) = json(&["vitals", "--after", all[0]["id"].as_str().unwrap()]);
+    assert_eq!(code, Some(2), "after a record of another list");
     let _ = std::fs::remove_dir_all(&dir);
     sandbox.shutdown().await;
-}
-
-/// The cursor of the second page of `chartlink labs --limit 2`.
-fn cursor_of_labs(dir: &std::path::Path) -> String {
-    let out = chartlink(dir)
-        .args(["--json", "labs", "--limit", "2"])
-        .output()
-        .unwrap();
-    let page: Value = serde_json::from_slice(&out.stdout).unwrap();
-    page["next_cursor"].as_str().unwrap().to_owned()
 }
 
 /// Every command says what it does in `chartlink --help`.

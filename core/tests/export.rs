@@ -99,11 +99,11 @@ async fn a_record_by_id_and_the_whole_record_as_a_bundle_and_as_ndjson() {
     f.sb.shutdown().await;
 }
 
-/// Lists in pages and date ranges (issue 21): the pages of a list, read with their cursors, are the list; a date
-/// range keeps the records whose date falls in it, at the date's precision; a cursor is refused once the list
-/// changed under it (a sync brought a result), or for another kind or range, instead of skipping or repeating.
+/// Lists in pages and date ranges (issue 21): the pages of a list, each after the last record of the one before,
+/// are the list; a date range keeps the records whose date falls in it, at the date's precision; a sync between two
+/// pages (a new result at the top) skips and repeats nothing; a page after a record that is gone is refused.
 #[tokio::test]
-async fn lists_come_in_pages_and_date_ranges_and_a_stale_cursor_is_refused() {
+async fn lists_come_in_pages_and_date_ranges_and_a_sync_between_pages_skips_nothing() {
     use chartlink_core::views::{FhirDate, LabResult};
     use chartlink_core::{Page, RecordQuery};
 
@@ -144,7 +144,7 @@ async fn lists_come_in_pages_and_date_ranges_and_a_stale_cursor_is_refused() {
         "the other observations name their kind (survey, exam, social history, ...)"
     );
 
-    // Every page, with its cursor, in order: the whole list, once.
+    // Every page, each after the last record of the one before, in order: the whole list, once.
     let mut paged: Vec<LabResult> = Vec::new();
     let mut query = RecordQuery {
         limit: Some(10),
@@ -157,8 +157,8 @@ async fn lists_come_in_pages_and_date_ranges_and_a_stale_cursor_is_refused() {
         assert!(page.records.len() <= 10);
         paged.extend(page.records);
         pages += 1;
-        match page.next_cursor {
-            Some(c) => query.cursor = Some(c),
+        match page.next_after {
+            Some(after) => query.after = Some(after),
             None => break,
         }
     }
@@ -181,7 +181,7 @@ async fn lists_come_in_pages_and_date_ranges_and_a_stale_cursor_is_refused() {
     assert!(!in_year.is_empty());
     assert_eq!(ranged.records.iter().collect::<Vec<_>>(), in_year);
     assert_eq!(ranged.total, in_year.len());
-    assert_eq!(ranged.next_cursor, None);
+    assert_eq!(ranged.next_after, None);
     let since: Page<LabResult> = sdk
         .lab_results_page(&RecordQuery {
             from: FhirDate::parse(&format!("{}-01-01", year + 1)),
@@ -202,7 +202,11 @@ async fn lists_come_in_pages_and_date_ranges_and_a_stale_cursor_is_refused() {
             ..Default::default()
         })
         .unwrap();
-    let cursor = first.next_cursor.clone().unwrap();
+    let after = first.next_after.clone().unwrap();
+    assert_eq!(
+        after, first.records[4].id,
+        "the next page starts after the last record"
+    );
     for (label, bad) in [
         (
             "limit 0",
@@ -227,17 +231,17 @@ async fn lists_come_in_pages_and_date_ranges_and_a_stale_cursor_is_refused() {
             },
         ),
         (
-            "not a cursor",
+            "after a record that is not in the list",
             RecordQuery {
-                cursor: Some("garbage".into()),
+                after: Some("no-such-record".into()),
                 ..Default::default()
             },
         ),
         (
-            "the cursor of another range",
+            "after a record outside the range",
             RecordQuery {
-                cursor: Some(cursor.clone()),
-                from: FhirDate::parse("2000"),
+                after: Some(after.clone()),
+                from: FhirDate::parse("2999"),
                 ..Default::default()
             },
         ),
@@ -247,11 +251,14 @@ async fn lists_come_in_pages_and_date_ranges_and_a_stale_cursor_is_refused() {
             "{label}"
         );
     }
-    let labs_cursor_on_vitals = sdk.vital_signs_page(&RecordQuery {
-        cursor: Some(cursor.clone()),
+    let after_a_lab_among_vitals = sdk.vital_signs_page(&RecordQuery {
+        after: Some(after.clone()),
         ..Default::default()
     });
-    assert!(matches!(labs_cursor_on_vitals, Err(Error::InvalidInput(_))));
+    assert!(matches!(
+        after_a_lab_among_vitals,
+        Err(Error::InvalidInput(_))
+    ));
     let conditions = sdk.problems().unwrap();
     let first_two: Page<chartlink_core::views::Problem> = sdk
         .records_page(&RecordQuery {
@@ -262,7 +269,7 @@ async fn lists_come_in_pages_and_date_ranges_and_a_stale_cursor_is_refused() {
     assert_eq!(first_two.total, conditions.len());
     assert_eq!(first_two.records[..], conditions[..2.min(conditions.len())]);
 
-    // A sync brings a new result: the old cursor is refused, the first page shows it.
+    // A sync between two pages brings a new result at the top: the next page still starts where the first ended.
     let mut newest =
         f.sb.admin()
             .resource("Observation", &all[0].id)
@@ -275,14 +282,17 @@ async fn lists_come_in_pages_and_date_ranges_and_a_stale_cursor_is_refused() {
     sdk.sync_with(&account.id, &fast(), &mut |_| {})
         .await
         .unwrap();
-    let stale = sdk.lab_results_page(&RecordQuery {
-        limit: Some(5),
-        cursor: Some(cursor),
-        ..Default::default()
-    });
-    assert!(
-        matches!(&stale, Err(Error::InvalidInput(m)) if m.contains("changed")),
-        "{stale:?}"
+    let second: Page<LabResult> = sdk
+        .lab_results_page(&RecordQuery {
+            limit: Some(5),
+            after: Some(after),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        second.records,
+        all[5..10],
+        "nothing skipped or repeated across the sync"
     );
     let again: Page<LabResult> = sdk
         .lab_results_page(&RecordQuery {
@@ -292,5 +302,25 @@ async fn lists_come_in_pages_and_date_ranges_and_a_stale_cursor_is_refused() {
         .unwrap();
     assert_eq!(again.records[0].id, "paging-new-result");
     assert_eq!(again.total, all.len() + 1);
+
+    // The record a page would start after is deleted at the provider (and by the next full pass here): refused.
+    f.sb.admin()
+        .delete_resource("Observation", &again.records[1].id)
+        .unwrap();
+    let full = chartlink_core::SyncOptions {
+        force_full: true,
+        ..fast()
+    };
+    sdk.sync_with(&account.id, &full, &mut |_| {})
+        .await
+        .unwrap();
+    let gone = sdk.lab_results_page(&RecordQuery {
+        after: Some(again.records[1].id.clone()),
+        ..Default::default()
+    });
+    assert!(
+        matches!(&gone, Err(Error::InvalidInput(m)) if m.contains("not in the list")),
+        "{gone:?}"
+    );
     f.sb.shutdown().await;
 }

@@ -514,8 +514,8 @@ suspend fun readsRunOffTheCallersThread() = coroutineScopeTest { _ ->
 }
 
 suspend fun pagedReads() = coroutineScopeTest { _ ->
-    // Lists in pages and date ranges: the pages, followed by their cursors, are the list; a range keeps its dates;
-    // bad queries are typed errors.
+    // Lists in pages and date ranges: each page starts after the last record of the one before, and the pages are
+    // the list; a range keeps its dates; bad queries are typed errors.
     ChartLinkClient(config(), MemorySecureStore(), PortalBrowser("daniel", "daniel-demo", "daniel-chen")).use { c ->
         c.sync(c.link(FHIR_BASE).id)
         val all = c.labResults()
@@ -526,27 +526,28 @@ suspend fun pagedReads() = coroutineScopeTest { _ ->
         assertTrue(vitals.isNotEmpty() && vitals.all { it.kind == ObservationKind.VITAL_SIGN })
         assertTrue(c.observations().none { it.kind == ObservationKind.LAB || it.kind == ObservationKind.VITAL_SIGN })
         assertTrue(all.any { it.reportId != null }, "lab results name their report")
+        // Every page, each after the last record of the one before: the list, once, in its order.
         val paged = mutableListOf<Observation>()
         var query = RecordQuery(limit = 7)
-        do {
-            val page = c.labResultsPage(query)
-            assertEquals(all.size.toLong(), page.total)
-            assertTrue(page.records.size <= 7)
-            paged += page.records
-            query = query.copy(cursor = page.nextCursor)
-        } while (page.nextCursor != null)
+        while (true) {
+            val page = c.labResults(query)
+            assertTrue(page.size <= 7)
+            paged += page
+            if (page.size < 7) break
+            query = query.copy(after = page.last().id)
+        }
         assertEquals(all, paged, "the pages are the list")
 
         val year = all[all.size / 2].date!!.year
-        val ranged = c.labResultsPage(RecordQuery(from = "$year", to = "$year"))
-        assertEquals(all.filter { it.date?.year == year }, ranged.records)
-        assertNull(ranged.nextCursor)
-        assertTrue(c.vitalSignsPage(RecordQuery(from = "${year + 1}-01-01")).records.all { it.date!!.year > year })
+        val ranged = c.labResults(RecordQuery(from = "$year", to = "$year"))
+        assertEquals(all.filter { it.date?.year == year }, ranged)
+        assertTrue(c.vitalSigns(RecordQuery(from = "${year + 1}-01-01")).all { it.date!!.year > year })
 
-        assertFailsWith<ChartLinkException.InvalidInput> { c.labResultsPage(RecordQuery(limit = 0)) }
-        assertFailsWith<ChartLinkException.InvalidInput> { c.labResultsPage(RecordQuery(from = "last week")) }
-        val cursor = c.labResultsPage(RecordQuery(limit = 3)).nextCursor
-        assertFailsWith<ChartLinkException.InvalidInput>("a labs cursor on vitals") { c.vitalSignsPage(RecordQuery(cursor = cursor)) }
+        assertFailsWith<ChartLinkException.InvalidInput> { c.labResults(RecordQuery(limit = 0)) }
+        assertFailsWith<ChartLinkException.InvalidInput> { c.labResults(RecordQuery(from = "last week")) }
+        assertFailsWith<ChartLinkException.InvalidInput>("a lab's id as the start of the vital signs") {
+            c.vitalSigns(RecordQuery(after = all.first().id))
+        }
     }
 }
 

@@ -1,7 +1,5 @@
 //! Reading the active patient's record: one generic path for every record kind, and the named reads over it.
 
-use sha2::{Digest, Sha256};
-
 use crate::*;
 
 /// Which part of a list to read: a date range and a page (see [`ChartLink::records_page`]).
@@ -14,8 +12,11 @@ pub struct RecordQuery {
     pub to: Option<views::FhirDate>,
     /// At most this many records (1 to [`MAX_PAGE`]); `None`: all that are left.
     pub limit: Option<usize>,
-    /// Where the previous page ended ([`Page::next_cursor`]); `None`: the first page.
-    pub cursor: Option<String>,
+    /// The id of the last record of the previous page ([`Page::next_after`]): this page starts after it. `None`: the
+    /// first page. A position by record, not by count, so records a sync adds or removes meanwhile shift nothing:
+    /// no record is skipped or shown twice (where two providers of a merged patient use one id, the page starts
+    /// after the first: a record may repeat, none is skipped).
+    pub after: Option<String>,
 }
 
 /// The largest page [`ChartLink::records_page`] returns.
@@ -25,8 +26,8 @@ pub const MAX_PAGE: usize = 1000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page<V> {
     pub records: Vec<V>,
-    /// Pass it back in [`RecordQuery::cursor`] for the next page; `None` on the last page.
-    pub next_cursor: Option<String>,
+    /// Pass it back in [`RecordQuery::after`] for the next page (the last record's id); `None` on the last page.
+    pub next_after: Option<String>,
     /// How many records the whole list (within the date range) has.
     pub total: usize,
 }
@@ -36,8 +37,54 @@ struct Cut {
     kept: Vec<bool>,
     start: usize,
     end: usize,
-    next_cursor: Option<String>,
     total: usize,
+}
+
+/// Where a page of a list with these (date, id) keys, in its order, starts and ends once cut to the query's range.
+fn cut(keys: &[(Option<&views::FhirDate>, &str)], query: &RecordQuery) -> Result<Cut> {
+    if query.limit == Some(0) || query.limit.is_some_and(|l| l > MAX_PAGE) {
+        return Err(Error::InvalidInput(format!(
+            "a page holds 1 to {MAX_PAGE} records"
+        )));
+    }
+    if let (Some(f), Some(t)) = (&query.from, &query.to)
+        && t.end_key() <= f.sort_key()
+    {
+        return Err(Error::InvalidInput(
+            "the date range ends before it starts".into(),
+        ));
+    }
+    let kept: Vec<bool> = keys.iter().map(|(d, _)| in_range(*d, query)).collect();
+    let ids: Vec<&str> = keys
+        .iter()
+        .zip(&kept)
+        .filter(|(_, k)| **k)
+        .map(|((_, id), _)| *id)
+        .collect();
+    let total = ids.len();
+    let start = match &query.after {
+        None => 0,
+        Some(after) => ids
+            .iter()
+            .position(|id| id == after)
+            .map(|i| i + 1)
+            .ok_or_else(|| {
+                Error::InvalidInput(
+                    "the record this page starts after is not in the list (gone since, or of another list or \
+                     range): read again from the first page"
+                        .into(),
+                )
+            })?,
+    };
+    let end = query
+        .limit
+        .map_or(total, |l| start.saturating_add(l).min(total));
+    Ok(Cut {
+        kept,
+        start,
+        end,
+        total,
+    })
 }
 
 /// Whether a record's date overlaps the query's range (always, without one).
@@ -91,153 +138,61 @@ impl ChartLink {
     }
 
     /// One page of a record kind of the active patient, within a date range: the list [`ChartLink::records`] reads,
-    /// in its order, cut to the range and the page.
-    ///
-    /// The cursor is a position in that list, bound to the kind, the patient, the range and the list's dates: after
-    /// a sync added or removed records, or a patient switch, an old cursor is refused with
-    /// [`Error::InvalidInput`] instead of skipping or repeating records; read again from the first page (the live
-    /// reads tell when the record changed).
+    /// in its order, cut to the range and the page. The next page starts after the last record's id
+    /// ([`RecordQuery::after`]); an id that is no longer in the list (the record is gone, or the id is of another
+    /// list or range) is refused with [`Error::InvalidInput`]: read again from the first page.
     pub fn records_page<V: views::View>(&self, query: &RecordQuery) -> Result<Page<V>> {
-        self.records_page_where(query, std::any::type_name::<V>(), |_| true)
+        self.records_page_where(query, |_| true)
     }
 
     /// A page of lab results (see [`ChartLink::records_page`]).
     pub fn lab_results_page(&self, query: &RecordQuery) -> Result<Page<views::Observation>> {
-        self.records_page_where(query, "lab results", |o: &views::Observation| {
+        self.records_page_where(query, |o: &views::Observation| {
             o.kind == views::ObservationKind::Lab
         })
     }
 
     /// A page of vital signs (see [`ChartLink::records_page`]).
     pub fn vital_signs_page(&self, query: &RecordQuery) -> Result<Page<views::Observation>> {
-        self.records_page_where(query, "vital signs", |o: &views::Observation| {
+        self.records_page_where(query, |o: &views::Observation| {
             o.kind == views::ObservationKind::VitalSign
         })
     }
 
     /// A page of the other observations (see [`ChartLink::records_page`]).
     pub fn observations_page(&self, query: &RecordQuery) -> Result<Page<views::Observation>> {
-        self.records_page_where(query, "other observations", |o: &views::Observation| {
-            o.kind.is_other()
-        })
+        self.records_page_where(query, |o: &views::Observation| o.kind.is_other())
     }
 
-    /// [`ChartLink::records_page`] over the records `keep` keeps, as the list named `list`.
+    /// [`ChartLink::records_page`] over the records `keep` keeps.
     fn records_page_where<V: views::View>(
         &self,
         query: &RecordQuery,
-        list: &str,
         keep: impl Fn(&V) -> bool,
     ) -> Result<Page<V>> {
         let mut all = self.records::<V>()?;
         all.retain(keep);
-        self.page_of(list, all, query)
+        self.page_of(all, query)
     }
 
-    /// One page of a list already read (in its order), as [`ChartLink::records_page`] cuts one: `list` names it, so
-    /// that a cursor of one list is refused on another (the CLI pages its listings with it).
-    pub fn page_of<V: views::View>(
-        &self,
-        list: &str,
-        mut all: Vec<V>,
-        query: &RecordQuery,
-    ) -> Result<Page<V>> {
-        // The work runs on the records' dates, in one function for every kind of record (a copy per record type
-        // would weigh on the mobile library); only the cut is generic.
-        let dates: Vec<Option<&views::FhirDate>> = all.iter().map(|r| r.date()).collect();
-        let cut = self.cut(list, &dates, query)?;
+    /// One page of a list already read (in its order), as [`ChartLink::records_page`] cuts one (the CLI pages its
+    /// listings with it).
+    pub fn page_of<V: views::View>(&self, mut all: Vec<V>, query: &RecordQuery) -> Result<Page<V>> {
+        // The work runs on the records' dates and ids, in one function for every kind of record (a copy per record
+        // type would weigh on the mobile library); only the cut is generic.
+        let keys: Vec<(Option<&views::FhirDate>, &str)> =
+            all.iter().map(|r| (r.date(), r.id())).collect();
+        let cut = cut(&keys, query)?;
         let mut keep = cut.kept.iter();
         all.retain(|_| keep.next().copied().unwrap_or(false));
-        let records = all.drain(cut.start..cut.end).collect();
+        let records: Vec<V> = all.drain(cut.start..cut.end).collect();
+        let next_after = (cut.end < cut.total)
+            .then(|| records.last().map(|r| r.id().to_owned()))
+            .flatten();
         Ok(Page {
             records,
-            next_cursor: cut.next_cursor,
+            next_after,
             total: cut.total,
-        })
-    }
-
-    /// Where a page of a list with these `dates` (in its order) starts and ends once cut to the query's range.
-    fn cut(
-        &self,
-        list: &str,
-        dates: &[Option<&views::FhirDate>],
-        query: &RecordQuery,
-    ) -> Result<Cut> {
-        if query.limit == Some(0) || query.limit.is_some_and(|l| l > MAX_PAGE) {
-            return Err(Error::InvalidInput(format!(
-                "a page holds 1 to {MAX_PAGE} records"
-            )));
-        }
-        if let (Some(f), Some(t)) = (&query.from, &query.to)
-            && t.end_key() <= f.sort_key()
-        {
-            return Err(Error::InvalidInput(
-                "the date range ends before it starts".into(),
-            ));
-        }
-        let accounts: Vec<String> = self
-            .active_accounts()?
-            .into_iter()
-            .map(|(id, _, _)| id)
-            .collect();
-        let kept: Vec<bool> = dates.iter().map(|d| in_range(*d, query)).collect();
-        let in_list: Vec<Option<i64>> = dates
-            .iter()
-            .zip(&kept)
-            .filter(|(_, k)| **k)
-            .map(|(d, _)| d.map(views::FhirDate::sort_key))
-            .collect();
-        // What the cursor is bound to: the kind, the patient's accounts, the range, and the list's dates in order.
-        let mut h = Sha256::new();
-        h.update(list.as_bytes());
-        h.update([0]);
-        for id in &accounts {
-            h.update(id.as_bytes());
-            h.update([0]);
-        }
-        for bound in [&query.from, &query.to] {
-            h.update(
-                bound
-                    .as_ref()
-                    .map(|d| d.sort_key())
-                    .unwrap_or(i64::MIN)
-                    .to_le_bytes(),
-            );
-        }
-        h.update(in_list.len().to_le_bytes());
-        for d in &in_list {
-            h.update(d.unwrap_or(i64::MIN).to_le_bytes());
-        }
-        let digest = h.finalize();
-        let tag: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-        let total = in_list.len();
-        let start = match &query.cursor {
-            None => 0,
-            Some(c) => {
-                let (offset, t) = c
-                    .split_once('.')
-                    .and_then(|(o, t)| Some((o.parse::<usize>().ok()?, t)))
-                    .filter(|(o, _)| *o <= total)
-                    .ok_or_else(|| Error::InvalidInput("not a cursor of this list".into()))?;
-                if t != tag {
-                    return Err(Error::InvalidInput(
-                        "the list changed since this cursor (a sync, a patient switch, another range): read it \
-                         again from the first page"
-                            .into(),
-                    ));
-                }
-                offset
-            }
-        };
-        let end = query
-            .limit
-            .map_or(total, |l| start.saturating_add(l).min(total));
-        Ok(Cut {
-            kept,
-            start,
-            end,
-            next_cursor: (end < total).then(|| format!("{end}.{tag}")),
-            total,
         })
     }
 

@@ -49,6 +49,9 @@ impl super::View for MedicationDispense {
     fn parse(resource: &Value) -> Option<Self> {
         medication_dispense(resource)
     }
+    fn id(&self) -> &str {
+        &self.id
+    }
     fn date(&self) -> Option<&FhirDate> {
         self.handed_over.as_ref().or(self.prepared.as_ref())
     }
@@ -98,6 +101,9 @@ impl super::View for MedicationStatement {
     const RESOURCE_TYPES: &'static [&'static str] = &["MedicationStatement"];
     fn parse(resource: &Value) -> Option<Self> {
         medication_statement(resource)
+    }
+    fn id(&self) -> &str {
+        &self.id
     }
     fn date(&self) -> Option<&FhirDate> {
         self.taken.as_ref().or(self.asserted.as_ref())

@@ -65,6 +65,9 @@ impl super::View for Medication {
     fn parse(resource: &Value) -> Option<Self> {
         medication(resource)
     }
+    fn id(&self) -> &str {
+        &self.id
+    }
     fn date(&self) -> Option<&FhirDate> {
         self.authored.as_ref()
     }

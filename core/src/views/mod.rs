@@ -122,6 +122,9 @@ pub trait View: Sized {
     /// The record of one resource; `None` when the resource is not of this kind.
     fn parse(resource: &Value) -> Option<Self>;
 
+    /// The record's id (the FHIR resource's, unique within one provider): where a page of a list starts after.
+    fn id(&self) -> &str;
+
     /// The date the list is ordered by.
     fn date(&self) -> Option<&FhirDate>;
 
@@ -200,6 +203,9 @@ macro_rules! view {
             $(const ORDER: $crate::views::Order = $crate::views::Order::$order;)?
             fn parse(resource: &serde_json::Value) -> Option<Self> {
                 $parse(resource)
+            }
+            fn id(&self) -> &str {
+                &self.id
             }
             fn date(&self) -> Option<&$crate::views::FhirDate> {
                 self.$date.as_ref()

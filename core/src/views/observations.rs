@@ -272,6 +272,9 @@ impl super::View for Observation {
     fn parse(resource: &Value) -> Option<Self> {
         any_observation(resource)
     }
+    fn id(&self) -> &str {
+        &self.id
+    }
     fn date(&self) -> Option<&FhirDate> {
         self.date.as_ref()
     }

@@ -72,6 +72,9 @@ impl super::View for DiagnosticReport {
     fn parse(resource: &Value) -> Option<Self> {
         diagnostic_report(resource)
     }
+    fn id(&self) -> &str {
+        &self.id
+    }
     fn date(&self) -> Option<&FhirDate> {
         self.date.as_ref()
     }

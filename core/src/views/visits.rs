@@ -104,6 +104,9 @@ impl super::View for Visit {
     fn parse(resource: &Value) -> Option<Self> {
         visit(resource)
     }
+    fn id(&self) -> &str {
+        &self.id
+    }
     fn date(&self) -> Option<&FhirDate> {
         self.start.as_ref()
     }

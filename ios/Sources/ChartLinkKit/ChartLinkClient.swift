@@ -291,81 +291,56 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
 
     public func activePatient() async throws -> PatientContext? { try await sdk.activePatient() }
 
-    public func labResults() async throws -> [ClinicalObservation] { try await sdk.labResults() }
+    public func labResults(query: RecordQuery? = nil) async throws -> [ClinicalObservation] { try await sdk.labResults(query: query) }
 
     public func labTrend(code: String) async throws -> LabTrend? { try await sdk.labTrend(code: code) }
 
-    public func vitalSigns() async throws -> [ClinicalObservation] { try await sdk.vitalSigns() }
+    public func vitalSigns(query: RecordQuery? = nil) async throws -> [ClinicalObservation] { try await sdk.vitalSigns(query: query) }
 
-    public func allergies() async throws -> [Allergy] { try await sdk.allergies() }
+    public func allergies(query: RecordQuery? = nil) async throws -> [Allergy] { try await sdk.allergies(query: query) }
 
-    public func medications() async throws -> [Medication] { try await sdk.medications() }
+    public func medications(query: RecordQuery? = nil) async throws -> [Medication] { try await sdk.medications(query: query) }
 
-    public func immunizations() async throws -> [Immunization] { try await sdk.immunizations() }
+    public func immunizations(query: RecordQuery? = nil) async throws -> [Immunization] { try await sdk.immunizations(query: query) }
 
-    public func problems() async throws -> [Problem] { try await sdk.problems() }
+    public func problems(query: RecordQuery? = nil) async throws -> [Problem] { try await sdk.problems(query: query) }
 
-    public func visits() async throws -> [Visit] { try await sdk.visits() }
+    public func visits(query: RecordQuery? = nil) async throws -> [Visit] { try await sdk.visits(query: query) }
 
-    public func documents() async throws -> [Document] { try await sdk.documents() }
+    public func documents(query: RecordQuery? = nil) async throws -> [Document] { try await sdk.documents(query: query) }
 
-    public func observations() async throws -> [ClinicalObservation] { try await sdk.observations() }
+    public func observations(query: RecordQuery? = nil) async throws -> [ClinicalObservation] { try await sdk.observations(query: query) }
 
     public func socialHistory() async throws -> [ClinicalObservation] { try await sdk.socialHistory() }
 
-    public func procedures() async throws -> [Procedure] { try await sdk.procedures() }
+    public func procedures(query: RecordQuery? = nil) async throws -> [Procedure] { try await sdk.procedures(query: query) }
 
-    public func diagnosticReports() async throws -> [DiagnosticReport] { try await sdk.diagnosticReports() }
+    public func diagnosticReports(query: RecordQuery? = nil) async throws -> [DiagnosticReport] { try await sdk.diagnosticReports(query: query) }
 
-    public func carePlans() async throws -> [CarePlan] { try await sdk.carePlans() }
+    public func carePlans(query: RecordQuery? = nil) async throws -> [CarePlan] { try await sdk.carePlans(query: query) }
 
-    public func goals() async throws -> [Goal] { try await sdk.goals() }
+    public func goals(query: RecordQuery? = nil) async throws -> [Goal] { try await sdk.goals(query: query) }
 
-    public func careTeams() async throws -> [CareTeam] { try await sdk.careTeams() }
+    public func careTeams(query: RecordQuery? = nil) async throws -> [CareTeam] { try await sdk.careTeams(query: query) }
 
-    public func devices() async throws -> [Device] { try await sdk.devices() }
+    public func devices(query: RecordQuery? = nil) async throws -> [Device] { try await sdk.devices(query: query) }
 
-    public func serviceRequests() async throws -> [ServiceRequest] { try await sdk.serviceRequests() }
+    public func serviceRequests(query: RecordQuery? = nil) async throws -> [ServiceRequest] { try await sdk.serviceRequests(query: query) }
 
-    public func coverages() async throws -> [Coverage] { try await sdk.coverages() }
+    public func coverages(query: RecordQuery? = nil) async throws -> [Coverage] { try await sdk.coverages(query: query) }
 
-    public func explanationsOfBenefit() async throws -> [ExplanationOfBenefit] { try await sdk.explanationsOfBenefit() }
+    public func explanationsOfBenefit(query: RecordQuery? = nil) async throws -> [ExplanationOfBenefit] { try await sdk.explanationsOfBenefit(query: query) }
 
-    public func claims() async throws -> [Claim] { try await sdk.claims() }
+    public func claims(query: RecordQuery? = nil) async throws -> [Claim] { try await sdk.claims(query: query) }
 
-    public func imagingStudies() async throws -> [ImagingStudy] { try await sdk.imagingStudies() }
+    public func imagingStudies(query: RecordQuery? = nil) async throws -> [ImagingStudy] { try await sdk.imagingStudies(query: query) }
 
-    public func medicationDispenses() async throws -> [MedicationDispense] { try await sdk.medicationDispenses() }
+    public func medicationDispenses(query: RecordQuery? = nil) async throws -> [MedicationDispense] { try await sdk.medicationDispenses(query: query) }
 
-    public func medicationStatements() async throws -> [MedicationStatement] { try await sdk.medicationStatements() }
+    public func medicationStatements(query: RecordQuery? = nil) async throws -> [MedicationStatement] { try await sdk.medicationStatements(query: query) }
 
-    public func questionnaireResponses() async throws -> [QuestionnaireResponse] { try await sdk.questionnaireResponses() }
+    public func questionnaireResponses(query: RecordQuery? = nil) async throws -> [QuestionnaireResponse] { try await sdk.questionnaireResponses(query: query) }
 
-    // Lists in pages and date ranges (bindings/src/pages.rs), one line each.
-    public func labResultsPage(query: RecordQuery) async throws -> ObservationPage { try await sdk.labResultsPage(query: query) }
-    public func vitalSignsPage(query: RecordQuery) async throws -> ObservationPage { try await sdk.vitalSignsPage(query: query) }
-    public func observationsPage(query: RecordQuery) async throws -> ObservationPage { try await sdk.observationsPage(query: query) }
-    public func allergiesPage(query: RecordQuery) async throws -> AllergyPage { try await sdk.allergiesPage(query: query) }
-    public func medicationsPage(query: RecordQuery) async throws -> MedicationPage { try await sdk.medicationsPage(query: query) }
-    public func medicationDispensesPage(query: RecordQuery) async throws -> MedicationDispensePage { try await sdk.medicationDispensesPage(query: query) }
-    public func medicationStatementsPage(query: RecordQuery) async throws -> MedicationStatementPage { try await sdk.medicationStatementsPage(query: query) }
-    public func immunizationsPage(query: RecordQuery) async throws -> ImmunizationPage { try await sdk.immunizationsPage(query: query) }
-    public func problemsPage(query: RecordQuery) async throws -> ProblemPage { try await sdk.problemsPage(query: query) }
-    public func visitsPage(query: RecordQuery) async throws -> VisitPage { try await sdk.visitsPage(query: query) }
-    public func documentsPage(query: RecordQuery) async throws -> DocumentPage { try await sdk.documentsPage(query: query) }
-    public func appointmentsPage(query: RecordQuery) async throws -> AppointmentPage { try await sdk.appointmentsPage(query: query) }
-    public func proceduresPage(query: RecordQuery) async throws -> ProcedurePage { try await sdk.proceduresPage(query: query) }
-    public func diagnosticReportsPage(query: RecordQuery) async throws -> DiagnosticReportPage { try await sdk.diagnosticReportsPage(query: query) }
-    public func imagingStudiesPage(query: RecordQuery) async throws -> ImagingStudyPage { try await sdk.imagingStudiesPage(query: query) }
-    public func carePlansPage(query: RecordQuery) async throws -> CarePlanPage { try await sdk.carePlansPage(query: query) }
-    public func goalsPage(query: RecordQuery) async throws -> GoalPage { try await sdk.goalsPage(query: query) }
-    public func careTeamsPage(query: RecordQuery) async throws -> CareTeamPage { try await sdk.careTeamsPage(query: query) }
-    public func devicesPage(query: RecordQuery) async throws -> DevicePage { try await sdk.devicesPage(query: query) }
-    public func serviceRequestsPage(query: RecordQuery) async throws -> ServiceRequestPage { try await sdk.serviceRequestsPage(query: query) }
-    public func coveragesPage(query: RecordQuery) async throws -> CoveragePage { try await sdk.coveragesPage(query: query) }
-    public func explanationsOfBenefitPage(query: RecordQuery) async throws -> ExplanationOfBenefitPage { try await sdk.explanationsOfBenefitPage(query: query) }
-    public func claimsPage(query: RecordQuery) async throws -> ClaimPage { try await sdk.claimsPage(query: query) }
-    public func questionnaireResponsesPage(query: RecordQuery) async throws -> QuestionnaireResponsePage { try await sdk.questionnaireResponsesPage(query: query) }
 
     public func documentContent(documentId: String) async throws -> DocumentContent? { try await sdk.documentContent(documentId: documentId) }
 
@@ -378,7 +353,7 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
         try await sdk.recordJson(resourceType: resourceType, id: id)
     }
 
-    public func appointments() async throws -> [Appointment] { try await sdk.appointments() }
+    public func appointments(query: RecordQuery? = nil) async throws -> [Appointment] { try await sdk.appointments(query: query) }
 
     public func demographics() async throws -> Demographics? { try await sdk.demographics() }
 

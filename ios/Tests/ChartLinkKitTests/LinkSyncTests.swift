@@ -207,34 +207,32 @@ final class LinkSyncTests: XCTestCase {
         let others = try await c.observations()
         XCTAssertFalse(others.contains { $0.kind == .lab || $0.kind == .vitalSign })
 
-        // Every page, followed by its cursor: the list, once, in its order.
+        // Every page, each after the last record of the one before: the list, once, in its order.
         var paged: [ClinicalObservation] = []
         var query = RecordQuery(limit: 7)
         while true {
-            let page = try await c.labResultsPage(query: query)
-            XCTAssertEqual(page.total, Int64(all.count))
-            XCTAssertLessThanOrEqual(page.records.count, 7)
-            paged += page.records
-            guard let next = page.nextCursor else { break }
-            query = RecordQuery(limit: 7, cursor: next)
+            let page = try await c.labResults(query: query)
+            XCTAssertLessThanOrEqual(page.count, 7)
+            paged += page
+            guard page.count == 7, let last = page.last else { break }
+            query = RecordQuery(limit: 7, after: last.id)
         }
         XCTAssertEqual(paged, all, "the pages are the list")
 
         // A year, at its precision.
         let year = try XCTUnwrap(all[all.count / 2].date).year
-        let ranged = try await c.labResultsPage(query: RecordQuery(from: "\(year)", to: "\(year)"))
-        XCTAssertEqual(ranged.records, all.filter { $0.date?.year == year })
-        XCTAssertNil(ranged.nextCursor)
+        let ranged = try await c.labResults(query: RecordQuery(from: "\(year)", to: "\(year)"))
+        XCTAssertEqual(ranged, all.filter { $0.date?.year == year })
 
         await assertThrowsChartLink("limit 0", { $0.isInvalidInput }) {
-            _ = try await c.labResultsPage(query: RecordQuery(limit: 0))
+            _ = try await c.labResults(query: RecordQuery(limit: 0))
         }
         await assertThrowsChartLink("not a date", { $0.isInvalidInput }) {
-            _ = try await c.labResultsPage(query: RecordQuery(from: "yesterday"))
+            _ = try await c.labResults(query: RecordQuery(from: "yesterday"))
         }
-        let cursor = try await c.labResultsPage(query: RecordQuery(limit: 3)).nextCursor
-        await assertThrowsChartLink("a labs cursor on vitals", { $0.isInvalidInput }) {
-            _ = try await c.vitalSignsPage(query: RecordQuery(cursor: cursor))
+        let lab = try XCTUnwrap(all.first)
+        await assertThrowsChartLink("a lab's id as the start of the vital signs", { $0.isInvalidInput }) {
+            _ = try await c.vitalSigns(query: RecordQuery(after: lab.id))
         }
     }
 }
