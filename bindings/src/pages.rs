@@ -68,6 +68,16 @@ impl TryFrom<RecordQuery> for core::RecordQuery {
     }
 }
 
+/// The query a list read was given, in core's terms (none: the whole list). One function for every read: the
+/// conversion is not copied into each.
+#[inline(never)]
+fn core_query(query: Option<RecordQuery>) -> Result<core::RecordQuery> {
+    Ok(query
+        .map(TryInto::try_into)
+        .transpose()?
+        .unwrap_or_default())
+}
+
 /// The reads of a list kind: `list => FFI record(|sdk, query| core's page)`, each with an optional `RecordQuery`
 /// (none: the whole list).
 macro_rules! reads {
@@ -83,12 +93,9 @@ macro_rules! reads {
                 /// With a `query`, only the records within its dates, from after its `after`, at most `limit`.
                 #[uniffi::method(default(query = None))]
                 pub async fn $list(&self, query: Option<RecordQuery>) -> Result<Vec<$record>> {
+                    let $q = core_query(query)?;
                     let $sdk = self.inner.clone();
-                    run_blocking(move || {
-                        let $q: core::RecordQuery = query.map(TryInto::try_into).transpose()?.unwrap_or_default();
-                        Ok(records::all($core?.records))
-                    })
-                    .await
+                    run_blocking(move || Ok(records::all($core?.records))).await
                 }
             )*
         }
