@@ -24,7 +24,7 @@ pub struct RecordQuery {
     #[uniffi(default = None)]
     pub limit: Option<i64>,
     /// The id of the last record of the previous page: this page starts after it (null/nil: the first page). A
-    /// position by record, not by count: records a sync adds or removes meanwhile skip or repeat nothing. An id no
+    /// position by record, not by count: records a sync adds or removes meanwhile do not shift the pages. An id no
     /// longer in the list (the record is gone, or of another list or range) is refused with `InvalidInput`: read
     /// again from the first page. There is more while a page is full (`limit` records).
     #[uniffi(default = None)]

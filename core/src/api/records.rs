@@ -13,9 +13,10 @@ pub struct RecordQuery {
     /// At most this many records (1 to [`MAX_PAGE`]); `None`: all that are left.
     pub limit: Option<usize>,
     /// The id of the last record of the previous page ([`Page::next_after`]): this page starts after it. `None`: the
-    /// first page. A position by record, not by count, so records a sync adds or removes meanwhile shift nothing:
-    /// no record is skipped or shown twice (where two providers of a merged patient use one id, the page starts
-    /// after the first: a record may repeat, none is skipped).
+    /// first page. A position by record, not by count, so records a sync adds or removes meanwhile do not shift the
+    /// pages: no record already listed is skipped or shown twice (a new one above the start shows on the first page;
+    /// where two providers of a merged patient use one id, the page starts after the first: a record may repeat,
+    /// none is skipped).
     pub after: Option<String>,
 }
 
