@@ -19,16 +19,7 @@ use serde_json::{Value, json};
 const PATIENT: &str = "maria-garcia";
 
 fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "cl-bg-{tag}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::temp_dir("cl-bg", tag)
 }
 
 fn file_config(dir: &Path) -> AppConfig {

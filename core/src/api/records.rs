@@ -179,6 +179,14 @@ impl ChartLink {
     /// One page of a list already read (in its order), as [`ChartLink::records_page`] cuts one (the CLI pages its
     /// listings with it).
     pub fn page_of<V: views::View>(&self, mut all: Vec<V>, query: &RecordQuery) -> Result<Page<V>> {
+        // The whole list (every list read without a query): nothing to cut.
+        if *query == RecordQuery::default() {
+            return Ok(Page {
+                total: all.len(),
+                records: all,
+                next_after: None,
+            });
+        }
         // The work runs on the records' dates and ids, in one function for every kind of record (a copy per record
         // type would weigh on the mobile library); only the cut is generic.
         let keys: Vec<(Option<&views::FhirDate>, &str)> =

@@ -11,6 +11,21 @@ use chartlink_core::{
 };
 use chartlink_sandbox::{Config, FaultKind, PortalRobot, Sandbox, ScriptedFault};
 
+/// A new, empty directory for one test: `prefix`, the test's `tag`, the process and the time keep it apart from
+/// every other run.
+pub fn temp_dir(prefix: &str, tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "{prefix}-{tag}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
 /// Completes the sandbox portal's pages over HTTP as the user would in the browser.
 pub struct RobotBrowser(pub PortalRobot);
 
