@@ -85,6 +85,29 @@ where
     T: Send + 'static,
     F: Future<Output = Result<T, ChartLinkError>> + Send + 'static,
 {
+    let erased: ErasedWork = Box::pin(async move { work.await.map(|t| Box::new(t) as Answer) });
+    downcast(run_erased(cancel, erased).await)
+}
+
+/// What a call answers, its type erased: tokio's task machinery (its harness, about 7 KB of library per task type)
+/// is then built once for every async call instead of once per call, and the calls' own code is all that differs.
+type Answer = Box<dyn std::any::Any + Send>;
+type ErasedWork = std::pin::Pin<Box<dyn Future<Output = Result<Answer, ChartLinkError>> + Send>>;
+type ErasedBlocking = Box<dyn FnOnce() -> Result<Answer, ChartLinkError> + Send>;
+
+/// The answer back at its type. The erased value is always the `T` it was boxed from; a mismatch would be a bug
+/// here, reported as `Internal` rather than a panic.
+fn downcast<T: 'static>(answer: Result<Answer, ChartLinkError>) -> Result<T, ChartLinkError> {
+    answer?
+        .downcast::<T>()
+        .map(|t| *t)
+        .map_err(|_| ChartLinkError::Internal("an async call answered the wrong type".into()))
+}
+
+async fn run_erased(
+    cancel: Option<Arc<CancelToken>>,
+    work: ErasedWork,
+) -> Result<Answer, ChartLinkError> {
     let task = runtime()?.spawn(work);
     let _abort_if_dropped = AbortOnDrop(task.abort_handle());
     if let Some(token) = cancel {
@@ -106,6 +129,11 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T, ChartLinkError> + Send + 'static,
 {
+    let erased: ErasedBlocking = Box::new(move || work().map(|t| Box::new(t) as Answer));
+    downcast(run_blocking_erased(erased).await)
+}
+
+async fn run_blocking_erased(work: ErasedBlocking) -> Result<Answer, ChartLinkError> {
     let task = runtime()?.spawn_blocking(work);
     let _abort_if_dropped = AbortOnDrop(task.abort_handle());
     match task.await {
@@ -292,6 +320,22 @@ mod tests {
             "a shared token dropped none of its finished calls"
         );
         fresh.cancel();
+    }
+
+    #[test]
+    fn an_answer_comes_back_at_its_type_and_a_mismatch_is_internal() {
+        assert_eq!(
+            block_on(run_blocking(|| Ok(vec![1u8, 2]))),
+            Ok(vec![1u8, 2])
+        );
+        assert_eq!(
+            block_on(run(async { Ok("text".to_string()) })),
+            Ok("text".into())
+        );
+        let wrong: Result<u8, _> = downcast(Ok(Box::new(7u32) as Answer));
+        assert!(matches!(wrong, Err(ChartLinkError::Internal(_))));
+        let failed: Result<u8, _> = downcast(Err(ChartLinkError::Cancelled));
+        assert_eq!(failed, Err(ChartLinkError::Cancelled));
     }
 
     #[test]
