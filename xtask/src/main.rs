@@ -6,6 +6,8 @@
 //! - `cargo xtask sandbox [ARGS...]`: `cargo run -p chartlink-sandbox -- ARGS`.
 //! - `cargo xtask bindings`: generates the Kotlin and Swift bindings, runs the Kotlin host tests on the JVM against
 //!   the sandbox and parses every Swift file (see bindings.rs).
+//! - `cargo xtask size`: builds the mobile library as android/build-rust.sh does (for this host), says what is in it
+//!   crate by crate, and fails when the stripped library is over its 5 MB budget (see size.rs).
 //! - `cargo xtask swift`: where `swift` is on PATH, builds the Swift package (ios/) and runs its XCTest tests against
 //!   the real library and the sandbox (see swift.rs).
 //!
@@ -38,11 +40,15 @@
 //            SwiftPM against the same debug library and runs its XCTest tests against the sandbox (swift.rs). Where
 //            there is none the step says so in one line; the bindings step's tree-sitter parse and signature checks
 //            of the Swift are what remains there (they run everywhere).
+// 8. size    Linux: builds the release library with the mobile settings (bindings/size-settings.sh, LTO), strips
+//            it, prints its top contributors by crate and fails above 5,000,000 bytes (size.rs). Last, because it is
+//            the only step that builds in release; it guards the budget the library was brought back under.
 //
 // Lint steps come first because they fail fastest; `--skip-lint` drops them for local iteration.
 
 mod bindings;
 mod cmd;
+mod size;
 mod swift;
 mod tools;
 
@@ -80,6 +86,13 @@ enum Task {
     /// Build the Swift package (ios/) and run its tests against the real library and the sandbox (needs `swift` on
     /// PATH; Swift for Linux will do).
     Swift,
+    /// Build the mobile library as android/build-rust.sh does (for this host), report what is in it by crate, and
+    /// fail when the stripped library is over its budget (5 MB). Linux only.
+    Size {
+        /// Report on this unstripped library (an earlier build kept for comparison) instead of building one.
+        #[arg(long)]
+        library: Option<PathBuf>,
+    },
     /// Run the local SMART-on-FHIR sandbox EHR: `cargo run -p chartlink-sandbox -- ARGS`.
     #[command(disable_help_flag = true)]
     Sandbox {
@@ -170,8 +183,9 @@ fn ci(ws: &Workspace, skip_lint: bool) -> Result<(), String> {
     let nextest = cmd::succeeds(ws.cargo().args(["nextest", "--version"]));
     let mut steps = Steps {
         done: 0,
-        // tools, test, bindings, swift (run or skipped), + fmt and clippy, + doctests after nextest.
-        total: 4 + usize::from(!skip_lint) * 2 + usize::from(nextest),
+        // tools, test, bindings, swift (run or skipped), size (run or skipped), + fmt and clippy, + doctests after
+        // nextest.
+        total: 5 + usize::from(!skip_lint) * 2 + usize::from(nextest),
     };
     // A toolchain without the rustfmt or clippy component (a minimal rustup profile) says so in one line and runs
     // every other step: the lints are worth less than the tests they would otherwise block.
@@ -255,6 +269,16 @@ fn ci(ws: &Workspace, skip_lint: bool) -> Result<(), String> {
             "no Swift toolchain on PATH: ios/ was parsed and its signatures checked (bindings), not compiled",
         );
     }
+    if cfg!(target_os = "linux") {
+        steps.run("size (the release library within its budget)", || {
+            size::run(ws, None)
+        })?;
+    } else {
+        steps.skip(
+            "size",
+            "`cargo xtask size` reads an ELF library: Linux only",
+        );
+    }
     println!(
         "\nci: all {} steps passed in {}",
         steps.total,
@@ -288,6 +312,7 @@ fn main() -> ExitCode {
         Task::Tools => tools::ensure(&ws).map(|_| ()),
         Task::Bindings => tools::ensure(&ws).and_then(|tools| bindings::run(&ws, &tools)),
         Task::Swift => swift::run(&ws),
+        Task::Size { library } => size::run(&ws, library.as_deref()),
         Task::Sandbox { args } => sandbox(&ws, &args),
     });
     match result {
