@@ -34,6 +34,8 @@ mkdir -p "$staging/headers" "$staging/sim" "$here/Sources/ChartLinkKit/Generated
 "$target_dir/debug/uniffi-bindgen" generate "$target_dir/debug/libchartlink_ffi.dylib" --language swift \
     --metadata-no-deps --out-dir "$staging/swift"
 mv "$staging/swift/ChartLinkKit.swift" "$here/Sources/ChartLinkKit/Generated/"
+# ChartLinkClient's list reads, forwarded to the generated object (one per list of core's `record_lists!` table).
+cargo xtask swift-lists "$here/Sources/ChartLinkKit/Generated"
 cp "$staging/swift/ChartLinkFFI.h" "$staging/headers/"
 # An XCFramework's headers carry the module map under this exact name. Its generated `use "Darwin"` /
 # `use "_Builtin_std…"` lines go: on Xcode 26 they stop the FFI module from building (uniffi-rs issue 2917), and the
@@ -53,4 +55,4 @@ xcodebuild -create-xcframework \
     -library "$target_dir/aarch64-apple-ios/$profile/libchartlink_ffi.a" -headers "$staging/headers" \
     -library "$staging/sim/libchartlink_ffi.a" -headers "$staging/headers" \
     -output "$here/ChartLinkFFI.xcframework"
-echo "build-xcframework.sh: $here/ChartLinkFFI.xcframework and Sources/ChartLinkKit/Generated/ChartLinkKit.swift"
+echo "build-xcframework.sh: $here/ChartLinkFFI.xcframework and Sources/ChartLinkKit/Generated/ (ChartLinkKit.swift, ChartLinkKit+Extensions.swift)"

@@ -59,35 +59,9 @@ impl From<SyncBudget> for core::SyncBudget {
     }
 }
 
-/// The kind of record a "new results" notice counts. Core's own enum, exported as it is.
-#[uniffi::remote(Enum)]
-pub enum RecordKind {
-    LabResult,
-    VitalSign,
-    Observation,
-    Medication,
-    MedicationDispense,
-    MedicationStatement,
-    Allergy,
-    Problem,
-    Immunization,
-    Visit,
-    Document,
-    Appointment,
-    Procedure,
-    Report,
-    CarePlan,
-    Goal,
-    CareTeam,
-    Device,
-    Order,
-    Coverage,
-    Billing,
-    ImagingStudy,
-    Questionnaire,
-    Demographics,
-    Other,
-}
+// The kind of record a "new results" notice counts: core's own enum, exported as it is (the variants are stated
+// once, in core's `record_kind!`).
+chartlink_core::record_kind!(#[uniffi::remote(Enum)]);
 
 /// What became of one account in a background sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]

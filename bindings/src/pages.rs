@@ -1,6 +1,6 @@
 //! The reads of every list kind, from one table: the whole list (`allergies()`), or a page of it within a date
-//! range (`allergies(RecordQuery(from = "2024", limit = 50))`, the next page `after` the last record's id). Each kind
-//! is one line of the `pages!` table at the end, which generates its read. Observations are one record with three
+//! range (`allergies(RecordQuery(from = "2024", limit = 50))`, the next page `after` the last record's id). Each list
+//! is one line of core's `record_lists!` table, from which `pages!` generates its read. Observations are one record with three
 //! lists (lab results, vital signs, the others), in the `reads!` table.
 
 use chartlink_core as core;
@@ -102,14 +102,14 @@ macro_rules! reads {
     };
 }
 
-/// One line per record kind: `list => FFI record = core view`, read through core's one read path
-/// (`ChartLink::records_page`).
+/// The read of each list of core's `record_lists!` table (`read => View, CliCommand;`): `allergies(query)` answers
+/// the FFI record `Allergy` from core's `views::Allergy`, through core's one read path (`ChartLink::records_page`).
 macro_rules! pages {
-    ($($(#[$doc:meta])* $list:ident => $record:ty = $view:ty;)*) => {
+    ($($(#[$doc:meta])* $list:ident => $view:ident, $cli:ident;)*) => {
         reads! {
             $(
                 $(#[$doc])*
-                $list => $record = |sdk, q| sdk.records_page::<$view>(&q);
+                $list => $view = |sdk, q| sdk.records_page::<views::$view>(&q);
             )*
         }
     };
@@ -125,47 +125,4 @@ reads! {
     observations => Observation = |sdk, q| sdk.observations_page(&q);
 }
 
-pages! {
-    /// Allergies and intolerances.
-    allergies => Allergy = views::Allergy;
-    /// Prescriptions, newest first.
-    medications => Medication = views::Medication;
-    /// Medications dispensed, newest first.
-    medication_dispenses => MedicationDispense = views::MedicationDispense;
-    /// Medications taken as recorded (older servers), newest first.
-    medication_statements => MedicationStatement = views::MedicationStatement;
-    /// Vaccinations, newest first.
-    immunizations => Immunization = views::Immunization;
-    /// The problem list.
-    problems => Problem = views::Problem;
-    /// Visits, newest first, with their documents.
-    visits => Visit = views::Visit;
-    /// Documents (notes, after-visit summaries), newest first.
-    documents => Document = views::Document;
-    /// Appointments, soonest first.
-    appointments => Appointment = views::Appointment;
-    /// Procedures, newest first.
-    procedures => Procedure = views::Procedure;
-    /// Reports (lab panels, imaging, pathology), newest first, with their results.
-    diagnostic_reports => DiagnosticReport = views::DiagnosticReport;
-    /// Imaging studies (X-ray, ultrasound, CT, MRI), newest first.
-    imaging_studies => ImagingStudy = views::ImagingStudy;
-    /// Care plans, newest first.
-    care_plans => CarePlan = views::CarePlan;
-    /// Goals, newest first.
-    goals => Goal = views::Goal;
-    /// Care teams.
-    care_teams => CareTeam = views::CareTeam;
-    /// Implants and other devices.
-    devices => Device = views::Device;
-    /// Orders and referrals, newest first.
-    service_requests => ServiceRequest = views::ServiceRequest;
-    /// Insurance coverages.
-    coverages => Coverage = views::Coverage;
-    /// What the patient was billed, as the insurers explained it (ExplanationOfBenefit), newest first.
-    explanations_of_benefit => ExplanationOfBenefit = views::ExplanationOfBenefit;
-    /// The claims providers sent for the patient's care, newest first.
-    claims => Claim = views::Claim;
-    /// Answered questionnaires, newest first.
-    questionnaire_responses => QuestionnaireResponse = views::QuestionnaireResponse;
-}
+chartlink_core::record_lists!(pages);

@@ -157,55 +157,16 @@ enum Command {
         #[arg(long)]
         svg: Option<PathBuf>,
     },
-    /// Allergies and intolerances (AllergyIntolerance).
-    Allergies,
-    /// Prescriptions (MedicationRequest).
-    Meds,
-    /// Vaccinations (Immunization).
-    Immunizations,
-    /// Conditions and diagnoses (Condition).
-    Problems,
-    /// Visits and admissions (Encounter).
-    Visits,
-    /// Clinical notes and documents (DocumentReference).
-    Documents,
-    /// Appointments, past and coming.
-    Appointments,
+    /// Every other list of the record (allergies, meds, visits, billing, ...): one command each, from core's
+    /// `record_lists!` table.
+    #[command(flatten)]
+    List(ListCommand),
     /// Vital signs.
     Vitals,
     /// Observations that are neither labs nor vitals (surveys, exams, imaging, social history).
     Observations,
     /// Social history (smoking status), whichever category carries it.
     SocialHistory,
-    /// Procedures and operations (Procedure).
-    Procedures,
-    /// Reports (DiagnosticReport) with their results.
-    Reports,
-    /// Care plans (CarePlan).
-    CarePlans,
-    /// Health goals (Goal).
-    Goals,
-    /// Care teams: who looks after the patient (CareTeam).
-    CareTeams,
-    /// Implants and other devices.
-    Devices,
-    /// Orders and referrals (ServiceRequest).
-    Orders,
-    /// Insurance (Coverage).
-    Coverage,
-    /// What you were billed, as your insurer explained it: services, totals, what it paid and what you owe
-    /// (ExplanationOfBenefit).
-    Billing,
-    /// Claims your providers sent to your insurer: services and the amount claimed (Claim).
-    Claims,
-    /// Imaging studies: X-rays, ultrasounds, CT and MRI scans, with their modality and body site (ImagingStudy).
-    Imaging,
-    /// Medications dispensed (MedicationDispense).
-    Dispenses,
-    /// Medications taken, as recorded (MedicationStatement; older servers).
-    MedStatements,
-    /// Answered questionnaires (QuestionnaireResponse).
-    Questionnaires,
     /// The active patient's whole record as FHIR, from every provider: a Bundle (type collection) or NDJSON (one
     /// resource a line), to standard output or a file.
     Export {
@@ -601,50 +562,6 @@ async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
             app.print(|| render::chart(&t, 60, 12), || to_json(&t));
         }
         Command::Labs { trend: None, .. } => list(app, sdk.lab_results()?, render::lab_line)?,
-        Command::Allergies => list(app, sdk.allergies()?, |a| {
-            format!("{} {}", a.substance, a.reactions.join(", "))
-        })?,
-        Command::Meds => list(app, sdk.medications()?, |m| {
-            let reason = if m.reason.is_empty() {
-                String::new()
-            } else {
-                format!(" (for {})", m.reason.join(", "))
-            };
-            format!(
-                "{} [{}] {}{reason}",
-                m.name,
-                m.status,
-                m.dosage.clone().unwrap_or_default()
-            )
-        })?,
-        Command::Immunizations => list(app, sdk.immunizations()?, |i| {
-            format!(
-                "{} {}",
-                i.date
-                    .as_ref()
-                    .map(|d| d.to_fhir_string())
-                    .unwrap_or_default(),
-                i.vaccine
-            )
-        })?,
-        Command::Problems => list(app, sdk.problems()?, |p| {
-            format!(
-                "{} [{}]",
-                p.name,
-                p.clinical_status.clone().unwrap_or_default()
-            )
-        })?,
-        Command::Visits => list(app, sdk.visits()?, |v| {
-            format!(
-                "{} {} {}",
-                v.start
-                    .as_ref()
-                    .map(|d| d.to_fhir_string())
-                    .unwrap_or_default(),
-                v.kind,
-                v.reason.clone().unwrap_or_default()
-            )
-        })?,
         Command::Summary => {
             let summary = sdk.summary()?;
             let restricted = sdk.active_patient()?.is_some_and(|p| p.restricted);
@@ -676,44 +593,10 @@ async fn command(cli: &Cli, app: &mut App) -> Result<(), CliError> {
                 });
             }
         },
-        Command::Documents => list(app, sdk.documents()?, |d| {
-            format!(
-                "{} {}",
-                d.date
-                    .as_ref()
-                    .map(|d| d.to_fhir_string())
-                    .unwrap_or_default(),
-                d.title
-            )
-        })?,
-        Command::Appointments => list(app, sdk.appointments()?, |a| {
-            format!(
-                "{} [{}] {}",
-                a.start
-                    .as_ref()
-                    .map(|d| d.to_fhir_string())
-                    .unwrap_or_default(),
-                a.status,
-                a.description.clone().unwrap_or_default()
-            )
-        })?,
+        Command::List(kind) => kind.print(app)?,
         Command::Vitals => list(app, sdk.vital_signs()?, Line::line)?,
         Command::Observations => list(app, sdk.observations()?, Line::line)?,
         Command::SocialHistory => list(app, sdk.social_history()?, Line::line)?,
-        Command::Procedures => list(app, sdk.procedures()?, Line::line)?,
-        Command::Reports => list(app, sdk.diagnostic_reports()?, Line::line)?,
-        Command::CarePlans => list(app, sdk.care_plans()?, Line::line)?,
-        Command::Goals => list(app, sdk.goals()?, Line::line)?,
-        Command::CareTeams => list(app, sdk.care_teams()?, Line::line)?,
-        Command::Devices => list(app, sdk.devices()?, Line::line)?,
-        Command::Orders => list(app, sdk.service_requests()?, Line::line)?,
-        Command::Coverage => list(app, sdk.coverages()?, Line::line)?,
-        Command::Billing => list(app, sdk.explanations_of_benefit()?, Line::line)?,
-        Command::Claims => list(app, sdk.claims()?, Line::line)?,
-        Command::Imaging => list(app, sdk.imaging_studies()?, Line::line)?,
-        Command::Dispenses => list(app, sdk.medication_dispenses()?, Line::line)?,
-        Command::MedStatements => list(app, sdk.medication_statements()?, Line::line)?,
-        Command::Questionnaires => list(app, sdk.questionnaire_responses()?, Line::line)?,
         Command::Export { format, out } => {
             let format = match format {
                 ExportFormatArg::Bundle => chartlink_core::ExportFormat::Bundle,
@@ -1079,22 +962,44 @@ fn category_of(command: &Command) -> Option<DataCategory> {
         Command::Labs { .. } => D::LabResults,
         Command::Vitals => D::VitalSigns,
         Command::SocialHistory => D::SocialHistory,
-        Command::Allergies => D::Allergies,
-        Command::Meds | Command::Dispenses | Command::MedStatements => D::Medications,
-        Command::Immunizations => D::Immunizations,
-        Command::Problems => D::Problems,
-        Command::Procedures | Command::Imaging => D::Procedures,
-        Command::Visits => D::Visits,
-        Command::Documents => D::Documents,
-        Command::Appointments => D::Appointments,
-        Command::Observations | Command::Reports => D::OtherObservations,
-        Command::CarePlans | Command::Goals | Command::CareTeams => D::CarePlans,
-        Command::Devices => D::Devices,
-        Command::Orders => D::Orders,
-        Command::Coverage | Command::Billing | Command::Claims => D::Coverage,
-        Command::Questionnaires => D::Questionnaires,
+        Command::Observations => D::OtherObservations,
+        Command::List(kind) => return kind.category(),
         _ => return None,
     })
+}
+
+/// The list commands, one for each list of core's `record_lists!` table (`read => View, CliCommand;`): its help
+/// text is the table's description, and it prints `sdk.{read}()` one [`Line`] a record.
+macro_rules! list_commands {
+    ($($(#[$doc:meta])* $read:ident => $view:ident, $cli:ident;)*) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+        enum ListCommand {
+            $($(#[$doc])* $cli,)*
+        }
+
+        impl ListCommand {
+            fn print(self, app: &App) -> Result<(), CliError> {
+                match self {
+                    $(Self::$cli => list(app, app.sdk.$read()?, Line::line),)*
+                }
+            }
+
+            /// The data category the list is shared under (for an empty list: was it shared at all?).
+            fn category(self) -> Option<DataCategory> {
+                match self {
+                    $(Self::$cli => category_of_view::<chartlink_core::views::$view>(),)*
+                }
+            }
+        }
+    };
+}
+
+chartlink_core::record_lists!(list_commands);
+
+/// The data category of a view's records, from core's table of resource types.
+fn category_of_view<V: chartlink_core::views::View>() -> Option<DataCategory> {
+    let ty = V::RESOURCE_TYPES.first()?;
+    chartlink_core::kinds::of_type(ty).map(|k| k.category)
 }
 
 /// What an empty list means: the provider did not share that kind of data (the patient unticked it at the portal,

@@ -83,6 +83,73 @@ fn opt(s: &Option<String>) -> &str {
     s.as_deref().unwrap_or("")
 }
 
+/// A date at the precision the server gave ("" when there is none).
+fn full_date(d: Option<&chartlink_core::views::FhirDate>) -> String {
+    d.map(|d| d.to_fhir_string()).unwrap_or_default()
+}
+
+impl Line for views::Allergy {
+    fn line(&self) -> String {
+        format!("{} {}", self.substance, self.reactions.join(", "))
+    }
+}
+
+impl Line for views::Medication {
+    fn line(&self) -> String {
+        let reason = if self.reason.is_empty() {
+            String::new()
+        } else {
+            format!(" (for {})", self.reason.join(", "))
+        };
+        format!(
+            "{} [{}] {}{reason}",
+            self.name,
+            self.status,
+            opt(&self.dosage)
+        )
+    }
+}
+
+impl Line for views::Immunization {
+    fn line(&self) -> String {
+        format!("{} {}", full_date(self.date.as_ref()), self.vaccine)
+    }
+}
+
+impl Line for views::Problem {
+    fn line(&self) -> String {
+        format!("{} [{}]", self.name, opt(&self.clinical_status))
+    }
+}
+
+impl Line for views::Visit {
+    fn line(&self) -> String {
+        format!(
+            "{} {} {}",
+            full_date(self.start.as_ref()),
+            self.kind,
+            opt(&self.reason)
+        )
+    }
+}
+
+impl Line for views::Document {
+    fn line(&self) -> String {
+        format!("{} {}", full_date(self.date.as_ref()), self.title)
+    }
+}
+
+impl Line for views::Appointment {
+    fn line(&self) -> String {
+        format!(
+            "{} [{}] {}",
+            full_date(self.start.as_ref()),
+            self.status,
+            opt(&self.description)
+        )
+    }
+}
+
 /// A vital sign shows its flag; the other observations (the lab results have a view of their own) their
 /// categories.
 impl Line for views::Observation {

@@ -3,10 +3,115 @@
 //! (background counts, "what's new"). Observations are split by category in a table of their own. The sync plan,
 //! the scopes, the locked path's counts and the export read these tables instead of keeping lists of their own.
 //!
-//! Adding a FHIR type is a row here, plus its view (`views/`), its FFI mirror and read, and its CLI command.
+//! The lists a patient app reads are a table here too ([`record_lists!`](crate::record_lists)): core's reads, the
+//! FFI's reads and the CLI's commands are generated from it, and the FFI exports [`RecordKind`] from the same
+//! declaration ([`record_kind!`](crate::record_kind)).
+//!
+//! Adding a FHIR type is a row in [`RESOURCE_KINDS`], a line in `record_lists!` (and a [`RecordKind`] when it
+//! counts as a kind of its own), its view in `views/` (with its one-line text), and its FFI mirror.
 
 use crate::scopes::DataCategory;
-use crate::sync::RecordKind;
+
+/// Declares [`RecordKind`] with the attributes given: core's derives here, and the FFI's `#[uniffi::remote(Enum)]`,
+/// which must restate the variants (so they are stated once, here).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! record_kind {
+    ($(#[$attr:meta])*) => {
+        /// The kind of record a "new results" notice counts (the app says "3 new lab results").
+        $(#[$attr])*
+        pub enum RecordKind {
+            LabResult,
+            VitalSign,
+            /// Other observations (surveys, exams, social history, ...).
+            Observation,
+            Medication,
+            MedicationDispense,
+            MedicationStatement,
+            Allergy,
+            Problem,
+            Immunization,
+            Visit,
+            Document,
+            Appointment,
+            Procedure,
+            Report,
+            CarePlan,
+            Goal,
+            CareTeam,
+            Device,
+            Order,
+            Coverage,
+            /// What the patient was billed (ExplanationOfBenefit, Claim).
+            Billing,
+            ImagingStudy,
+            Questionnaire,
+            Demographics,
+            Other,
+        }
+    };
+}
+
+record_kind!(#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]);
+
+/// The lists of records a patient app reads (Observations aside: one record with three lists, read by category),
+/// one line each: `read => View, CliCommand;` under the list's description. It hands the table to the macro named
+/// `$then`, which builds its part from it: core's `ChartLink::{read}()` (api/records.rs), the FFI's
+/// `{read}(query)` (bindings/src/pages.rs) and the CLI's `chartlink {cli-command}` with its help text. `View` is
+/// the type in `views`, and the FFI record of the same name.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! record_lists {
+    ($then:ident) => {
+        $then! {
+            /// Allergies and intolerances (AllergyIntolerance).
+            allergies => Allergy, Allergies;
+            /// Prescriptions (MedicationRequest), newest first, with what each is for.
+            medications => Medication, Meds;
+            /// Medications dispensed (MedicationDispense), newest first.
+            medication_dispenses => MedicationDispense, Dispenses;
+            /// Medications taken, as recorded (MedicationStatement; older servers), newest first.
+            medication_statements => MedicationStatement, MedStatements;
+            /// Vaccinations (Immunization), newest first.
+            immunizations => Immunization, Immunizations;
+            /// Conditions and diagnoses: the problem list (Condition).
+            problems => Problem, Problems;
+            /// Visits and admissions (Encounter), newest first, with their documents.
+            visits => Visit, Visits;
+            /// Clinical notes and documents (DocumentReference), newest first.
+            documents => Document, Documents;
+            /// Appointments, past and coming (Appointment), soonest first.
+            appointments => Appointment, Appointments;
+            /// Procedures and operations (Procedure), newest first.
+            procedures => Procedure, Procedures;
+            /// Reports: lab panels, imaging, pathology (DiagnosticReport), newest first, with their results.
+            diagnostic_reports => DiagnosticReport, Reports;
+            /// Imaging studies: X-rays, ultrasounds, CT and MRI scans, with their modality and body site
+            /// (ImagingStudy), newest first.
+            imaging_studies => ImagingStudy, Imaging;
+            /// Care plans (CarePlan), newest first.
+            care_plans => CarePlan, CarePlans;
+            /// Health goals (Goal), newest first.
+            goals => Goal, Goals;
+            /// Care teams: who looks after the patient (CareTeam).
+            care_teams => CareTeam, CareTeams;
+            /// Implants and other devices (Device).
+            devices => Device, Devices;
+            /// Orders and referrals (ServiceRequest), newest first.
+            service_requests => ServiceRequest, Orders;
+            /// Insurance coverages (Coverage).
+            coverages => Coverage, Coverage;
+            /// What the patient was billed, as the insurer explained it: services, totals, what it paid and what
+            /// the patient owes (ExplanationOfBenefit), newest first.
+            explanations_of_benefit => ExplanationOfBenefit, Billing;
+            /// The claims providers sent to the patient's insurer: services and the amount claimed (Claim), newest
+            /// first.
+            claims => Claim, Claims;
+            /// Answered questionnaires (QuestionnaireResponse), newest first.
+            questionnaire_responses => QuestionnaireResponse, Questionnaires;
+        }
+    };
+}
 
 /// What ChartLink does with one FHIR resource type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

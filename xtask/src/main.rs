@@ -86,6 +86,10 @@ enum Task {
     /// Build the Swift package (ios/) and run its tests against the real library and the sandbox (needs `swift` on
     /// PATH; Swift for Linux will do).
     Swift,
+    /// Write `ChartLinkKit+Extensions.swift` (the Swift client's list reads, `Identifiable` records) beside the generated
+    /// `ChartLinkKit.swift` in DIR: ios/build-xcframework.sh calls it after uniffi-bindgen.
+    #[command(hide = true)]
+    SwiftLists { dir: PathBuf },
     /// Build the mobile library as android/build-rust.sh does (for this host), report what is in it by crate, and
     /// fail when the stripped library is over its budget (5 MB). Linux only.
     Size {
@@ -312,6 +316,7 @@ fn main() -> ExitCode {
         Task::Tools => tools::ensure(&ws).map(|_| ()),
         Task::Bindings => tools::ensure(&ws).and_then(|tools| bindings::run(&ws, &tools)),
         Task::Swift => swift::run(&ws),
+        Task::SwiftLists { dir } => bindings::write_swift_list_reads(&dir),
         Task::Size { library } => size::run(&ws, library.as_deref()),
         Task::Sandbox { args } => sandbox(&ws, &args),
     });

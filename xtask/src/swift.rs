@@ -128,6 +128,10 @@ fn install_generated(generated: &Path, ios: &Path) -> Result<(), String> {
             "ChartLinkKit.swift",
             "Sources/ChartLinkKit/Generated/ChartLinkKit.swift",
         ),
+        (
+            bindings::SWIFT_LIST_READS,
+            "Sources/ChartLinkKit/Generated/ChartLinkKit+Extensions.swift",
+        ),
         ("ChartLinkFFI.h", "Sources/ChartLinkFFI/ChartLinkFFI.h"),
     ] {
         let from = generated.join(from);
@@ -140,6 +144,18 @@ fn install_generated(generated: &Path, ios: &Path) -> Result<(), String> {
             fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
         fs::write(&to, text).map_err(|e| format!("cannot write {}: {e}", to.display()))?;
+    }
+    // A file an older xtask generated there (Generated/ is never committed) would be compiled too: it goes.
+    let generated_dir = ios.join("Sources/ChartLinkKit/Generated");
+    let keep = ["ChartLinkKit.swift", bindings::SWIFT_LIST_READS];
+    for entry in fs::read_dir(&generated_dir)
+        .map_err(|e| format!("cannot list {}: {e}", generated_dir.display()))?
+        .flatten()
+    {
+        if !keep.iter().any(|k| entry.file_name() == *k) {
+            fs::remove_file(entry.path())
+                .map_err(|e| format!("cannot remove {}: {e}", entry.path().display()))?;
+        }
     }
     // The package's module map is the committed one (no `use "Darwin"`); the generated one is for the XCFramework.
     let modulemap = ios.join("Sources/ChartLinkFFI/module.modulemap");

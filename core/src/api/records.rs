@@ -102,6 +102,22 @@ fn in_range(date: Option<&views::FhirDate>, q: &RecordQuery) -> bool {
         && q.to.as_ref().is_none_or(|t| date.sort_key() < t.end_key())
 }
 
+/// Core's read of each list of `record_lists!`: `sdk.allergies()`, the whole list of the active patient.
+macro_rules! list_reads {
+    ($($(#[$doc:meta])* $read:ident => $view:ident, $cli:ident;)*) => {
+        impl ChartLink {
+            $(
+                $(#[$doc])*
+                pub fn $read(&self) -> Result<Vec<views::$view>> {
+                    self.records()
+                }
+            )*
+        }
+    };
+}
+
+crate::record_lists!(list_reads);
+
 impl ChartLink {
     /// Every record of one kind of the active patient (the one read path of every view): each of the patient's
     /// accounts is read for the kind's resource types, parsed, linked to the related records of the same account,
@@ -285,36 +301,6 @@ impl ChartLink {
         })
     }
 
-    /// Allergies of the active patient.
-    pub fn allergies(&self) -> Result<Vec<views::Allergy>> {
-        self.records()
-    }
-
-    /// Prescriptions of the active patient, newest first.
-    pub fn medications(&self) -> Result<Vec<views::Medication>> {
-        self.records()
-    }
-
-    /// Immunizations of the active patient, newest first.
-    pub fn immunizations(&self) -> Result<Vec<views::Immunization>> {
-        self.records()
-    }
-
-    /// The problem list of the active patient.
-    pub fn problems(&self) -> Result<Vec<views::Problem>> {
-        self.records()
-    }
-
-    /// Visits of the active patient, newest first, with their after-visit summaries.
-    pub fn visits(&self) -> Result<Vec<views::Visit>> {
-        self.records()
-    }
-
-    /// Documents (notes, after-visit summaries) of the active patient, newest first.
-    pub fn documents(&self) -> Result<Vec<views::Document>> {
-        self.records()
-    }
-
     /// The content of a document of the active patient (downloaded during sync).
     pub fn document_content(&self, document_id: &str) -> Result<Option<views::DocumentContent>> {
         for (id, keys, _) in self.active_accounts()? {
@@ -337,84 +323,9 @@ impl ChartLink {
         Ok(None)
     }
 
-    /// Appointments of the active patient, soonest first.
-    pub fn appointments(&self) -> Result<Vec<views::Appointment>> {
-        self.records()
-    }
-
     /// The active patient's demographics.
     pub fn demographics(&self) -> Result<Option<views::Demographics>> {
         Ok(self.records()?.into_iter().next())
-    }
-
-    /// Procedures of the active patient, newest first.
-    pub fn procedures(&self) -> Result<Vec<views::Procedure>> {
-        self.records()
-    }
-
-    /// Reports (DiagnosticReport) of the active patient, newest first, with their results.
-    pub fn diagnostic_reports(&self) -> Result<Vec<views::DiagnosticReport>> {
-        self.records()
-    }
-
-    /// Care plans of the active patient, newest first.
-    pub fn care_plans(&self) -> Result<Vec<views::CarePlan>> {
-        self.records()
-    }
-
-    /// Goals of the active patient, newest first.
-    pub fn goals(&self) -> Result<Vec<views::Goal>> {
-        self.records()
-    }
-
-    /// Care teams of the active patient.
-    pub fn care_teams(&self) -> Result<Vec<views::CareTeam>> {
-        self.records()
-    }
-
-    /// Devices (implants and others) of the active patient.
-    pub fn devices(&self) -> Result<Vec<views::Device>> {
-        self.records()
-    }
-
-    /// Orders and referrals (ServiceRequest) of the active patient, newest first.
-    pub fn service_requests(&self) -> Result<Vec<views::ServiceRequest>> {
-        self.records()
-    }
-
-    /// Insurance coverages of the active patient.
-    pub fn coverages(&self) -> Result<Vec<views::Coverage>> {
-        self.records()
-    }
-
-    /// Medications dispensed to the active patient, newest first.
-    pub fn medication_dispenses(&self) -> Result<Vec<views::MedicationDispense>> {
-        self.records()
-    }
-
-    /// Medication statements (what the patient takes, as recorded; older servers), newest first.
-    pub fn medication_statements(&self) -> Result<Vec<views::MedicationStatement>> {
-        self.records()
-    }
-
-    /// What the active patient was billed, as the insurers explained it (ExplanationOfBenefit), newest first.
-    pub fn explanations_of_benefit(&self) -> Result<Vec<views::ExplanationOfBenefit>> {
-        self.records()
-    }
-
-    /// The claims providers sent for the active patient's care, newest first.
-    pub fn claims(&self) -> Result<Vec<views::Claim>> {
-        self.records()
-    }
-
-    /// Imaging studies (X-ray, ultrasound, CT, MRI) of the active patient, newest first.
-    pub fn imaging_studies(&self) -> Result<Vec<views::ImagingStudy>> {
-        self.records()
-    }
-
-    /// Questionnaires the active patient answered, newest first.
-    pub fn questionnaire_responses(&self) -> Result<Vec<views::QuestionnaireResponse>> {
-        self.records()
     }
 
     /// The newest result of each test of the active patient, newest first (from the store's latest-per-code table).

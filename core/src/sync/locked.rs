@@ -113,37 +113,7 @@ pub enum Writer<'a> {
     Locked(&'a SealingKey),
 }
 
-/// The kind of record a "new results" notice counts (the app says "3 new lab results").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum RecordKind {
-    LabResult,
-    VitalSign,
-    /// Other observations (surveys, exams, social history, ...).
-    Observation,
-    Medication,
-    MedicationDispense,
-    MedicationStatement,
-    Allergy,
-    Problem,
-    Immunization,
-    Visit,
-    Document,
-    Appointment,
-    Procedure,
-    Report,
-    CarePlan,
-    Goal,
-    CareTeam,
-    Device,
-    Order,
-    Coverage,
-    /// What the patient was billed (ExplanationOfBenefit, Claim).
-    Billing,
-    ImagingStudy,
-    Questionnaire,
-    Demographics,
-    Other,
-}
+pub use crate::kinds::RecordKind;
 
 impl RecordKind {
     /// The kind of the records a sync query brings (`Observation:laboratory` → lab results).

@@ -216,7 +216,9 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
     // MARK: - ChartLinkProtocol, forwarded to the generated object (Kotlin: `ChartLinkInterface by sdk`)
     //
     // The long calls (link, sync, unlink, ...) are cancelled with the calling Task; the reads run SQLite and
-    // decryption on the SDK's blocking pool, never on the caller's thread (the main actor included).
+    // decryption on the SDK's blocking pool, never on the caller's thread (the main actor included). The list reads
+    // (`allergies(query:)`, `labResults(query:)`, ...) are forwarded by the generated extension in
+    // Generated/ChartLinkKit+Extensions.swift (`cargo xtask swift`, build-xcframework.sh): a new list needs no line here.
 
     public func link(fhirBase: String, cancel: CancelToken? = nil) async throws -> LinkedAccount {
         let account = try await cancellable(cancel) { try await sdk.link(fhirBase: fhirBase, cancel: $0) }
@@ -291,55 +293,9 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
 
     public func activePatient() async throws -> PatientContext? { try await sdk.activePatient() }
 
-    public func labResults(query: RecordQuery? = nil) async throws -> [ClinicalObservation] { try await sdk.labResults(query: query) }
-
     public func labTrend(code: String) async throws -> LabTrend? { try await sdk.labTrend(code: code) }
 
-    public func vitalSigns(query: RecordQuery? = nil) async throws -> [ClinicalObservation] { try await sdk.vitalSigns(query: query) }
-
-    public func allergies(query: RecordQuery? = nil) async throws -> [Allergy] { try await sdk.allergies(query: query) }
-
-    public func medications(query: RecordQuery? = nil) async throws -> [Medication] { try await sdk.medications(query: query) }
-
-    public func immunizations(query: RecordQuery? = nil) async throws -> [Immunization] { try await sdk.immunizations(query: query) }
-
-    public func problems(query: RecordQuery? = nil) async throws -> [Problem] { try await sdk.problems(query: query) }
-
-    public func visits(query: RecordQuery? = nil) async throws -> [Visit] { try await sdk.visits(query: query) }
-
-    public func documents(query: RecordQuery? = nil) async throws -> [Document] { try await sdk.documents(query: query) }
-
-    public func observations(query: RecordQuery? = nil) async throws -> [ClinicalObservation] { try await sdk.observations(query: query) }
-
     public func socialHistory() async throws -> [ClinicalObservation] { try await sdk.socialHistory() }
-
-    public func procedures(query: RecordQuery? = nil) async throws -> [Procedure] { try await sdk.procedures(query: query) }
-
-    public func diagnosticReports(query: RecordQuery? = nil) async throws -> [DiagnosticReport] { try await sdk.diagnosticReports(query: query) }
-
-    public func carePlans(query: RecordQuery? = nil) async throws -> [CarePlan] { try await sdk.carePlans(query: query) }
-
-    public func goals(query: RecordQuery? = nil) async throws -> [Goal] { try await sdk.goals(query: query) }
-
-    public func careTeams(query: RecordQuery? = nil) async throws -> [CareTeam] { try await sdk.careTeams(query: query) }
-
-    public func devices(query: RecordQuery? = nil) async throws -> [Device] { try await sdk.devices(query: query) }
-
-    public func serviceRequests(query: RecordQuery? = nil) async throws -> [ServiceRequest] { try await sdk.serviceRequests(query: query) }
-
-    public func coverages(query: RecordQuery? = nil) async throws -> [Coverage] { try await sdk.coverages(query: query) }
-
-    public func explanationsOfBenefit(query: RecordQuery? = nil) async throws -> [ExplanationOfBenefit] { try await sdk.explanationsOfBenefit(query: query) }
-
-    public func claims(query: RecordQuery? = nil) async throws -> [Claim] { try await sdk.claims(query: query) }
-
-    public func imagingStudies(query: RecordQuery? = nil) async throws -> [ImagingStudy] { try await sdk.imagingStudies(query: query) }
-
-    public func medicationDispenses(query: RecordQuery? = nil) async throws -> [MedicationDispense] { try await sdk.medicationDispenses(query: query) }
-
-    public func medicationStatements(query: RecordQuery? = nil) async throws -> [MedicationStatement] { try await sdk.medicationStatements(query: query) }
-
-    public func questionnaireResponses(query: RecordQuery? = nil) async throws -> [QuestionnaireResponse] { try await sdk.questionnaireResponses(query: query) }
 
 
     public func documentContent(documentId: String) async throws -> DocumentContent? { try await sdk.documentContent(documentId: documentId) }
@@ -352,8 +308,6 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
     public func recordJson(resourceType: String, id: String) async throws -> String? {
         try await sdk.recordJson(resourceType: resourceType, id: id)
     }
-
-    public func appointments(query: RecordQuery? = nil) async throws -> [Appointment] { try await sdk.appointments(query: query) }
 
     public func demographics() async throws -> Demographics? { try await sdk.demographics() }
 
