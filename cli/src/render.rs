@@ -237,6 +237,31 @@ impl Line for views::CareTeam {
     }
 }
 
+impl Line for views::FamilyHistory {
+    fn line(&self) -> String {
+        let conditions: Vec<String> = self
+            .conditions
+            .iter()
+            .map(|c| {
+                let mut text = c.name.clone();
+                if let Some(onset) = &c.onset {
+                    let _ = write!(text, " ({onset})");
+                }
+                if c.contributed_to_death {
+                    text.push_str(", cause of death");
+                }
+                text
+            })
+            .collect();
+        let deceased = match &self.deceased {
+            Some(d) if d == "yes" => " [deceased]".to_owned(),
+            Some(d) => format!(" [deceased {d}]"),
+            None => String::new(),
+        };
+        format!("{}{deceased}: {}", self.relationship, conditions.join("; "))
+    }
+}
+
 impl Line for views::Device {
     fn line(&self) -> String {
         format!("{} [{}] UDI {}", self.name, self.status, opt(&self.udi))

@@ -22,7 +22,27 @@ async fn export_and_record_print_fhir() {
         "link: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A kind added as one line of core's lists table gets its command and its line.
+    sandbox
+        .admin()
+        .put_resource(serde_json::json!({"resourceType": "FamilyMemberHistory", "id": "cli-fmh",
+            "status": "completed", "patient": {"reference": "Patient/daniel-chen"},
+            "relationship": {"text": "Father"}, "deceasedAge": {"value": 70, "unit": "a"},
+            "condition": [{"code": {"text": "Type 2 diabetes"}, "onsetAge": {"value": 50, "unit": "a"}},
+                          {"code": {"text": "Stroke"}, "contributedToDeath": true}]}))
+        .unwrap();
     assert!(chartlink(&dir).arg("sync").status().unwrap().success());
+    let family = chartlink(&dir).arg("family-history").output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&family.stdout),
+        "Father [deceased at 70 years]: Type 2 diabetes (at 50 years); Stroke, cause of death\n"
+    );
+    let family = chartlink(&dir)
+        .args(["--json", "family-history"])
+        .output()
+        .unwrap();
+    let family: Value = serde_json::from_slice(&family.stdout).unwrap();
+    assert_eq!(family[0]["id"], "cli-fmh");
 
     let bundle = chartlink(&dir)
         .args(["export", "--format", "bundle"])

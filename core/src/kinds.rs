@@ -30,6 +30,8 @@ macro_rules! record_kind {
             MedicationStatement,
             Allergy,
             Problem,
+            /// A relative's history (FamilyMemberHistory).
+            FamilyHistory,
             Immunization,
             Visit,
             Document,
@@ -76,6 +78,8 @@ macro_rules! record_lists {
             immunizations => Immunization, Immunizations;
             /// Conditions and diagnoses: the problem list (Condition).
             problems => Problem, Problems;
+            /// Family history: the conditions of the patient's relatives (FamilyMemberHistory), newest first.
+            family_history => FamilyHistory, FamilyHistory;
             /// Visits and admissions (Encounter), newest first, with their documents.
             visits => Visit, Visits;
             /// Clinical notes and documents (DocumentReference), newest first.
@@ -183,6 +187,13 @@ pub const RESOURCE_KINDS: &[ResourceKind] = &[
         "Condition",
         DataCategory::Problems,
         RecordKind::Problem,
+        true,
+    ),
+    // Shared with the problem list: the conditions of the patient's relatives.
+    row(
+        "FamilyMemberHistory",
+        DataCategory::Problems,
+        RecordKind::FamilyHistory,
         true,
     ),
     // Its category and kind come from OBSERVATION_CATEGORIES; this row's are for an Observation of none.

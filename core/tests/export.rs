@@ -324,3 +324,61 @@ async fn lists_come_in_pages_and_date_ranges_and_a_sync_between_pages_skips_noth
     );
     f.sb.shutdown().await;
 }
+
+/// A record kind added as one line of the lists table (issue 21's proof): the provider files a relative's history,
+/// a sync brings it, `family_history()` shows it, by id and in pages, and it counts as its own kind.
+#[tokio::test]
+async fn a_family_history_the_provider_files_syncs_and_reads() {
+    use chartlink_core::RecordQuery;
+    use chartlink_core::views::FamilyHistory;
+
+    let f = Fixture::new().await;
+    let sdk = f.sdk(
+        config(RevocationPolicy::KeepReadOnlyUntilConfirmed),
+        Some(Fixture::robot("maria")),
+    );
+    let account = sdk.link(&f.sb.fhir_base()).await.unwrap();
+    let patient = sdk.accounts().unwrap()[0].patient_id.clone();
+    for (id, relationship, date) in [
+        ("fmh-father", "Father", "2024-02-03"),
+        ("fmh-mother", "Mother", "2025-06-07"),
+    ] {
+        f.sb.admin()
+            .put_resource(serde_json::json!({
+                "resourceType": "FamilyMemberHistory", "id": id, "status": "completed",
+                "patient": {"reference": format!("Patient/{patient}")}, "date": date,
+                "relationship": {"text": relationship},
+                "condition": [{"code": {"text": "Type 2 diabetes"}, "onsetAge": {"value": 50, "unit": "a"}}]
+            }))
+            .unwrap();
+    }
+    let report = sdk
+        .sync_with(&account.id, &fast(), &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        report
+            .per_kind
+            .get(&chartlink_core::RecordKind::FamilyHistory),
+        Some(&2),
+        "{:?}",
+        report.per_kind
+    );
+    let all: Vec<FamilyHistory> = sdk.family_history().unwrap();
+    let who: Vec<_> = all.iter().map(|h| h.relationship.as_str()).collect();
+    assert_eq!(who, ["Mother", "Father"], "newest first");
+    assert_eq!(all[0].conditions[0].onset.as_deref(), Some("at 50 years"));
+    assert!(all[0].source.is_some());
+    let page = sdk
+        .records_page::<FamilyHistory>(&RecordQuery {
+            to: chartlink_core::views::FhirDate::parse("2024"),
+            ..RecordQuery::default()
+        })
+        .unwrap();
+    assert_eq!(page.records, all[1..]);
+    let raw = sdk
+        .record_json("FamilyMemberHistory", "fmh-father")
+        .unwrap()
+        .unwrap();
+    assert!(raw.contains("Type 2 diabetes"));
+}

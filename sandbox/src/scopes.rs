@@ -32,7 +32,7 @@ pub const CONSENT_OBSERVATION_GROUPS: [(&str, &[&str]); 4] = [
 ];
 
 /// Resource types the sandbox's patient compartment serves, in the order the consent page lists them.
-pub const PATIENT_TYPES: [&str; 24] = [
+pub const PATIENT_TYPES: [&str; 25] = [
     "Patient",
     "AllergyIntolerance",
     "MedicationRequest",
@@ -40,6 +40,7 @@ pub const PATIENT_TYPES: [&str; 24] = [
     "MedicationStatement",
     "Immunization",
     "Condition",
+    "FamilyMemberHistory",
     "Observation",
     "DiagnosticReport",
     "Procedure",
@@ -397,6 +398,7 @@ pub fn type_label(ty: &str) -> &str {
         }
         "Claim" => "Bills sent to your insurer (claims)",
         "ImagingStudy" => "Imaging studies (X-rays, scans)",
+        "FamilyMemberHistory" => "Family history",
         "QuestionnaireResponse" => "Questionnaires you answered",
         // One line for the four: what the records point to, so the app can name them.
         "Practitioner" | "Organization" | "Location" | "Medication" => {

@@ -270,3 +270,35 @@ impl From<core::HealthSummary> for HealthSummary {
         }
     }
 }
+
+mirror! {
+    /// A condition a relative had.
+    #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+    pub struct FamilyCondition from views::FamilyCondition as c {
+        name: String,
+        /// When it began, as recorded: an age ("at 50 years"), an age range, a date or a text.
+        onset: Option<String>,
+        outcome: Option<String>,
+        /// The relative died of it.
+        contributed_to_death: bool,
+    }
+}
+
+mirror! {
+    /// One relative and the conditions they had (FamilyMemberHistory).
+    #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+    pub struct FamilyHistory from views::FamilyHistory as f {
+        id: String,
+        /// Who, to the patient ("Father", "Maternal grandmother").
+        relationship: String,
+        name: Option<String>,
+        sex: Option<String>,
+        status: String,
+        /// Whether and when the relative died: "yes", an age ("at 67 years"), a date or a text.
+        deceased: Option<String>,
+        conditions: Vec<FamilyCondition> => all,
+        /// When the history was taken.
+        date: Option<FhirDate> => date,
+        source: Option<String>,
+    }
+}

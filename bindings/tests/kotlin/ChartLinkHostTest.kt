@@ -778,6 +778,34 @@ suspend fun coroutineScopeTest(body: suspend (CoroutineScope) -> Unit) {
     kotlinx.coroutines.coroutineScope { body(this) }
 }
 
+suspend fun familyHistory() = coroutineScopeTest { _ ->
+    // A record kind added as one line of core's lists table: the provider files a relative's history, a sync
+    // brings it, and the generated read shows it (whole, and in a date range).
+    admin("PUT", "/resources/FamilyMemberHistory/kotlin-fmh", """
+        {"resourceType": "FamilyMemberHistory", "id": "kotlin-fmh", "status": "completed", "date": "2026-09-01",
+         "patient": {"reference": "Patient/daniel-chen"}, "relationship": {"text": "Maternal grandmother"},
+         "deceasedBoolean": true,
+         "condition": [{"code": {"text": "Kotlin heron cardiomyopathy"}, "onsetAge": {"value": 61, "unit": "a"},
+                        "contributedToDeath": true}]}
+    """)
+    try {
+        ChartLinkClient(config(), MemorySecureStore(), PortalBrowser("daniel", "daniel-demo", "daniel-chen")).use { c ->
+            c.sync(c.link(FHIR_BASE).id)
+            val history = c.familyHistory().single { it.id == "kotlin-fmh" }
+            assertEquals("Maternal grandmother", history.relationship)
+            assertEquals("yes", history.deceased)
+            val condition = history.conditions.single()
+            assertEquals("Kotlin heron cardiomyopathy", condition.name)
+            assertEquals("at 61 years", condition.onset)
+            assertTrue(condition.contributedToDeath)
+            assertEquals(2026, history.date?.year)
+            assertTrue(c.familyHistory(RecordQuery(to = "2025")).none { it.id == "kotlin-fmh" })
+        }
+    } finally {
+        admin("DELETE", "/resources/FamilyMemberHistory/kotlin-fmh", "")
+    }
+}
+
 fun main() {
     val tests: List<Pair<String, suspend () -> Unit>> = listOf(
         "link, sync with the event Flow, read labs and the HbA1c trend, unlink" to ::linkSyncAndReadLabs,
@@ -798,6 +826,7 @@ fun main() {
         "the provider directory: search, dead-endpoint marks, stored" to ::providerDirectory,
         // Before the tests that move the sandbox's clock an hour ahead.
         "lists in pages and date ranges: the pages are the list, bad queries typed" to ::pagedReads,
+        "a record kind from one table line: family history filed, synced and read" to ::familyHistory,
         "a locked background sync from Kotlin: counts-only event, readable after unlock" to ::lockedBackgroundSync,
         "live reads: a Flow that emits again after a sync, a switch and an unlock" to ::liveReads,
     )

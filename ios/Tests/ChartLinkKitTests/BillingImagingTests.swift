@@ -1,6 +1,6 @@
 // The record kinds issue 21 added, read through the FFI: what the patient was billed (ExplanationOfBenefit, Claim),
-// imaging studies, and the reason on a prescription. The demo families have none, so the provider files them
-// (the sandbox's admin API) before the sync.
+// imaging studies, the reason on a prescription, and family history (added later, as one line of core's lists
+// table). The demo families have none, so the provider files them (the sandbox's admin API) before the sync.
 import ChartLinkKit
 import Foundation
 import XCTest
@@ -10,7 +10,7 @@ final class BillingImagingTests: XCTestCase {
 
     private let filed = [
         ("ExplanationOfBenefit", "swift-eob"), ("Claim", "swift-claim"), ("ImagingStudy", "swift-img"),
-        ("Condition", "swift-reason"), ("MedicationRequest", "swift-rx"),
+        ("Condition", "swift-reason"), ("MedicationRequest", "swift-rx"), ("FamilyMemberHistory", "swift-fmh"),
     ]
 
     override func tearDown() async throws {
@@ -52,6 +52,13 @@ final class BillingImagingTests: XCTestCase {
              "authoredOn": "2026-10-02", "reasonReference": [{"reference": "Condition/swift-reason"}]}
             """)
 
+        // A kind added later as one line of core's lists table: its read is generated in Swift too.
+        try await Sandbox.admin("PUT", "/resources/FamilyMemberHistory/swift-fmh", json: """
+            {"resourceType": "FamilyMemberHistory", "id": "swift-fmh", "status": "completed", "date": "2026-09-01",
+             "patient": {"reference": "Patient/daniel-chen"}, "relationship": {"text": "Father"},
+             "condition": [{"code": {"text": "Swift ibis hypertension"}, "onsetAge": {"value": 45, "unit": "a"}}]}
+            """)
+
         let c = try client(browser: PortalBrowser.daniel())
         let account = try await c.link(fhirBase: try Sandbox.fhirBase())
         _ = try await c.sync(accountId: account.id)
@@ -83,6 +90,16 @@ final class BillingImagingTests: XCTestCase {
         let rx = try XCTUnwrap(meds.first { $0.id == "swift-rx" })
         XCTAssertEqual(rx.reason, ["Swift pangolin bronchitis"])
         XCTAssertEqual(rx.reasonIds, ["swift-reason"])
+
+        let history = try await c.familyHistory()
+        let father = try XCTUnwrap(history.first { $0.id == "swift-fmh" })
+        XCTAssertEqual(father.relationship, "Father")
+        XCTAssertEqual(father.conditions.map(\.name), ["Swift ibis hypertension"])
+        XCTAssertEqual(father.conditions.first?.onset, "at 45 years")
+        let identified: [String] = history.map(\.id) // Identifiable, generated
+        XCTAssertTrue(identified.contains("swift-fmh"))
+        let before = try await c.familyHistory(query: RecordQuery(to: "2025"))
+        XCTAssertFalse(before.contains { $0.id == "swift-fmh" })
         c.close()
     }
 }
