@@ -29,8 +29,8 @@ use chartlink_core::{AppConfig, ChartLink, DataCategory, Error, Host, LockConfig
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
-use crate::render::Line;
 use crate::session::Session;
+use chartlink_core::views::Line;
 
 /// The exit codes, as `--help` shows them.
 pub const EXIT_CODES: &str = "Exit codes:

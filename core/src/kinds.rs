@@ -8,7 +8,8 @@
 //! declaration ([`record_kind!`](crate::record_kind)).
 //!
 //! Adding a FHIR type is a row in [`RESOURCE_KINDS`], a line in `record_lists!` (and a [`RecordKind`] when it
-//! counts as a kind of its own), its view in `views/` (with its one-line text), and its FFI mirror.
+//! counts as a kind of its own), its view in `views/` (with its one line of text, `views::Line`), and its FFI
+//! mirror: three files.
 
 use crate::scopes::DataCategory;
 

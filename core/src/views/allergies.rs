@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fhir::*;
+use super::line::*;
 
 /// An allergy or intolerance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +65,12 @@ fn severity_rank(severity: &str) -> u8 {
 }
 
 super::view!(Allergy, ["AllergyIntolerance"], allergy, recorded, AsStored);
+
+impl Line for Allergy {
+    fn line(&self) -> String {
+        format!("{} {}", self.substance, self.reactions.join(", "))
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fhir::*;
+use super::line::*;
 
 /// A booked, past or cancelled appointment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +55,17 @@ super::view!(
     start,
     SoonestFirst
 );
+
+impl Line for Appointment {
+    fn line(&self) -> String {
+        format!(
+            "{} [{}] {}",
+            full_date(self.start.as_ref()),
+            self.status,
+            opt(&self.description)
+        )
+    }
+}
 
 #[cfg(test)]
 mod tests {

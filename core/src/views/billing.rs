@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fhir::*;
+use super::line::*;
+use std::fmt::Write as _;
 
 /// An amount of money (FHIR Money).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -211,6 +213,45 @@ fn services(r: &Value) -> Vec<String> {
         }
     }
     out
+}
+
+impl Line for ExplanationOfBenefit {
+    fn line(&self) -> String {
+        let totals: Vec<String> = self
+            .totals
+            .iter()
+            .map(|t| format!("{} {}", t.category, t.amount.display()))
+            .collect();
+        let mut out = format!(
+            "{:<10} {} [{}] {} / {}: {}; {}; paid {}",
+            day(self.date.as_ref()),
+            opt(&self.kind),
+            self.status,
+            opt(&self.provider),
+            opt(&self.insurer),
+            self.services.join(", "),
+            totals.join(", "),
+            money_text(&self.payment)
+        );
+        if let Some(p) = &self.patient_pays {
+            let _ = write!(out, "; you pay {}", p.display());
+        }
+        out
+    }
+}
+
+impl Line for Claim {
+    fn line(&self) -> String {
+        format!(
+            "{:<10} {} [{}] {}: {}; {}",
+            day(self.date.as_ref()),
+            opt(&self.kind),
+            self.status,
+            opt(&self.provider),
+            self.services.join(", "),
+            money_text(&self.total)
+        )
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fhir::*;
+use super::line::*;
 
 /// A care plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +62,18 @@ pub fn care_plan(r: &Value) -> Option<CarePlan> {
 }
 
 super::view!(CarePlan, ["CarePlan"], care_plan, start);
+
+impl Line for CarePlan {
+    fn line(&self) -> String {
+        format!(
+            "{:<10} {} [{}] {}",
+            day(self.start.as_ref()),
+            self.title,
+            self.status,
+            self.activities.join("; ")
+        )
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fhir::*;
+use super::line::*;
 
 /// One member of a care team.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +61,20 @@ pub fn care_team(r: &Value) -> Option<CareTeam> {
 }
 
 super::view!(CareTeam, ["CareTeam"], care_team, start);
+
+impl Line for CareTeam {
+    fn line(&self) -> String {
+        let members: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| match &m.role {
+                Some(role) => format!("{} ({role})", m.name),
+                None => m.name.clone(),
+            })
+            .collect();
+        format!("{} [{}] {}", self.name, self.status, members.join(", "))
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fhir::*;
+use super::line::*;
 
 /// A problem or diagnosis (Condition).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +47,12 @@ pub fn problem(r: &Value) -> Option<Problem> {
 }
 
 super::view!(Problem, ["Condition"], problem, recorded, AsStored);
+
+impl Line for Problem {
+    fn line(&self) -> String {
+        format!("{} [{}]", self.name, opt(&self.clinical_status))
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fhir::*;
+use super::line::*;
 
 /// An insurance coverage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,6 +66,18 @@ pub fn coverage(r: &Value) -> Option<Coverage> {
 }
 
 super::view!(Coverage, ["Coverage"], coverage, start);
+
+impl Line for Coverage {
+    fn line(&self) -> String {
+        format!(
+            "{} [{}] {} member {}",
+            self.payer,
+            self.status,
+            opt(&self.plan),
+            opt(&self.member_id)
+        )
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fhir::*;
+use super::line::*;
 
 /// A device of the patient's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +55,12 @@ pub fn device(r: &Value) -> Option<Device> {
 }
 
 super::view!(Device, ["Device"], device, manufactured);
+
+impl Line for Device {
+    fn line(&self) -> String {
+        format!("{} [{}] UDI {}", self.name, self.status, opt(&self.udi))
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fhir::*;
+use super::line::*;
 
 /// Standard base64 that also accepts missing padding (some servers strip it).
 const BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -131,6 +132,12 @@ fn attachment_binary(attachment: &Value) -> Option<String> {
 }
 
 super::view!(Document, ["DocumentReference"], document, date);
+
+impl Line for Document {
+    fn line(&self) -> String {
+        format!("{} {}", full_date(self.date.as_ref()), self.title)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fhir::*;
+use super::line::*;
+use std::fmt::Write as _;
 
 /// One relative and the conditions they had.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,6 +99,31 @@ fn when(r: &Value, prefix: &str) -> Option<String> {
 }
 
 super::view!(FamilyHistory, ["FamilyMemberHistory"], family_history, date);
+
+impl Line for FamilyHistory {
+    fn line(&self) -> String {
+        let conditions: Vec<String> = self
+            .conditions
+            .iter()
+            .map(|c| {
+                let mut text = c.name.clone();
+                if let Some(onset) = &c.onset {
+                    let _ = write!(text, " ({onset})");
+                }
+                if c.contributed_to_death {
+                    text.push_str(", cause of death");
+                }
+                text
+            })
+            .collect();
+        let deceased = match &self.deceased {
+            Some(d) if d == "yes" => " [deceased]".to_owned(),
+            Some(d) => format!(" [deceased {d}]"),
+            None => String::new(),
+        };
+        format!("{}{deceased}: {}", self.relationship, conditions.join("; "))
+    }
+}
 
 #[cfg(test)]
 mod tests {

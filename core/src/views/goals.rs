@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fhir::*;
+use super::line::*;
 
 /// A goal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,6 +69,18 @@ pub fn goal(r: &Value) -> Option<Goal> {
 }
 
 super::view!(Goal, ["Goal"], goal, start);
+
+impl Line for Goal {
+    fn line(&self) -> String {
+        format!(
+            "{:<10} {} [{}] {}",
+            day(self.start.as_ref()),
+            self.description,
+            self.lifecycle_status,
+            self.targets.join("; ")
+        )
+    }
+}
 
 #[cfg(test)]
 mod tests {

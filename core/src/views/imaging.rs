@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fhir::*;
+use super::line::*;
 
 /// An imaging study (ImagingStudy).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,6 +105,22 @@ fn len32(n: usize) -> u32 {
 fn push_new(out: &mut Vec<String>, name: Option<String>) {
     if let Some(name) = name.filter(|n| !out.contains(n)) {
         out.push(name);
+    }
+}
+
+impl Line for ImagingStudy {
+    fn line(&self) -> String {
+        let count =
+            |n: Option<u32>, what: &str| n.map(|n| format!(", {n} {what}")).unwrap_or_default();
+        format!(
+            "{:<10} {} [{}] {}{}{}",
+            day(self.started.as_ref()),
+            self.name,
+            self.status,
+            self.body_sites.join(", "),
+            count(self.series_count, "series"),
+            count(self.instance_count, "images")
+        )
     }
 }
 

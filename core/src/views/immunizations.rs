@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fhir::*;
+use super::line::*;
 
 /// A vaccination given (or recorded as not given: see `status`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +32,12 @@ pub fn immunization(r: &Value) -> Option<Immunization> {
 }
 
 super::view!(Immunization, ["Immunization"], immunization, date);
+
+impl Line for Immunization {
+    fn line(&self) -> String {
+        format!("{} {}", full_date(self.date.as_ref()), self.vaccine)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fhir::*;
+use super::line::*;
 use super::medications::{dosage_text, medication_name};
 
 /// A medication handed out by a pharmacy.
@@ -110,6 +111,30 @@ impl super::View for MedicationStatement {
     }
     fn set_source(&mut self, source: &str) {
         self.source = Some(source.to_owned());
+    }
+}
+
+impl Line for MedicationDispense {
+    fn line(&self) -> String {
+        format!(
+            "{:<10} {} [{}] {}",
+            day(self.handed_over.as_ref().or(self.prepared.as_ref())),
+            self.name,
+            self.status,
+            opt(&self.quantity)
+        )
+    }
+}
+
+impl Line for MedicationStatement {
+    fn line(&self) -> String {
+        format!(
+            "{:<10} {} [{}] {}",
+            day(self.taken.as_ref()),
+            self.name,
+            self.status,
+            opt(&self.dosage)
+        )
     }
 }
 

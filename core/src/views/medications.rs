@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fhir::*;
+use super::line::*;
 
 /// A prescription (MedicationRequest).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -170,6 +171,22 @@ fn timing_phrase(repeat: &Value) -> Option<String> {
     } else {
         format!("{times} every {period} {unit}s")
     })
+}
+
+impl Line for Medication {
+    fn line(&self) -> String {
+        let reason = if self.reason.is_empty() {
+            String::new()
+        } else {
+            format!(" (for {})", self.reason.join(", "))
+        };
+        format!(
+            "{} [{}] {}{reason}",
+            self.name,
+            self.status,
+            opt(&self.dosage)
+        )
+    }
 }
 
 #[cfg(test)]

@@ -15,12 +15,14 @@
 //! Each kind implements [`View`]: the resource types it is read from, its parser, its order, and (for kinds that
 //! connect records: a report's results, a visit's notes) the related types it links within one provider.
 //! `ChartLink::records::<V>()` is the one read path. A new list of records is a file here (and its `mod`/`pub use`
-//! lines below), a line of `record_lists!` in `kinds.rs` (which generates its reads in core, the FFI and the CLI),
-//! its FFI mirror and its CLI line (docs/architecture.md, "Where a record kind lives").
+//! lines below) with its [`View`] and its one line of text ([`Line`]), a line of `record_lists!` in `kinds.rs`
+//! (which generates its reads in core, the FFI and the CLI), and its FFI mirror (docs/architecture.md, "Where a
+//! record kind lives").
 
 use serde_json::Value;
 
 mod fhir;
+mod line;
 mod observations;
 
 mod allergies;
@@ -63,6 +65,7 @@ pub use goals::*;
 pub use imaging::*;
 pub use immunizations::*;
 pub use labs::*;
+pub use line::{Line, flag_text, truncate, value_text};
 pub use medication_history::*;
 pub use medications::*;
 pub use observations::*;
@@ -109,11 +112,11 @@ impl Related {
     }
 }
 
-/// A record kind: where it comes from, how it is parsed and ordered. The read path
+/// A record kind: where it comes from, how it is parsed and ordered, and how it reads in one line ([`Line`]). The read path
 /// (`ChartLink::records`) reads [`View::RESOURCE_TYPES`] of each of the active patient's accounts (and only
 /// those: every view is scoped to the active patient), parses, links within the account, sets the source and
 /// sorts the whole list by [`View::ORDER`].
-pub trait View: Sized {
+pub trait View: Sized + Line {
     /// The FHIR resource types the records are read from.
     const RESOURCE_TYPES: &'static [&'static str];
     /// The types [`View::link`] needs, read from the same account.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fhir::*;
+use super::line::*;
 
 /// The value of a result or vital sign.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -283,6 +284,24 @@ impl super::View for Observation {
     }
     fn link(records: &mut [Self], related: &super::Related) {
         super::link_reports(records, related.of("DiagnosticReport"));
+    }
+}
+
+/// A vital sign shows its flag; the other observations (the lab results have a view of their own) their
+/// categories.
+impl Line for Observation {
+    fn line(&self) -> String {
+        let tail = if self.kind == crate::views::ObservationKind::VitalSign {
+            flag_text(&self.flag).to_string()
+        } else {
+            format!("[{}]", self.category.join(", "))
+        };
+        format!(
+            "{:<10} {:<38} {:>14} {tail}",
+            day(self.date.as_ref()),
+            truncate(&self.name, 38),
+            value_text(self.value.as_ref()),
+        )
     }
 }
 

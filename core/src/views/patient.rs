@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fhir::*;
+use super::line::*;
 
 /// Who the record is about (Patient).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,6 +78,18 @@ super::view!(
     birth_date,
     AsStored
 );
+
+impl Line for Demographics {
+    fn line(&self) -> String {
+        format!(
+            "{} (born {}, {}) MRN {}",
+            self.name,
+            day(self.birth_date.as_ref()),
+            self.gender.as_deref().unwrap_or("-"),
+            opt(&self.mrn)
+        )
+    }
+}
 
 #[cfg(test)]
 mod tests {

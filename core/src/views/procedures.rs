@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fhir::*;
+use super::line::*;
 
 /// A procedure (Procedure).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +63,18 @@ pub fn procedure(r: &Value) -> Option<Procedure> {
 }
 
 super::view!(Procedure, ["Procedure"], procedure, performed);
+
+impl Line for Procedure {
+    fn line(&self) -> String {
+        format!(
+            "{:<10} {} [{}] {}",
+            day(self.performed.as_ref()),
+            self.name,
+            self.status,
+            opt(&self.reason)
+        )
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fhir::*;
+use super::line::*;
 
 /// One answered question; nested groups are flattened in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +114,23 @@ super::view!(
     questionnaire_response,
     authored
 );
+
+impl Line for QuestionnaireResponse {
+    fn line(&self) -> String {
+        let answers: Vec<String> = self
+            .answers
+            .iter()
+            .map(|a| format!("{}: {}", a.question, a.answer))
+            .collect();
+        format!(
+            "{:<10} {} [{}] {}",
+            day(self.authored.as_ref()),
+            self.title,
+            self.status,
+            answers.join("; ")
+        )
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fhir::*;
+use super::line::*;
 use super::observations::{Observation, any_observation};
 
 /// A diagnostic report and its results.
@@ -101,6 +102,25 @@ pub fn link_results(reports: &mut [DiagnosticReport], observations: &[Value]) {
             .iter()
             .filter_map(|id| by_id.get(id.as_str()).and_then(|o| any_observation(o)))
             .collect();
+    }
+}
+
+impl Line for DiagnosticReport {
+    fn line(&self) -> String {
+        let results: Vec<String> = self
+            .results
+            .iter()
+            .map(|r| format!("{} {}", r.name, value_text(r.value.as_ref())))
+            .collect();
+        format!(
+            "{:<10} {} [{}] {} of {} results: {}",
+            day(self.date.as_ref()),
+            self.name,
+            self.status,
+            self.results.len(),
+            self.result_ids.len(),
+            results.join("; ")
+        )
     }
 }
 

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fhir::*;
+use super::line::*;
 
 /// An order or referral.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +55,18 @@ super::view!(
     service_request,
     authored
 );
+
+impl Line for ServiceRequest {
+    fn line(&self) -> String {
+        format!(
+            "{:<10} {} [{}] {}",
+            day(self.authored.as_ref()),
+            self.name,
+            self.status,
+            opt(&self.requester)
+        )
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::documents::Document;
 use super::fhir::*;
+use super::line::*;
 
 /// A visit (Encounter).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,6 +121,17 @@ impl super::View for Visit {
             .filter_map(super::documents::document)
             .collect();
         link_visit_documents(records, &documents);
+    }
+}
+
+impl Line for Visit {
+    fn line(&self) -> String {
+        format!(
+            "{} {} {}",
+            full_date(self.start.as_ref()),
+            self.kind,
+            opt(&self.reason)
+        )
     }
 }
 
