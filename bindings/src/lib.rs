@@ -345,6 +345,15 @@ impl ChartLink {
         run_blocking(move || Ok(sdk.summary()?.into())).await
     }
 
+    /// One record of the active patient by its FHIR type and id, typed as its list shows it: what a "what's new"
+    /// row (`NewRecord.resourceType`, `NewRecord.id`) opens. null/nil when none of the patient's providers holds
+    /// it. `InvalidInput` for a malformed type or id, or a type ChartLink shows no record of (`recordJson` reads
+    /// any).
+    pub async fn record(&self, resource_type: String, id: String) -> Result<Option<ChartRecord>> {
+        let sdk = self.inner.clone();
+        run_blocking(move || Ok(sdk.record(&resource_type, &id)?.map(Into::into))).await
+    }
+
     /// One stored record of the active patient as the FHIR JSON the provider sent, by type and id (a
     /// `NewRecord`'s `resourceType`-free `id` with its kind's type, or any id a view shows): null/nil when none of
     /// the patient's providers holds it. `InvalidInput` for a malformed type or id.

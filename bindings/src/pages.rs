@@ -126,3 +126,30 @@ reads! {
 }
 
 chartlink_core::record_lists!(pages);
+
+/// [`ChartRecord`], a case per kind of core's `AnyRecord` (one per list of `record_lists!`, plus Observation and
+/// Demographics).
+macro_rules! chart_record {
+    ($($(#[$doc:meta])* $list:ident => $view:ident, $cli:ident;)*) => {
+        /// One record of any kind, typed: what `record(resourceType, id)` answers (a "what's new" row opens its
+        /// record with it). A case per kind, holding the record as its list shows it.
+        #[derive(Debug, Clone, PartialEq, uniffi::Enum)]
+        pub enum ChartRecord {
+            Observation { record: Observation },
+            Demographics { record: Demographics },
+            $($view { record: $view },)*
+        }
+
+        impl From<core::AnyRecord> for ChartRecord {
+            fn from(r: core::AnyRecord) -> Self {
+                match r {
+                    core::AnyRecord::Observation(v) => Self::Observation { record: v.into() },
+                    core::AnyRecord::Demographics(v) => Self::Demographics { record: v.into() },
+                    $(core::AnyRecord::$view(v) => Self::$view { record: v.into() },)*
+                }
+            }
+        }
+    };
+}
+
+chartlink_core::record_lists!(chart_record);

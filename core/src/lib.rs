@@ -54,7 +54,7 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 pub use account::{AccountStatus, ClientAuth, LinkedAccount, Revocation, UnlinkOutcome};
-pub use api::{ExportFormat, MAX_PAGE, Page, RecordQuery};
+pub use api::{AnyRecord, ExportFormat, MAX_PAGE, Page, RecordQuery};
 pub use background::{
     AccountNews, BackgroundOutcome, BackgroundReport, KindCount, NewRecord, SyncBudget,
 };

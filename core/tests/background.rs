@@ -346,6 +346,18 @@ async fn a_locked_background_sync_writes_what_only_unlock_can_read() {
             .display_name,
         "Quokka fever"
     );
+    // Each row opens its record, typed as its list shows it.
+    for n in &news {
+        match sdk.record(&n.resource_type, &n.id).unwrap() {
+            Some(chartlink_core::AnyRecord::Observation(o)) => {
+                assert_eq!(&o, labs.iter().find(|l| l.id == n.id).unwrap());
+            }
+            Some(chartlink_core::AnyRecord::Problem(p)) => {
+                assert_eq!(&p, problems.iter().find(|c| c.id == n.id).unwrap());
+            }
+            other => panic!("{n:?} opened {other:?}"),
+        }
+    }
     sdk.mark_whats_new_seen().unwrap();
     assert!(sdk.whats_new().unwrap().is_empty());
 

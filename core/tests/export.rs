@@ -381,4 +381,36 @@ async fn a_family_history_the_provider_files_syncs_and_reads() {
         .unwrap()
         .unwrap();
     assert!(raw.contains("Type 2 diabetes"));
+
+    // By id, typed: the record its list shows; none for an id no provider holds; a type without a view is refused.
+    use chartlink_core::{AnyRecord, Error};
+    assert_eq!(
+        sdk.record("FamilyMemberHistory", "fmh-father").unwrap(),
+        Some(AnyRecord::FamilyHistory(all[1].clone()))
+    );
+    assert_eq!(
+        sdk.record("FamilyMemberHistory", "fmh-nobody").unwrap(),
+        None
+    );
+    let lab = sdk.lab_results().unwrap().remove(0);
+    assert_eq!(
+        sdk.record("Observation", &lab.id).unwrap(),
+        Some(AnyRecord::Observation(lab))
+    );
+    let report = sdk.diagnostic_reports().unwrap().remove(0);
+    assert_eq!(
+        sdk.record("DiagnosticReport", &report.id).unwrap(),
+        Some(AnyRecord::DiagnosticReport(report)),
+        "linked to its results as the list shows it"
+    );
+    for (ty, id) in [
+        ("Binary", "x"),
+        ("observation", "x"),
+        ("Observation", "../x"),
+    ] {
+        assert!(
+            matches!(sdk.record(ty, id), Err(Error::InvalidInput(_))),
+            "{ty} {id}"
+        );
+    }
 }

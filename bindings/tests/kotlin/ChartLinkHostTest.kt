@@ -800,6 +800,13 @@ suspend fun familyHistory() = coroutineScopeTest { _ ->
             assertTrue(condition.contributedToDeath)
             assertEquals(2026, history.date?.year)
             assertTrue(c.familyHistory(RecordQuery(to = "2025")).none { it.id == "kotlin-fmh" })
+            // By id, typed: what a "what's new" row opens.
+            val opened = c.record("FamilyMemberHistory", "kotlin-fmh")
+            assertEquals(ChartRecord.FamilyHistory(history), opened)
+            val lab = c.labResults().first()
+            assertEquals(ChartRecord.Observation(lab), c.record("Observation", lab.id))
+            assertEquals(null, c.record("FamilyMemberHistory", "kotlin-nobody"))
+            assertFailsWith<ChartLinkException.InvalidInput> { c.record("Binary", "x") }
         }
     } finally {
         admin("DELETE", "/resources/FamilyMemberHistory/kotlin-fmh", "")

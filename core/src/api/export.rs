@@ -28,7 +28,7 @@ fn exported_types() -> Vec<&'static str> {
 }
 
 /// Whether `s` is a FHIR resource type name (`[A-Z][A-Za-z]{0,63}`) and `id` a FHIR id (`[A-Za-z0-9.-]{1,64}`).
-fn valid_reference(ty: &str, id: &str) -> bool {
+pub(super) fn valid_reference(ty: &str, id: &str) -> bool {
     let ty_ok = ty.len() <= 64
         && ty.starts_with(|c: char| c.is_ascii_uppercase())
         && ty.chars().all(|c| c.is_ascii_alphabetic());

@@ -6,4 +6,4 @@ mod patients;
 mod records;
 
 pub use export::ExportFormat;
-pub use records::{MAX_PAGE, Page, RecordQuery};
+pub use records::{AnyRecord, MAX_PAGE, Page, RecordQuery};

@@ -102,6 +102,14 @@ fn in_range(date: Option<&views::FhirDate>, q: &RecordQuery) -> bool {
         && q.to.as_ref().is_none_or(|t| date.sort_key() < t.end_key())
 }
 
+/// One account's share of a view's read ([`ChartLink::stored_for`]).
+struct AccountResources {
+    /// The provider, as records name it.
+    label: String,
+    resources: Vec<Value>,
+    related: views::Related,
+}
+
 /// Core's read of each list of `record_lists!`: `sdk.allergies()`, the whole list of the active patient.
 macro_rules! list_reads {
     ($($(#[$doc:meta])* $read:ident => $view:ident, $cli:ident;)*) => {
@@ -118,12 +126,78 @@ macro_rules! list_reads {
 
 crate::record_lists!(list_reads);
 
+/// [`AnyRecord`] and [`ChartLink::record`], one variant and one arm per list of `record_lists!`.
+macro_rules! any_record {
+    ($($(#[$doc:meta])* $read:ident => $view:ident, $cli:ident;)*) => {
+        /// One record of any kind, typed: what [`ChartLink::record`] answers. A variant per view (Observations are
+        /// one, whichever list they show in).
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum AnyRecord {
+            Observation(views::Observation),
+            Demographics(views::Demographics),
+            $($view(views::$view),)*
+        }
+
+        impl ChartLink {
+            /// One record of the active patient by its FHIR type and id, typed as its list shows it (linked to its
+            /// related records, named, labelled with its provider): what a "what's new" row
+            /// ([`NewRecord`](crate::NewRecord)'s `resource_type` and `id`) opens. `None` when none of the
+            /// patient's providers holds it.
+            ///
+            /// Errors: [`Error::InvalidInput`] for a malformed type or id, or a type ChartLink shows no record of
+            /// (a `Binary`: [`ChartLink::document_content`]; any type's FHIR: [`ChartLink::record_json`]);
+            /// [`Error::Locked`].
+            pub fn record(&self, resource_type: &str, id: &str) -> Result<Option<AnyRecord>> {
+                use views::View as _;
+                if !super::export::valid_reference(resource_type, id) {
+                    return Err(Error::InvalidInput(
+                        "not a FHIR resource type and id (e.g. Observation, lab-1)".into(),
+                    ));
+                }
+                let is = |types: &[&str]| types.contains(&resource_type);
+                if is(views::Observation::RESOURCE_TYPES) {
+                    return Ok(self.record_of(resource_type, id)?.map(AnyRecord::Observation));
+                }
+                if is(views::Demographics::RESOURCE_TYPES) {
+                    return Ok(self.record_of(resource_type, id)?.map(AnyRecord::Demographics));
+                }
+                $(
+                    if is(views::$view::RESOURCE_TYPES) {
+                        return Ok(self.record_of(resource_type, id)?.map(AnyRecord::$view));
+                    }
+                )*
+                Err(Error::InvalidInput(format!(
+                    "ChartLink shows no record of type {resource_type} (its FHIR: record_json)"
+                )))
+            }
+        }
+    };
+}
+
+crate::record_lists!(any_record);
+
 impl ChartLink {
     /// Every record of one kind of the active patient (the one read path of every view): each of the patient's
     /// accounts is read for the kind's resource types, parsed, linked to the related records of the same account,
     /// labelled with its provider, and the whole list sorted by the kind's order. Works for any [`views::View`]:
     /// `sdk.records::<views::Procedure>()`.
     pub fn records<V: views::View>(&self) -> Result<Vec<V>> {
+        let mut out = Vec::new();
+        for account in self.stored_for(V::RESOURCE_TYPES, V::RELATED)? {
+            out.extend(views::collect::<V>(
+                &account.resources,
+                &account.related,
+                &account.label,
+            ));
+        }
+        views::sort(&mut out);
+        Ok(out)
+    }
+
+    /// What every view reads, per account of the active patient: the resources of `types` and of `related`, with
+    /// the names of the doctors, places and drugs they point to filled in. Not generic, so it is built once rather
+    /// than once per view (library size).
+    fn stored_for(&self, types: &[&str], related: &[&str]) -> Result<Vec<AccountResources>> {
         let mut out = Vec::new();
         for (id, keys, label) in self.active_accounts()? {
             // The names of the doctors, places and drugs this provider's records point to, filled into every
@@ -140,18 +214,46 @@ impl ChartLink {
                 }
                 Ok(list)
             };
-            let mut related = views::Related::default();
-            for ty in V::RELATED {
-                related.insert(ty, of_type(ty)?);
+            let mut linked = views::Related::default();
+            for ty in related {
+                linked.insert(ty, of_type(ty)?);
             }
             let mut resources = Vec::new();
-            for ty in V::RESOURCE_TYPES {
+            for ty in types {
                 resources.extend(of_type(ty)?);
             }
-            out.extend(views::collect::<V>(&resources, &related, &label));
+            out.push(AccountResources {
+                label,
+                resources,
+                related: linked,
+            });
         }
-        views::sort(&mut out);
         Ok(out)
+    }
+
+    /// The record of kind `V` with this id (see [`ChartLink::record`]): `None` without reading the list when no
+    /// provider of the active patient holds `resource_type`/`id`.
+    fn record_of<V: views::View>(&self, resource_type: &str, id: &str) -> Result<Option<V>> {
+        if !self.holds(resource_type, id)? {
+            return Ok(None);
+        }
+        Ok(self.records::<V>()?.into_iter().find(|r| r.id() == id))
+    }
+
+    /// Whether a provider of the active patient holds this resource (one function for every kind: not built once
+    /// per view).
+    fn holds(&self, resource_type: &str, id: &str) -> Result<bool> {
+        for (account, keys, _) in self.active_accounts()? {
+            if self
+                .store
+                .get(&keys, &account, resource_type, id)
+                .map_err(storage)?
+                .is_some()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// One page of a record kind of the active patient, within a date range: the list [`ChartLink::records`] reads,

@@ -305,6 +305,10 @@ public final class ChartLinkClient: ChartLinkProtocol, @unchecked Sendable {
     /// The active patient's whole record as a FHIR Bundle or NDJSON: health information, for where the user sends it.
     public func export(format: ExportFormat) async throws -> String { try await sdk.export(format: format) }
 
+    public func record(resourceType: String, id: String) async throws -> ChartRecord? {
+        try await sdk.record(resourceType: resourceType, id: id)
+    }
+
     public func recordJson(resourceType: String, id: String) async throws -> String? {
         try await sdk.recordJson(resourceType: resourceType, id: id)
     }

@@ -100,6 +100,15 @@ final class BillingImagingTests: XCTestCase {
         XCTAssertTrue(identified.contains("swift-fmh"))
         let before = try await c.familyHistory(query: RecordQuery(to: "2025"))
         XCTAssertFalse(before.contains { $0.id == "swift-fmh" })
+        // By id, typed: what a "what's new" row opens.
+        guard case .familyHistory(let opened)? = try await c.record(resourceType: "FamilyMemberHistory", id: "swift-fmh")
+        else { return XCTFail("the family history did not open") }
+        XCTAssertEqual(opened, father)
+        guard case .explanationOfBenefit(let bill)? = try await c.record(resourceType: "ExplanationOfBenefit", id: "swift-eob")
+        else { return XCTFail("the bill did not open") }
+        XCTAssertEqual(bill, eob)
+        let nobody = try await c.record(resourceType: "Claim", id: "swift-nobody")
+        XCTAssertNil(nobody)
         c.close()
     }
 }
