@@ -25,12 +25,12 @@ use std::time::Duration;
 
 use chartlink_cli::FileSecureStore;
 use chartlink_core::directory::{self, CachedBundle, Directory};
+use chartlink_core::views::Line;
 use chartlink_core::{AppConfig, ChartLink, DataCategory, Error, Host, LockConfig, SystemClock};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
 use crate::session::Session;
-use chartlink_core::views::Line;
 
 /// The exit codes, as `--help` shows them.
 pub const EXIT_CODES: &str = "Exit codes:
