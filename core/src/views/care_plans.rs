@@ -65,12 +65,11 @@ super::view!(CarePlan, ["CarePlan"], care_plan, start);
 
 impl Line for CarePlan {
     fn line(&self) -> String {
-        format!(
-            "{:<10} {} [{}] {}",
-            day(self.start.as_ref()),
-            self.title,
-            self.status,
-            self.activities.join("; ")
+        dated(
+            self.start.as_ref(),
+            &self.title,
+            &self.status,
+            &self.activities.join("; "),
         )
     }
 }

@@ -72,12 +72,11 @@ super::view!(Goal, ["Goal"], goal, start);
 
 impl Line for Goal {
     fn line(&self) -> String {
-        format!(
-            "{:<10} {} [{}] {}",
-            day(self.start.as_ref()),
-            self.description,
-            self.lifecycle_status,
-            self.targets.join("; ")
+        dated(
+            self.start.as_ref(),
+            &self.description,
+            &self.lifecycle_status,
+            &self.targets.join("; "),
         )
     }
 }

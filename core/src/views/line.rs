@@ -65,6 +65,11 @@ pub(crate) fn full_date(d: Option<&FhirDate>) -> String {
     d.map(FhirDate::to_fhir_string).unwrap_or_default()
 }
 
+/// The common shape of a dated record's line: "2024-05-02 Knee arthroscopy [completed] Torn meniscus".
+pub(crate) fn dated(date: Option<&FhirDate>, name: &str, status: &str, detail: &str) -> String {
+    format!("{:<10} {name} [{status}] {detail}", day(date))
+}
+
 pub(crate) fn opt(s: &Option<String>) -> &str {
     s.as_deref().unwrap_or("")
 }

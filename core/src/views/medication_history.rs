@@ -116,24 +116,22 @@ impl super::View for MedicationStatement {
 
 impl Line for MedicationDispense {
     fn line(&self) -> String {
-        format!(
-            "{:<10} {} [{}] {}",
-            day(self.handed_over.as_ref().or(self.prepared.as_ref())),
-            self.name,
-            self.status,
-            opt(&self.quantity)
+        dated(
+            self.handed_over.as_ref().or(self.prepared.as_ref()),
+            &self.name,
+            &self.status,
+            opt(&self.quantity),
         )
     }
 }
 
 impl Line for MedicationStatement {
     fn line(&self) -> String {
-        format!(
-            "{:<10} {} [{}] {}",
-            day(self.taken.as_ref()),
-            self.name,
-            self.status,
-            opt(&self.dosage)
+        dated(
+            self.taken.as_ref(),
+            &self.name,
+            &self.status,
+            opt(&self.dosage),
         )
     }
 }

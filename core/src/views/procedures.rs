@@ -66,12 +66,11 @@ super::view!(Procedure, ["Procedure"], procedure, performed);
 
 impl Line for Procedure {
     fn line(&self) -> String {
-        format!(
-            "{:<10} {} [{}] {}",
-            day(self.performed.as_ref()),
-            self.name,
-            self.status,
-            opt(&self.reason)
+        dated(
+            self.performed.as_ref(),
+            &self.name,
+            &self.status,
+            opt(&self.reason),
         )
     }
 }

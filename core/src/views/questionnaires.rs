@@ -122,12 +122,11 @@ impl Line for QuestionnaireResponse {
             .iter()
             .map(|a| format!("{}: {}", a.question, a.answer))
             .collect();
-        format!(
-            "{:<10} {} [{}] {}",
-            day(self.authored.as_ref()),
-            self.title,
-            self.status,
-            answers.join("; ")
+        dated(
+            self.authored.as_ref(),
+            &self.title,
+            &self.status,
+            &answers.join("; "),
         )
     }
 }

@@ -58,12 +58,11 @@ super::view!(
 
 impl Line for ServiceRequest {
     fn line(&self) -> String {
-        format!(
-            "{:<10} {} [{}] {}",
-            day(self.authored.as_ref()),
-            self.name,
-            self.status,
-            opt(&self.requester)
+        dated(
+            self.authored.as_ref(),
+            &self.name,
+            &self.status,
+            opt(&self.requester),
         )
     }
 }
