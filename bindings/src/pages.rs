@@ -1,7 +1,8 @@
 //! The reads of every list kind, from one table: the whole list (`allergies()`), or a page of it within a date
-//! range (`allergies(RecordQuery(from = "2024", limit = 50))`, the next page `after` the last record's id). Each list
-//! is one line of core's `record_lists!` table, from which `pages!` generates its read. Observations are one record with three
-//! lists (lab results, vital signs, the others), in the `reads!` table.
+//! range (`allergies(RecordQuery(from = "2024", limit = 50))`, the next page `after` the last record's id). Each
+//! list is one line of core's `record_lists!` table, from which `pages!` generates its read (and `chart_record!` its
+//! case of `ChartRecord`, what `record(type, id)` answers). Observations are one record with three lists (lab
+//! results, vital signs, the others), in the `reads!` table.
 
 use chartlink_core as core;
 use chartlink_core::views;
