@@ -285,5 +285,27 @@ async fn a_page_size_the_server_refused_is_remembered() {
             "the record is intact"
         );
     }
+
+    // A month on (the SDK's clock), the larger size is asked again: this server still refuses it, once per type,
+    // and the smaller size is remembered again; the sync after that is not refused.
+    f.clock.advance_ms(31 * 24 * 3600 * 1000);
+    f.sb.admin().clear_request_log();
+    let retried = sync(&sdk, &account.id, &fast()).await;
+    assert!(retried.failures.is_empty(), "{:?}", retried.failures);
+    assert_eq!(f.sb.admin().faults_injected(), refused + 2);
+    assert!(
+        searches(&f, "Condition")
+            .iter()
+            .any(|r| r.query.contains("_count=1000")),
+        "asked at the full size again"
+    );
+    let after = sync(&sdk, &account.id, &fast()).await;
+    assert!(after.failures.is_empty(), "{:?}", after.failures);
+    assert_eq!(
+        f.sb.admin().faults_injected(),
+        refused + 2,
+        "remembered again"
+    );
+    assert_eq!(common::record(&sdk, &account.id), before);
     f.sb.shutdown().await;
 }

@@ -223,7 +223,7 @@ async fn sync_pass(
         Err(FhirError::Locked) => return Err(Error::Locked),
         Err(_) => ServerSupport::default(),
     };
-    let learned = Learned::load(ctx.store, &account.id).map_err(Error::from)?;
+    let learned = Learned::load(ctx.store, &account.id, ctx.now_ms).map_err(Error::from)?;
     let (mut pass, last_full) = ctx.store.account_state(&account.id).map_err(Error::from)?;
     // A stamp in the future (the clock ran ahead when it was written, then was corrected) counts as stale: otherwise
     // no full pass, and so no reconciliation of deletions, would run until the clock caught up.

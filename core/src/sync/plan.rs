@@ -71,9 +71,23 @@ pub struct Learned {
     /// pass, and not reported as failures.
     pub unsupported: Vec<String>,
     /// The page size the server accepted after it refused the one asked for (a 400 to `_count`, then a page at
-    /// [`super::FALLBACK_PAGE_SIZE`]): asked first from then on, so that no sync is refused again for it. Kept until
-    /// the account is unlinked (a server that raises its limit gets smaller pages, never a refusal).
+    /// [`super::FALLBACK_PAGE_SIZE`]): asked first from then on, so that no sync is refused again for it, for
+    /// [`PAGE_SIZE_RETRY_MS`]. Then the larger size is asked again: a server that raised its limit gets full pages,
+    /// one that did not refuses once more and is remembered again.
     pub page_size: Option<usize>,
+}
+
+/// How long a page size a server refused is not asked again: 30 days.
+pub const PAGE_SIZE_RETRY_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// The page size of a `{PAGE_SIZE_MARK}{size}@{unix ms}` mark while it holds at `now_ms`. A mark without its time
+/// (written before it had one), or stamped more than a day ahead of `now_ms` (the clock was off), has lapsed: the
+/// worst that costs is one refused request.
+fn remembered_page_size(mark: &str, now_ms: i64) -> Option<usize> {
+    let (size, at) = mark.strip_prefix(PAGE_SIZE_MARK)?.split_once('@')?;
+    let (size, at) = (size.parse::<usize>().ok()?, at.parse::<i64>().ok()?);
+    let age = now_ms.checked_sub(at)?;
+    (size > 0 && (-24 * 3600 * 1000..PAGE_SIZE_RETRY_MS).contains(&age)).then_some(size)
 }
 
 /// The bookkeeping row of an account's accepted page size (its `last_error` is [`PAGE_SIZE_MARK`] and the size). No
@@ -90,9 +104,13 @@ pub const UNSUPPORTED: &str = "unsupported-search";
 pub const NOT_PERMITTED: &str = "not-permitted";
 
 impl Learned {
-    /// Reads the marks from the store.
+    /// Reads the marks from the store, as they hold at `now_ms`.
     /// The marks are in the clear part of the state (no health data), so a locked sync reads them too.
-    pub fn load(store: &Store, account: &str) -> std::result::Result<Self, StoreError> {
+    pub fn load(
+        store: &Store,
+        account: &str,
+        now_ms: i64,
+    ) -> std::result::Result<Self, StoreError> {
         let mut out = Self::default();
         for key in store.query_keys(account)? {
             let st = store.query_state_clear(account, &key)?;
@@ -101,12 +119,7 @@ impl Learned {
                     out.observation_needs_category = true
                 }
                 Some(UNSUPPORTED) => out.unsupported.push(key),
-                Some(m) if key == PAGE_SIZE_KEY => {
-                    out.page_size = m
-                        .strip_prefix(PAGE_SIZE_MARK)
-                        .and_then(|n| n.parse::<usize>().ok())
-                        .filter(|n| *n > 0);
-                }
+                Some(m) if key == PAGE_SIZE_KEY => out.page_size = remembered_page_size(m, now_ms),
                 _ => {}
             }
         }
@@ -236,4 +249,42 @@ pub(super) fn longest_first(queries: &[PlannedQuery]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..queries.len()).collect();
     order.sort_unstable_by_key(|&i| (rank(&queries[i]), i));
     order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remembered_page_size_lapses_after_a_month_and_on_an_odd_clock() {
+        let day = 24 * 3600 * 1000;
+        let now = 1_800_000_000_000;
+        let mark = |at: i64| format!("{PAGE_SIZE_MARK}100@{at}");
+        assert_eq!(remembered_page_size(&mark(now), now), Some(100));
+        assert_eq!(remembered_page_size(&mark(now - 29 * day), now), Some(100));
+        assert_eq!(
+            remembered_page_size(&mark(now - 30 * day), now),
+            None,
+            "a month on: asked again"
+        );
+        assert_eq!(
+            remembered_page_size(&mark(now + day / 2), now),
+            Some(100),
+            "a clock a little behind"
+        );
+        assert_eq!(
+            remembered_page_size(&mark(now + 2 * day), now),
+            None,
+            "stamped in the future"
+        );
+        for odd in [
+            format!("{PAGE_SIZE_MARK}100"),
+            format!("{PAGE_SIZE_MARK}0@{now}"),
+            format!("{PAGE_SIZE_MARK}x@{now}"),
+            format!("{PAGE_SIZE_MARK}100@{}", i64::MIN),
+            "something else".to_owned(),
+        ] {
+            assert_eq!(remembered_page_size(&odd, now), None, "{odd}");
+        }
+    }
 }

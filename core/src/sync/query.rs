@@ -201,7 +201,7 @@ pub(super) async fn run_query(
     };
     if lowered && pages > 0 {
         // The smaller page was taken: every later sync of this account asks for it first (see `Learned`).
-        let remembered = format!("{PAGE_SIZE_MARK}{FALLBACK_PAGE_SIZE}");
+        let remembered = format!("{PAGE_SIZE_MARK}{FALLBACK_PAGE_SIZE}@{now_ms}");
         store
             .write(|tx| {
                 keys.set_query_state(
