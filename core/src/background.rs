@@ -344,6 +344,7 @@ impl ChartLink {
                         let result = self
                             .sync_account_quietly(&a, Writer::Locked(&key), &options, &cancelled)
                             .await;
+                        self.record_sealed(&a.id);
                         if key.inbox_full() {
                             report.accounts.push(news(BackgroundOutcome::InboxFull));
                             continue;
@@ -491,6 +492,31 @@ impl ChartLink {
                 tracing::warn!(target: "chartlink", "what a locked sync wrote could not be applied yet; it is kept");
                 0
             }
+        }
+    }
+
+    /// After a locked pass: the last envelope number sealed goes to the secure store beside the inbox secret, where
+    /// deleting envelopes from the end of the inbox cannot lower it (unlock then misses them: see
+    /// `sync::locked::apply_inbox`). Best effort: if it fails, a deletion at the end goes unnoticed, nothing else.
+    fn record_sealed(&self, account_id: &str) {
+        let Ok(sealed) = self.store.sealed_seq(account_id) else {
+            return;
+        };
+        let Ok(Some(mut secret)) = self.inbox_secret(account_id) else {
+            return;
+        };
+        if sealed <= secret.sealed() {
+            return;
+        }
+        secret.set_sealed(sealed);
+        let key = sync::locked::inbox_secret_key(account_id);
+        if self
+            .host
+            .secure_store
+            .put(&key, &secret.to_bytes())
+            .is_err()
+        {
+            tracing::warn!(target: "chartlink", "the locked inbox's last number could not be kept in the secure store");
         }
     }
 

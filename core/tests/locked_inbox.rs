@@ -302,6 +302,78 @@ async fn a_replayed_envelope_is_refused() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// An attacker who can write chartlink.db deletes the newest envelopes (here: all of them) and sets the database's
+/// counters back. Unlock misses them (the last number sealed is kept in the secure store), says so, and the next
+/// sync fetches the record whole: the edit they held arrives.
+#[tokio::test]
+async fn envelopes_deleted_from_the_end_of_the_inbox_are_missed_and_fetched_again() {
+    let f = Fixture::new().await;
+    let dir = temp_dir("tail");
+    let sdk = ChartLink::new(file_config(&dir), host(&f)).unwrap();
+    let account = sdk.link(&f.sb.fhir_base()).await.unwrap().id;
+    sdk.switch_patient(&account).unwrap();
+    sdk.sync_with(&account, &fast(), &mut |_| {}).await.unwrap();
+    let edited = sdk.lab_results().unwrap()[0].id.clone();
+    let admin = f.sb.admin();
+
+    sdk.lock();
+    f.advance(2 * 3600 * 1000);
+    let mut edit = admin.resource("Observation", &edited).unwrap().unwrap();
+    edit["valueQuantity"]["value"] = json!(66.6006);
+    admin.put_resource(edit).unwrap();
+    sdk.background_sync_with(&SyncBudget::default(), &fast())
+        .await
+        .unwrap();
+    {
+        let c = db(&dir);
+        let sealed: i64 = c
+            .query_row("SELECT count(*) FROM locked_inbox", [], |r| r.get(0))
+            .unwrap();
+        assert!(sealed > 0, "the locked pass sealed the edit");
+        c.execute("DELETE FROM locked_inbox", []).unwrap();
+        c.execute(
+            "UPDATE account_keypairs SET next_seq = 0, inbox_bytes = 0",
+            [],
+        )
+        .unwrap();
+    }
+    let _ = sdk.take_store_notices();
+    sdk.unlock().unwrap();
+    sdk.switch_patient(&account).unwrap();
+    assert!(
+        damaged_notices(&sdk) >= 1,
+        "the missing envelopes are reported"
+    );
+    assert_ne!(
+        lab_value(&sdk, &edited),
+        Some(66.6006),
+        "not applied: deleted"
+    );
+
+    // The next sync is a whole one, and brings the edit; a later unlock misses nothing more.
+    sdk.sync_with(&account, &fast(), &mut |_| {}).await.unwrap();
+    assert_eq!(lab_value(&sdk, &edited), Some(66.6006));
+    assert_eq!(inventory(&sdk, &account), truth(&f));
+    sdk.lock();
+    sdk.unlock().unwrap();
+    assert_eq!(damaged_notices(&sdk), 0, "missed once, not at every unlock");
+
+    // A locked pass after that seals above the numbers passed, and is applied.
+    sdk.lock();
+    f.advance(2 * 3600 * 1000);
+    let mut edit = admin.resource("Observation", &edited).unwrap().unwrap();
+    edit["valueQuantity"]["value"] = json!(55.5005);
+    admin.put_resource(edit).unwrap();
+    sdk.background_sync_with(&SyncBudget::default(), &fast())
+        .await
+        .unwrap();
+    sdk.unlock().unwrap();
+    sdk.switch_patient(&account).unwrap();
+    assert_eq!(lab_value(&sdk, &edited), Some(55.5005));
+    assert_eq!(damaged_notices(&sdk), 0);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[tokio::test]
 async fn a_locked_pass_of_an_unchanged_record_adds_nothing_and_deletions_still_arrive() {
     let f = Fixture::new().await;

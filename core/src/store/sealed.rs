@@ -343,6 +343,19 @@ impl Store {
         Ok(())
     }
 
+    /// The last envelope number sealed into the account's inbox (0: none), as the database records it.
+    pub fn sealed_seq(&self, account: &str) -> Result<i64> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT next_seq FROM account_keypairs WHERE account = ?",
+                [account],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0))
+    }
+
     /// The last sequence number applied, as the database records it.
     pub fn applied_seq(&self, account: &str) -> Result<i64> {
         Ok(self

@@ -8,7 +8,9 @@
 //!   account and to their sequence number (see `store::sealed`). Unlock applies an envelope only if it opens, its
 //!   number is above the last one applied (kept in the secure store and the database: a replayed or reordered
 //!   envelope is refused) and every resource in it is the account's patient's (or, for the referenced doctors,
-//!   places and drugs, of the type its query names). What is refused is never applied: it is dropped, counted in
+//!   places and drugs, of the type its query names). Envelopes missing at unlock (a gap in the numbers, or deleted
+//!   from the end: the last number sealed is kept in the secure store after each locked pass) count as lost. What
+//!   is refused is never applied: it is dropped, counted in
 //!   [`Applied`], reported as a [`crate::StoreNotice::DamagedRows`], and the account's next sync is a whole one, so
 //!   what a genuine envelope held is fetched again.
 //! - **Bounded.** A page whose keyed digest matches one sealed since the last unlocked write (so applied, or
@@ -35,13 +37,16 @@ pub fn inbox_secret_key(account: &str) -> String {
     format!("{INBOX_SECRET_PREFIX}{account}")
 }
 
-/// An account's inbox secret: the HPKE PSK that authenticates its locked inbox and keys its page digests, and the
-/// last envelope number applied (kept beside it so that a database set back cannot replay what was applied).
-/// Stored in the host's secure store only: version byte, 32 bytes of key, 8 bytes of number.
+/// An account's inbox secret: the HPKE PSK that authenticates its locked inbox and keys its page digests, the last
+/// envelope number applied (kept beside it so that a database set back cannot replay what was applied), and the
+/// last envelope number a locked sync sealed (so that envelopes deleted from the end of the inbox are missed at
+/// unlock, not silently lost). Stored in the host's secure store only: version byte, 32 bytes of key, 8 bytes of
+/// each number (version 1 had no sealed number).
 #[derive(Clone)]
 pub struct InboxSecret {
     psk: Zeroizing<[u8; 32]>,
     applied: i64,
+    sealed: i64,
 }
 
 impl std::fmt::Debug for InboxSecret {
@@ -50,7 +55,9 @@ impl std::fmt::Debug for InboxSecret {
     }
 }
 
-const SECRET_VERSION: u8 = 1;
+const SECRET_VERSION: u8 = 2;
+/// The first layout: no sealed number.
+const SECRET_VERSION_1: u8 = 1;
 
 impl InboxSecret {
     /// A new random secret; nothing applied yet.
@@ -59,26 +66,39 @@ impl InboxSecret {
         SystemRandom::new()
             .fill(&mut psk[..])
             .map_err(|_| StoreError::Encrypt)?;
-        Ok(Self { psk, applied: 0 })
+        Ok(Self {
+            psk,
+            applied: 0,
+            sealed: 0,
+        })
     }
 
-    /// Reads a stored secret (`None`: not one).
+    /// Reads a stored secret (`None`: not one). A version 1 secret reads with nothing sealed known.
     pub fn from_bytes(b: &[u8]) -> Option<Self> {
-        if b.len() != 41 || b[0] != SECRET_VERSION {
-            return None;
-        }
+        let number = |at: usize| -> Option<i64> {
+            Some(i64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
+        };
+        let sealed = match (b.len(), b.first()) {
+            (41, Some(&SECRET_VERSION_1)) => 0,
+            (49, Some(&SECRET_VERSION)) => number(41)?,
+            _ => return None,
+        };
         let mut psk = Zeroizing::new([0u8; 32]);
         psk.copy_from_slice(&b[1..33]);
-        let applied = i64::from_be_bytes(b[33..41].try_into().ok()?);
-        Some(Self { psk, applied })
+        Some(Self {
+            psk,
+            applied: number(33)?,
+            sealed,
+        })
     }
 
     /// What the secure store keeps.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut out = Zeroizing::new(Vec::with_capacity(41));
+        let mut out = Zeroizing::new(Vec::with_capacity(49));
         out.push(SECRET_VERSION);
         out.extend_from_slice(&self.psk[..]);
         out.extend_from_slice(&self.applied.to_be_bytes());
+        out.extend_from_slice(&self.sealed.to_be_bytes());
         out
     }
 
@@ -93,6 +113,15 @@ impl InboxSecret {
 
     pub fn set_applied(&mut self, applied: i64) {
         self.applied = self.applied.max(applied);
+    }
+
+    /// The last envelope number a locked sync sealed, as recorded after its pass (0: none known).
+    pub fn sealed(&self) -> i64 {
+        self.sealed
+    }
+
+    pub fn set_sealed(&mut self, sealed: i64) {
+        self.sealed = self.sealed.max(sealed);
     }
 }
 
@@ -522,14 +551,16 @@ pub fn apply_inbox(
     applied: &mut dyn FnMut(i64) -> std::result::Result<(), StoreError>,
 ) -> std::result::Result<Applied, StoreError> {
     let id = account.id.as_str();
+    let floor = secret.applied().max(store.applied_seq(id)?);
     if !store.has_locked(id)? {
-        return Ok(Applied::default());
+        // Nothing left to open: but what was sealed after the last envelope applied is missing.
+        return missed_at_the_end(store, id, secret, floor, Applied::default(), applied);
     }
     let Some(opening) = store.opening_key(keys, id, secret.psk())? else {
         return Ok(Applied::default());
     };
     let mut total = Applied {
-        last_applied: secret.applied().max(store.applied_seq(id)?),
+        last_applied: floor,
         ..Applied::default()
     };
     loop {
@@ -583,15 +614,7 @@ pub fn apply_inbox(
                 Store::trim_news(tx, id)?;
             }
             if out.lost() > 0 {
-                tx.execute(
-                    "UPDATE sync_queries SET since = NULL WHERE account = ?",
-                    [id],
-                )?;
-                tx.execute(
-                    "UPDATE sync_accounts SET last_full_ms = NULL WHERE account = ?",
-                    [id],
-                )?;
-                Store::forget_locked_pages(tx, id, None)?;
+                fetch_whole_next_time(tx, id)?;
             }
             Store::drop_locked(tx, id, last_row, out.last_applied)?;
             Ok(Some(out))
@@ -607,12 +630,54 @@ pub fn apply_inbox(
         total.last_applied = chunk.last_applied;
         applied(total.last_applied)?;
     }
+    let floor = total.last_applied;
+    missed_at_the_end(store, id, secret, floor, total, applied)
+}
+
+/// The account's next sync fetches everything again: every query's `since` and the full-pass stamp cleared, the
+/// page digests forgotten (what a dropped or missing envelope held comes back).
+fn fetch_whole_next_time(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+) -> std::result::Result<(), StoreError> {
+    tx.execute(
+        "UPDATE sync_queries SET since = NULL WHERE account = ?",
+        [id],
+    )?;
+    tx.execute(
+        "UPDATE sync_accounts SET last_full_ms = NULL WHERE account = ?",
+        [id],
+    )?;
+    Store::forget_locked_pages(tx, id, None)
+}
+
+/// The end of an apply: envelopes sealed after `last_applied` (by the secret's sealed number) that were not there to
+/// apply were deleted from the end of the inbox. They count as missing, the next sync fetches the record whole, and
+/// their numbers are passed (so a replay of them is refused and they are not missed twice). Then the notice of
+/// anything lost.
+fn missed_at_the_end(
+    store: &Store,
+    id: &str,
+    secret: &InboxSecret,
+    last_applied: i64,
+    mut total: Applied,
+    applied: &mut dyn FnMut(i64) -> std::result::Result<(), StoreError>,
+) -> std::result::Result<Applied, StoreError> {
+    if secret.sealed() > last_applied {
+        total.missing += usize::try_from(secret.sealed() - last_applied).unwrap_or(usize::MAX);
+        total.last_applied = secret.sealed();
+        store.write(|tx| {
+            fetch_whole_next_time(tx, id)?;
+            Store::drop_locked(tx, id, 0, secret.sealed())
+        })?;
+        applied(secret.sealed())?;
+    }
     if total.lost() > 0 {
         tracing::warn!(target: "chartlink", damaged = total.damaged, refused = total.refused, missing = total.missing,
             "locked-sync envelopes were refused (damaged, not authentic, replayed or not this patient's) and dropped; the next sync fetches the record whole");
         store.notify(crate::store::StoreNotice::DamagedRows {
             account_id: id.to_owned(),
-            count: total.damaged + total.refused,
+            count: total.lost(),
         });
     }
     Ok(total)
@@ -665,4 +730,32 @@ fn apply_op(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn an_inbox_secret_keeps_its_numbers_and_reads_the_first_layout() {
+        let mut secret = InboxSecret::generate().unwrap();
+        secret.set_applied(7);
+        secret.set_sealed(9);
+        secret.set_sealed(3);
+        let read = InboxSecret::from_bytes(&secret.to_bytes()).unwrap();
+        assert_eq!((read.applied(), read.sealed()), (7, 9));
+        assert_eq!(read.psk(), secret.psk());
+        // Version 1: key and applied number only; nothing sealed known.
+        let mut v1 = vec![1u8];
+        v1.extend_from_slice(secret.psk());
+        v1.extend_from_slice(&7i64.to_be_bytes());
+        let old = InboxSecret::from_bytes(&v1).unwrap();
+        assert_eq!((old.applied(), old.sealed()), (7, 0));
+        let current = secret.to_bytes();
+        for bad in [&v1[..40], &current[..48], &[2u8; 41][..], &[9u8; 49][..]] {
+            assert!(InboxSecret::from_bytes(bad).is_none());
+        }
+    }
 }
