@@ -211,26 +211,38 @@ async fn an_envelope_forged_with_the_public_key_is_never_applied() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[tokio::test]
-async fn a_replayed_envelope_is_refused() {
-    let f = Fixture::new().await;
-    let dir = temp_dir("replay");
-    let sdk = ChartLink::new(file_config(&dir), host(&f)).unwrap();
+/// A file-backed SDK linked to the sandbox's patient and synced: (sdk, data directory, account id).
+async fn linked_and_synced(f: &Fixture, tag: &str) -> (ChartLink, PathBuf, String) {
+    let dir = temp_dir(tag);
+    let sdk = ChartLink::new(file_config(&dir), host(f)).unwrap();
     let account = sdk.link(&f.sb.fhir_base()).await.unwrap().id;
     sdk.switch_patient(&account).unwrap();
     sdk.sync_with(&account, &fast(), &mut |_| {}).await.unwrap();
-    let edited = sdk.lab_results().unwrap()[0].id.clone();
-    let admin = f.sb.admin();
+    (sdk, dir, account)
+}
 
-    // A locked run brings an edit; the attacker copies the inbox before unlock.
+/// Locks, lets two hours pass, has the provider edit lab `id` to `value`, and runs a locked background sync (which
+/// seals the edit into the inbox).
+async fn locked_edit(f: &Fixture, sdk: &ChartLink, id: &str, value: f64) {
     sdk.lock();
     f.advance(2 * 3600 * 1000);
-    let mut edit = admin.resource("Observation", &edited).unwrap().unwrap();
-    edit["valueQuantity"]["value"] = json!(77.7007);
-    admin.put_resource(edit.clone()).unwrap();
+    let admin = f.sb.admin();
+    let mut edit = admin.resource("Observation", id).unwrap().unwrap();
+    edit["valueQuantity"]["value"] = json!(value);
+    admin.put_resource(edit).unwrap();
     sdk.background_sync_with(&SyncBudget::default(), &fast())
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_replayed_envelope_is_refused() {
+    let f = Fixture::new().await;
+    let (sdk, dir, account) = linked_and_synced(&f, "replay").await;
+    let edited = sdk.lab_results().unwrap()[0].id.clone();
+
+    // A locked run brings an edit; the attacker copies the inbox before unlock.
+    locked_edit(&f, &sdk, &edited, 77.7007).await;
     let cols: Vec<String> = columns(&db(&dir), "locked_inbox")
         .into_iter()
         .filter(|c| c != "seq")
@@ -254,13 +266,7 @@ async fn a_replayed_envelope_is_refused() {
     assert_eq!(lab_value(&sdk, &edited), Some(77.7007));
 
     // A later locked run brings a newer edit, applied at unlock.
-    sdk.lock();
-    f.advance(2 * 3600 * 1000);
-    edit["valueQuantity"]["value"] = json!(88.8118);
-    admin.put_resource(edit).unwrap();
-    sdk.background_sync_with(&SyncBudget::default(), &fast())
-        .await
-        .unwrap();
+    locked_edit(&f, &sdk, &edited, 88.8118).await;
     sdk.unlock().unwrap();
     sdk.switch_patient(&account).unwrap();
     assert_eq!(lab_value(&sdk, &edited), Some(88.8118));
@@ -308,22 +314,10 @@ async fn a_replayed_envelope_is_refused() {
 #[tokio::test]
 async fn envelopes_deleted_from_the_end_of_the_inbox_are_missed_and_fetched_again() {
     let f = Fixture::new().await;
-    let dir = temp_dir("tail");
-    let sdk = ChartLink::new(file_config(&dir), host(&f)).unwrap();
-    let account = sdk.link(&f.sb.fhir_base()).await.unwrap().id;
-    sdk.switch_patient(&account).unwrap();
-    sdk.sync_with(&account, &fast(), &mut |_| {}).await.unwrap();
+    let (sdk, dir, account) = linked_and_synced(&f, "tail").await;
     let edited = sdk.lab_results().unwrap()[0].id.clone();
-    let admin = f.sb.admin();
 
-    sdk.lock();
-    f.advance(2 * 3600 * 1000);
-    let mut edit = admin.resource("Observation", &edited).unwrap().unwrap();
-    edit["valueQuantity"]["value"] = json!(66.6006);
-    admin.put_resource(edit).unwrap();
-    sdk.background_sync_with(&SyncBudget::default(), &fast())
-        .await
-        .unwrap();
+    locked_edit(&f, &sdk, &edited, 66.6006).await;
     {
         let c = db(&dir);
         let sealed: i64 = c
@@ -359,14 +353,7 @@ async fn envelopes_deleted_from_the_end_of_the_inbox_are_missed_and_fetched_agai
     assert_eq!(damaged_notices(&sdk), 0, "missed once, not at every unlock");
 
     // A locked pass after that seals above the numbers passed, and is applied.
-    sdk.lock();
-    f.advance(2 * 3600 * 1000);
-    let mut edit = admin.resource("Observation", &edited).unwrap().unwrap();
-    edit["valueQuantity"]["value"] = json!(55.5005);
-    admin.put_resource(edit).unwrap();
-    sdk.background_sync_with(&SyncBudget::default(), &fast())
-        .await
-        .unwrap();
+    locked_edit(&f, &sdk, &edited, 55.5005).await;
     sdk.unlock().unwrap();
     sdk.switch_patient(&account).unwrap();
     assert_eq!(lab_value(&sdk, &edited), Some(55.5005));
